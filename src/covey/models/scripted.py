@@ -1,0 +1,63 @@
+"""`scripted:<path>`: deterministic replay of a script, offline. Powers the demo and tests."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+from covey.messages import Message, TextBlock, ToolUseBlock, Usage, dump_message
+from covey.models.base import ModelRequest, ModelResponse, TextSink
+from covey.models.script import Script, load_script, select_turn, tool_use_id
+from covey.models.tokens import estimate_tokens
+
+__all__ = ["ScriptedModel"]
+
+
+class ScriptedModel:
+    """Answers each request with the script's next turn. Faults in the script are ignored
+    here; they are for the fake provider server."""
+
+    def __init__(self, script: Script, *, name: str = "scripted", context_window: int = 200_000):
+        self._script = script
+        self._name = name
+        self._context_window = context_window
+
+    @classmethod
+    def from_path(cls, path: str | Path) -> ScriptedModel:
+        return cls(load_script(path), name=f"scripted:{path}")
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def context_window(self) -> int:
+        return self._context_window
+
+    async def complete(
+        self, request: ModelRequest, on_text: TextSink | None = None
+    ) -> ModelResponse:
+        index, turn = select_turn(self._script, request.messages, request.agent_name)
+        if turn.delay_s:
+            await asyncio.sleep(turn.delay_s)
+        content: list[TextBlock | ToolUseBlock] = []
+        if turn.text:
+            content.append(TextBlock(text=turn.text))
+            if on_text is not None:
+                on_text(turn.text)
+        for i, call in enumerate(turn.tool_calls):
+            content.append(ToolUseBlock(id=tool_use_id(index, i), name=call.name, input=call.input))
+        message = Message(role="assistant", content=list(content))
+        usage = turn.usage or _estimated_usage(request, message)
+        return ModelResponse(
+            message=message, stop_reason=turn.natural_stop_reason, usage=usage, model="scripted"
+        )
+
+
+def _estimated_usage(request: ModelRequest, reply: Message) -> Usage:
+    sent = request.system + json.dumps([dump_message(m) for m in request.messages])
+    sent += json.dumps([t.input_schema for t in request.tools])
+    return Usage(
+        input=estimate_tokens(sent), output=estimate_tokens(json.dumps(dump_message(reply)))
+    )

@@ -1,0 +1,100 @@
+"""What every tool is: a name, a short description, a typed input, and an async `run`.
+
+Tools get everything they need through a `ToolContext`; there are no globals. A tool signals
+a problem the model should see by raising `ToolError`; its message becomes an error
+tool_result and the run goes on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from covey.errors import ToolError
+from covey.messages import INVALID_ARGUMENTS_KEY
+from covey.models.base import ToolSpec
+
+__all__ = ["AskUser", "SandboxOptions", "Tool", "ToolContext", "ToolInput", "compact_schema"]
+
+AskUser = Callable[[str, list[str]], Awaitable[str]]
+"""Asks the person a question (with optional choices) and returns the answer."""
+
+
+class ToolInput(BaseModel):
+    """Base of tool inputs: unknown keys are refused so a typo reaches the model as an error."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+@dataclass(frozen=True)
+class SandboxOptions:
+    enabled: bool = False
+    network: bool = True
+
+
+@dataclass
+class ToolContext:
+    workspace: Path
+    """The directory the agent works in; every path a tool touches must resolve inside it
+    (or inside one of `extra_dirs`)."""
+    extra_dirs: list[Path] = field(default_factory=list)
+    session_id: str = ""
+    sandbox: SandboxOptions = field(default_factory=SandboxOptions)
+    ask_user: AskUser | None = None
+    """None when nobody can answer (print mode): AskUserQuestion then tells the model so."""
+
+
+InputT = TypeVar("InputT", bound=ToolInput)
+
+
+class Tool(Generic[InputT]):
+    """Subclasses set the class attributes and implement `run`."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    input_model: ClassVar[type[ToolInput]]
+    read_only: ClassVar[bool] = False
+    """True when the tool changes nothing; read-only calls in one turn run concurrently."""
+    edits_files: ClassVar[bool] = False
+    """True for Write/Edit: what acceptEdits mode accepts and path rules apply to."""
+
+    def spec(self) -> ToolSpec:
+        return ToolSpec(self.name, self.description, compact_schema(self.input_model))
+
+    def parse(self, raw: dict[str, Any]) -> InputT:
+        if INVALID_ARGUMENTS_KEY in raw:
+            raise ToolError(
+                f"the arguments for {self.name} were not a JSON object "
+                f"({str(raw[INVALID_ARGUMENTS_KEY])[:200]!r}); call it again with valid JSON"
+            )
+        try:
+            return self.input_model.model_validate(raw)  # type: ignore[return-value]
+        except ValidationError as e:
+            problems = "; ".join(
+                f"{'.'.join(str(x) for x in err['loc']) or 'input'}: {err['msg']}"
+                for err in e.errors()
+            )
+            raise ToolError(f"invalid input for {self.name}: {problems}") from None
+
+    async def run(self, args: InputT, ctx: ToolContext) -> str:
+        raise NotImplementedError
+
+
+def compact_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's JSON schema without pydantic's titles: fewer bytes in every request."""
+    schema = model.model_json_schema(by_alias=True)
+    return _strip_titles(schema)  # type: ignore[no-any-return]
+
+
+def _strip_titles(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {
+            k: _strip_titles(v) for k, v in node.items() if k != "title" or not isinstance(v, str)
+        }
+    if isinstance(node, list):
+        return [_strip_titles(v) for v in node]
+    return node
