@@ -30,7 +30,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from covey.errors import ModelError, UserError
 from covey.messages import Message, Usage
 
-__all__ = ["Script", "ScriptFault", "ScriptToolCall", "ScriptTurn", "load_script", "select_turn"]
+__all__ = [
+    "Script",
+    "ScriptFault",
+    "ScriptToolCall",
+    "ScriptTurn",
+    "load_script",
+    "select_turn",
+    "tool_use_id",
+]
 
 
 class _Strict(BaseModel):

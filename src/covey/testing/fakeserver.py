@@ -1,0 +1,407 @@
+"""A loopback fake provider: speaks the Anthropic Messages API and OpenAI chat completions
+over real HTTP, answering from a script (`covey.models.script`), so the real SDKs, their
+retries and our adapters can be tested offline.
+
+In a test::
+
+    with FakeServer(load_script("turns.yaml"), log_path=tmp_path / "requests.jsonl") as srv:
+        client = anthropic.Anthropic(api_key="k", base_url=srv.url)   # OpenAI: srv.url + "/v1"
+        ...
+        assert srv.requests[0]["turn"] == 0
+
+From a shell (serves until SIGTERM/SIGINT; the port goes to the port file once listening)::
+
+    python -m covey.testing.fakeserver --script turns.yaml --port 0 --port-file port.txt \\
+        [--log requests.jsonl] [--host 127.0.0.1] [--require-key K]
+
+Routes: `POST /v1/messages` (Anthropic) and `POST /v1/chat/completions` (OpenAI), both with
+`"stream": true` (SSE, chunked transfer encoding) or without. The turn answered is the number
+of assistant messages in the request; the `x-covey-agent: NAME` header picks the script's
+`agents[NAME]` turns (else the main turns). A turn beyond the script is a 400.
+
+Fault model: the server counts attempts per (agent header, turn). Attempt N at a turn gets
+the turn's `faults[N]` if there is one, else the normal answer. So `faults: [{status: 429,
+retry_after: 0.1}]` fails the first request and answers the retry. A fault is either
+
+- `status`: that HTTP status with the provider's error body (`retry-after` header if
+  `retry_after` is set; 429 rate limit, 529 overloaded, 500 server error, ...), or
+- `drop`: the stream starts (200, SSE) and the connection is cut without the final
+  zero-length chunk, so the client sees an incomplete chunked read, at `before_blocks` (after
+  the message start / first role chunk), `mid_text` (after some text deltas) or `mid_tool`
+  (after a tool call's start and a fragment of its arguments). A point the reply lacks falls
+  back to `before_blocks`. On a non-streaming request the connection closes with no response.
+
+A fault with neither `status` nor `drop` is a 500. `delay_s` is slept before any answer.
+
+Every request is recorded (`FakeServer.requests` and one JSONL line in the log): time, path,
+agent, turn, attempt, fault, stream, headers (keys redacted) and the JSON body.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TextIO
+from urllib.parse import urlsplit
+
+from covey.errors import UserError
+from covey.messages import Usage
+from covey.models.script import Script, ScriptFault, load_script
+from covey.models.tokens import estimate_tokens
+from covey.testing import _anthropic_wire, _openai_wire
+from covey.testing._wire import Reply, SseStream, to_json
+
+__all__ = ["FakeServer", "main"]
+
+ANTHROPIC_PATH = "/v1/messages"
+OPENAI_PATH = "/v1/chat/completions"
+_SECRET_HEADERS = frozenset({"x-api-key", "authorization", "api-key"})
+_MALFORMED = object()
+
+
+class FakeServer:
+    """The fake provider on a background thread; a context manager that starts and stops it."""
+
+    def __init__(
+        self,
+        script: Script,
+        *,
+        log_path: Path | None = None,
+        require_key: str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.script = script
+        self.log_path = log_path
+        self.require_key = require_key
+        self.requests: list[dict[str, Any]] = []
+        """Every request, as logged (same records as the JSONL log)."""
+        self._address = (host, port)
+        self._lock = threading.Lock()
+        self._attempts: dict[tuple[str | None, int], int] = {}
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._log: TextIO | None = None
+        self._connections: dict[socket.socket, threading.Thread] = {}
+
+    @property
+    def port(self) -> int:
+        if self._httpd is None:
+            raise RuntimeError("FakeServer is not running")
+        return int(self._httpd.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """`http://HOST:PORT`, no trailing slash (OpenAI clients want `url + "/v1"`)."""
+        return f"http://{self._address[0]}:{self.port}"
+
+    def start(self) -> FakeServer:
+        if self.log_path is not None:
+            self._log = self.log_path.open("a", encoding="utf-8")
+        self._httpd = _HTTPServer(self._address, _Handler)
+        self._httpd.fake = self
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, cut open connections (keep-alive clients see them closed) and wait
+        a moment for their threads (one still sleeping a turn's `delay_s` is left behind)."""
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            with self._lock:
+                open_ = dict(self._connections)
+            for conn in open_:
+                _cut(conn)
+            deadline = time.monotonic() + 2.0
+            for thread in open_.values():
+                thread.join(max(0.0, deadline - time.monotonic()))
+            self._httpd.server_close()
+            self._httpd = None
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self) -> FakeServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _next_attempt(self, agent: str | None, turn: int) -> int:
+        with self._lock:
+            n = self._attempts.get((agent, turn), 0)
+            self._attempts[(agent, turn)] = n + 1
+            return n
+
+    def _record(self, record: dict[str, Any]) -> None:
+        with self._lock:
+            self.requests.append(record)
+            if self._log is not None:
+                self._log.write(json.dumps(record, ensure_ascii=False) + "\n")
+                self._log.flush()
+
+    def _track(self, conn: socket.socket, *, open_: bool) -> None:
+        with self._lock:
+            if open_:
+                self._connections[conn] = threading.current_thread()
+            else:
+                self._connections.pop(conn, None)
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    fake: FakeServer
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], OSError):  # a client hung up mid-response
+            super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _HTTPServer
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.fake._track(self.connection, open_=True)
+
+    def finish(self) -> None:
+        self.server.fake._track(self.connection, open_=False)
+        super().finish()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silent: the request log is the record."""
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def _serve(self) -> None:
+        fake = self.server.fake
+        path = urlsplit(self.path).path.rstrip("/")
+        is_openai = path == OPENAI_PATH
+        raw = self.rfile.read(int(self.headers.get("content-length") or 0))
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        agent = headers.get("x-covey-agent")
+        try:
+            body: Any = json.loads(raw) if raw else None
+        except ValueError:
+            body = _MALFORMED
+        stream = isinstance(body, dict) and body.get("stream") is True
+        record: dict[str, Any] = {
+            "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "path": path,
+            "agent": agent,
+            "turn": None,
+            "attempt": None,
+            "fault": None,
+            "stream": stream,
+            "headers": {k: "<redacted>" if k in _SECRET_HEADERS else v for k, v in headers.items()},
+            "body": None if body is _MALFORMED else body,
+        }
+        rejection = self._rejection(path, headers, body)
+        if rejection is not None:
+            fake._record(record)
+            return self._error(*rejection, is_openai)
+        messages = body["messages"]
+        index = sum(1 for m in messages if isinstance(m, dict) and m.get("role") == "assistant")
+        record["turn"] = index
+        turns = fake.script.turns_for(agent)
+        if index >= len(turns):
+            fake._record(record)
+            who = f"agent {agent!r}" if agent in fake.script.agents else "the main agent"
+            return self._error(
+                400,
+                f"fake server: the script for {who} has {len(turns)} turn(s); "
+                f"the conversation asks for turn {index + 1}",
+                is_openai,
+            )
+        turn = turns[index]
+        attempt = fake._next_attempt(agent, index)
+        fault = turn.faults[attempt] if attempt < len(turn.faults) else None
+        record["attempt"] = attempt
+        record["fault"] = fault.model_dump(exclude_none=True) if fault else None
+        fake._record(record)
+        if turn.delay_s:
+            time.sleep(turn.delay_s)
+        if fault is not None and (fault.status is not None or fault.drop is None):
+            return self._fault_status(fault, is_openai)
+        usage = turn.usage or Usage(
+            input=estimate_tokens(raw.decode("utf-8", "replace")),
+            output=estimate_tokens(to_json([turn.text, [c.input for c in turn.tool_calls]])),
+        )
+        model = body.get("model") if isinstance(body.get("model"), str) else "fake-model"
+        reply = Reply(index, turn, model, usage, seed=f"{agent or ''}/{index}")
+        drop = fault.drop if fault is not None else None
+        if drop is not None and not stream:
+            self.close_connection = True
+            return _cut(self.connection)
+        if not stream:
+            answer = _openai_wire.message(reply) if is_openai else _anthropic_wire.message(reply)
+            return self._json(200, answer, self._provider_headers(is_openai))
+        if is_openai:
+            options = body.get("stream_options")
+            include_usage = isinstance(options, dict) and options.get("include_usage") is True
+            events = _openai_wire.stream(reply, include_usage=include_usage)
+        else:
+            events = _anthropic_wire.stream(reply)
+        self._sse(events, events.cut_for(drop) if drop else None, self._provider_headers(is_openai))
+
+    def _rejection(self, path: str, headers: dict[str, str], body: Any) -> tuple[int, str] | None:
+        """(status, message) when the request is not one the script can answer."""
+        if path not in (ANTHROPIC_PATH, OPENAI_PATH) or self.command != "POST":
+            return 404, f"fake server: no route for {self.command} {path}"
+        key = headers.get("x-api-key") or _bearer(headers.get("authorization", ""))
+        if not key:
+            return 401, "fake server: missing x-api-key or Authorization: Bearer header"
+        if self.server.fake.require_key not in (None, key):
+            return 401, "fake server: invalid API key"
+        if body is _MALFORMED:
+            return 400, "fake server: the request body is not valid JSON"
+        if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+            return 400, "fake server: the request body has no messages list"
+        return None
+
+    def _provider_headers(self, is_openai: bool, *, limited: bool = False) -> dict[str, str]:
+        seen = len(self.server.fake.requests)
+        if is_openai:
+            return _openai_wire.headers(_openai_wire.request_id(), seen, limited=limited)
+        return _anthropic_wire.headers(_anthropic_wire.request_id(), seen, limited=limited)
+
+    def _error(
+        self, status: int, message: str, is_openai: bool, extra: dict[str, str] | None = None
+    ) -> None:
+        headers = self._provider_headers(is_openai, limited=status == 429) | (extra or {})
+        if is_openai:
+            body = _openai_wire.error_body(status, message)
+        else:
+            body = _anthropic_wire.error_body(status, message, headers["request-id"])
+        self._json(status, body, headers)
+
+    def _fault_status(self, fault: ScriptFault, is_openai: bool) -> None:
+        status = fault.status or 500
+        extra = {}
+        if fault.retry_after is not None:
+            extra["retry-after"] = f"{fault.retry_after:g}"
+        message = fault.message or f"fake server: scripted {status} ({_reason(status)})"
+        self._error(status, message, is_openai, extra)
+
+    def _json(self, status: int, body: dict[str, Any], headers: dict[str, str]) -> None:
+        data = to_json(body).encode()
+        self.send_response(status, _reason(status))
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _sse(self, events: SseStream, cut: int | None, headers: dict[str, str]) -> None:
+        """Send frames as HTTP chunks; with `cut`, stop after that many and drop the socket."""
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream; charset=utf-8")
+        self.send_header("cache-control", "no-cache")
+        self.send_header("transfer-encoding", "chunked")
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        for frame in events.frames[:cut]:
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(frame), frame))
+        if cut is not None:
+            self.close_connection = True
+            return _cut(self.connection)
+        self.wfile.write(b"0\r\n\r\n")
+
+
+def _bearer(value: str) -> str:
+    scheme, _, token = value.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def _reason(status: int) -> str:
+    if status == 529:
+        return "Overloaded"
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def _cut(conn: socket.socket) -> None:
+    """End a connection abruptly: no more bytes (no final chunk), both directions shut."""
+    with contextlib.suppress(OSError):
+        conn.shutdown(socket.SHUT_RDWR)
+
+
+def _write_port_file(path: Path, port: int) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(f"{port}\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m covey.testing.fakeserver", description="Serve a script as a fake provider."
+    )
+    parser.add_argument("--script", required=True, type=Path, help="script file (YAML or JSON)")
+    parser.add_argument("--port", type=int, default=0, help="port to listen on; 0 picks one")
+    parser.add_argument("--port-file", type=Path, help="write the port here once listening")
+    parser.add_argument("--log", type=Path, help="append one JSON line per request here")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--require-key", help="reject requests that carry a different key")
+    args = parser.parse_args(argv)
+    prog = parser.prog
+    try:
+        script = load_script(args.script)
+        server = FakeServer(
+            script, log_path=args.log, require_key=args.require_key, host=args.host, port=args.port
+        )
+        try:
+            server.start()
+        except OSError as e:
+            raise UserError(
+                f"cannot listen on {args.host}:{args.port}: {e.strerror or e}"
+            ) from None
+    except UserError as e:
+        print(f"{prog}: {e}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        if args.port_file is not None:
+            _write_port_file(args.port_file, server.port)
+        print(f"fake provider listening on {server.url}", flush=True)
+        stop.wait()
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
