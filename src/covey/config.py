@@ -1,0 +1,333 @@
+"""Settings files: one pydantic model per component, loaded and merged by precedence.
+
+Highest precedence first: CLI overrides > `<project>/.covey/settings.local.json` >
+`<project>/.covey/settings.json` > `$COVEY_HOME/settings.json`. Each file is validated on its
+own, so an error names the file; then they merge: objects deeply, arrays concatenated without
+duplicates (so a deny anywhere survives), scalars from the highest layer. Unknown keys are
+kept and reported as warnings. Keys are camelCase, as in Claude Code's settings.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import types
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import ErrorDetails
+
+from covey.errors import UserError
+
+__all__ = [
+    "LoadedSettings",
+    "PermissionMode",
+    "PermissionSettings",
+    "RetrySettings",
+    "SandboxSettings",
+    "Settings",
+    "covey_home",
+    "effective_env",
+    "find_project_root",
+    "load_settings",
+    "split_permission_rule",
+]
+
+PermissionMode = Literal["default", "acceptEdits", "plan", "dontAsk", "bypassPermissions"]
+
+_NAME = re.compile(r"[A-Za-z0-9_.*-]+")
+_MCP_GLOB = re.compile(r"mcp__[A-Za-z0-9_.-]+__[A-Za-z0-9_.*-]*")
+
+
+def split_permission_rule(rule: str) -> tuple[str, str | None]:
+    """`"Bash(git *)"` → `("Bash", "git *")`, `"Read"` → `("Read", None)`.
+
+    Raises ValueError with a one-line reason when the rule is malformed.
+    """
+    text = rule.strip()
+    if not text:
+        raise ValueError("empty rule")
+    if "(" not in text and ")" not in text:
+        name, spec = text, None
+    else:
+        i = text.find("(")
+        if i < 0 or not text.endswith(")") or not _balanced(text[i + 1 : -1]):
+            raise ValueError(f"unbalanced parentheses in rule {text!r}; write Tool(specifier)")
+        name, spec = text[:i], text[i + 1 : -1]
+        if not spec.strip():
+            raise ValueError(f"empty specifier in rule {text!r}; write {name!r} for every call")
+    if not _NAME.fullmatch(name):
+        raise ValueError(f"invalid tool name {name!r} in rule {text!r}")
+    if "*" in name and not _MCP_GLOB.fullmatch(name):
+        raise ValueError(f"'*' in rule {text!r}: tool names take '*' only after mcp__<server>__")
+    return name, spec
+
+
+def _balanced(spec: str) -> bool:
+    depth = 0
+    for ch in spec:
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+def _check_rule(rule: str) -> str:
+    split_permission_rule(rule)
+    return rule.strip()
+
+
+PermissionRule = Annotated[str, AfterValidator(_check_rule)]
+_MODEL = ConfigDict(extra="allow", strict=True, use_attribute_docstrings=True)
+
+
+class PermissionSettings(BaseModel):
+    """What tools may do without asking (`permissions` in settings.json)."""
+
+    model_config = _MODEL
+    allow: list[PermissionRule] = Field(default_factory=list)
+    """Rules for tool calls that run without asking, e.g. `Bash(npm test)`, `Edit(src/**)`."""
+    ask: list[PermissionRule] = Field(default_factory=list)
+    """Rules for tool calls that always ask first (in dontAsk mode: are denied)."""
+    deny: list[PermissionRule] = Field(default_factory=list)
+    """Rules for tool calls that never run; a deny in any file wins over any allow."""
+    defaultMode: PermissionMode | None = None
+    """The permission mode a session starts in; None means `default`."""
+    additionalDirectories: list[str] = Field(default_factory=list)
+    """More directories the agent may work in (relative ones are under the project root)."""
+
+
+class SandboxSettings(BaseModel):
+    """Isolation for Bash commands (`sandbox`)."""
+
+    model_config = _MODEL
+    enabled: bool = False
+    """Run Bash commands inside a sandbox (bubblewrap)."""
+    network: bool = True
+    """Whether sandboxed commands may use the network."""
+
+
+class RetrySettings(BaseModel):
+    """Retries of failed model requests (`retries`)."""
+
+    model_config = _MODEL
+    maxRetries: int = Field(default=10, ge=0, le=100)
+    """How many times a failed model request is retried (5xx, 529, 429, dropped connections)."""
+    initialDelay: float = Field(default=0.5, ge=0)
+    """Seconds before the first retry; each later retry doubles it, with jitter."""
+    maxDelay: float = Field(default=32.0, ge=0)
+    """The longest wait between two retries, in seconds (a `retry-after` header may exceed it)."""
+
+
+class Settings(BaseModel):
+    """One settings file, or all of them merged."""
+
+    model_config = _MODEL
+    permissions: PermissionSettings = Field(default_factory=PermissionSettings)
+    """Permission rules and the default mode."""
+    env: dict[str, str] = Field(default_factory=dict)
+    """Environment variables set for the session; they win over the inherited environment."""
+    model: str | None = None
+    """The model to use: an alias (`sonnet`) or `provider:model-id`."""
+    modelAliases: dict[str, str] = Field(default_factory=dict)
+    """Aliases to models, e.g. {"sonnet": "openai:gpt-5"}; merged over the built-in ones."""
+    sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+    """How Bash commands are isolated."""
+    retries: RetrySettings = Field(default_factory=RetrySettings)
+    """How model requests are retried."""
+    hooks: dict[str, Any] = Field(default_factory=dict)
+    """Command hooks by event, in Claude Code's shape (kept as-is here)."""
+    autoCompactWindow: int | None = Field(default=None, gt=0)
+    """Tokens of context at which the conversation is compacted; None: near the model's limit."""
+
+
+@dataclass
+class LoadedSettings:
+    settings: Settings
+    """The merged, validated settings."""
+    project_root: Path
+    """The nearest ancestor of the working directory holding `.covey/` or `.git`."""
+    files: list[Path] = field(default_factory=list)
+    """The settings files that existed, lowest precedence first."""
+    warnings: list[str] = field(default_factory=list)
+    """One line per unknown key."""
+
+
+def covey_home() -> Path:
+    """Where user state lives: `$COVEY_HOME`, or `~/.covey`."""
+    return Path(os.environ.get("COVEY_HOME") or "~/.covey").expanduser()
+
+
+def find_project_root(cwd: Path) -> Path:
+    """The nearest ancestor of `cwd` (itself included) with `.covey/` or `.git`, else `cwd`.
+
+    A `.covey/` that is `$COVEY_HOME` (the usual `~/.covey`) does not make a project.
+    """
+    start = cwd.resolve()
+    home = covey_home().resolve()
+    for d in (start, *start.parents):
+        if (d / ".git").exists():
+            return d
+        marker = d / ".covey"
+        if marker.is_dir() and marker.resolve() != home:
+            return d
+    return start
+
+
+def load_settings(cwd: Path, *, overrides: dict[str, Any] | None = None) -> LoadedSettings:
+    """Read, validate and merge every settings layer for a session started in `cwd`."""
+    root = find_project_root(cwd)
+    loaded = LoadedSettings(Settings(), root)
+    merged: dict[str, Any] = {}
+    seen: set[Path] = set()
+    for path in (
+        covey_home() / "settings.json",
+        root / ".covey" / "settings.json",
+        root / ".covey" / "settings.local.json",
+    ):
+        if path.resolve() in seen or (data := _read(path)) is None:
+            continue
+        seen.add(path.resolve())
+        loaded.files.append(path)
+        loaded.warnings += _validate(data, str(path))
+        merged = _merge(merged, data)
+    if overrides:
+        loaded.warnings += _validate(overrides, "command line")
+        merged = _merge(merged, overrides)
+    loaded.settings = Settings.model_validate(merged)
+    return loaded
+
+
+def effective_env(settings: Settings, environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment for tools and providers: `environ` with the settings `env` block on top.
+
+    As in Claude Code, the settings `env` applies to the process, so for the keys it names it
+    wins over the inherited environment.
+    """
+    return {**environ, **settings.env}
+
+
+def _read(path: Path) -> dict[str, Any] | None:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not UTF-8 text; save it as UTF-8 JSON") from None
+    except OSError as e:
+        raise UserError(f"{path}: cannot read: {e.strerror}") from None
+    if not text.strip():
+        return {}
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise UserError(
+            f"{path}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}"
+        ) from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: settings must be a JSON object (got {_kind(data)})")
+    return data
+
+
+def _validate(data: dict[str, Any], source: str) -> list[str]:
+    """Validate one layer alone; raise a one-line UserError, or return unknown-key warnings."""
+    try:
+        model = Settings.model_validate(data)
+    except ValidationError as e:
+        errors = e.errors()
+        n = len(errors) - 1
+        more = f" (and {n} more problem{'s' if n > 1 else ''})" if n else ""
+        raise UserError(f"{source}: {_describe_error(errors[0])}{more}") from None
+    return [
+        f"unknown key '{key}' in {source}; it is kept but ignored" for key in _unknown(model, "")
+    ]
+
+
+def _unknown(model: BaseModel, prefix: str) -> Iterator[str]:
+    for key in model.model_extra or {}:
+        yield prefix + key
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(value, BaseModel):
+            yield from _unknown(value, f"{prefix}{name}.")
+
+
+def _merge(low: Any, high: Any) -> Any:
+    """`high` over `low`: objects merge deeply, arrays concatenate without duplicates."""
+    if isinstance(high, dict):
+        out = dict(low) if isinstance(low, dict) else {}
+        for key, value in high.items():
+            out[key] = _merge(out.get(key), value)
+        return out
+    if isinstance(high, list):
+        out_list: list[Any] = []
+        for item in (low if isinstance(low, list) else []) + high:
+            if item not in out_list:
+                out_list.append(item)
+        return out_list
+    return high
+
+
+def _describe_error(err: ErrorDetails) -> str:
+    loc = err["loc"]
+    key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+    if err["type"] == "value_error":  # a malformed permission rule
+        return f"key {key}: {err.get('ctx', {}).get('error', err['msg'])}"
+    ann, meta = _annotation_at(loc)
+    expected = _expected(ann, meta) if ann is not None else err["msg"].lower()
+    value = err["input"]
+    wrong_type = err["type"].endswith(("_type", "_parsing")) or err["type"] == "literal_error"
+    got = _kind(value) if wrong_type and err["type"] != "literal_error" else json.dumps(value)
+    return f"key {key} must be {expected} (got {got})"
+
+
+def _annotation_at(loc: tuple[int | str, ...]) -> tuple[Any, list[Any]]:
+    ann: Any = Settings
+    meta: list[Any] = []
+    for part in loc:
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            info = ann.model_fields.get(str(part))
+            if info is None:
+                return None, []
+            ann, meta = info.annotation, list(info.metadata)
+        elif get_origin(ann) in (list, dict):
+            ann, meta = get_args(ann)[-1], []
+        else:
+            return None, []
+        if get_origin(ann) is Annotated:
+            ann = get_args(ann)[0]
+    return ann, meta
+
+
+def _expected(ann: Any, meta: list[Any]) -> str:
+    origin, args = get_origin(ann), get_args(ann)
+    if origin in (Union, types.UnionType) and type(None) in args:
+        rest = [a for a in args if a is not type(None)]
+        return f"{_expected(rest[0], meta)} or null"
+    if origin is Literal:
+        return "one of " + ", ".join(str(a) for a in args)
+    if origin in (list, dict):
+        inner = get_args(args[-1])[0] if get_origin(args[-1]) is Annotated else args[-1]
+        what = "a list" if origin is list else "an object"
+        return f"{what} of strings" if inner is str else what
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        return "an object"
+    base = {str: "a string", bool: "true or false", int: "an integer", float: "a number"}
+    limits = {a: getattr(m, a) for m in meta for a in ("ge", "gt", "le", "lt") if hasattr(m, a)}
+    text = base.get(ann, "any value")
+    if "ge" in limits and "le" in limits:
+        return f"{text} from {limits['ge']} to {limits['le']}"
+    words = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
+    bounds = " and ".join(f"{words[a]} {v}" for a, v in limits.items())
+    return f"{text} {bounds}" if bounds else text
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    names = {bool: "bool", int: "int", float: "float", str: "string", list: "list", dict: "object"}
+    return names.get(type(value), type(value).__name__)
