@@ -22,3 +22,22 @@ def covey_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mon
     for var in _PROVIDER_VARS:
         monkeypatch.delenv(var, raising=False)
     return home
+
+
+@pytest.fixture
+def git_repo(tmp_path: Path) -> Path:
+    """A real git repository with one commit."""
+    import subprocess
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for args in (
+        ["init", "-q", "-b", "main"],
+        ["config", "user.email", "test@covey.invalid"],
+        ["config", "user.name", "covey test"],
+    ):
+        subprocess.run(["git", *args], cwd=repo, check=True)
+    (repo / "README.md").write_text("sample\n")
+    subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
+    subprocess.run(["git", "commit", "-q", "-m", "init"], cwd=repo, check=True)
+    return repo

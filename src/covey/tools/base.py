@@ -63,7 +63,7 @@ class Tool(Generic[InputT]):
     """True for Write/Edit: what acceptEdits mode accepts and path rules apply to."""
 
     def spec(self) -> ToolSpec:
-        return ToolSpec(self.name, self.description, compact_schema(self.input_model))
+        return _spec_of(type(self))
 
     def parse(self, raw: dict[str, Any]) -> InputT:
         if INVALID_ARGUMENTS_KEY in raw:
@@ -80,8 +80,24 @@ class Tool(Generic[InputT]):
             )
             raise ToolError(f"invalid input for {self.name}: {problems}") from None
 
+    def validate(self, args: InputT, ctx: ToolContext) -> None:
+        """Checks that no permission can waive (a path outside the workspace), run before
+        the permission check so a call that cannot succeed is never asked about."""
+
     async def run(self, args: InputT, ctx: ToolContext) -> str:
         raise NotImplementedError
+
+
+_SPECS: dict[type, ToolSpec] = {}
+
+
+def _spec_of(tool_class: type[Tool[Any]]) -> ToolSpec:
+    """Schemas are built once per tool class, not on every request."""
+    spec = _SPECS.get(tool_class)
+    if spec is None:
+        schema = compact_schema(tool_class.input_model)
+        spec = _SPECS[tool_class] = ToolSpec(tool_class.name, tool_class.description, schema)
+    return spec
 
 
 def compact_schema(model: type[BaseModel]) -> dict[str, Any]:

@@ -1,0 +1,135 @@
+"""Fixed per-request overhead (system prompt + tool schemas) and the loop's own cost per turn.
+
+    .venv/bin/python bench/overhead.py [--turns 1000]
+
+Prints a table. The overhead is what every request carries before any conversation; Claude
+Code 2.1.197 sends about 78,000 bytes of system prompt and tool definitions (the figure the
+issue cites). The loop cost is measured with the scripted model (no network, no delay), each
+turn one Read tool call of a small file, so it is covey's own work per turn: building the
+request, running the tool, checking permissions, appending messages and emitting events.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from covey.agent import Agent
+from covey.agent.prompt import build_system_prompt
+from covey.messages import Usage
+from covey.models.script import Script, ScriptToolCall, ScriptTurn
+from covey.models.scripted import ScriptedModel
+from covey.models.tokens import estimate_tokens
+from covey.tools import core_tools
+from covey.tools.base import ToolContext
+from covey.tools.permissions import PermissionPolicy
+
+CLAUDE_CODE_BYTES = 78_000
+TARGET_BYTES = 15_000
+TARGET_MS_PER_TURN = 2.0
+
+
+def request_overhead(workspace: Path) -> tuple[int, int, int]:
+    """Bytes of the system prompt and of the tool definitions, as sent to the API."""
+    system = build_system_prompt(workspace)
+    tools = [
+        {"name": s.name, "description": s.description, "input_schema": s.input_schema}
+        for s in (t.spec() for t in core_tools())
+    ]
+    return len(system.encode()), len(json.dumps(tools).encode()), len(tools)
+
+
+def loop_cost(workspace: Path, turns: int) -> list[float]:
+    """Seconds per turn for `turns` turns, each one Read call."""
+    (workspace / "small.txt").write_text("hello\n" * 20)
+    usage = Usage(input=100, output=10)
+    script = Script(
+        turns=[
+            ScriptTurn(
+                tool_calls=[ScriptToolCall(name="Read", input={"file_path": "small.txt"})],
+                usage=usage,
+            )
+            for _ in range(turns)
+        ]
+        + [ScriptTurn(text="done", usage=usage)]
+    )
+    policy = PermissionPolicy("default", [], [], [], project_root=workspace, workspace=workspace)
+    times: list[float] = []
+    last = [time.perf_counter()]
+
+    def tick(event: object) -> None:
+        from covey.agent import MessageAdded
+
+        if isinstance(event, MessageAdded) and event.message.role == "user":
+            now = time.perf_counter()
+            times.append(now - last[0])
+            last[0] = now
+
+    agent = Agent(
+        ScriptedModel(script),
+        core_tools(),
+        build_system_prompt(workspace),
+        ToolContext(workspace=workspace),
+        policy,
+        observers=[tick],
+    )
+    asyncio.run(agent.run("read small.txt many times"))
+    return times[1:]  # the first interval is the prompt itself
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--turns", type=int, default=1000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        ws = Path(tmp)
+        system_b, tools_b, n_tools = request_overhead(ws)
+        per_turn = loop_cost(ws, args.turns)
+    total = system_b + tools_b
+    ms = [t * 1000 for t in per_turn]
+    median = statistics.median(ms)
+    p99 = statistics.quantiles(ms, n=100)[98]
+    rows = [
+        ("system prompt", f"{system_b:,} B", f"~{estimate_tokens('x' * system_b):,} tok", ""),
+        (
+            f"tool schemas ({n_tools} tools)",
+            f"{tools_b:,} B",
+            f"~{estimate_tokens('x' * tools_b):,} tok",
+            "",
+        ),
+        (
+            "fixed overhead per request",
+            f"{total:,} B",
+            f"~{estimate_tokens('x' * total):,} tok",
+            f"target ≤ {TARGET_BYTES:,} B: {'met' if total <= TARGET_BYTES else 'MISSED'}",
+        ),
+        (
+            "vs Claude Code 2.1.197 (~78,000 B)",
+            f"{total / CLAUDE_CODE_BYTES:.3f}×",
+            f"{CLAUDE_CODE_BYTES / total:.1f}× smaller",
+            "",
+        ),
+        (
+            f"loop cost per turn, median ({len(ms)} turns)",
+            f"{median:.3f} ms",
+            "",
+            f"target ≤ {TARGET_MS_PER_TURN} ms: "
+            f"{'met' if median <= TARGET_MS_PER_TURN else 'MISSED'}",
+        ),
+        ("loop cost per turn, p99", f"{p99:.3f} ms", "", ""),
+        ("loop cost per turn, mean", f"{statistics.fmean(ms):.3f} ms", "", ""),
+    ]
+    width = max(len(r[0]) for r in rows)
+    print(f"| {'measure'.ljust(width)} | value | tokens / ratio | target |")
+    print(f"|{'-' * (width + 2)}|---|---|---|")
+    for name, value, extra, target in rows:
+        print(f"| {name.ljust(width)} | {value} | {extra} | {target} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+from covey.cli.main import main
+
+main()

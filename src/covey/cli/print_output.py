@@ -1,0 +1,123 @@
+"""Print-mode output in Claude Code's shapes: text, json (one result), stream-json (a line each).
+
+init       {"type":"system","subtype":"init","session_id","cwd","model","tools","permissionMode"}
+assistant  {"type":"assistant","message":{…Anthropic message…},"session_id",…}
+user       {"type":"user","message":{"role":"user","content":[tool_result…]},"session_id",…}
+result     {"type":"result","subtype","is_error","result","session_id","num_turns",
+            "duration_ms","total_cost_usd","usage","permission_denials"}
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, TextIO
+
+from covey.agent import AgentEvent, MessageAdded, RunResult
+from covey.messages import Usage, dump_message
+from covey.models.retry import RetryNotice
+from covey.sessions.runner import PreparedSession
+
+__all__ = ["OUTPUT_FORMATS", "PrintOutput"]
+
+OUTPUT_FORMATS = ("text", "json", "stream-json")
+
+
+class PrintOutput:
+    def __init__(self, fmt: str, out: TextIO | None = None, err: TextIO | None = None):
+        self.fmt = fmt
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+        self.session_id = ""
+
+    def _line(self, obj: dict[str, Any]) -> None:
+        self.out.write(json.dumps(obj, ensure_ascii=False) + "\n")
+        self.out.flush()
+
+    def start(self, session: PreparedSession) -> None:
+        self.session_id = session.session_id
+        for warning in session.warnings:
+            self.err.write(f"covey: warning: {warning}\n")
+        if self.fmt == "stream-json":
+            self._line(
+                {
+                    "type": "system",
+                    "subtype": "init",
+                    "session_id": session.session_id,
+                    "cwd": str(session.cwd),
+                    "model": session.model_name,
+                    "tools": session.tool_names,
+                    "permissionMode": session.permission_mode,
+                }
+            )
+
+    def event(self, event: AgentEvent) -> None:
+        if self.fmt != "stream-json" or not isinstance(event, MessageAdded):
+            return
+        body = dump_message(event.message)
+        if event.message.role == "assistant":
+            body.update(
+                type="message",
+                model=event.model,
+                stop_reason=event.stop_reason,
+                usage=(event.usage or Usage()).to_anthropic(),
+            )
+        elif not event.message.tool_results:
+            return  # the prompt itself is not echoed, as in Claude Code
+        self._line(
+            {
+                "type": event.message.role,
+                "message": body,
+                "parent_tool_use_id": None,
+                "session_id": self.session_id,
+            }
+        )
+
+    def retry(self, notice: RetryNotice) -> None:
+        if self.fmt == "stream-json":
+            self._line(
+                {
+                    "type": "system",
+                    "subtype": "api_retry",
+                    "attempt": notice.attempt,
+                    "max_retries": notice.max_retries,
+                    "retry_delay_ms": int(notice.delay_s * 1000),
+                    "error": notice.reason,
+                    "session_id": self.session_id,
+                }
+            )
+        else:
+            self.err.write(
+                f"covey: retrying in {notice.delay_s:.1f}s · attempt "
+                f"{notice.attempt}/{notice.max_retries} ({notice.reason})\n"
+            )
+
+    def finish(
+        self,
+        session: PreparedSession,
+        result: RunResult | None,
+        error: str | None = None,
+        subtype: str = "success",
+    ) -> None:
+        agent = session.agent
+        text = result.result if result else (error or "")
+        if self.fmt == "text":
+            if error:
+                self.err.write(f"covey: {error}\n")
+            elif text:
+                self.out.write(text.rstrip("\n") + "\n")
+            return
+        self._line(
+            {
+                "type": "result",
+                "subtype": subtype,
+                "is_error": error is not None,
+                "result": text,
+                "session_id": session.session_id,
+                "num_turns": agent.num_turns,
+                "duration_ms": result.duration_ms if result else None,
+                "total_cost_usd": round(session.cost.total_usd, 6),
+                "usage": agent.usage.to_anthropic(),
+                "permission_denials": agent.permission_denials,
+            }
+        )

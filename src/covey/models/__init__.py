@@ -1,0 +1,1 @@
+"""Model adapters: the `Model` protocol, providers, the scripted model, pricing."""

@@ -1,0 +1,317 @@
+"""`anthropic:<id>`: the Anthropic Messages API through the official SDK, streaming.
+
+The SDK's own retries are off (`max_retries=0`): covey retries (`covey.models.retry`), so that
+a stream that drops after a tool call began is *not* repeated. Errors are translated into
+`covey.errors` here and in `_http`, nowhere else.
+
+Prompt caching: breakpoints on the system prompt, the last tool definition and the last
+content block of the last message (3 of the API's 4), so each turn reads the previous
+turn's prefix from the cache.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import anthropic
+import httpx2
+from anthropic import types as wire
+
+from covey.errors import ContextOverflowError, CredentialsError, ModelError
+from covey.messages import (
+    INVALID_ARGUMENTS_KEY,
+    Message,
+    TextBlock,
+    ToolResultBlock,
+    ToolUseBlock,
+    Usage,
+)
+from covey.models._http import (
+    Endpoint,
+    connection_failure,
+    one_line,
+    ssl_context,
+    status_failure,
+    stream_error_failure,
+    unless_tool_began,
+)
+from covey.models.base import ModelRequest, ModelResponse, TextSink
+from covey.models.retry import Retryable, RetryCallback, RetryPolicy, retrying
+
+__all__ = ["AnthropicModel", "build_request"]
+
+DEFAULT_BASE_URL = "https://api.anthropic.com"
+_EPHEMERAL = {"type": "ephemeral"}
+_DEFAULT_RETRY = RetryPolicy()
+_MISSING_KEY = 'ANTHROPIC_API_KEY is not set: export it, or put it in the settings "env" block'
+
+
+class AnthropicModel:
+    """A Claude model behind the Messages API (or any server speaking it).
+
+    `on_text` receives text deltas as they stream; if a stream drops and is retried, the
+    text of the new attempt is streamed again from its start.
+    """
+
+    def __init__(
+        self,
+        model_id: str,
+        *,
+        api_key: str | None = None,
+        auth_token: str | None = None,
+        base_url: str | None = None,
+        retry: RetryPolicy = _DEFAULT_RETRY,
+        on_retry: RetryCallback | None = None,
+        max_tokens: int = 16_000,
+        context_window: int = 200_000,
+    ) -> None:
+        if not api_key and not auth_token:
+            raise CredentialsError(_MISSING_KEY)
+        self._model_id = model_id
+        # The SDK refuses both at once; like the SDK with both variables set, the key wins.
+        self._credential = {"api_key": api_key} if api_key else {"auth_token": auth_token}
+        self._endpoint = Endpoint(
+            provider="anthropic",
+            base_url=(base_url or DEFAULT_BASE_URL).rstrip("/"),
+            key_var="ANTHROPIC_API_KEY" if api_key else "ANTHROPIC_AUTH_TOKEN",
+        )
+        self._retry = retry
+        self._on_retry = on_retry
+        self._max_tokens = max_tokens
+        self._context_window = context_window
+
+    @classmethod
+    def from_env(
+        cls,
+        model_id: str,
+        env: Mapping[str, str],
+        *,
+        retry: RetryPolicy = _DEFAULT_RETRY,
+        on_retry: RetryCallback | None = None,
+    ) -> AnthropicModel:
+        """Credentials from `env` (the process environment merged with settings `env`):
+        `ANTHROPIC_API_KEY` or `ANTHROPIC_AUTH_TOKEN`, and optionally `ANTHROPIC_BASE_URL`."""
+        api_key = env.get("ANTHROPIC_API_KEY") or None
+        auth_token = env.get("ANTHROPIC_AUTH_TOKEN") or None
+        if not api_key and not auth_token:
+            raise CredentialsError(_MISSING_KEY)
+        return cls(
+            model_id,
+            api_key=api_key,
+            auth_token=None if api_key else auth_token,
+            base_url=env.get("ANTHROPIC_BASE_URL") or None,
+            retry=retry,
+            on_retry=on_retry,
+        )
+
+    @property
+    def name(self) -> str:
+        return f"anthropic:{self._model_id}"
+
+    @property
+    def context_window(self) -> int:
+        return self._context_window
+
+    async def complete(
+        self, request: ModelRequest, on_text: TextSink | None = None
+    ) -> ModelResponse:
+        body = build_request(request, self._model_id, min(request.max_tokens, self._max_tokens))
+        headers = {"x-covey-agent": request.agent_name} if request.agent_name else {}
+        # A client per call, closed at its end: no connection outlives the event loop that
+        # opened it. The TLS context, the costly part, is shared.
+        async with anthropic.DefaultAsyncHttpxClient(verify=ssl_context()) as http:
+            client = anthropic.AsyncAnthropic(
+                **self._credential,
+                base_url=self._endpoint.base_url,
+                max_retries=0,
+                http_client=http,
+            )
+            return await retrying(
+                "anthropic",
+                lambda: self._attempt(client, body, headers, on_text),
+                self._retry,
+                self._on_retry,
+            )
+
+    async def _attempt(
+        self,
+        client: anthropic.AsyncAnthropic,
+        body: dict[str, Any],
+        headers: dict[str, str],
+        on_text: TextSink | None,
+    ) -> ModelResponse:
+        reply = _Reply(on_text)
+        endpoint = self._endpoint
+        try:
+            stream = await client.messages.create(**body, stream=True, extra_headers=headers)
+            async with stream:
+                async for event in stream:
+                    reply.feed(event)
+        except anthropic.APIStatusError as e:
+            message = e.api_message or e.message
+            if e.status_code < 400:  # an `error` event inside a stream that began with 200
+                failure = stream_error_failure(endpoint, e.type, message)
+                raise unless_tool_began(endpoint, failure, reply.tool_began) from e
+            raise status_failure(
+                endpoint, e.status_code, message, kind=e.type, headers=e.response.headers
+            ) from e
+        except (anthropic.APIConnectionError, httpx2.HTTPError) as e:
+            raise unless_tool_began(endpoint, connection_failure(e), reply.tool_began) from e
+        except anthropic.APIError as e:  # e.g. a response that does not parse
+            raise ModelError(f"anthropic: {one_line(e.message)}") from e
+        if not reply.done:
+            failure = Retryable("the stream ended before message_stop")
+            raise unless_tool_began(endpoint, failure, reply.tool_began)
+        if reply.stop_reason == "model_context_window_exceeded":
+            raise ContextOverflowError(
+                "anthropic: the conversation filled the model's context window "
+                "(stop_reason model_context_window_exceeded)"
+            )
+        return reply.response(self._model_id)
+
+
+def build_request(request: ModelRequest, model_id: str, max_tokens: int) -> dict[str, Any]:
+    """The Messages API body (without `stream`), with the cache breakpoints set."""
+    body: dict[str, Any] = {
+        "model": model_id,
+        "max_tokens": max_tokens,
+        "messages": _messages(request.messages),
+    }
+    if request.system:
+        body["system"] = [{"type": "text", "text": request.system, "cache_control": _EPHEMERAL}]
+    if request.tools:
+        tools = [
+            {"name": t.name, "description": t.description, "input_schema": t.input_schema}
+            for t in request.tools
+        ]
+        tools[-1]["cache_control"] = _EPHEMERAL
+        body["tools"] = tools
+    return body
+
+
+def _messages(messages: list[Message]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for message in messages:
+        blocks = [_block(b) for b in message.content if not isinstance(b, TextBlock) or b.text]
+        out.append({"role": message.role, "content": blocks})
+    if out and out[-1]["content"]:
+        out[-1]["content"][-1]["cache_control"] = _EPHEMERAL
+    return out
+
+
+def _block(block: TextBlock | ToolUseBlock | ToolResultBlock) -> dict[str, Any]:
+    if isinstance(block, TextBlock):
+        return {"type": "text", "text": block.text}
+    if isinstance(block, ToolUseBlock):
+        return {"type": "tool_use", "id": block.id, "name": block.name, "input": block.input}
+    result: dict[str, Any] = {
+        "type": "tool_result",
+        "tool_use_id": block.tool_use_id,
+        "content": block.content,
+    }
+    if block.is_error:
+        result["is_error"] = True
+    return result
+
+
+@dataclass
+class _ToolPart:
+    id: str
+    name: str
+    start_input: dict[str, Any]
+    json_parts: list[str] = field(default_factory=list)
+
+    def block(self) -> ToolUseBlock:
+        raw = "".join(self.json_parts)
+        if not raw.strip():
+            return ToolUseBlock(id=self.id, name=self.name, input=self.start_input)
+        try:
+            parsed = json.loads(raw)
+        except json.JSONDecodeError:
+            parsed = None
+        if not isinstance(parsed, dict):
+            parsed = {INVALID_ARGUMENTS_KEY: raw}
+        return ToolUseBlock(id=self.id, name=self.name, input=parsed)
+
+
+class _Reply:
+    """The assistant message, assembled from stream events as they come."""
+
+    def __init__(self, on_text: TextSink | None) -> None:
+        self.on_text = on_text
+        self.model = ""
+        self.blocks: dict[int, list[str] | _ToolPart] = {}
+        self.usage: dict[str, int] = {}
+        self.stop_reason: str | None = None
+        self.done = False
+        self.tool_began = False
+
+    def feed(self, event: object) -> None:
+        if isinstance(event, wire.RawMessageStartEvent):
+            self.model = event.message.model
+            self._count(event.message.usage)
+        elif isinstance(event, wire.RawContentBlockStartEvent):
+            block = event.content_block
+            if isinstance(block, wire.TextBlock):
+                self.blocks[event.index] = [block.text]
+                self._emit(block.text)
+            elif isinstance(block, wire.ToolUseBlock):
+                self.tool_began = True
+                start = block.input if isinstance(block.input, dict) else {}
+                self.blocks[event.index] = _ToolPart(block.id, block.name, start)
+        elif isinstance(event, wire.RawContentBlockDeltaEvent):
+            part = self.blocks.get(event.index)
+            delta = event.delta
+            if isinstance(delta, wire.TextDelta) and isinstance(part, list):
+                part.append(delta.text)
+                self._emit(delta.text)
+            elif isinstance(delta, wire.InputJSONDelta) and isinstance(part, _ToolPart):
+                part.json_parts.append(delta.partial_json)
+        elif isinstance(event, wire.RawMessageDeltaEvent):
+            self.stop_reason = event.delta.stop_reason or self.stop_reason
+            self._count(event.usage)
+        elif isinstance(event, wire.RawMessageStopEvent):
+            self.done = True
+        # Other event types (thinking, future ones) are ignored, as the API asks.
+
+    def _emit(self, text: str) -> None:
+        if text and self.on_text is not None:
+            self.on_text(text)
+
+    def _count(self, usage: wire.Usage | wire.MessageDeltaUsage | None) -> None:
+        """Usage figures are cumulative: a later non-null value replaces an earlier one."""
+        if usage is None:
+            return
+        for name in (
+            "input_tokens",
+            "output_tokens",
+            "cache_read_input_tokens",
+            "cache_creation_input_tokens",
+        ):
+            value = getattr(usage, name, None)
+            if isinstance(value, int):
+                self.usage[name] = value
+
+    def response(self, requested_model: str) -> ModelResponse:
+        content: list[TextBlock | ToolUseBlock] = []
+        for index in sorted(self.blocks):
+            part = self.blocks[index]
+            if isinstance(part, _ToolPart):
+                content.append(part.block())
+            elif text := "".join(part):
+                content.append(TextBlock(text=text))
+        usage = Usage(
+            input=self.usage.get("input_tokens", 0),
+            output=self.usage.get("output_tokens", 0),
+            cache_read=self.usage.get("cache_read_input_tokens", 0),
+            cache_write=self.usage.get("cache_creation_input_tokens", 0),
+        )
+        return ModelResponse(
+            message=Message(role="assistant", content=list(content)),
+            stop_reason=self.stop_reason or "end_turn",
+            usage=usage,
+            model=self.model or requested_model,
+        )

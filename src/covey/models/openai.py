@@ -1,0 +1,354 @@
+"""`openai:<id>`: any OpenAI-compatible chat-completions endpoint through the official SDK
+(OpenAI, vLLM, llama.cpp server, Ollama, OpenRouter…), streaming.
+
+covey's messages follow the Anthropic shape; this module translates at the boundary:
+
+    system prompt                     {"role": "system"}
+    assistant text + tool_use blocks  one assistant message: content (or null) + tool_calls
+    user tool_result blocks           one {"role": "tool"} message per result ("Error: " first
+                                      when is_error), then the user's text, if any
+    tool arguments                    a JSON string; one that is not a JSON object becomes
+                                      {INVALID_ARGUMENTS_KEY: raw} and goes back out verbatim
+
+The SDK's own retries are off: covey retries (`covey.models.retry`), never after a tool call
+began streaming. Errors are translated into `covey.errors` here and in `_http`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import httpx2
+import openai
+from openai.types.chat import ChatCompletionChunk
+
+from covey.errors import CredentialsError
+from covey.messages import INVALID_ARGUMENTS_KEY, Message, TextBlock, ToolUseBlock, Usage
+from covey.models._http import (
+    Endpoint,
+    connection_failure,
+    ssl_context,
+    status_failure,
+    stream_error_failure,
+    unless_tool_began,
+)
+from covey.models.base import ModelRequest, ModelResponse, TextSink
+from covey.models.retry import Retryable, RetryCallback, RetryPolicy, retrying
+
+__all__ = [
+    "OpenAIModel",
+    "arguments_json",
+    "build_request",
+    "parse_arguments",
+    "to_openai_messages",
+]
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+PLACEHOLDER_KEY = "not-needed"
+"""Sent when OPENAI_BASE_URL is set without a key: local servers accept anything, the SDK
+insists on something."""
+
+_DEFAULT_RETRY = RetryPolicy()
+_MISSING_KEY = (
+    'OPENAI_API_KEY is not set: export it, or put it in the settings "env" block '
+    "(a local server needs only OPENAI_BASE_URL)"
+)
+_STOP_REASONS = {
+    "stop": "end_turn",
+    "tool_calls": "tool_use",
+    "function_call": "tool_use",
+    "length": "max_tokens",
+    "content_filter": "refusal",
+}
+
+
+class OpenAIModel:
+    """A model behind an OpenAI-compatible `/chat/completions` endpoint.
+
+    `on_text` receives text deltas as they stream; if a stream drops and is retried, the
+    text of the new attempt is streamed again from its start.
+    """
+
+    def __init__(
+        self,
+        model_id: str,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        retry: RetryPolicy = _DEFAULT_RETRY,
+        on_retry: RetryCallback | None = None,
+        max_tokens: int = 16_000,
+        context_window: int = 128_000,
+    ) -> None:
+        if not api_key and not base_url:
+            raise CredentialsError(_MISSING_KEY)
+        self._model_id = model_id
+        self._api_key = api_key or PLACEHOLDER_KEY
+        self._endpoint = Endpoint(
+            provider="openai",
+            base_url=(base_url or DEFAULT_BASE_URL).rstrip("/"),
+            key_var="OPENAI_API_KEY",
+            key_set=bool(api_key),
+        )
+        # OpenAI's own API wants `max_completion_tokens` (reasoning models refuse
+        # `max_tokens`); compatible servers do not all know the newer name.
+        self._tokens_param = "max_completion_tokens" if not base_url else "max_tokens"
+        self._retry = retry
+        self._on_retry = on_retry
+        self._max_tokens = max_tokens
+        self._context_window = context_window
+
+    @classmethod
+    def from_env(
+        cls,
+        model_id: str,
+        env: Mapping[str, str],
+        *,
+        retry: RetryPolicy = _DEFAULT_RETRY,
+        on_retry: RetryCallback | None = None,
+    ) -> OpenAIModel:
+        """Credentials from `env` (the process environment merged with settings `env`):
+        `OPENAI_API_KEY` and/or `OPENAI_BASE_URL` (a local server needs no key)."""
+        api_key = env.get("OPENAI_API_KEY") or None
+        base_url = env.get("OPENAI_BASE_URL") or None
+        if not api_key and not base_url:
+            raise CredentialsError(_MISSING_KEY)
+        return cls(model_id, api_key=api_key, base_url=base_url, retry=retry, on_retry=on_retry)
+
+    @property
+    def name(self) -> str:
+        return f"openai:{self._model_id}"
+
+    @property
+    def context_window(self) -> int:
+        return self._context_window
+
+    async def complete(
+        self, request: ModelRequest, on_text: TextSink | None = None
+    ) -> ModelResponse:
+        body = build_request(request, self._model_id)
+        body[self._tokens_param] = min(request.max_tokens, self._max_tokens)
+        headers = {"x-covey-agent": request.agent_name} if request.agent_name else {}
+        # A client per call, closed at its end: no connection outlives the event loop that
+        # opened it. The TLS context, the costly part, is shared.
+        async with openai.DefaultAsyncHttpxClient(verify=ssl_context()) as http:
+            client = openai.AsyncOpenAI(
+                api_key=self._api_key,
+                base_url=self._endpoint.base_url,
+                max_retries=0,
+                http_client=http,
+            )
+            return await retrying(
+                "openai",
+                lambda: self._attempt(client, body, headers, on_text),
+                self._retry,
+                self._on_retry,
+            )
+
+    async def _attempt(
+        self,
+        client: openai.AsyncOpenAI,
+        body: dict[str, Any],
+        headers: dict[str, str],
+        on_text: TextSink | None,
+    ) -> ModelResponse:
+        reply = _Reply(on_text)
+        endpoint = self._endpoint
+        try:
+            stream = await client.chat.completions.create(
+                **body,
+                stream=True,
+                stream_options={"include_usage": True},
+                extra_headers=headers,
+            )
+            async with stream:
+                async for chunk in stream:
+                    reply.feed(chunk)
+        except openai.APIStatusError as e:
+            message, kind = _error_text(e)
+            raise status_failure(
+                endpoint, e.status_code, message, kind=kind, headers=e.response.headers
+            ) from e
+        except (openai.APIConnectionError, httpx2.HTTPError) as e:
+            if reply.finish_reason is None:
+                dropped = connection_failure(e)
+                raise unless_tool_began(endpoint, dropped, reply.tool_began) from e
+            # Cut after the finish chunk: the answer is whole, only usage may be missing.
+        except openai.APIError as e:  # an error object inside a stream that began with 200
+            message, kind = _error_text(e)
+            failure = stream_error_failure(endpoint, kind, message)
+            raise unless_tool_began(endpoint, failure, reply.tool_began) from e
+        if reply.finish_reason is None:
+            failure = Retryable("the stream ended without a finish_reason")
+            raise unless_tool_began(endpoint, failure, reply.tool_began)
+        return reply.response(self._model_id)
+
+
+def build_request(request: ModelRequest, model_id: str) -> dict[str, Any]:
+    """The chat-completions body, without `stream` and the max-tokens parameter."""
+    body: dict[str, Any] = {
+        "model": model_id,
+        "messages": to_openai_messages(request.system, request.messages),
+    }
+    if request.tools:
+        body["tools"] = [
+            {
+                "type": "function",
+                "function": {
+                    "name": t.name,
+                    "description": t.description,
+                    "parameters": t.input_schema,
+                },
+            }
+            for t in request.tools
+        ]
+    return body
+
+
+def to_openai_messages(system: str, messages: list[Message]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
+    for message in messages:
+        if message.role == "assistant":
+            calls = [
+                {
+                    "id": use.id,
+                    "type": "function",
+                    "function": {"name": use.name, "arguments": arguments_json(use.input)},
+                }
+                for use in message.tool_uses
+            ]
+            entry: dict[str, Any] = {"role": "assistant", "content": message.text or None}
+            if calls:
+                entry["tool_calls"] = calls
+            elif entry["content"] is None:
+                entry["content"] = ""
+            out.append(entry)
+            continue
+        results = message.tool_results
+        for result in results:
+            content = f"Error: {result.content}" if result.is_error else result.content
+            out.append({"role": "tool", "tool_call_id": result.tool_use_id, "content": content})
+        if message.text or not results:
+            out.append({"role": "user", "content": message.text})
+    return out
+
+
+def arguments_json(tool_input: dict[str, Any]) -> str:
+    """A tool_use input as OpenAI `arguments`; arguments that never parsed go back verbatim."""
+    raw = tool_input.get(INVALID_ARGUMENTS_KEY)
+    if len(tool_input) == 1 and isinstance(raw, str):
+        return raw
+    return json.dumps(tool_input, ensure_ascii=False)
+
+
+def parse_arguments(raw: str) -> dict[str, Any]:
+    """OpenAI `arguments` as a tool_use input: a JSON object, else {INVALID_ARGUMENTS_KEY: raw}
+    (the tool reports the error to the model). Empty arguments mean no arguments."""
+    if not raw.strip():
+        return {}
+    try:
+        parsed = json.loads(raw)
+    except json.JSONDecodeError:
+        return {INVALID_ARGUMENTS_KEY: raw}
+    if not isinstance(parsed, dict):
+        return {INVALID_ARGUMENTS_KEY: raw}
+    return cast(dict[str, Any], parsed)
+
+
+def _error_text(error: openai.APIError) -> tuple[str, str | None]:
+    """The provider's message and its most telling code (`context_length_exceeded`)."""
+    body = error.body
+    message = error.message
+    if isinstance(body, Mapping) and isinstance(body.get("message"), str):
+        message = body["message"]
+    return message, error.code or error.type
+
+
+@dataclass
+class _CallPart:
+    id: str = ""
+    name: str = ""
+    arguments: list[str] = field(default_factory=list)
+
+
+class _Reply:
+    """The assistant message, assembled from stream chunks as they come."""
+
+    def __init__(self, on_text: TextSink | None) -> None:
+        self.on_text = on_text
+        self.model = ""
+        self.text: list[str] = []
+        self.refused = False
+        self.calls: dict[int, _CallPart] = {}
+        self.finish_reason: str | None = None
+        self.usage = Usage()
+        self.tool_began = False
+
+    def feed(self, chunk: ChatCompletionChunk) -> None:
+        self.model = chunk.model or self.model
+        if chunk.usage is not None:
+            details = chunk.usage.prompt_tokens_details
+            cached = (details.cached_tokens if details is not None else None) or 0
+            self.usage = Usage(
+                input=max(0, (chunk.usage.prompt_tokens or 0) - cached),
+                output=chunk.usage.completion_tokens or 0,
+                cache_read=cached,
+                cache_write=0,
+            )
+        for choice in chunk.choices or []:
+            if choice.index not in (0, None):
+                continue
+            delta = choice.delta
+            if delta is not None:
+                self._delta(delta.content, delta.refusal, delta.tool_calls or [])
+            if choice.finish_reason:
+                self.finish_reason = choice.finish_reason
+
+    def _delta(self, content: str | None, refusal: str | None, tool_calls: list[Any]) -> None:
+        for piece in (content, refusal):
+            if piece:
+                self.text.append(piece)
+                if self.on_text is not None:
+                    self.on_text(piece)
+        if refusal:
+            self.refused = True
+        for call in tool_calls:
+            self.tool_began = True
+            index = call.index if call.index is not None else len(self.calls)
+            part = self.calls.setdefault(index, _CallPart())
+            if call.id:
+                part.id = call.id
+            function = call.function
+            if function is not None:
+                if function.name and not part.name:
+                    part.name = function.name
+                if function.arguments:
+                    part.arguments.append(function.arguments)
+
+    def response(self, requested_model: str) -> ModelResponse:
+        content: list[TextBlock | ToolUseBlock] = []
+        if text := "".join(self.text):
+            content.append(TextBlock(text=text))
+        for n, index in enumerate(sorted(self.calls)):
+            part = self.calls[index]
+            content.append(
+                ToolUseBlock(
+                    id=part.id or f"call_{n}",
+                    name=part.name,
+                    input=parse_arguments("".join(part.arguments)),
+                )
+            )
+        stop = _STOP_REASONS.get(self.finish_reason or "", self.finish_reason or "end_turn")
+        if self.calls and stop == "end_turn":
+            stop = "tool_use"  # some local servers say "stop" after tool calls
+        if self.refused and stop == "end_turn":
+            stop = "refusal"
+        return ModelResponse(
+            message=Message(role="assistant", content=list(content)),
+            stop_reason=stop,
+            usage=self.usage,
+            model=self.model or requested_model,
+        )

@@ -1,0 +1,55 @@
+"""Turn a `--model` string into a `Model`: aliases, provider prefixes, credentials.
+
+sonnet | opus | haiku      aliases, mapped per provider (settings `modelAliases`)
+anthropic:<id>             Anthropic Messages API (ANTHROPIC_API_KEY / _AUTH_TOKEN / _BASE_URL)
+openai:<id>                any OpenAI-compatible chat-completions endpoint (OPENAI_*)
+scripted:<path>            deterministic replay of a script file, offline
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from covey.errors import UserError
+from covey.models.base import Model
+from covey.models.retry import RetryNotice, RetryPolicy
+
+__all__ = ["DEFAULT_ALIASES", "DEFAULT_MODEL", "resolve_model"]
+
+DEFAULT_ALIASES = {
+    "sonnet": "anthropic:claude-sonnet-4-5",
+    "opus": "anthropic:claude-opus-4-5",
+    "haiku": "anthropic:claude-haiku-4-5",
+}
+DEFAULT_MODEL = "sonnet"
+
+_FORMS = "an alias (sonnet, opus, haiku), anthropic:<id>, openai:<id> or scripted:<path>"
+
+
+def resolve_model(
+    spec: str,
+    *,
+    env: Mapping[str, str],
+    aliases: Mapping[str, str] | None = None,
+    retry: RetryPolicy | None = None,
+    on_retry: Callable[[RetryNotice], None] | None = None,
+) -> Model:
+    table = {**DEFAULT_ALIASES, **(aliases or {})}
+    spec = table.get(spec, spec)
+    provider, sep, rest = spec.partition(":")
+    if not sep or not rest:
+        raise UserError(f"--model {spec!r} is not a model: use {_FORMS}")
+    policy = retry or RetryPolicy()
+    if provider == "anthropic":
+        from covey.models.anthropic import AnthropicModel
+
+        return AnthropicModel.from_env(rest, env, retry=policy, on_retry=on_retry)
+    if provider == "openai":
+        from covey.models.openai import OpenAIModel
+
+        return OpenAIModel.from_env(rest, env, retry=policy, on_retry=on_retry)
+    if provider == "scripted":
+        from covey.models.scripted import ScriptedModel
+
+        return ScriptedModel.from_path(rest)
+    raise UserError(f"--model {spec!r}: unknown provider {provider!r}; use {_FORMS}")

@@ -1,0 +1,341 @@
+"""Subprocesses: the only module in covey that spawns them.
+
+Every child starts in a new session (its own process group). On a timeout, a cancellation or
+after the main process exits, whatever is left of the group gets SIGTERM, a short grace, then
+SIGKILL, so no command leaves orphans behind. Output is captured while it arrives and capped:
+the head and the tail are kept, the middle is replaced by a note saying how much was elided.
+
+`run_process` is the async form (tools, hooks); `run` the blocking form for quick commands (git).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shlex
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from covey.errors import CoveyError
+
+__all__ = [
+    "CommandFailed",
+    "ProcessResult",
+    "ProcessStartError",
+    "elide",
+    "group_alive",
+    "run",
+    "run_process",
+]
+
+KILL_GRACE_S = 1.0
+"""How long a process group gets between SIGTERM and SIGKILL."""
+DRAIN_GRACE_S = 1.0
+"""How long to wait for the pipes to close once the group is gone (a daemon that escaped the
+group with setsid may hold them open forever)."""
+
+Command = Sequence[str] | str
+"""An argv list, or a string run by `/bin/sh -c`."""
+Env = Mapping[str, str | None]
+"""Variables laid over `os.environ`; a None value removes the variable."""
+
+
+@dataclass(frozen=True)
+class ProcessResult:
+    argv: tuple[str, ...]
+    pid: int
+    """The pid of the main process, which is also the id of its process group."""
+    exit_code: int
+    """The exit status; -N when signal N ended the process (e.g. -15 when killed on timeout)."""
+    stdout: str
+    """Standard output (both streams, interleaved, when run with merge_stderr=True)."""
+    stderr: str
+    timed_out: bool
+    duration_s: float
+
+    @property
+    def output(self) -> str:
+        """Everything the command printed: stdout followed by stderr."""
+        return self.stdout + self.stderr
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and not self.timed_out
+
+
+class ProcessStartError(CoveyError):
+    """The program could not be started (not found, not executable, bad cwd)."""
+
+
+class CommandFailed(CoveyError):
+    """`run(..., check=True)` saw a non-zero exit or a timeout. Adapters translate it."""
+
+    def __init__(self, result: ProcessResult) -> None:
+        self.result = result
+        why = "timed out" if result.timed_out else f"exited with {result.exit_code}"
+        detail = (result.stderr.strip() or result.stdout.strip())[-500:]
+        super().__init__(f"{shlex.join(result.argv)} {why}" + (f": {detail}" if detail else ""))
+
+
+def elide(data: bytes | str, limit: int | None) -> str:
+    """`data` as text, or its head and tail around a note when it has over `limit` bytes."""
+    capture = _Capture(limit)
+    capture.feed(data.encode() if isinstance(data, str) else data)
+    return capture.text()
+
+
+class _Capture:
+    """Keeps the first and last `limit // 2` bytes of a stream and counts the rest."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.total = 0
+
+    def feed(self, chunk: bytes) -> None:
+        self.total += len(chunk)
+        if self.limit is None:
+            self.head += chunk
+            return
+        room = self.limit - self.limit // 2 - len(self.head)
+        if room > 0:
+            self.head += chunk[:room]
+            chunk = chunk[room:]
+        if chunk:
+            self.tail += chunk
+            excess = len(self.tail) - self.limit // 2
+            if excess > 0:
+                del self.tail[:excess]
+
+    def text(self) -> str:
+        elided = self.total - len(self.head) - len(self.tail)
+        if elided <= 0:
+            return (self.head + self.tail).decode(errors="replace")
+        head, tail = self.head.decode(errors="replace"), self.tail.decode(errors="replace")
+        return f"{head}\n... [{elided:,} bytes elided] ...\n{tail}"
+
+
+class _Collector(asyncio.SubprocessProtocol):
+    """Feeds pipe data into the captures as it arrives; signals exit and end of output."""
+
+    def __init__(self, out: _Capture, err: _Capture, merged: bool) -> None:
+        loop = asyncio.get_running_loop()
+        self.exited: asyncio.Future[None] = loop.create_future()
+        self.drained: asyncio.Future[None] = loop.create_future()
+        self._captures = {1: out, 2: err}
+        self._open = {1} if merged else {1, 2}
+
+    def pipe_data_received(self, fd: int, data: bytes) -> None:
+        self._captures[fd].feed(data)
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        self._open.discard(fd)
+        if not self._open and not self.drained.done():
+            self.drained.set_result(None)
+
+    def process_exited(self) -> None:
+        if not self.exited.done():
+            self.exited.set_result(None)
+
+
+async def run_process(
+    cmd: Command,
+    *,
+    cwd: Path | str,
+    timeout_s: float | None,
+    env: Env | None = None,
+    stdin: bytes | None = None,
+    output_limit: int | None = None,
+    merge_stderr: bool = False,
+) -> ProcessResult:
+    """Run `cmd` to completion (or until `timeout_s`), then make sure its group is gone.
+
+    `output_limit` caps each captured stream in bytes while reading (head and tail kept).
+    Cancelling the caller kills the group before the cancellation propagates.
+    """
+    argv = _argv(cmd)
+    out, err = _Capture(output_limit), _Capture(output_limit)
+    loop = asyncio.get_running_loop()
+    started = time.monotonic()
+    try:
+        transport, proto = await loop.subprocess_exec(
+            lambda: _Collector(out, err, merge_stderr),
+            *argv,
+            **_spawn_options(cwd, env, stdin, merge_stderr),
+        )
+    except OSError as e:
+        raise _start_error(argv, cwd, e) from None
+    pid = transport.get_pid()
+    try:
+        if stdin is not None:
+            pipe = transport.get_pipe_transport(0)
+            assert isinstance(pipe, asyncio.WriteTransport)
+            pipe.write(stdin)
+            pipe.close()  # flushes the buffer, then closes; a child that exits early is fine
+        try:
+            done, _ = await asyncio.wait({proto.exited}, timeout=timeout_s)
+        finally:
+            await _end_group(pid, proto.exited)
+        await asyncio.wait({proto.drained}, timeout=DRAIN_GRACE_S)
+    finally:
+        transport.close()
+    code = transport.get_returncode()
+    return ProcessResult(
+        argv=tuple(argv),
+        pid=pid,
+        exit_code=code if code is not None else -signal.SIGKILL,
+        stdout=out.text(),
+        stderr=err.text(),
+        timed_out=not done,
+        duration_s=time.monotonic() - started,
+    )
+
+
+async def _end_group(pgid: int, exited: asyncio.Future[None]) -> None:
+    """TERM the group, wait up to the grace for it (and the main process) to go, then KILL."""
+    if exited.done() and not group_alive(pgid):
+        return
+    _signal_group(pgid, signal.SIGTERM)
+    try:
+        deadline = time.monotonic() + KILL_GRACE_S
+        while time.monotonic() < deadline:
+            if exited.done() and not group_alive(pgid):
+                return
+            await asyncio.sleep(0.02)
+        _signal_group(pgid, signal.SIGKILL)
+        await exited
+    except BaseException:
+        _signal_group(pgid, signal.SIGKILL)
+        raise
+
+
+def run(
+    cmd: Command,
+    *,
+    cwd: Path | str,
+    timeout_s: float | None = 60.0,
+    check: bool = False,
+    env: Env | None = None,
+    stdin: bytes | None = None,
+    output_limit: int | None = None,
+) -> ProcessResult:
+    """Blocking form for quick commands. Raises `CommandFailed` when `check` and not `ok`.
+
+    Output is buffered whole before `output_limit` is applied; use `run_process` for commands
+    that may print a lot.
+    """
+    argv = _argv(cmd)
+    started = time.monotonic()
+    try:
+        popen = subprocess.Popen(argv, **_spawn_options(cwd, env, stdin, merge_stderr=False))
+    except OSError as e:
+        raise _start_error(argv, cwd, e) from None
+    timed_out = False
+    with popen:
+        try:
+            out, err = popen.communicate(stdin, timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            _end_group_sync(popen)
+            try:
+                out, err = popen.communicate(timeout=DRAIN_GRACE_S)
+            except subprocess.TimeoutExpired:
+                out, err = b"", b""
+        except BaseException:
+            _end_group_sync(popen)
+            raise
+        else:
+            _end_group_sync(popen)
+    result = ProcessResult(
+        argv=tuple(argv),
+        pid=popen.pid,
+        exit_code=popen.returncode,
+        stdout=elide(out, output_limit),
+        stderr=elide(err, output_limit),
+        timed_out=timed_out,
+        duration_s=time.monotonic() - started,
+    )
+    if check and not result.ok:
+        raise CommandFailed(result)
+    return result
+
+
+def _end_group_sync(popen: subprocess.Popen[bytes]) -> None:
+    pgid = popen.pid
+    if popen.poll() is not None and not group_alive(pgid):
+        return
+    _signal_group(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + KILL_GRACE_S
+    while time.monotonic() < deadline:
+        if popen.poll() is not None and not group_alive(pgid):
+            return
+        time.sleep(0.02)
+    _signal_group(pgid, signal.SIGKILL)
+    popen.wait()
+
+
+def group_alive(pgid: int) -> bool:
+    """True while a live (not zombie) process is in process group `pgid`."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    if not os.path.isdir("/proc"):
+        return True
+    # killpg also succeeds for zombies, which an init that does not reap may keep around.
+    with os.scandir("/proc") as entries:
+        pids = [e.name for e in entries if e.name.isdigit()]
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+            return True
+    return False
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def _argv(cmd: Command) -> list[str]:
+    argv = ["/bin/sh", "-c", cmd] if isinstance(cmd, str) else list(cmd)
+    if not argv:
+        raise ValueError("empty command")
+    return argv
+
+
+def _spawn_options(
+    cwd: Path | str, env: Env | None, stdin: bytes | None, merge_stderr: bool
+) -> dict[str, Any]:
+    return {
+        "cwd": cwd,
+        "env": _environ(env),
+        "stdin": subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        "stdout": subprocess.PIPE,
+        "stderr": subprocess.STDOUT if merge_stderr else subprocess.PIPE,
+        "start_new_session": True,
+    }
+
+
+def _start_error(argv: list[str], cwd: Path | str, e: OSError) -> ProcessStartError:
+    return ProcessStartError(f"cannot run {argv[0]!r} in {cwd}: {e.strerror or e}")
+
+
+def _environ(env: Env | None) -> dict[str, str] | None:
+    if env is None:
+        return None
+    merged = {**os.environ, **env}
+    return {key: value for key, value in merged.items() if value is not None}

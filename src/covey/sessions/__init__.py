@@ -1,0 +1,1 @@
+"""Sessions: one agent conversation in one workspace, and the hosts that run them."""

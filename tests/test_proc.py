@@ -1,0 +1,167 @@
+"""covey.proc: real subprocesses, process-group kills, capped output."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import pytest
+
+import covey.proc
+from covey.proc import (
+    CommandFailed,
+    ProcessStartError,
+    elide,
+    group_alive,
+    run,
+    run_process,
+)
+
+
+def alive(pid: int) -> bool:
+    """True while `pid` is a live process (zombies left to a non-reaping init count as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
+
+
+def test_public_surface() -> None:
+    assert covey.proc.__all__ == [
+        "CommandFailed",
+        "ProcessResult",
+        "ProcessStartError",
+        "elide",
+        "group_alive",
+        "run",
+        "run_process",
+    ]
+
+
+def test_captures_stdout_stderr_and_exit_code(tmp_path: Path) -> None:
+    r = asyncio.run(
+        run_process("pwd; echo oops >&2; exit 3", cwd=tmp_path, timeout_s=30),
+    )
+    assert r.stdout == f"{tmp_path}\n"
+    assert r.stderr == "oops\n"
+    assert r.output == f"{tmp_path}\noops\n"
+    assert r.exit_code == 3 and not r.timed_out and not r.ok
+
+
+def test_merged_streams_keep_their_order(tmp_path: Path) -> None:
+    r = asyncio.run(
+        run_process(
+            ["bash", "-c", "echo 1; echo 2 >&2; echo 3"],
+            cwd=tmp_path,
+            timeout_s=30,
+            merge_stderr=True,
+        )
+    )
+    assert r.stdout == "1\n2\n3\n" and r.stderr == "" and r.ok
+
+
+def test_stdin_and_env_overlay(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COVEY_TEST_GONE", "present")
+    r = asyncio.run(
+        run_process(
+            'cat; echo "$COVEY_TEST_SET" "${COVEY_TEST_GONE:-unset}"',
+            cwd=tmp_path,
+            timeout_s=30,
+            stdin=b"from stdin\n",
+            env={"COVEY_TEST_SET": "yes", "COVEY_TEST_GONE": None},
+        )
+    )
+    assert r.stdout == "from stdin\nyes unset\n"
+
+
+def test_large_stdin_to_a_child_that_exits_early(tmp_path: Path) -> None:
+    r = asyncio.run(run_process("exit 0", cwd=tmp_path, timeout_s=30, stdin=b"x" * 5_000_000))
+    assert r.ok
+
+
+def test_output_is_capped_head_and_tail(tmp_path: Path) -> None:
+    script = "import sys; sys.stdout.write('HEAD' + 'x' * 5_000_000 + 'TAIL')"
+    r = asyncio.run(
+        run_process([sys.executable, "-c", script], cwd=tmp_path, timeout_s=60, output_limit=100)
+    )
+    elided = 5_000_008 - 100
+    assert r.stdout.startswith("HEAD")
+    assert r.stdout.endswith("TAIL")
+    assert f"\n... [{elided:,} bytes elided] ...\n" in r.stdout
+    assert len(r.stdout) < 200
+
+
+def test_elide_keeps_short_text_and_cuts_long_text() -> None:
+    assert elide("short", 10) == "short"
+    assert elide("0123456789abcdefghij", 10) == "01234\n... [10 bytes elided] ...\nfghij"
+    assert elide(b"abc", None) == "abc"
+
+
+def test_timeout_kills_the_whole_group(tmp_path: Path) -> None:
+    r = asyncio.run(
+        run_process("sleep 1000 & echo $!; wait", cwd=tmp_path, timeout_s=1),
+    )
+    child = int(r.stdout.strip())
+    assert r.timed_out and not r.ok
+    assert r.exit_code < 0
+    assert not group_alive(r.pid)
+    assert not alive(child)
+
+
+def test_a_group_that_ignores_sigterm_gets_sigkill(tmp_path: Path) -> None:
+    r = asyncio.run(
+        run_process("trap '' TERM; sleep 1000 & echo $!; wait", cwd=tmp_path, timeout_s=1),
+    )
+    assert r.timed_out
+    assert not group_alive(r.pid)
+    assert not alive(int(r.stdout.strip()))
+
+
+def test_background_children_do_not_outlive_the_command(tmp_path: Path) -> None:
+    r = asyncio.run(run_process("sleep 1000 & echo $!", cwd=tmp_path, timeout_s=30))
+    assert r.ok and not r.timed_out
+    assert not group_alive(r.pid)
+    assert not alive(int(r.stdout.strip()))
+
+
+def test_cancellation_kills_the_group(tmp_path: Path) -> None:
+    pid_file = tmp_path / "child.pid"
+
+    async def main() -> None:
+        task = asyncio.create_task(
+            run_process(f"sleep 1000 & echo $! > {pid_file}; wait", cwd=tmp_path, timeout_s=None)
+        )
+        while not pid_file.exists() or not pid_file.read_text().strip():
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    assert not alive(int(pid_file.read_text()))
+
+
+def test_missing_program_is_a_start_error(tmp_path: Path) -> None:
+    with pytest.raises(ProcessStartError, match="no-such-program"):
+        asyncio.run(run_process(["no-such-program-xyz"], cwd=tmp_path, timeout_s=5))
+    with pytest.raises(ProcessStartError):
+        run(["no-such-program-xyz"], cwd=tmp_path)
+
+
+def test_sync_run_checks_and_captures(tmp_path: Path) -> None:
+    r = run(["bash", "-c", "echo out; echo err >&2"], cwd=tmp_path, timeout_s=30, check=True)
+    assert (r.stdout, r.stderr, r.exit_code) == ("out\n", "err\n", 0)
+    with pytest.raises(CommandFailed, match=r"exited with 4: bad"):
+        run("echo bad >&2; exit 4", cwd=tmp_path, check=True)
+    assert run(["cat"], cwd=tmp_path, stdin=b"abc").stdout == "abc"
+
+
+def test_sync_run_timeout_kills_the_group(tmp_path: Path) -> None:
+    r = run("sleep 1000 & echo $!; wait", cwd=tmp_path, timeout_s=1)
+    assert r.timed_out
+    assert not group_alive(r.pid)
+    assert not alive(int(r.stdout))
+    with pytest.raises(CommandFailed, match="timed out"):
+        run("sleep 1000", cwd=tmp_path, timeout_s=0.2, check=True)
