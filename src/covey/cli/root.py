@@ -1,0 +1,89 @@
+"""The root command: `covey [flags] [PROMPT]`. `covey -p PROMPT` runs one agent and prints."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import click
+
+from covey import __version__
+from covey.cli.print_output import OUTPUT_FORMATS, PrintOutput
+from covey.cli.subcommands import SUBCOMMAND_LIST
+from covey.errors import MaxTurnsExceeded, RunError, UserError
+from covey.sessions.runner import SessionOptions, prepare_session
+
+__all__ = ["root"]
+
+
+def _split_tools(values: tuple[str, ...]) -> list[str]:
+    return [v for v in values if v.strip()]
+
+
+@click.command(
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog="Other commands: covey COMMAND --help, for COMMAND in: " + SUBCOMMAND_LIST,
+)
+@click.argument("prompt", required=False)
+@click.option("-p", "--print", "print_mode", is_flag=True, help="Run non-interactively and print.")
+@click.option("--model", help="sonnet|opus|haiku, anthropic:<id>, openai:<id>, scripted:<path>.")
+@click.option(
+    "--output-format",
+    type=click.Choice(OUTPUT_FORMATS),
+    default="text",
+    show_default=True,
+    help="With -p: text, one json result, or stream-json (a JSON event per line).",
+)
+@click.option("--max-turns", type=int, help="Stop after this many model turns.")
+@click.option("--permission-mode", help="default|acceptEdits|plan|dontAsk|bypassPermissions.")
+@click.option(
+    "--allowedTools", "--allowed-tools", "allowed_tools", multiple=True, help="Allow rules."
+)
+@click.option(
+    "--disallowedTools", "--disallowed-tools", "disallowed_tools", multiple=True, help="Deny rules."
+)
+@click.option("--append-system-prompt", help="Text appended to the system prompt.")
+@click.version_option(__version__, "--version", prog_name="covey", message="%(prog)s %(version)s")
+def root(
+    prompt: str | None,
+    print_mode: bool,
+    model: str | None,
+    output_format: str,
+    max_turns: int | None,
+    permission_mode: str | None,
+    allowed_tools: tuple[str, ...],
+    disallowed_tools: tuple[str, ...],
+    append_system_prompt: str | None,
+) -> None:
+    """Run AI coding agents on this repository. `covey -p "fix the failing test"`."""
+    if not print_mode:
+        raise UserError("the interactive session screen is not built yet: use -p PROMPT")
+    if prompt is None and not sys.stdin.isatty():
+        prompt = sys.stdin.read()
+    if not prompt or not prompt.strip():
+        raise UserError('no prompt: pass it as an argument (covey -p "...") or on stdin')
+    output = PrintOutput(output_format)
+    session = prepare_session(
+        SessionOptions(
+            cwd=Path.cwd(),
+            model=model,
+            max_turns=max_turns,
+            permission_mode=permission_mode,
+            allowed_tools=_split_tools(allowed_tools),
+            disallowed_tools=_split_tools(disallowed_tools),
+            append_system_prompt=append_system_prompt,
+        ),
+        observers=[output.event],
+        on_retry=output.retry,
+    )
+    output.start(session)
+    try:
+        result = asyncio.run(session.run(prompt))
+    except MaxTurnsExceeded as e:
+        output.finish(session, None, str(e), subtype="error_max_turns")
+        sys.exit(e.exit_code)
+    except RunError as e:
+        output.finish(session, None, str(e), subtype="error_during_execution")
+        sys.exit(e.exit_code)
+    output.finish(session, result)
