@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from covey.cli import merge, sessions, worktree
+
 __all__ = ["SUBCOMMAND_LIST", "subcommands"]
 
 
@@ -12,6 +14,8 @@ def subcommands() -> None:
     """covey subcommands."""
 
 
-# Registration: import each command module and add its commands (one line per module).
+for _module in (sessions, worktree, merge):
+    for _command in _module.COMMANDS:
+        subcommands.add_command(_command)
 
 SUBCOMMAND_LIST = ", ".join(sorted(subcommands.commands)) or "(none yet)"

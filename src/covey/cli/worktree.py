@@ -1,0 +1,9 @@
+"""covey worktree subcommands (being built)."""
+
+from __future__ import annotations
+
+import click
+
+__all__ = ["COMMANDS"]
+
+COMMANDS: list[click.Command] = []
