@@ -10,6 +10,7 @@ Messages API; the OpenAI adapter translates at its boundary.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -22,8 +23,10 @@ __all__ = [
     "ToolResultBlock",
     "ToolUseBlock",
     "Usage",
+    "compacted_turns",
     "dump_message",
     "load_message",
+    "summary_message",
 ]
 
 
@@ -127,3 +130,22 @@ def dump_message(message: Message) -> dict[str, Any]:
 
 def load_message(data: object) -> Message:
     return _message_adapter.validate_python(data)
+
+
+_SUMMARY_MARKER = re.compile(r'^<compact-summary turns="(\d+)">')
+
+
+def summary_message(summary: str, turns: int) -> Message:
+    return Message.user(
+        f'<compact-summary turns="{turns}">\nThis session continues an earlier conversation, '
+        f"summarised here:\n{summary}\n</compact-summary>"
+    )
+
+
+def compacted_turns(messages: list[Message]) -> int:
+    """Assistant turns a leading summary message stands for (0 when there is none)."""
+    if messages and messages[0].role == "user":
+        match = _SUMMARY_MARKER.match(messages[0].text)
+        if match:
+            return int(match.group(1))
+    return 0

@@ -1,16 +1,18 @@
 """Typed events the loop emits, for UIs and for persistence.
 
 `MessageAdded` fires after every message joins the conversation (the prompt, each model
-response, each batch of tool results): it is the hook point where a session is persisted.
+response, each batch of tool results); `ToolFinished` after each single tool result, before
+its batch is complete; `Compacted` when the conversation was replaced by a summary and a tail.
+These are the hook points where a session is persisted.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from covey.messages import Message, ToolUseBlock, Usage
+from covey.messages import Message, ToolResultBlock, ToolUseBlock, Usage
 
-__all__ = ["AgentEvent", "MessageAdded", "TextDelta", "ToolStarted"]
+__all__ = ["AgentEvent", "Compacted", "MessageAdded", "TextDelta", "ToolFinished", "ToolStarted"]
 
 
 @dataclass(frozen=True)
@@ -32,4 +34,19 @@ class ToolStarted:
     call: ToolUseBlock
 
 
-AgentEvent = MessageAdded | TextDelta | ToolStarted
+@dataclass(frozen=True)
+class ToolFinished:
+    call: ToolUseBlock
+    result: ToolResultBlock
+
+
+@dataclass(frozen=True)
+class Compacted:
+    messages: list[Message]
+    """The whole new conversation: the summary message, then the verbatim tail."""
+    summary: str
+    trigger: str
+    pre_tokens: int
+
+
+AgentEvent = MessageAdded | TextDelta | ToolStarted | ToolFinished | Compacted

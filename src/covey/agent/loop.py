@@ -2,31 +2,37 @@
 
 `run()` loops `step()` until a model response asks for no tool (the turn ends) or a limit is
 hit. Limits and stops are exceptions carrying their reason (`covey.errors.RunError`). Every
-message added to the conversation is announced as a `MessageAdded` event, the hook point
-where sessions are persisted. Observers are plain functions called in order; one that raises
-stops the run (a session that cannot be persisted must not go on).
+message added to the conversation is announced as an event (`covey.agent.events`), the hook
+point where sessions are persisted. Observers are plain functions called in order; one that
+raises stops the run (a session that cannot be persisted must not go on).
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from covey.agent.events import AgentEvent, MessageAdded, TextDelta, ToolStarted
-from covey.errors import MaxTurnsExceeded, ToolError
-from covey.messages import Message, ToolResultBlock, ToolUseBlock, Usage
+from covey.agent.compact import compact_messages
+from covey.agent.events import AgentEvent, Compacted, MessageAdded, TextDelta
+from covey.agent.hooks import AgentHooks, NoHooks
+from covey.agent.tool_runner import Approver, ToolRunner
+from covey.errors import MaxTurnsExceeded, RunError
+from covey.messages import Message, TextBlock, Usage
 from covey.models.base import Model, ModelRequest
 from covey.tools.base import Tool, ToolContext
-from covey.tools.permissions import Decision, PermissionPolicy
+from covey.tools.permissions import PermissionPolicy
 
-__all__ = ["Agent", "Approver", "Observer", "RunResult"]
+__all__ = ["MAX_STOP_BLOCKS", "Agent", "Approver", "Observer", "PromptBlocked", "RunResult"]
 
-Approver = Callable[[ToolUseBlock, Decision], Awaitable[bool]]
-"""Asked when a permission rule says "ask"; True runs the call. No approver = denied."""
 Observer = Callable[[AgentEvent], None]
+MAX_STOP_BLOCKS = 8
+"""A Stop hook that keeps blocking is overridden after this many times in a row."""
+
+
+class PromptBlocked(RunError):
+    reason = "prompt_blocked"
 
 
 @dataclass
@@ -54,7 +60,9 @@ class Agent:
         policy: PermissionPolicy,
         *,
         approver: Approver | None = None,
+        hooks: AgentHooks | None = None,
         max_turns: int | None = None,
+        auto_compact_tokens: int | None = None,
         agent_name: str | None = None,
         observers: Sequence[Observer] = (),
         messages: Sequence[Message] = (),
@@ -62,25 +70,40 @@ class Agent:
         self.model = model
         self.tools = {t.name: t for t in tools if policy.tool_enabled(t.name)}
         self.system = system
-        self.ctx = ctx
-        self.policy = policy
-        self.approver = approver
+        self.hooks = hooks or NoHooks()
+        self.runner = ToolRunner(self.tools, ctx, policy, self.hooks, self._emit, approver)
         self.max_turns = max_turns
+        self.auto_compact_tokens = auto_compact_tokens
         self.agent_name = agent_name
         self.observers = list(observers)
         self.messages: list[Message] = list(messages)
         self.num_turns = 0
         self.usage = Usage()
-        self.permission_denials: list[dict[str, Any]] = []
+        self.context_tokens = 0
+        """Tokens of the conversation as of the latest response (input + output)."""
+
+    @property
+    def permission_denials(self) -> list[dict[str, Any]]:
+        return self.runner.permission_denials
 
     async def run(self, prompt: str) -> RunResult:
         """Add the prompt and step until the turn ends. Raises `RunError` on limits."""
         started = time.monotonic()
-        self.add(Message.user(prompt))
+        outcome = await self.hooks.user_prompt(prompt)
+        if outcome.blocked:
+            raise PromptBlocked(f"a UserPromptSubmit hook blocked the prompt: {outcome.reason}")
+        context = f"\n\n{outcome.additional_context}" if outcome.additional_context else ""
+        self.add_prompt(prompt + context)
+        stop_blocks = 0
         while True:
             try:
                 await self.step()
             except _TurnEnded as end:
+                reason = await self.hooks.stop(end.message.text, stop_blocks > 0)
+                if reason and stop_blocks < MAX_STOP_BLOCKS:
+                    stop_blocks += 1
+                    self.add_prompt(reason)
+                    continue
                 return RunResult(
                     result=end.message.text,
                     num_turns=self.num_turns,
@@ -92,6 +115,8 @@ class Agent:
     async def step(self) -> None:
         if self.max_turns is not None and self.num_turns >= self.max_turns:
             raise MaxTurnsExceeded(f"reached the maximum of {self.max_turns} turns")
+        if self.auto_compact_tokens and self.context_tokens >= self.auto_compact_tokens:
+            await self.compact("auto")
         response = await self.model.complete(
             ModelRequest(
                 system=self.system,
@@ -103,54 +128,37 @@ class Agent:
         )
         self.num_turns += 1
         self.usage = self.usage + response.usage
+        self.context_tokens = response.usage.total_input + response.usage.output
         self.add(response.message, response.usage, response.model, response.stop_reason)
         calls = response.message.tool_uses
         if not calls:
             raise _TurnEnded(response.message)
-        results = await self.execute(calls)
+        results = await self.runner.execute(calls)
         self.add(Message(role="user", content=list(results)))
 
-    async def execute(self, calls: list[ToolUseBlock]) -> list[ToolResultBlock]:
-        """Runs calls in order; consecutive read-only calls run concurrently."""
-        results: list[ToolResultBlock] = []
-        i = 0
-        while i < len(calls):
-            j = i + 1
-            if self._read_only(calls[i]):
-                while j < len(calls) and self._read_only(calls[j]):
-                    j += 1
-            results += await asyncio.gather(*(self.run_tool(c) for c in calls[i:j]))
-            i = j
-        return results
-
-    async def run_tool(self, call: ToolUseBlock) -> ToolResultBlock:
-        self._emit(ToolStarted(call))
-        try:
-            tool = self.tools.get(call.name)
-            if tool is None:
-                raise ToolError(f"no tool named {call.name!r}; available: {', '.join(self.tools)}")
-            args = tool.parse(call.input)
-            tool.validate(args, self.ctx)
-            await self._check_permission(tool, call)
-            output = await tool.run(args, self.ctx)
-        except ToolError as e:
-            return ToolResultBlock(tool_use_id=call.id, content=str(e), is_error=True)
-        return ToolResultBlock(tool_use_id=call.id, content=output)
-
-    async def _check_permission(self, tool: Tool[Any], call: ToolUseBlock) -> None:
-        decision = self.policy.decide(tool, call.input)
-        if decision.behavior == "allow":
-            return
-        if decision.behavior == "ask" and self.approver and await self.approver(call, decision):
-            return
-        self.permission_denials.append(
-            {"tool_name": call.name, "tool_use_id": call.id, "tool_input": call.input}
+    async def compact(self, trigger: str) -> bool:
+        """Replace older turns by a summary; False when blocked or there is too little."""
+        if not await self.hooks.pre_compact(trigger):
+            return False
+        tools = [t.spec() for t in self.tools.values()]
+        done = await compact_messages(
+            self.model, self.system, self.messages, tools, agent_name=self.agent_name
         )
-        raise ToolError(f"Permission to use {call.name} was denied: {decision.reason}")
+        if done is None:
+            return False
+        self.messages = done.messages
+        self._emit(Compacted(done.messages, done.summary, trigger, self.context_tokens))
+        self.context_tokens = 0
+        await self.hooks.post_compact(trigger, done.summary)
+        return True
 
-    def _read_only(self, call: ToolUseBlock) -> bool:
-        tool = self.tools.get(call.name)
-        return tool is not None and tool.read_only
+    def add_prompt(self, text: str) -> None:
+        """A user prompt; joins a trailing user message (tool results) so roles alternate."""
+        if self.messages and self.messages[-1].role == "user":
+            last = self.messages.pop()
+            self.add(Message(role="user", content=[*last.content, TextBlock(text=text)]))
+        else:
+            self.add(Message.user(text))
 
     def add(
         self,

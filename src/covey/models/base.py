@@ -31,6 +31,8 @@ class ModelRequest:
     max_tokens: int = 16_000
     agent_name: str | None = None
     """Which agent is asking (a subagent definition name); scripted models pick a script by it."""
+    purpose: str = "turn"
+    """"turn" for the agent's own turns, "compact" for a compaction summary."""
 
 
 @dataclass

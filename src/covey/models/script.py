@@ -28,7 +28,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from covey.errors import ModelError, UserError
-from covey.messages import Message, Usage
+from covey.messages import Message, Usage, compacted_turns
 
 __all__ = [
     "Script",
@@ -110,9 +110,10 @@ def load_script(path: str | Path) -> Script:
 def select_turn(
     script: Script, messages: list[Message], agent_name: str | None = None
 ) -> tuple[int, ScriptTurn]:
-    """The turn to answer with: index = number of assistant messages so far."""
+    """The turn to answer with: index = number of assistant turns so far, counting those a
+    compaction summary stands for."""
     turns = script.turns_for(agent_name)
-    index = sum(1 for m in messages if m.role == "assistant")
+    index = compacted_turns(messages) + sum(1 for m in messages if m.role == "assistant")
     if index >= len(turns):
         who = f"agent {agent_name!r}" if agent_name in script.agents else "the main agent"
         raise ModelError(

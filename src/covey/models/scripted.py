@@ -38,7 +38,10 @@ class ScriptedModel:
     async def complete(
         self, request: ModelRequest, on_text: TextSink | None = None
     ) -> ModelResponse:
-        index, turn = select_turn(self._script, request.messages, request.agent_name)
+        if request.purpose == "compact" and "compact" not in self._script.agents:
+            return _summary_response(request)
+        agent = "compact" if request.purpose == "compact" else request.agent_name
+        index, turn = select_turn(self._script, request.messages, agent)
         if turn.delay_s:
             await asyncio.sleep(turn.delay_s)
         content: list[TextBlock | ToolUseBlock] = []
@@ -60,4 +63,21 @@ def _estimated_usage(request: ModelRequest, reply: Message) -> Usage:
     sent += json.dumps([t.input_schema for t in request.tools])
     return Usage(
         input=estimate_tokens(sent), output=estimate_tokens(json.dumps(dump_message(reply)))
+    )
+
+
+def _summary_response(request: ModelRequest) -> ModelResponse:
+    """A deterministic summary: the first line of each assistant text, in order."""
+    lines = [
+        f"- {m.text.strip().splitlines()[0][:120]}"
+        for m in request.messages
+        if m.role == "assistant" and m.text.strip()
+    ]
+    text = "Earlier turns (scripted summary):\n" + ("\n".join(lines) or "- (no text)")
+    message = Message(role="assistant", content=[TextBlock(text=text)])
+    return ModelResponse(
+        message=message,
+        stop_reason="end_turn",
+        usage=_estimated_usage(request, message),
+        model="scripted",
     )

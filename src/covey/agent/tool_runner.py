@@ -1,0 +1,105 @@
+"""Running the tool calls of one model response: hooks, permissions, concurrency.
+
+Consecutive read-only calls run concurrently; the others run one at a time, in order. Each
+call goes: parse → validate (paths) → PreToolUse hooks → permission rules → run → PostToolUse
+hooks. Every failure is a `ToolError` the model sees as an error result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from covey.agent.events import AgentEvent, ToolFinished, ToolStarted
+from covey.agent.hooks import AgentHooks
+from covey.errors import ToolError
+from covey.messages import ToolResultBlock, ToolUseBlock
+from covey.tools.base import Tool, ToolContext
+from covey.tools.permissions import Decision, PermissionPolicy
+
+__all__ = ["Approver", "ToolRunner"]
+
+Approver = Callable[[ToolUseBlock, Decision], Awaitable[bool]]
+"""Asked when a permission rule says "ask"; True runs the call. No approver = denied."""
+
+
+class ToolRunner:
+    def __init__(
+        self,
+        tools: Mapping[str, Tool[Any]],
+        ctx: ToolContext,
+        policy: PermissionPolicy,
+        hooks: AgentHooks,
+        emit: Callable[[AgentEvent], None],
+        approver: Approver | None = None,
+    ):
+        self.tools = tools
+        self.ctx = ctx
+        self.policy = policy
+        self.hooks = hooks
+        self.emit = emit
+        self.approver = approver
+        self.permission_denials: list[dict[str, Any]] = []
+
+    async def execute(self, calls: list[ToolUseBlock]) -> list[ToolResultBlock]:
+        results: list[ToolResultBlock] = []
+        i = 0
+        while i < len(calls):
+            j = i + 1
+            if self._read_only(calls[i]):
+                while j < len(calls) and self._read_only(calls[j]):
+                    j += 1
+            results += await asyncio.gather(*(self.run_one(c) for c in calls[i:j]))
+            i = j
+        return results
+
+    async def run_one(self, call: ToolUseBlock) -> ToolResultBlock:
+        self.emit(ToolStarted(call))
+        try:
+            output = await self._run(call)
+            result = ToolResultBlock(tool_use_id=call.id, content=output)
+        except ToolError as e:
+            result = ToolResultBlock(tool_use_id=call.id, content=str(e), is_error=True)
+        feedback = await self.hooks.post_tool(call, result)
+        if feedback:
+            result = result.model_copy(update={"content": f"{result.content}\n\n{feedback}"})
+        self.emit(ToolFinished(call, result))
+        return result
+
+    async def _run(self, call: ToolUseBlock) -> str:
+        tool = self.tools.get(call.name)
+        if tool is None:
+            raise ToolError(f"no tool named {call.name!r}; available: {', '.join(self.tools)}")
+        tool_input = call.input
+        args = tool.parse(tool_input)
+        tool.validate(args, self.ctx)
+        hook = await self.hooks.pre_tool(call)
+        if hook.decision == "deny":
+            raise ToolError(f"Blocked by a PreToolUse hook: {hook.reason}")
+        if hook.updated_input is not None:
+            tool_input = hook.updated_input
+            args = tool.parse(tool_input)
+            tool.validate(args, self.ctx)
+        decision = self.policy.decide(tool, tool_input)
+        behavior = decision.behavior
+        if behavior != "deny" and hook.decision is not None:
+            behavior = hook.decision  # a hook may allow or ask; deny rules always win
+        await self._check(call, tool_input, decision, behavior)
+        return await tool.run(args, self.ctx)
+
+    async def _check(
+        self, call: ToolUseBlock, tool_input: dict[str, Any], decision: Decision, behavior: str
+    ) -> None:
+        if behavior == "allow":
+            return
+        if behavior == "ask" and self.approver and await self.approver(call, decision):
+            return
+        self.permission_denials.append(
+            {"tool_name": call.name, "tool_use_id": call.id, "tool_input": tool_input}
+        )
+        raise ToolError(f"Permission to use {call.name} was denied: {decision.reason}")
+
+    def _read_only(self, call: ToolUseBlock) -> bool:
+        tool = self.tools.get(call.name)
+        return tool is not None and tool.read_only
