@@ -1,0 +1,108 @@
+"""The store's schema, as an ordered list of migrations.
+
+The rule: **never edit a migration that has landed; add a new one.** A database records how
+many migrations it has had in `PRAGMA user_version`; migration N (1-based) takes it from version
+N-1 to N. `Store.open` applies the missing ones, each in its own `BEGIN IMMEDIATE` transaction
+that re-reads the version first, so two processes opening a fresh store at once never both
+migrate. A migration runs statements one by one with `conn.execute` (never `executescript`,
+which commits) and must not commit or roll back itself.
+
+Later migrations will add the team tables (tasks, mailbox), worktrees and rate-limit buckets.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Migration", "m0001_initial"]
+
+Migration = Callable[[sqlite3.Connection], None]
+
+
+def _run(conn: sqlite3.Connection, statements: Sequence[str]) -> None:
+    for statement in statements:
+        conn.execute(statement)
+
+
+def m0001_initial(conn: sqlite3.Connection) -> None:
+    """Sessions, transcript, events, commands and the usage ledger."""
+    _run(
+        conn,
+        [
+            """CREATE TABLE sessions (
+                id TEXT PRIMARY KEY,
+                name TEXT,
+                kind TEXT NOT NULL,
+                parent_id TEXT,
+                cwd TEXT NOT NULL,
+                model TEXT NOT NULL,
+                agent TEXT,
+                permission_mode TEXT,
+                state TEXT NOT NULL,
+                reason TEXT,
+                summary TEXT,
+                created_at REAL NOT NULL,
+                updated_at REAL NOT NULL,
+                host_id TEXT,
+                epoch INTEGER NOT NULL DEFAULT 0,
+                lease_expires_at REAL,
+                meta TEXT NOT NULL DEFAULT '{}'
+            )""",
+            "CREATE INDEX sessions_state ON sessions (state)",
+            "CREATE INDEX sessions_parent ON sessions (parent_id)",
+            "CREATE INDEX sessions_name ON sessions (name, updated_at)",
+            "CREATE INDEX sessions_cwd ON sessions (cwd, updated_at)",
+            "CREATE INDEX sessions_updated ON sessions (updated_at)",
+            """CREATE TABLE transcript (
+                session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+                seq INTEGER NOT NULL,
+                kind TEXT NOT NULL,
+                data TEXT NOT NULL,
+                created_at REAL NOT NULL,
+                PRIMARY KEY (session_id, seq)
+            )""",
+            """CREATE TABLE events (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                session_id TEXT,
+                ts REAL NOT NULL,
+                type TEXT NOT NULL,
+                data TEXT NOT NULL DEFAULT '{}'
+            )""",
+            "CREATE INDEX events_session ON events (session_id, id)",
+            """CREATE TABLE commands (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                session_id TEXT,
+                ts REAL NOT NULL,
+                type TEXT NOT NULL,
+                data TEXT NOT NULL DEFAULT '{}',
+                status TEXT NOT NULL DEFAULT 'pending',
+                claimed_by TEXT,
+                handled_at REAL,
+                result TEXT
+            )""",
+            "CREATE INDEX commands_pending ON commands (session_id, id) WHERE status = 'pending'",
+            "CREATE INDEX commands_session ON commands (session_id, id)",
+            """CREATE TABLE usage (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                session_id TEXT NOT NULL,
+                agent_path TEXT NOT NULL,
+                model TEXT NOT NULL,
+                input INTEGER NOT NULL,
+                output INTEGER NOT NULL,
+                cache_read INTEGER NOT NULL,
+                cache_write INTEGER NOT NULL,
+                cost_usd REAL NOT NULL,
+                ts REAL NOT NULL
+            )""",
+            "CREATE INDEX usage_session ON usage (session_id)",
+            "CREATE INDEX usage_ts ON usage (ts)",
+        ],
+    )
+
+
+MIGRATIONS: tuple[Migration, ...] = (m0001_initial,)
+"""Every migration, oldest first; append only."""
+
+SCHEMA_VERSION = len(MIGRATIONS)
+"""The `user_version` of a store that has every migration this code knows."""

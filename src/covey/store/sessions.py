@@ -1,0 +1,290 @@
+"""The `sessions` table: one row per session, its lease and its fencing epoch.
+
+Fencing: a host holds a session by a lease `(host_id, epoch, lease_expires_at)`. Every write a
+host makes for the session (`update_session`, `transcript.append_entry`) carries the epoch it
+got from `acquire_lease` and changes nothing once another host has taken the lease over (which
+increments the epoch). Which state changes are allowed is decided in `covey.sessions`, not here.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+import string
+import time
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import EllipsisType
+from typing import Any, Literal, TypedDict, Unpack
+
+from pydantic import BaseModel, ConfigDict
+
+from covey.store._json import dump_json, load_json_object
+from covey.store._tx import require_transaction
+
+__all__ = [
+    "SessionFields",
+    "SessionKind",
+    "SessionMeta",
+    "SessionRow",
+    "SessionState",
+    "acquire_lease",
+    "find_session",
+    "get_session",
+    "insert_session",
+    "list_sessions",
+    "new_session_id",
+    "release_lease",
+    "renew_lease",
+    "update_session",
+]
+
+SessionKind = Literal["print", "interactive", "background", "subagent", "teammate"]
+SessionState = Literal[
+    "queued", "working", "needs_input", "idle", "completed", "failed", "stopped", "interrupted"
+]
+
+_ID_ALPHABET = string.ascii_lowercase + string.digits
+_ID_LENGTH = 8
+_MIN_PREFIX = 4
+
+
+class SessionMeta(BaseModel):
+    """The `meta` JSON object of a session. Keys not named here are kept as they are."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    worktree: str | None = None
+    """The worktree directory the session works in, if any."""
+    branch: str | None = None
+    """The session branch, if any."""
+    provider: str | None = None
+    """The model provider (`anthropic`, `openai`…)."""
+    base_url: str | None = None
+    """The provider endpoint, when not the default."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRow:
+    id: str
+    kind: SessionKind
+    cwd: str
+    model: str
+    state: SessionState
+    name: str | None = None
+    parent_id: str | None = None
+    agent: str | None = None
+    permission_mode: str | None = None
+    reason: str | None = None
+    summary: str | None = None
+    created_at: float = field(default_factory=time.time)
+    updated_at: float = field(default_factory=time.time)
+    host_id: str | None = None
+    epoch: int = 0
+    lease_expires_at: float | None = None
+    meta: SessionMeta = field(default_factory=SessionMeta)
+
+    @classmethod
+    def new(
+        cls,
+        *,
+        id: str,
+        kind: SessionKind,
+        cwd: str,
+        model: str,
+        state: SessionState = "queued",
+        name: str | None = None,
+        parent_id: str | None = None,
+        agent: str | None = None,
+        permission_mode: str | None = None,
+        meta: SessionMeta | None = None,
+        now: float | None = None,
+    ) -> SessionRow:
+        """A row for a session created `now` (default: the current time), not leased yet."""
+        at = time.time() if now is None else now
+        return cls(
+            id=id, kind=kind, cwd=cwd, model=model, state=state, name=name, parent_id=parent_id,
+            agent=agent, permission_mode=permission_mode, created_at=at, updated_at=at,
+            meta=meta or SessionMeta(),
+        )  # fmt: skip
+
+
+class SessionFields(TypedDict, total=False):
+    """What `update_session` may change. The lease columns belong to the lease functions."""
+
+    name: str | None
+    kind: SessionKind
+    parent_id: str | None
+    cwd: str
+    model: str
+    agent: str | None
+    permission_mode: str | None
+    state: SessionState
+    reason: str | None
+    summary: str | None
+    meta: SessionMeta
+    updated_at: float
+    """Defaults to now."""
+
+
+_COLUMNS = (
+    "id, kind, cwd, model, state, name, parent_id, agent, permission_mode, reason, summary, "
+    "created_at, updated_at, host_id, epoch, lease_expires_at, meta"
+)
+_SELECT = f"SELECT {_COLUMNS} FROM sessions"
+
+
+def _row(r: tuple[Any, ...]) -> SessionRow:
+    values = list(r)
+    values[-1] = SessionMeta.model_validate(load_json_object(r[-1]))
+    return SessionRow(*values)
+
+
+def new_session_id(conn: sqlite3.Connection) -> str:
+    """A fresh id: 8 lowercase letters and digits, not used by any session yet."""
+    while True:
+        sid = "".join(secrets.choice(_ID_ALPHABET) for _ in range(_ID_LENGTH))
+        if conn.execute("SELECT 1 FROM sessions WHERE id = ?", (sid,)).fetchone() is None:
+            return sid
+
+
+def insert_session(conn: sqlite3.Connection, row: SessionRow) -> None:
+    """Add a session; an id that exists already raises sqlite3.IntegrityError."""
+    values = [getattr(row, name.strip()) for name in _COLUMNS.split(",")]
+    values[-1] = dump_json(row.meta.model_dump(mode="json", exclude_none=True))
+    marks = ", ".join("?" * len(values))
+    conn.execute(f"INSERT INTO sessions ({_COLUMNS}) VALUES ({marks})", values)
+
+
+def get_session(conn: sqlite3.Connection, session_id: str) -> SessionRow | None:
+    r = conn.execute(f"{_SELECT} WHERE id = ?", (session_id,)).fetchone()
+    return None if r is None else _row(r)
+
+
+def find_session(conn: sqlite3.Connection, id_or_name: str) -> SessionRow | None:
+    """The session with this exact id; else the one whose id starts with it (at least 4
+    characters, and only if one matches); else the most recently updated one with this name."""
+    if (row := get_session(conn, id_or_name)) is not None:
+        return row
+    if len(id_or_name) >= _MIN_PREFIX:
+        rows = conn.execute(
+            f"{_SELECT} WHERE id >= ? AND id < ? ORDER BY id LIMIT 2",
+            (id_or_name, id_or_name + "\U0010ffff"),
+        ).fetchall()
+        if len(rows) == 1:
+            return _row(rows[0])
+    r = conn.execute(
+        f"{_SELECT} WHERE name = ? ORDER BY updated_at DESC, created_at DESC LIMIT 1",
+        (id_or_name,),
+    ).fetchone()
+    return None if r is None else _row(r)
+
+
+def list_sessions(
+    conn: sqlite3.Connection,
+    *,
+    cwd: str | Path | None = None,
+    kinds: Collection[SessionKind] | None = None,
+    states: Collection[SessionState] | None = None,
+    parent_id: str | EllipsisType | None = ...,
+    limit: int | None = None,
+) -> list[SessionRow]:
+    """Sessions, most recently updated first. `parent_id`: `...` any, None top-level only,
+    an id its children only."""
+    where: list[str] = []
+    args: list[Any] = []
+    if cwd is not None:
+        where.append("cwd = ?")
+        args.append(str(cwd))
+    for column, values in (("kind", kinds), ("state", states)):
+        if values is not None:
+            where.append(f"{column} IN ({', '.join('?' * len(values))})")
+            args.extend(values)
+    if parent_id is None:
+        where.append("parent_id IS NULL")
+    elif isinstance(parent_id, str):
+        where.append("parent_id = ?")
+        args.append(parent_id)
+    sql = _SELECT + (f" WHERE {' AND '.join(where)}" if where else "")
+    sql += " ORDER BY updated_at DESC, created_at DESC"
+    if limit is not None:
+        sql += " LIMIT ?"
+        args.append(limit)
+    return [_row(r) for r in conn.execute(sql, args)]
+
+
+def update_session(
+    conn: sqlite3.Connection, session_id: str, epoch: int, **fields: Unpack[SessionFields]
+) -> bool:
+    """Change columns of a session, fenced: only while its epoch is still `epoch`.
+
+    Returns False and changes nothing when the epoch is stale (or the session is gone).
+    `updated_at` is always set (to now unless given)."""
+    unknown = set(fields) - set(SessionFields.__annotations__)
+    if unknown:
+        raise TypeError(f"update_session cannot set {', '.join(sorted(unknown))}")
+    values: dict[str, Any] = {"updated_at": time.time(), **fields}
+    if "meta" in fields:
+        values["meta"] = dump_json(fields["meta"].model_dump(mode="json", exclude_none=True))
+    assignments = ", ".join(f"{column} = ?" for column in values)
+    cursor = conn.execute(
+        f"UPDATE sessions SET {assignments} WHERE id = ? AND epoch = ?",
+        [*values.values(), session_id, epoch],
+    )
+    return cursor.rowcount == 1
+
+
+def acquire_lease(
+    conn: sqlite3.Connection,
+    session_id: str,
+    host_id: str,
+    ttl_s: float,
+    now: float,
+    *,
+    force: bool = False,
+) -> int | None:
+    """Take the session's lease for `host_id` until `now + ttl_s`; return the epoch to write
+    with, or None when another host holds a live lease (or the session does not exist).
+
+    It succeeds when the lease is free (never taken or released), expired, already ours, or
+    with `force`. Renewing our own live lease keeps the epoch; every other acquisition
+    increments it, which fences out whoever wrote before. Must run inside `store.write()`."""
+    require_transaction(conn, "acquire_lease")
+    cursor = conn.execute(
+        """UPDATE sessions SET
+             epoch = CASE WHEN host_id = :host AND lease_expires_at > :now
+                          THEN epoch ELSE epoch + 1 END,
+             host_id = :host,
+             lease_expires_at = :expires
+           WHERE id = :id AND (:force OR host_id IS NULL OR host_id = :host
+                               OR lease_expires_at IS NULL OR lease_expires_at <= :now)""",
+        {"id": session_id, "host": host_id, "now": now, "expires": now + ttl_s, "force": force},
+    )
+    if cursor.rowcount != 1:
+        return None
+    row = conn.execute("SELECT epoch FROM sessions WHERE id = ?", (session_id,)).fetchone()
+    return int(row[0])
+
+
+def renew_lease(
+    conn: sqlite3.Connection, session_id: str, host_id: str, epoch: int, ttl_s: float, now: float
+) -> bool:
+    """Extend our lease to `now + ttl_s` (the heartbeat). False once another host took it over;
+    a lease that expired but was not taken over can still be renewed (the epoch is unchanged)."""
+    cursor = conn.execute(
+        "UPDATE sessions SET lease_expires_at = ? WHERE id = ? AND host_id = ? AND epoch = ?",
+        (now + ttl_s, session_id, host_id, epoch),
+    )
+    return cursor.rowcount == 1
+
+
+def release_lease(conn: sqlite3.Connection, session_id: str, host_id: str, epoch: int) -> bool:
+    """Give the lease up (the epoch stays; the next acquisition increments it). False when it
+    is no longer ours."""
+    cursor = conn.execute(
+        "UPDATE sessions SET host_id = NULL, lease_expires_at = NULL "
+        "WHERE id = ? AND host_id = ? AND epoch = ?",
+        (session_id, host_id, epoch),
+    )
+    return cursor.rowcount == 1

@@ -1,0 +1,117 @@
+"""The `usage` table: the ledger of tokens and cost, one row per model response.
+
+An agent path names who spent it inside a session: `main`, `main/reviewer-1`… Roll-ups count
+a session together with its descendants (subagent and teammate sessions, by `parent_id`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from covey.messages import Usage
+
+__all__ = ["UsageRow", "record_usage", "session_usage", "usage_rows"]
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRow:
+    id: int
+    session_id: str
+    agent_path: str
+    model: str
+    usage: Usage
+    cost_usd: float
+    ts: float
+
+
+_TREE = """WITH RECURSIVE tree(id) AS (
+    SELECT ? UNION SELECT s.id FROM sessions s JOIN tree ON s.parent_id = tree.id
+)"""
+
+
+def record_usage(
+    conn: sqlite3.Connection,
+    session_id: str,
+    agent_path: str,
+    model: str,
+    usage: Usage,
+    cost_usd: float,
+    *,
+    now: float | None = None,
+) -> int:
+    """Add one response's usage; returns the row id."""
+    cursor = conn.execute(
+        "INSERT INTO usage (session_id, agent_path, model, input, output, cache_read,"
+        " cache_write, cost_usd, ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            session_id,
+            agent_path,
+            model,
+            usage.input,
+            usage.output,
+            usage.cache_read,
+            usage.cache_write,
+            cost_usd,
+            time.time() if now is None else now,
+        ),
+    )
+    return int(cursor.lastrowid or 0)
+
+
+def session_usage(conn: sqlite3.Connection, session_id: str) -> tuple[Usage, float]:
+    """Tokens and USD of a session: every agent path, plus all its descendant sessions."""
+    row = conn.execute(
+        f"""{_TREE} SELECT COALESCE(SUM(input), 0), COALESCE(SUM(output), 0),
+            COALESCE(SUM(cache_read), 0), COALESCE(SUM(cache_write), 0),
+            COALESCE(SUM(cost_usd), 0.0)
+            FROM usage WHERE session_id IN (SELECT id FROM tree)""",
+        (session_id,),
+    ).fetchone()
+    usage = Usage(input=row[0], output=row[1], cache_read=row[2], cache_write=row[3])
+    return usage, float(row[4])
+
+
+def usage_rows(
+    conn: sqlite3.Connection,
+    *,
+    session_id: str | None = None,
+    include_descendants: bool = False,
+    since: float | None = None,
+    until: float | None = None,
+) -> list[UsageRow]:
+    """Ledger rows, oldest first: of one session (with its descendants if asked) or all,
+    with `since <= ts < until`."""
+    sql = ""
+    where: list[str] = []
+    args: list[Any] = []
+    if session_id is not None and include_descendants:
+        sql = _TREE + " "
+        where.append("session_id IN (SELECT id FROM tree)")
+        args.append(session_id)
+    elif session_id is not None:
+        where.append("session_id = ?")
+        args.append(session_id)
+    if since is not None:
+        where.append("ts >= ?")
+        args.append(since)
+    if until is not None:
+        where.append("ts < ?")
+        args.append(until)
+    sql += "SELECT id, session_id, agent_path, model, input, output, cache_read, cache_write,"
+    sql += " cost_usd, ts FROM usage"
+    sql += (f" WHERE {' AND '.join(where)}" if where else "") + " ORDER BY id"
+    return [
+        UsageRow(
+            id=r[0],
+            session_id=r[1],
+            agent_path=r[2],
+            model=r[3],
+            usage=Usage(input=r[4], output=r[5], cache_read=r[6], cache_write=r[7]),
+            cost_usd=r[8],
+            ts=r[9],
+        )
+        for r in conn.execute(sql, args)
+    ]
