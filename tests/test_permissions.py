@@ -108,6 +108,7 @@ def test_public_surface() -> None:
         "Decision",
         "PermissionPolicy",
         "parse_tool_list",
+        "rule_matches",
         "subcommands",
     }
     assert PERMISSION_MODES == ("default", "acceptEdits", "plan", "dontAsk", "bypassPermissions")

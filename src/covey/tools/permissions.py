@@ -20,7 +20,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any, Literal, get_args
+from types import SimpleNamespace
+from typing import Any, Literal, cast, get_args
 from urllib.parse import urlsplit
 
 import pathspec
@@ -30,7 +31,7 @@ from covey.errors import UserError
 from covey.tools.base import Tool
 
 __all__ = ["EDIT_TOOLS", "PERMISSION_MODES", "READ_TOOLS", "Behavior", "Decision"]
-__all__ += ["PermissionPolicy", "parse_tool_list", "subcommands"]
+__all__ += ["PermissionPolicy", "parse_tool_list", "rule_matches", "subcommands"]
 
 PERMISSION_MODES: tuple[str, ...] = get_args(PermissionMode)
 READ_TOOLS = frozenset({"Read", "Glob", "Grep"})
@@ -173,6 +174,16 @@ class PermissionPolicy:
         target = self._target(tool, inp)
         rels = [_relative(target[0][-1], d) for d in self._workdirs] if target else []
         return any(rel is not None and not _PROTECTED & set(rel.split("/")) for rel in rels)
+
+
+def rule_matches(
+    rule: str, tool_name: str, tool_input: Mapping[str, Any], *, project_root: Path, workspace: Path
+) -> bool:
+    """Whether one rule covers a call the way a deny rule would (a compound Bash command matches
+    when any command in it does). Hooks use it for their `if` field. UserError if malformed."""
+    policy = PermissionPolicy("default", (), (), (rule,), project_root, workspace)
+    tool = cast("Tool[Any]", SimpleNamespace(name=tool_name, edits_files=False))
+    return policy._match(policy.deny, tool, tool_input, every=False) is not None
 
 
 def parse_tool_list(value: str, flag: str = "--allowedTools") -> list[str]:

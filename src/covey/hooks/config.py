@@ -1,0 +1,266 @@
+"""Hook settings in Claude Code's shape, validated into typed models.
+
+    {"hooks": {"PreToolUse": [{"matcher": "Bash|Edit",
+                               "hooks": [{"type": "command", "command": "./check.sh",
+                                          "timeout": 600, "if": "Bash(git *)"}]}]}}
+
+Only `command` handlers run; other handler types and unknown events are warned about and
+skipped. Problems that make a hook unusable raise a one-line `UserError` naming the file and
+the dotted key.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from collections.abc import Iterable
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import ErrorDetails
+
+from covey.config import split_permission_rule
+from covey.errors import UserError
+
+__all__ = [
+    "EVENTS",
+    "TOOL_EVENTS",
+    "CommandHook",
+    "HooksConfig",
+    "MatcherGroup",
+    "matcher_matches",
+    "merge_hooks",
+    "validate_hooks",
+]
+
+EVENTS = frozenset(
+    {
+        "SessionStart",
+        "UserPromptSubmit",
+        "PreToolUse",
+        "PostToolUse",
+        "Stop",
+        "PreCompact",
+        "PostCompact",
+        "Notification",
+        "SubagentStart",
+        "SubagentStop",
+        "TeammateIdle",
+        "TaskCreated",
+        "TaskCompleted",
+        "WorktreeCreate",
+        "WorktreeRemove",
+    }
+)
+"""The events covey accepts in settings."""
+TOOL_EVENTS = frozenset({"PreToolUse", "PostToolUse"})
+"""The events whose handlers may have an `if` rule."""
+_OTHER_TYPES = ("http", "mcp_tool", "prompt", "agent")
+_UNSUPPORTED_FIELDS = ("args", "async", "asyncRewake", "shell")
+_SIMPLE = re.compile(r"[A-Za-z0-9_, |-]*")
+
+
+def _check_rule(rule: str | None) -> str | None:
+    if rule is not None:
+        split_permission_rule(rule)  # ValueError with a one-line reason
+    return rule
+
+
+def _non_empty(text: str) -> str:
+    if not text.strip():
+        raise ValueError("must not be empty")
+    return text
+
+
+_FROZEN = ConfigDict(
+    strict=True,
+    frozen=True,
+    extra="ignore",
+    validate_by_name=True,
+    validate_by_alias=True,
+    use_attribute_docstrings=True,
+)
+
+
+class CommandHook(BaseModel):
+    """One `{"type": "command", ...}` handler."""
+
+    model_config = _FROZEN
+    type: Literal["command"] = "command"
+    command: Annotated[str, AfterValidator(_non_empty)]
+    """Run by `/bin/sh -c` in the session's working directory; the event JSON on stdin."""
+    timeout: float | None = Field(default=None, gt=0)
+    """Seconds before the hook is killed; None: the runner's default (600)."""
+    if_: Annotated[str | None, AfterValidator(_check_rule)] = Field(default=None, alias="if")
+    """A permission rule (`Bash(git *)`) the tool call must match; tool events only."""
+    statusMessage: str | None = None
+    """What a UI may show while the hook runs."""
+    once: bool = False
+    """Run at most once per session."""
+
+
+class MatcherGroup(BaseModel):
+    """Handlers that run when `matcher` matches the event's value (tool name, trigger...)."""
+
+    model_config = _FROZEN
+    matcher: str = ""
+    """`*`, "" → everything; `A|B` or `A,B` → exact names; anything else → a regex search."""
+    hooks: tuple[CommandHook, ...] = ()
+
+
+class HooksConfig(BaseModel):
+    """Matcher groups by event name."""
+
+    model_config = _FROZEN
+    events: dict[str, tuple[MatcherGroup, ...]] = Field(default_factory=dict)
+
+    def groups(self, event: str) -> tuple[MatcherGroup, ...]:
+        return self.events.get(event, ())
+
+    def handler_count(self) -> int:
+        return sum(len(g.hooks) for groups in self.events.values() for g in groups)
+
+
+def matcher_matches(matcher: str | None, value: str) -> bool:
+    """Claude Code's matcher rules: all, an exact list split on `|`/`,`, or a regex search."""
+    if matcher is None or matcher.strip() in ("", "*"):
+        return True
+    if _SIMPLE.fullmatch(matcher):
+        return value in {part.strip() for part in re.split(r"[|,]", matcher)}
+    return re.search(matcher, value) is not None
+
+
+def merge_hooks(configs: Iterable[HooksConfig]) -> HooksConfig:
+    """Lists concatenate in order; a handler equal to one already under the same event and
+    matcher is dropped (and a group left with none)."""
+    merged: dict[str, list[MatcherGroup]] = {}
+    for config in configs:
+        for event, groups in config.events.items():
+            out = merged.setdefault(event, [])
+            for group in groups:
+                seen = {h for g in out if g.matcher == group.matcher for h in g.hooks}
+                fresh = tuple(dict.fromkeys(h for h in group.hooks if h not in seen))
+                if fresh:
+                    out.append(MatcherGroup(matcher=group.matcher, hooks=fresh))
+    return HooksConfig(events={e: tuple(gs) for e, gs in merged.items() if gs})
+
+
+def validate_hooks(raw: object, source: str) -> tuple[HooksConfig, list[str]]:
+    """Validate the value of a settings file's `hooks` key.
+
+    Raises a one-line UserError (`<source>: key hooks.X[0].hooks[1].command must be ...`);
+    returns the config and warnings (unknown events and keys, unsupported handler types).
+    """
+    reader = _Reader(source)
+    return reader.config(raw), reader.warnings
+
+
+class _Reader:
+    """Walks raw hook settings; collects warnings, raises the first error."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.warnings: list[str] = []
+
+    def fail(self, problem: str) -> UserError:
+        return UserError(f"{self.source}: {problem}")
+
+    def warn(self, problem: str) -> None:
+        self.warnings.append(f"{self.source}: {problem}")
+
+    def unknown(self, key: str, keys: Iterable[str]) -> None:
+        for extra in sorted(keys):
+            self.warn(f"unknown key {key}.{extra}; it is ignored")
+
+    def config(self, raw: object) -> HooksConfig:
+        if not isinstance(raw, dict):
+            raise self.fail(f"key hooks must be an object (got {_kind(raw)})")
+        events: dict[str, tuple[MatcherGroup, ...]] = {}
+        for event, groups in raw.items():
+            key = f"hooks.{event}"
+            if event not in EVENTS:
+                close = difflib.get_close_matches(str(event), sorted(EVENTS), n=1)
+                hint = f" (did you mean {close[0]}?)" if close else ""
+                self.warn(f"unknown hook event {key}{hint}; it is ignored")
+                continue
+            if not isinstance(groups, list):
+                raise self.fail(f"key {key} must be a list of matcher groups (got {_kind(groups)})")
+            parsed = [self.group(event, g, f"{key}[{i}]") for i, g in enumerate(groups)]
+            if kept := tuple(g for g in parsed if g.hooks):
+                events[event] = kept
+        return HooksConfig(events=events)
+
+    def group(self, event: str, raw: object, key: str) -> MatcherGroup:
+        if not isinstance(raw, dict):
+            raise self.fail(f"key {key} must be an object (got {_kind(raw)})")
+        self.unknown(key, raw.keys() - {"matcher", "hooks"})
+        matcher = raw.get("matcher")
+        if matcher is not None and not isinstance(matcher, str):
+            raise self.fail(f"key {key}.matcher must be a string (got {_kind(matcher)})")
+        if matcher and matcher.strip() != "*" and not _SIMPLE.fullmatch(matcher):
+            try:
+                re.compile(matcher)
+            except re.error as e:
+                raise self.fail(
+                    f"key {key}.matcher is not a valid regular expression: {e}"
+                ) from None
+        handlers = raw.get("hooks")
+        if not isinstance(handlers, list):
+            got = "nothing" if handlers is None else _kind(handlers)
+            raise self.fail(f"key {key}.hooks must be a list of handlers (got {got})")
+        found = [self.handler(event, h, f"{key}.hooks[{j}]") for j, h in enumerate(handlers)]
+        return MatcherGroup(matcher=matcher or "", hooks=tuple(h for h in found if h))
+
+    def handler(self, event: str, raw: object, key: str) -> CommandHook | None:
+        if not isinstance(raw, dict):
+            raise self.fail(f"key {key} must be an object (got {_kind(raw)})")
+        kind = raw.get("type")
+        if kind in _OTHER_TYPES:
+            self.warn(f"key {key}.type: {kind} hooks are not supported yet; the handler is skipped")
+            return None
+        if kind != "command":
+            got = "nothing" if kind is None else json.dumps(kind)
+            types = ", ".join(("command", *_OTHER_TYPES))
+            raise self.fail(f"key {key}.type must be one of {types} (got {got})")
+        try:
+            hook = CommandHook.model_validate(raw)
+        except ValidationError as e:
+            raise self.fail(_describe(e.errors()[0], key)) from None
+        extras = raw.keys() - {"type", "command", "timeout", "if", "statusMessage", "once"}
+        for name in sorted(extras & set(_UNSUPPORTED_FIELDS)):
+            self.warn(f"key {key}.{name} is not supported yet; it is ignored")
+        self.unknown(key, extras - set(_UNSUPPORTED_FIELDS))
+        if hook.if_ is not None and event not in TOOL_EVENTS:
+            self.warn(f"key {key}.if applies only to tool events; the handler never runs")
+            return None
+        return hook
+
+
+_EXPECTED = {
+    "string_type": "a string",
+    "bool_type": "true or false",
+    "float_type": "a number",
+    "float_parsing": "a number",
+}
+
+
+def _describe(err: ErrorDetails, key: str) -> str:
+    where = key + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
+    kind, ctx = err["type"], err.get("ctx", {})
+    if kind == "missing":
+        return f"key {where} is required"
+    if kind == "value_error":
+        return f"key {where}: {ctx.get('error', err['msg'])}"
+    if kind == "greater_than":
+        return f"key {where} must be a number > {ctx['gt']:g} (got {json.dumps(err['input'])})"
+    if kind in _EXPECTED:
+        return f"key {where} must be {_EXPECTED[kind]} (got {_kind(err['input'])})"
+    return f"key {where}: {err['msg']}"
+
+
+def _kind(value: object) -> str:
+    if value is None:
+        return "null"
+    names = {bool: "bool", int: "int", float: "float", str: "string", list: "list", dict: "object"}
+    return names.get(type(value), type(value).__name__)
