@@ -30,6 +30,7 @@ __all__ = [
     "RetrySettings",
     "SandboxSettings",
     "Settings",
+    "WorktreeSettings",
     "covey_home",
     "effective_env",
     "find_project_root",
@@ -123,6 +124,33 @@ class RetrySettings(BaseModel):
     """The longest wait between two retries, in seconds (a `retry-after` header may exceed it)."""
 
 
+def _check_relative_path(path: str) -> str:
+    parts = path.replace("\\", "/").split("/")
+    if not path.strip() or path.startswith(("/", "~")) or ".." in parts:
+        raise ValueError(f"{path!r} must be a path inside the repository, like 'node_modules'")
+    return path.strip().strip("/")
+
+
+RepoPath = Annotated[str, AfterValidator(_check_relative_path)]
+
+
+class WorktreeSettings(BaseModel):
+    """Worktrees made by `covey -w` (`worktree`)."""
+
+    model_config = _MODEL
+    baseRef: Literal["fresh", "head"] = "fresh"
+    """Where a new worktree starts: `fresh` = the remote's default branch (origin/HEAD, fetched
+    when older than a day; local HEAD when there is no remote), `head` = local HEAD."""
+    pool: int = Field(default=0, ge=0, le=64)
+    """How many ready worktrees to keep checked out at the base, so `covey -w` skips the
+    checkout; 0 turns the pool off."""
+    symlinkDirectories: list[RepoPath] = Field(default_factory=list)
+    """Directories of the main checkout linked (not copied) into each worktree, e.g.
+    `node_modules`."""
+    sparsePaths: list[RepoPath] = Field(default_factory=list)
+    """When set, worktrees check out only these directories (cone-mode sparse checkout)."""
+
+
 class Settings(BaseModel):
     """One settings file, or all of them merged."""
 
@@ -143,6 +171,8 @@ class Settings(BaseModel):
     """Command hooks by event, in Claude Code's shape (kept as-is here)."""
     autoCompactWindow: int | None = Field(default=None, gt=0)
     """Tokens of context at which the conversation is compacted; None: near the model's limit."""
+    worktree: WorktreeSettings = Field(default_factory=WorktreeSettings)
+    """How `covey -w` makes worktrees: base, pool, symlinked and sparse directories."""
 
 
 @dataclass

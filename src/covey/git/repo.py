@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from covey import proc
 from covey.errors import CoveyError
 
-__all__ = ["GitError", "commit_all", "diff", "git", "init_repo"]
+__all__ = ["GitError", "commit_all", "diff", "git", "git_result", "init_repo", "repo_root"]
 
 _IDENTITY = ("-c", "user.name=covey", "-c", "user.email=covey@localhost")
 
@@ -16,12 +17,53 @@ class GitError(CoveyError):
     """A git command failed; the message carries git's own words."""
 
 
-def git(*args: str, cwd: Path, timeout_s: float = 60.0) -> str:
-    result = proc.run(["git", *args], cwd=cwd, timeout_s=timeout_s)
+def git(
+    *args: str,
+    cwd: Path,
+    timeout_s: float = 60.0,
+    env: Mapping[str, str] | None = None,
+    stdin: str | None = None,
+) -> str:
+    """Run git and return its stdout; raise GitError (with git's last words) when it fails.
+
+    `env` is laid over the environment (e.g. `GIT_INDEX_FILE`); `stdin` is fed to git.
+    """
+    result = git_result(*args, cwd=cwd, timeout_s=timeout_s, env=env, stdin=stdin)
     if not result.ok:
         said = (result.stderr or result.stdout).strip().splitlines()
         raise GitError(f"git {' '.join(args)} failed in {cwd}: {said[-1] if said else '?'}")
     return result.stdout
+
+
+def git_result(
+    *args: str,
+    cwd: Path,
+    timeout_s: float = 60.0,
+    env: Mapping[str, str] | None = None,
+    stdin: str | None = None,
+) -> proc.ProcessResult:
+    """Run git and return the whole result, whatever the exit code (for commands whose
+    non-zero exit is an answer, like `check-ignore` or `rev-parse --verify`)."""
+    data = stdin.encode() if stdin is not None else None
+    return proc.run(["git", *args], cwd=cwd, timeout_s=timeout_s, env=env, stdin=data)
+
+
+def repo_root(cwd: Path) -> Path | None:
+    """The main checkout of the repository holding `cwd` (also from inside a linked
+    worktree), or None when `cwd` is in no git repository or only in a bare one."""
+    if not cwd.is_dir():
+        return None
+    result = git_result("rev-parse", "--path-format=absolute", "--git-common-dir", cwd=cwd)
+    if not result.ok:
+        return None
+    common = Path(result.stdout.strip())
+    if common.name == ".git":
+        return common.parent
+    listing = git_result("worktree", "list", "--porcelain", cwd=cwd)  # a separate git dir
+    first = listing.stdout.split("\n", 1)[0] if listing.ok else ""
+    if not first.startswith("worktree ") or "\nbare" in listing.stdout.split("\n\n", 1)[0]:
+        return None
+    return Path(first.removeprefix("worktree "))
 
 
 def init_repo(path: Path, branch: str = "main") -> None:

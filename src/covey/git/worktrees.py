@@ -1,0 +1,153 @@
+"""Worktrees for `covey -w [NAME]`: open (create or reopen), lock, and the `.gitignore` hint.
+
+`.covey/worktrees/NAME` on branch `worktree-NAME`, from the base `worktree.baseRef` names
+(see `checkout`). A name already in use reopens that worktree. With a WorktreeCreate hook,
+the hook makes the worktree instead (and `.worktreeinclude` is not applied, as in Claude
+Code). With `worktree.pool`, a warm tree is claimed instead of checking out (see `pool`).
+Removal, pruning, listing and restoring are in `cleanup`; everything is re-exported here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from covey.config import WorktreeSettings
+from covey.errors import UserError
+from covey.git.checkout import add_checkout, resolve_base
+from covey.git.cleanup import (
+    PruneReport,
+    RemoveReport,
+    RestoreReport,
+    WorktreeInfo,
+    list_worktrees,
+    prune_worktrees,
+    remove_worktree,
+    restore_worktree,
+)
+from covey.git.layout import (
+    Worktree,
+    WorktreeHooks,
+    read_meta,
+    registered,
+    worktree_path,
+    worktrees_dir,
+)
+from covey.git.names import branch_for, generate_name, validate_name
+from covey.git.pool import claim_pooled, refill_pool
+from covey.git.repo import git, git_result, repo_root
+
+__all__ = [
+    "PruneReport",
+    "RemoveReport",
+    "RestoreReport",
+    "Worktree",
+    "WorktreeHooks",
+    "WorktreeInfo",
+    "find_repo",
+    "gitignore_hint",
+    "list_worktrees",
+    "lock_worktree",
+    "open_worktree",
+    "prune_worktrees",
+    "refill_pool",
+    "remove_worktree",
+    "restore_worktree",
+    "unlock_worktree",
+]
+
+
+def find_repo(cwd: Path) -> Path:
+    """The main checkout of the repository holding `cwd`, or a UserError."""
+    root = repo_root(cwd)
+    if root is None:
+        raise UserError(f"not a git repository: {cwd} (covey -w needs one)")
+    return root
+
+
+def open_worktree(
+    cwd: Path,
+    name: str | None,
+    settings: WorktreeSettings,
+    *,
+    hooks: WorktreeHooks | None = None,
+) -> Worktree:
+    """Create worktree `name` (a made-up one when None), or reopen it if it exists."""
+    root = find_repo(cwd)
+    entries = {e.path: e for e in registered(root)}
+    if name is None:
+        branches = set(
+            git("for-each-ref", "--format=%(refname:short)", "refs/heads/", cwd=root).split()
+        )
+        name = generate_name(lambda n: branch_for(n) in branches or worktree_path(root, n).exists())
+    validate_name(name)
+    path = worktree_path(root, name)
+    entry = entries.get(path)
+    if entry is not None and not entry.prunable and path.is_dir():
+        meta = read_meta(path)
+        base = meta.base if meta else (entry.head or "")
+        return Worktree(name, path, entry.branch or "", base, root, created=False)
+    if hooks is not None and (made := hooks.create(name)) is not None:
+        return _from_hook(root, name, made)
+    if entry is not None:  # registered, but its directory is gone: forget it, keep the branch
+        git("worktree", "prune", cwd=root)
+    if path.is_symlink() or (path.exists() and (not path.is_dir() or any(path.iterdir()))):
+        raise UserError(
+            f"{path} exists but is not a git worktree (left over?); "
+            "move it away or delete it, or pick another name"
+        )
+    branch = branch_for(name)
+    base = resolve_base(root, settings.baseRef)
+    if git_result("rev-parse", "--verify", "--quiet", f"refs/heads/{branch}", cwd=root).ok:
+        fork = git_result("merge-base", branch, base, cwd=root)
+        meta = add_checkout(
+            root,
+            path,
+            base=fork.stdout.strip() if fork.ok else base,
+            settings=settings,
+            branch=branch,
+            new_branch=False,
+            name=name,
+        )
+        return Worktree(name, path, branch, meta.base, root, created=True)
+    if settings.pool > 0 and (claimed := claim_pooled(root, name, settings, base=base)):
+        return claimed
+    add_checkout(root, path, base=base, settings=settings, branch=branch, name=name)
+    return Worktree(name, path, branch, base, root, created=True)
+
+
+def _from_hook(root: Path, name: str, made: Path) -> Worktree:
+    path = made if made.is_absolute() else root / made
+    if not path.is_dir():
+        raise UserError(f"the WorktreeCreate hook printed {str(made)!r}, which is not a directory")
+    head = git_result("symbolic-ref", "--quiet", "--short", "HEAD", cwd=path)
+    return Worktree(name, path, head.stdout.strip() if head.ok else "", "", root, created=True)
+
+
+def gitignore_hint(repo_root: Path) -> str | None:
+    """A suggestion to ignore `.covey/worktrees/`, or None when it is ignored already."""
+    rel = worktrees_dir(repo_root).relative_to(repo_root).as_posix() + "/"
+    if git_result("check-ignore", "--quiet", rel, cwd=repo_root).ok:
+        return None
+    return (
+        f"add '{rel}' to {repo_root / '.gitignore'} so that the worktrees inside it are not "
+        "picked up by git status or git add in the main checkout"
+    )
+
+
+def lock_worktree(wt: Worktree, reason: str) -> None:
+    """`git worktree lock`: while it holds, covey refuses to remove or prune the worktree.
+    Locking again with the same reason is a no-op; another holder is a UserError."""
+    result = git_result("worktree", "lock", "--reason", reason, str(wt.path), cwd=wt.repo_root)
+    if result.ok:
+        return
+    holder = next((e.locked for e in registered(wt.repo_root) if e.path == wt.path), None)
+    if holder == reason:
+        return
+    if holder is None:
+        raise UserError(f"cannot lock worktree {wt.name}: {result.stderr.strip()}")
+    raise UserError(f"worktree {wt.name} is already locked by {holder or 'someone (no reason)'}")
+
+
+def unlock_worktree(wt: Worktree) -> None:
+    """`git worktree unlock`; a worktree that is not locked (or gone) is fine."""
+    git_result("worktree", "unlock", str(wt.path), cwd=wt.repo_root)
