@@ -9,7 +9,7 @@ import click
 
 from covey.cli.root import root
 from covey.cli.subcommands import subcommands
-from covey.errors import UserError
+from covey.errors import CoveyError, UserError
 
 __all__ = ["main"]
 
@@ -23,6 +23,9 @@ def main(argv: list[str] | None = None) -> None:
     except UserError as e:
         click.echo(f"covey: error: {e}", err=True)
         sys.exit(e.exit_code)
+    except CoveyError as e:  # a failure outside any run (git, the store): one line, exit 1
+        click.echo(f"covey: error: {e}", err=True)
+        sys.exit(getattr(e, "exit_code", 1))
     except click.exceptions.Abort:
         click.echo("covey: aborted", err=True)
         sys.exit(130)

@@ -44,6 +44,28 @@ def _split_tools(values: tuple[str, ...]) -> list[str]:
     "--disallowedTools", "--disallowed-tools", "disallowed_tools", multiple=True, help="Deny rules."
 )
 @click.option("--append-system-prompt", help="Text appended to the system prompt.")
+@click.option(
+    "-r",
+    "--resume",
+    is_flag=False,
+    flag_value="",
+    default=None,
+    metavar="ID|NAME",
+    help="Continue a session by id, id prefix or name.",
+)
+@click.option(
+    "-c", "--continue", "continue_last", is_flag=True, help="Continue the latest session here."
+)
+@click.option("--name", help="A name for the new session (usable with --resume).")
+@click.option(
+    "-w",
+    "--worktree",
+    is_flag=False,
+    flag_value="",
+    default=None,
+    metavar="NAME",
+    help="Work in .covey/worktrees/NAME on branch worktree-NAME (generated name if omitted).",
+)
 @click.version_option(__version__, "--version", prog_name="covey", message="%(prog)s %(version)s")
 def root(
     prompt: str | None,
@@ -55,10 +77,18 @@ def root(
     allowed_tools: tuple[str, ...],
     disallowed_tools: tuple[str, ...],
     append_system_prompt: str | None,
+    resume: str | None,
+    continue_last: bool,
+    name: str | None,
+    worktree: str | None,
 ) -> None:
     """Run AI coding agents on this repository. `covey -p "fix the failing test"`."""
     if not print_mode:
         raise UserError("the interactive session screen is not built yet: use -p PROMPT")
+    if resume == "":
+        raise UserError("--resume needs a session id or name with -p (see covey sessions)")
+    if resume is not None and continue_last:
+        raise UserError("use either --resume or --continue, not both")
     if prompt is None and not sys.stdin.isatty():
         prompt = sys.stdin.read()
     if not prompt or not prompt.strip():
@@ -73,6 +103,10 @@ def root(
             allowed_tools=_split_tools(allowed_tools),
             disallowed_tools=_split_tools(disallowed_tools),
             append_system_prompt=append_system_prompt,
+            resume=resume,
+            continue_last=continue_last,
+            name=name,
+            worktree=worktree,
         ),
         observers=[output.event],
         on_retry=output.retry,
@@ -86,4 +120,6 @@ def root(
     except RunError as e:
         output.finish(session, None, str(e), subtype="error_during_execution")
         sys.exit(e.exit_code)
+    finally:
+        session.close()
     output.finish(session, result)

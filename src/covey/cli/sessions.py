@@ -1,9 +1,138 @@
-"""covey sessions subcommands (being built)."""
+"""`covey sessions` lists sessions; `covey logs ID` prints one's transcript readably."""
 
 from __future__ import annotations
 
+import json
+import time
+from typing import Any
+
 import click
 
-__all__ = ["COMMANDS"]
+from covey.errors import UserError
+from covey.messages import load_message
+from covey.sessions.lease import holder_alive
+from covey.sessions.state import LIVE_STATES
+from covey.store import Store
+from covey.store.sessions import SessionKind, SessionRow, find_session, list_sessions
+from covey.store.transcript import TranscriptEntry, read_entries
+from covey.store.usage import session_usage
 
-COMMANDS: list[click.Command] = []
+__all__ = ["COMMANDS", "display_state", "render_entry"]
+
+
+def display_state(row: SessionRow) -> str:
+    """A live session whose host is gone shows as interrupted."""
+    if row.state in LIVE_STATES and row.state != "queued":
+        expired = row.lease_expires_at is None or row.lease_expires_at < time.time()
+        if expired or not holder_alive(row.host_id):
+            return "interrupted"
+    return row.state
+
+
+def _age(ts: float) -> str:
+    s = max(0, int(time.time() - ts))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if s >= size:
+            return f"{s // size}{unit}"
+    return f"{s}s"
+
+
+@click.command("sessions")
+@click.option("--json", "as_json", is_flag=True, help="One JSON array, for scripts.")
+@click.option("--all", "show_all", is_flag=True, help="Include subagent sessions.")
+@click.option("-n", "--limit", type=int, default=50, show_default=True)
+def sessions_command(as_json: bool, show_all: bool, limit: int) -> None:
+    """List sessions, newest first."""
+    store = Store.open()
+    try:
+        with store.read() as conn:
+            kinds: list[SessionKind] | None = (
+                None if show_all else ["print", "interactive", "background"]
+            )
+            rows = list_sessions(conn, kinds=kinds, limit=limit)
+            costs = {r.id: session_usage(conn, r.id) for r in rows}
+    finally:
+        store.close()
+    items: list[dict[str, Any]] = []
+    for r in rows:
+        usage, cost = costs[r.id]
+        items.append(
+            {
+                "id": r.id,
+                "name": r.name,
+                "kind": r.kind,
+                "state": display_state(r),
+                "reason": r.reason,
+                "summary": r.summary,
+                "model": r.model,
+                "cwd": r.cwd,
+                "created": r.created_at,
+                "updated": r.updated_at,
+                "cost_usd": round(cost, 6),
+                "tokens": usage.total_input + usage.output,
+            }
+        )
+    if as_json:
+        click.echo(json.dumps(items, indent=2))
+        return
+    if not items:
+        click.echo("no sessions yet: start one with covey -p PROMPT")
+        return
+    for it, r in zip(items, rows, strict=True):
+        name = f" {it['name']}" if it["name"] else ""
+        click.echo(
+            f"{it['id']}{name}  {it['state']:<11} {_age(r.updated_at):>4}  "
+            f"${it['cost_usd']:.4f}  {it['summary'] or ''}"[:160]
+        )
+
+
+def render_entry(entry: TranscriptEntry) -> list[str]:
+    """Human lines for one transcript entry."""
+    if entry.kind == "compact_boundary":
+        return [
+            f"── compacted ({entry.data.get('trigger', '?')}) ──",
+            entry.data.get("summary", ""),
+        ]
+    if entry.kind != "message":
+        return []
+    message = load_message(entry.data)
+    lines: list[str] = []
+    for block in message.content:
+        if block.type == "text" and message.role == "user":
+            lines += [f"> {line}" for line in block.text.splitlines()]
+        elif block.type == "text":
+            lines += [f"● {line}" for line in block.text.splitlines()]
+        elif block.type == "tool_use":
+            lines.append(f"  → {block.name} {json.dumps(block.input, ensure_ascii=False)[:200]}")
+        elif block.type == "tool_result":
+            mark = "✗" if block.is_error else "←"
+            out = block.content.splitlines() or [""]
+            lines += [f"    {mark} {line}" for line in out[:6]]
+            if len(out) > 6:
+                lines.append(f"      … {len(out) - 6} more lines")
+    return lines
+
+
+@click.command("logs")
+@click.argument("session")
+def logs_command(session: str) -> None:
+    """Print a session's transcript readably."""
+    store = Store.open()
+    try:
+        with store.read() as conn:
+            row = find_session(conn, session)
+            if row is None:
+                raise UserError(f"no session {session!r}: see covey sessions")
+            entries = read_entries(conn, row.id)
+    finally:
+        store.close()
+    click.echo(
+        f"session {row.id}{' ' + row.name if row.name else ''} · {display_state(row)} "
+        f"· {row.model} · {row.cwd}"
+    )
+    for entry in entries:
+        for line in render_entry(entry):
+            click.echo(line)
+
+
+COMMANDS: list[click.Command] = [sessions_command, logs_command]

@@ -1,25 +1,54 @@
-"""Assemble and run one session in this process: settings → model → tools → agent.
+"""Assemble and run one session in this process: settings → model → store row → agent.
 
-This is the foreground host of ARCHITECTURE.md in its first form; the store (next issue)
-hangs off the agent's events here.
+This is the foreground host of ARCHITECTURE.md: it holds the session's lease while it runs,
+persists every step through `Persister`, and records the final state. Everything that can
+be wrong with the input fails before any row is written, as a `UserError`.
 """
 
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from covey.agent import Agent, AgentEvent, MessageAdded, RunResult
-from covey.agent.loop import Approver, Observer
+from covey.agent import AgentEvent, MessageAdded, RunResult
+from covey.agent.loop import Agent, Approver, Observer
 from covey.agent.prompt import build_system_prompt
 from covey.config import effective_env, load_settings
-from covey.errors import UserError
+from covey.errors import MaxTurnsExceeded, RunError, UserError
+from covey.git.worktrees import (
+    Worktree,
+    gitignore_hint,
+    lock_worktree,
+    open_worktree,
+    unlock_worktree,
+)
+from covey.messages import Message
 from covey.models.pricing import cost_usd
 from covey.models.registry import DEFAULT_MODEL, resolve_model
 from covey.models.retry import RetryNotice, RetryPolicy
+from covey.sessions.hooks_bridge import (
+    CommandHooks,
+    WorktreeCommandHooks,
+    hook_runner,
+    load_hooks,
+)
+from covey.sessions.lease import HostLease
+from covey.sessions.persist import Persister
+from covey.sessions.resume import load_conversation
+from covey.sessions.state import set_state
+from covey.store import Store
+from covey.store.sessions import (
+    SessionKind,
+    SessionMeta,
+    SessionRow,
+    find_session,
+    insert_session,
+    list_sessions,
+    new_session_id,
+)
+from covey.store.transcript import read_entries
 from covey.tools import core_tools
 from covey.tools.base import AskUser, SandboxOptions, ToolContext
 from covey.tools.permissions import PERMISSION_MODES, PermissionPolicy
@@ -36,10 +65,18 @@ class SessionOptions:
     allowed_tools: Sequence[str] = ()
     disallowed_tools: Sequence[str] = ()
     append_system_prompt: str | None = None
+    resume: str | None = None
+    """A session id, id prefix or name to continue."""
+    continue_last: bool = False
+    """Continue the most recent session started in `cwd`."""
+    name: str | None = None
+    worktree: str | None = None
+    """Run in `.covey/worktrees/NAME` (created or reopened); "" = a generated name."""
+    kind: SessionKind = "print"
 
 
 class CostMeter:
-    """Adds up the USD cost of every model response, each priced by the model that made it."""
+    """Adds up the USD cost of this run's model responses, each priced by its model."""
 
     def __init__(self) -> None:
         self.total_usd = 0.0
@@ -53,10 +90,15 @@ class CostMeter:
 class PreparedSession:
     session_id: str
     agent: Agent
+    store: Store
+    lease: HostLease
     model_name: str
     permission_mode: str
     cwd: Path
     warnings: list[str]
+    resumed: bool
+    hooks: CommandHooks
+    worktree: Worktree | None = None
     cost: CostMeter = field(default_factory=CostMeter)
 
     @property
@@ -64,7 +106,32 @@ class PreparedSession:
         return list(self.agent.tools)
 
     async def run(self, prompt: str) -> RunResult:
-        return await self.agent.run(prompt)
+        """Run one prompt to the end of its turn, recording the session's state."""
+        epoch = self.lease.epoch
+        try:
+            async with self.lease.heartbeat():
+                set_state(self.store, self.session_id, epoch, "working")
+                context = await self.hooks.session_start("resume" if self.resumed else "startup")
+                result = await self.agent.run(f"{prompt}\n\n{context}" if context else prompt)
+        except MaxTurnsExceeded as e:
+            set_state(self.store, self.session_id, epoch, "failed", e.reason)
+            raise
+        except RunError as e:
+            if e.reason != "lease_lost":
+                set_state(self.store, self.session_id, epoch, "failed", e.reason)
+            raise
+        except (KeyboardInterrupt, Exception):
+            set_state(self.store, self.session_id, epoch, "stopped", "interrupted")
+            raise
+        finally:
+            self.lease.release()
+            if self.worktree is not None:
+                unlock_worktree(self.worktree)
+        set_state(self.store, self.session_id, epoch, "completed", "end_turn")
+        return result
+
+    def close(self) -> None:
+        self.store.close()
 
 
 def prepare_session(
@@ -75,19 +142,71 @@ def prepare_session(
     ask_user: AskUser | None = None,
     on_retry: Callable[[RetryNotice], None] | None = None,
 ) -> PreparedSession:
-    """Everything that can be wrong with the input fails here, as a `UserError`."""
     if opts.max_turns is not None and opts.max_turns < 1:
         raise UserError(f"--max-turns must be at least 1 (got {opts.max_turns})")
     if opts.permission_mode is not None and opts.permission_mode not in PERMISSION_MODES:
         modes = ", ".join(PERMISSION_MODES)
         raise UserError(f"--permission-mode {opts.permission_mode!r} is not one of: {modes}")
-    cwd = opts.cwd.resolve()
+    store = Store.open()
+    try:
+        return _prepare(opts, store, observers, approver, ask_user, on_retry)
+    except BaseException:
+        store.close()
+        raise
+
+
+def _find_previous(store: Store, opts: SessionOptions) -> SessionRow | None:
+    with store.read() as conn:
+        if opts.resume is not None:
+            row = find_session(conn, opts.resume)
+            if row is None:
+                raise UserError(f"--resume {opts.resume!r}: no such session (see covey sessions)")
+            return row
+        if opts.continue_last:
+            rows = list_sessions(conn, cwd=str(opts.cwd.resolve()), kinds=["print", "interactive"])
+            if not rows:
+                raise UserError(f"--continue: no earlier session in {opts.cwd.resolve()}")
+            return rows[0]
+    return None
+
+
+def _prepare(
+    opts: SessionOptions,
+    store: Store,
+    observers: Sequence[Observer],
+    approver: Approver | None,
+    ask_user: AskUser | None,
+    on_retry: Callable[[RetryNotice], None] | None,
+) -> PreparedSession:
+    previous = _find_previous(store, opts)
+    cwd = Path(previous.cwd) if previous else opts.cwd.resolve()
+    if not cwd.is_dir():
+        raise UserError(f"the session's directory {cwd} no longer exists")
     loaded = load_settings(cwd)
+    worktree: Worktree | None = None
+    if opts.worktree is not None and previous is None:
+        project_hooks = WorktreeCommandHooks(
+            hook_runner(
+                load_hooks(loaded)[0],
+                session_id="",
+                cwd=cwd,
+                project_dir=loaded.project_root,
+                mode=opts.permission_mode or "default",
+            )
+        )
+        worktree = open_worktree(
+            cwd, opts.worktree or None, loaded.settings.worktree, hooks=project_hooks
+        )
+        hint = gitignore_hint(worktree.repo_root)
+        cwd = worktree.path
+        loaded = load_settings(cwd)
+        if hint:
+            loaded.warnings.append(hint)
     settings = loaded.settings
     env = effective_env(settings, os.environ)
     r = settings.retries
     model = resolve_model(
-        opts.model or settings.model or DEFAULT_MODEL,
+        opts.model or (previous.model if previous else None) or settings.model or DEFAULT_MODEL,
         env=env,
         aliases=settings.modelAliases,
         retry=RetryPolicy(
@@ -95,6 +214,7 @@ def prepare_session(
         ),
         on_retry=on_retry,
     )
+    hooks_config, hook_warnings = load_hooks(loaded)
     policy = PermissionPolicy.from_settings(
         settings,
         mode_override=opts.permission_mode,
@@ -103,33 +223,78 @@ def prepare_session(
         project_root=loaded.project_root,
         workspace=cwd,
     )
+    messages: list[Message] = []
+    if previous is None:
+        with store.write() as conn:
+            session_id = new_session_id(conn)
+            insert_session(
+                conn,
+                SessionRow.new(
+                    id=session_id,
+                    name=opts.name,
+                    kind=opts.kind,
+                    cwd=str(cwd),
+                    model=model.name,
+                    permission_mode=policy.mode,
+                    meta=SessionMeta(
+                        worktree=str(worktree.path) if worktree else None,
+                        branch=worktree.branch if worktree else None,
+                        provider=model.name.partition(":")[0],
+                    ),
+                ),
+            )
+    else:
+        session_id = previous.id
+        with store.read() as conn:
+            messages = load_conversation(read_entries(conn, session_id))
+    lease = HostLease(store, session_id)
+    epoch = lease.acquire()
+    if worktree is not None:
+        lock_worktree(worktree, f"covey session {session_id}")
     ctx = ToolContext(
         workspace=cwd,
         extra_dirs=[Path(d).expanduser() for d in settings.permissions.additionalDirectories],
-        session_id=uuid.uuid4().hex,
+        session_id=session_id,
         sandbox=SandboxOptions(enabled=settings.sandbox.enabled, network=settings.sandbox.network),
         ask_user=ask_user,
     )
-    system = build_system_prompt(
-        cwd, project_root=loaded.project_root, append=opts.append_system_prompt
+    hooks = CommandHooks(
+        hook_runner(
+            hooks_config,
+            session_id=session_id,
+            cwd=cwd,
+            project_dir=loaded.project_root,
+            mode=policy.mode,
+        )
     )
+    window = settings.autoCompactWindow or int(model.context_window * 0.9)
     cost = CostMeter()
     agent = Agent(
         model,
         core_tools(),
-        system,
+        build_system_prompt(
+            cwd, project_root=loaded.project_root, append=opts.append_system_prompt
+        ),
         ctx,
         policy,
         approver=approver,
+        hooks=hooks,
         max_turns=opts.max_turns,
-        observers=[cost, *observers],
+        auto_compact_tokens=window,
+        observers=[Persister(store, session_id, epoch), cost, *observers],
+        messages=messages,
     )
     return PreparedSession(
-        session_id=ctx.session_id,
+        session_id=session_id,
         agent=agent,
+        store=store,
+        lease=lease,
         model_name=model.name,
         permission_mode=policy.mode,
         cwd=cwd,
-        warnings=loaded.warnings,
+        warnings=loaded.warnings + hook_warnings,
+        resumed=previous is not None,
+        hooks=hooks,
+        worktree=worktree,
         cost=cost,
     )

@@ -1,0 +1,123 @@
+"""Command hooks (covey.hooks) behind the agent's hook points (covey.agent.hooks).
+
+Hooks come from every settings file that has a `hooks` key; each file is validated on its own
+so an error names the file, then the lists merge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+from covey.agent.hooks import PreToolOutcome, PromptOutcome
+from covey.config import LoadedSettings
+from covey.errors import UserError
+from covey.hooks import HookResult, HookRunner, HooksConfig, merge_hooks, validate_hooks
+from covey.messages import ToolResultBlock, ToolUseBlock
+
+__all__ = ["CommandHooks", "WorktreeCommandHooks", "hook_runner", "load_hooks"]
+
+
+def load_hooks(loaded: LoadedSettings) -> tuple[HooksConfig, list[str]]:
+    configs: list[HooksConfig] = []
+    warnings: list[str] = []
+    for path in loaded.files:
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # load_settings already reported an unreadable file
+        if isinstance(raw, dict) and raw.get("hooks"):
+            config, found = validate_hooks(raw["hooks"], str(path))
+            configs.append(config)
+            warnings += found
+    return merge_hooks(configs), warnings
+
+
+class CommandHooks:
+    """`AgentHooks` over a `HookRunner`: Claude Code's events and exit-code contract."""
+
+    def __init__(self, runner: HookRunner, notes: list[str] | None = None):
+        self.runner = runner
+        self.notes = notes if notes is not None else []
+        """Non-blocking hook failures and system messages, for the person."""
+
+    async def _run(self, event: str, payload: dict[str, Any], match: str | None) -> HookResult:
+        if not self.runner.handles(event):
+            return HookResult()
+        result = await self.runner.run(event, payload, match=match)
+        self.notes += result.errors + result.system_messages
+        return result
+
+    async def session_start(self, source: str) -> str:
+        result = await self._run("SessionStart", {"source": source}, source)
+        return "\n".join(result.additional_context)
+
+    async def user_prompt(self, prompt: str) -> PromptOutcome:
+        r = await self._run("UserPromptSubmit", {"prompt": prompt}, None)
+        return PromptOutcome(r.blocked, r.feedback, "\n".join(r.additional_context))
+
+    async def pre_tool(self, call: ToolUseBlock) -> PreToolOutcome:
+        payload = {"tool_name": call.name, "tool_input": call.input, "tool_use_id": call.id}
+        r = await self._run("PreToolUse", payload, call.name)
+        if r.blocked:
+            return PreToolOutcome("deny", r.feedback or r.permission_reason or "blocked")
+        if r.permission_decision == "allow":
+            return PreToolOutcome("allow", r.permission_reason or "", r.updated_input)
+        if r.permission_decision == "ask":
+            return PreToolOutcome("ask", r.permission_reason or "", r.updated_input)
+        return PreToolOutcome(None, "", r.updated_input)
+
+    async def post_tool(self, call: ToolUseBlock, result: ToolResultBlock) -> str:
+        payload = {
+            "tool_name": call.name,
+            "tool_input": call.input,
+            "tool_use_id": call.id,
+            "tool_response": result.content,
+        }
+        r = await self._run("PostToolUse", payload, call.name)
+        parts = [r.feedback] if r.blocked and r.feedback else []
+        return "\n".join(parts + r.additional_context)
+
+    async def stop(self, final_text: str, stop_hook_active: bool) -> str:
+        payload = {"stop_hook_active": stop_hook_active, "last_assistant_message": final_text}
+        r = await self._run("Stop", payload, None)
+        return (r.feedback or "Continue.") if r.blocked else ""
+
+    async def pre_compact(self, trigger: str) -> bool:
+        r = await self._run("PreCompact", {"trigger": trigger, "custom_instructions": ""}, trigger)
+        return not r.blocked
+
+    async def post_compact(self, trigger: str, summary: str) -> None:
+        await self._run("PostCompact", {"trigger": trigger, "compact_summary": summary}, trigger)
+
+
+def hook_runner(
+    config: HooksConfig, *, session_id: str, cwd: Path, project_dir: Path, mode: str
+) -> HookRunner:
+    if not config.handler_count():
+        return HookRunner.empty()
+    return HookRunner(
+        config, session_id=session_id, cwd=cwd, project_dir=project_dir, permission_mode=mode
+    )
+
+
+class WorktreeCommandHooks:
+    """`covey.git.WorktreeHooks` over command hooks: WorktreeCreate replaces creation and
+    prints the worktree's path as its last line; WorktreeRemove cannot block."""
+
+    def __init__(self, runner: HookRunner):
+        self.runner = runner
+
+    def create(self, name: str) -> Path | None:
+        if not self.runner.handles("WorktreeCreate"):
+            return None
+        r = asyncio.run(self.runner.run("WorktreeCreate", {"name": name}))
+        if r.blocked or not r.last_line:
+            raise UserError(f"the WorktreeCreate hook failed: {r.feedback or 'it printed no path'}")
+        return Path(r.last_line)
+
+    def remove(self, path: Path) -> None:
+        if self.runner.handles("WorktreeRemove"):
+            asyncio.run(self.runner.run("WorktreeRemove", {"worktree_path": str(path)}))

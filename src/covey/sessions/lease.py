@@ -1,0 +1,102 @@
+"""Holding a session: a lease with an epoch, renewed by a heartbeat while the host runs it.
+
+A lease whose holder is a dead process on this machine is taken over at once (no need to wait
+for it to expire): that is how `--resume` works right after a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+from covey.errors import UserError
+from covey.sessions.state import LeaseLost
+from covey.store import Store
+from covey.store.sessions import acquire_lease, get_session, release_lease, renew_lease
+
+__all__ = ["LEASE_TTL_S", "HostLease", "holder_alive", "new_host_id"]
+
+LEASE_TTL_S = 30.0
+
+
+def new_host_id() -> str:
+    """`hostname:pid:nonce`: which machine and process holds a lease."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def holder_alive(host_id: str | None) -> bool:
+    """False when the holder is provably dead: a process of this machine that is gone.
+    Holders on other machines are presumed alive (their lease expires instead)."""
+    if not host_id:
+        return False
+    host, _, rest = host_id.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return True
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class HostLease:
+    def __init__(self, store: Store, session_id: str, host_id: str | None = None):
+        self.store = store
+        self.session_id = session_id
+        self.host_id = host_id or new_host_id()
+        self.epoch = -1
+
+    def acquire(self) -> int:
+        """Take the session, or raise `UserError` naming the live host that has it."""
+        with self.store.write() as conn:
+            row = get_session(conn, self.session_id)
+            if row is None:
+                raise UserError(f"no session {self.session_id!r}: see covey sessions")
+            force = not holder_alive(row.host_id)
+            epoch = acquire_lease(
+                conn, self.session_id, self.host_id, LEASE_TTL_S, time.time(), force=force
+            )
+        if epoch is None:
+            raise UserError(
+                f"session {self.session_id} is being run by another process ({row.host_id}); "
+                "wait for it to finish or stop it first"
+            )
+        self.epoch = epoch
+        return epoch
+
+    def release(self) -> None:
+        with self.store.write() as conn:
+            release_lease(conn, self.session_id, self.host_id, self.epoch)
+
+    def renew(self) -> None:
+        with self.store.write() as conn:
+            ok = renew_lease(
+                conn, self.session_id, self.host_id, self.epoch, LEASE_TTL_S, time.time()
+            )
+        if not ok:
+            raise LeaseLost(f"lost the lease on session {self.session_id}")
+
+    @contextlib.asynccontextmanager
+    async def heartbeat(self) -> AsyncIterator[None]:
+        """Renew the lease every third of its lifetime while the body runs."""
+
+        async def beat() -> None:
+            while True:
+                await asyncio.sleep(LEASE_TTL_S / 3)
+                await asyncio.to_thread(self.renew)
+
+        task = asyncio.create_task(beat())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
