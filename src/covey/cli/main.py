@@ -7,7 +7,6 @@ import sys
 
 import click
 
-from covey.cli.root import root
 from covey.cli.subcommands import subcommands
 from covey.errors import CoveyError, UserError
 
@@ -17,7 +16,12 @@ __all__ = ["main"]
 def main(argv: list[str] | None = None) -> None:
     """Bad input is one line on stderr and exit 2, never a traceback."""
     args = sys.argv[1:] if argv is None else argv
-    command: click.Command = subcommands if args and args[0] in subcommands.commands else root
+    if args and args[0] in subcommands.commands:
+        command: click.Command = subcommands
+    else:
+        from covey.cli.root import root  # the agent stack loads only when a session runs
+
+        command = root
     try:
         command.main(args=args, prog_name="covey", standalone_mode=False)
     except UserError as e:
