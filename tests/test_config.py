@@ -35,6 +35,7 @@ def test_public_surface() -> None:
         "PermissionSettings",
         "RetrySettings",
         "SandboxSettings",
+        "SubagentSettings",
         "WorktreeSettings",
         "Settings",
         "covey_home",

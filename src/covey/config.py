@@ -30,6 +30,7 @@ __all__ = [
     "RetrySettings",
     "SandboxSettings",
     "Settings",
+    "SubagentSettings",
     "WorktreeSettings",
     "covey_home",
     "effective_env",
@@ -151,6 +152,17 @@ class WorktreeSettings(BaseModel):
     """When set, worktrees check out only these directories (cone-mode sparse checkout)."""
 
 
+class SubagentSettings(BaseModel):
+    """Subagents started by the Agent tool (`subagents`)."""
+
+    model_config = _MODEL
+    maxDepth: int = Field(default=1, ge=0, le=8)
+    """How deep subagents may nest: 1 = the main agent may spawn, subagents get no Agent tool;
+    0 = no Agent tool at all."""
+    maxConcurrent: int = Field(default=10, ge=1, le=1000)
+    """How many subagents run at once in a session; extra spawns wait in a queue."""
+
+
 class Settings(BaseModel):
     """One settings file, or all of them merged."""
 
@@ -173,6 +185,8 @@ class Settings(BaseModel):
     """Tokens of context at which the conversation is compacted; None: near the model's limit."""
     worktree: WorktreeSettings = Field(default_factory=WorktreeSettings)
     """How `covey -w` makes worktrees: base, pool, symlinked and sparse directories."""
+    subagents: SubagentSettings = Field(default_factory=SubagentSettings)
+    """Nesting depth and concurrency of subagents."""
 
 
 @dataclass
