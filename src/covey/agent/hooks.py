@@ -48,6 +48,16 @@ class AgentHooks(Protocol):
 
     async def post_compact(self, trigger: str, summary: str) -> None: ...
 
+    async def subagent_start(self, agent_id: str, agent_type: str) -> str:
+        """Context to add to the subagent's task message, or ""."""
+        ...
+
+    async def subagent_stop(
+        self, agent_id: str, agent_type: str, final_text: str, stop_hook_active: bool
+    ) -> str:
+        """A reason to keep the subagent working (its next instruction), or "" to stop."""
+        ...
+
 
 class NoHooks:
     async def user_prompt(self, prompt: str) -> PromptOutcome:
@@ -67,3 +77,11 @@ class NoHooks:
 
     async def post_compact(self, trigger: str, summary: str) -> None:
         return None
+
+    async def subagent_start(self, agent_id: str, agent_type: str) -> str:
+        return ""
+
+    async def subagent_stop(
+        self, agent_id: str, agent_type: str, final_text: str, stop_hook_active: bool
+    ) -> str:
+        return ""

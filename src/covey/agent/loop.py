@@ -17,6 +17,7 @@ from typing import Any
 from covey.agent.compact import compact_messages
 from covey.agent.events import AgentEvent, Compacted, MessageAdded, TextDelta
 from covey.agent.hooks import AgentHooks, NoHooks
+from covey.agent.subagents_inbox import BackgroundTasks
 from covey.agent.tool_runner import Approver, ToolRunner
 from covey.errors import MaxTurnsExceeded, RunError
 from covey.messages import Message, TextBlock, Usage
@@ -66,6 +67,7 @@ class Agent:
         agent_name: str | None = None,
         observers: Sequence[Observer] = (),
         messages: Sequence[Message] = (),
+        inbox: BackgroundTasks | None = None,
     ):
         self.model = model
         self.tools = {t.name: t for t in tools if policy.tool_enabled(t.name)}
@@ -77,6 +79,8 @@ class Agent:
         self.agent_name = agent_name
         self.observers = list(observers)
         self.messages: list[Message] = list(messages)
+        self.inbox = inbox or BackgroundTasks()
+        """Background subagents this agent launched; their notices join the conversation."""
         self.num_turns = 0
         self.usage = Usage()
         self.context_tokens = 0
@@ -95,28 +99,35 @@ class Agent:
         context = f"\n\n{outcome.additional_context}" if outcome.additional_context else ""
         self.add_prompt(prompt + context)
         stop_blocks = 0
-        while True:
-            try:
-                await self.step()
-            except _TurnEnded as end:
-                reason = await self.hooks.stop(end.message.text, stop_blocks > 0)
-                if reason and stop_blocks < MAX_STOP_BLOCKS:
-                    stop_blocks += 1
-                    self.add_prompt(reason)
-                    continue
-                return RunResult(
-                    result=end.message.text,
-                    num_turns=self.num_turns,
-                    usage=self.usage,
-                    duration_ms=int((time.monotonic() - started) * 1000),
-                    permission_denials=self.permission_denials,
-                )
+        try:
+            while True:
+                try:
+                    await self.step()
+                except _TurnEnded as end:
+                    if await self.inbox.wait_pending():
+                        continue  # background results arrive before the turn may end
+                    reason = await self.hooks.stop(end.message.text, stop_blocks > 0)
+                    if reason and stop_blocks < MAX_STOP_BLOCKS:
+                        stop_blocks += 1
+                        self.add_prompt(reason)
+                        continue
+                    return RunResult(
+                        result=end.message.text,
+                        num_turns=self.num_turns,
+                        usage=self.usage,
+                        duration_ms=int((time.monotonic() - started) * 1000),
+                        permission_denials=self.permission_denials,
+                    )
+        finally:
+            await self.inbox.aclose()
 
     async def step(self) -> None:
         if self.max_turns is not None and self.num_turns >= self.max_turns:
             raise MaxTurnsExceeded(f"reached the maximum of {self.max_turns} turns")
         if self.auto_compact_tokens and self.context_tokens >= self.auto_compact_tokens:
             await self.compact("auto")
+        for notice in self.inbox.drain():
+            self.add_prompt(notice)
         response = await self.model.complete(
             ModelRequest(
                 system=self.system,

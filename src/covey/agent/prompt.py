@@ -6,7 +6,7 @@ import datetime as dt
 import platform
 from pathlib import Path
 
-__all__ = ["MEMORY_FILES", "build_system_prompt"]
+__all__ = ["MEMORY_FILES", "build_system_prompt", "environment_block", "project_memory"]
 
 MEMORY_FILES = ("CLAUDE.md", "AGENTS.md")
 """Project memory read from the project root, in this order."""
@@ -27,15 +27,15 @@ def build_system_prompt(
     append: str | None = None,
     today: dt.date | None = None,
 ) -> str:
-    parts = [_CORE, _environment(workspace, today or dt.date.today())]
-    for memory in _project_memory(project_root or workspace):
+    parts = [_CORE, environment_block(workspace, today or dt.date.today())]
+    for memory in project_memory(project_root or workspace):
         parts.append(memory)
     if append:
         parts.append(append)
     return "\n\n".join(parts)
 
 
-def _environment(workspace: Path, today: dt.date) -> str:
+def environment_block(workspace: Path, today: dt.date) -> str:
     git = "yes" if any((d / ".git").exists() for d in (workspace, *workspace.parents)) else "no"
     return (
         "<env>\n"
@@ -47,7 +47,7 @@ def _environment(workspace: Path, today: dt.date) -> str:
     )
 
 
-def _project_memory(root: Path) -> list[str]:
+def project_memory(root: Path) -> list[str]:
     found = []
     for name in MEMORY_FILES:
         path = root / name

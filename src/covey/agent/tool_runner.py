@@ -1,8 +1,8 @@
 """Running the tool calls of one model response: hooks, permissions, concurrency.
 
-Consecutive read-only calls run concurrently; the others run one at a time, in order. Each
-call goes: parse → validate (paths) → PreToolUse hooks → permission rules → run → PostToolUse
-hooks. Every failure is a `ToolError` the model sees as an error result.
+Consecutive concurrent calls (read-only tools, subagents) run at once; the others run one at a
+time, in order. Each call goes: parse → validate (paths) → PreToolUse hooks → permission rules
+→ run → PostToolUse hooks. Every failure is a `ToolError` the model sees as an error result.
 """
 
 from __future__ import annotations
@@ -47,8 +47,8 @@ class ToolRunner:
         i = 0
         while i < len(calls):
             j = i + 1
-            if self._read_only(calls[i]):
-                while j < len(calls) and self._read_only(calls[j]):
+            if self._concurrent(calls[i]):
+                while j < len(calls) and self._concurrent(calls[j]):
                     j += 1
             results += await asyncio.gather(*(self.run_one(c) for c in calls[i:j]))
             i = j
@@ -100,6 +100,6 @@ class ToolRunner:
         )
         raise ToolError(f"Permission to use {call.name} was denied: {decision.reason}")
 
-    def _read_only(self, call: ToolUseBlock) -> bool:
+    def _concurrent(self, call: ToolUseBlock) -> bool:
         tool = self.tools.get(call.name)
-        return tool is not None and tool.read_only
+        return tool is not None and tool.concurrent

@@ -66,6 +66,8 @@ def _split_tools(values: tuple[str, ...]) -> list[str]:
     metavar="NAME",
     help="Work in .covey/worktrees/NAME on branch worktree-NAME (generated name if omitted).",
 )
+@click.option("--agent", metavar="NAME", help="Run the main agent as this subagent definition.")
+@click.option("--agents", "agents_json", metavar="JSON", help="Extra subagent definitions.")
 @click.version_option(__version__, "--version", prog_name="covey", message="%(prog)s %(version)s")
 def root(
     prompt: str | None,
@@ -81,6 +83,8 @@ def root(
     continue_last: bool,
     name: str | None,
     worktree: str | None,
+    agent: str | None,
+    agents_json: str | None,
 ) -> None:
     """Run AI coding agents on this repository. `covey -p "fix the failing test"`."""
     if not print_mode:
@@ -107,6 +111,8 @@ def root(
             continue_last=continue_last,
             name=name,
             worktree=worktree,
+            agent=agent,
+            agents_json=agents_json,
         ),
         observers=[output.event],
         on_retry=output.retry,

@@ -61,6 +61,7 @@ def sessions_command(as_json: bool, show_all: bool, limit: int) -> None:
                 "id": r.id,
                 "name": r.name,
                 "kind": r.kind,
+                "parent_id": r.parent_id,
                 "state": display_state(r),
                 "reason": r.reason,
                 "summary": r.summary,

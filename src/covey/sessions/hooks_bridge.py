@@ -92,6 +92,23 @@ class CommandHooks:
     async def post_compact(self, trigger: str, summary: str) -> None:
         await self._run("PostCompact", {"trigger": trigger, "compact_summary": summary}, trigger)
 
+    async def subagent_start(self, agent_id: str, agent_type: str) -> str:
+        payload = {"agent_id": agent_id, "agent_type": agent_type}
+        r = await self._run("SubagentStart", payload, agent_type)
+        return "\n".join(r.additional_context)
+
+    async def subagent_stop(
+        self, agent_id: str, agent_type: str, final_text: str, stop_hook_active: bool
+    ) -> str:
+        payload = {
+            "agent_id": agent_id,
+            "agent_type": agent_type,
+            "stop_hook_active": stop_hook_active,
+            "last_assistant_message": final_text,
+        }
+        r = await self._run("SubagentStop", payload, agent_type)
+        return (r.feedback or "Continue.") if r.blocked else ""
+
 
 def hook_runner(
     config: HooksConfig, *, session_id: str, cwd: Path, project_dir: Path, mode: str

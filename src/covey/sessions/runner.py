@@ -11,10 +11,13 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from covey.agent import AgentEvent, MessageAdded, RunResult
+from covey.agent.definitions import AgentDefinition, Definitions, load_definitions, resolve_tools
 from covey.agent.loop import Agent, Approver, Observer
 from covey.agent.prompt import build_system_prompt
+from covey.agent.subagents_run import definition_system_prompt
 from covey.config import effective_env, load_settings
 from covey.errors import MaxTurnsExceeded, RunError, UserError
 from covey.git.worktrees import (
@@ -25,6 +28,7 @@ from covey.git.worktrees import (
     unlock_worktree,
 )
 from covey.messages import Message
+from covey.models.base import Model
 from covey.models.pricing import cost_usd
 from covey.models.registry import DEFAULT_MODEL, resolve_model
 from covey.models.retry import RetryNotice, RetryPolicy
@@ -38,6 +42,7 @@ from covey.sessions.lease import HostLease
 from covey.sessions.persist import Persister
 from covey.sessions.resume import load_conversation
 from covey.sessions.state import set_state
+from covey.sessions.subagents import subagent_runtime
 from covey.store import Store
 from covey.store.sessions import (
     SessionKind,
@@ -50,7 +55,7 @@ from covey.store.sessions import (
 )
 from covey.store.transcript import read_entries
 from covey.tools import core_tools
-from covey.tools.base import AskUser, SandboxOptions, ToolContext
+from covey.tools.base import AskUser, SandboxOptions, Tool, ToolContext
 from covey.tools.permissions import PERMISSION_MODES, PermissionPolicy
 
 __all__ = ["CostMeter", "PreparedSession", "SessionOptions", "prepare_session"]
@@ -73,6 +78,10 @@ class SessionOptions:
     worktree: str | None = None
     """Run in `.covey/worktrees/NAME` (created or reopened); "" = a generated name."""
     kind: SessionKind = "print"
+    agent: str | None = None
+    """Run the main agent as this subagent definition (its prompt, tools, model, mode)."""
+    agents_json: str | None = None
+    """`--agents JSON`: extra definitions for this session, over every other scope."""
 
 
 class CostMeter:
@@ -183,6 +192,8 @@ def _prepare(
     if not cwd.is_dir():
         raise UserError(f"the session's directory {cwd} no longer exists")
     loaded = load_settings(cwd)
+    definitions = load_definitions(cwd, cli_json=opts.agents_json)
+    defn = _main_definition(definitions, opts.agent or (previous.agent if previous else None))
     worktree: Worktree | None = None
     if opts.worktree is not None and previous is None:
         project_hooks = WorktreeCommandHooks(
@@ -205,20 +216,23 @@ def _prepare(
     settings = loaded.settings
     env = effective_env(settings, os.environ)
     r = settings.retries
-    model = resolve_model(
-        opts.model or (previous.model if previous else None) or settings.model or DEFAULT_MODEL,
-        env=env,
-        aliases=settings.modelAliases,
-        retry=RetryPolicy(
-            max_retries=r.maxRetries, initial_delay=r.initialDelay, max_delay=r.maxDelay
-        ),
-        on_retry=on_retry,
+    retry = RetryPolicy(
+        max_retries=r.maxRetries, initial_delay=r.initialDelay, max_delay=r.maxDelay
     )
+
+    def resolve(spec: str) -> Model:
+        return resolve_model(
+            spec, env=env, aliases=settings.modelAliases, retry=retry, on_retry=on_retry
+        )
+
+    own_model = defn.model if defn and defn.model != "inherit" else None
+    previous_model = previous.model if previous else None
+    model = resolve(opts.model or previous_model or own_model or settings.model or DEFAULT_MODEL)
     hooks_config, hook_warnings = load_hooks(loaded)
     policy = PermissionPolicy.from_settings(
         settings,
-        mode_override=opts.permission_mode,
-        allowed_tools=list(opts.allowed_tools),
+        mode_override=opts.permission_mode or (defn.permission_mode if defn else None),
+        allowed_tools=[*opts.allowed_tools, "Agent"],
         disallowed_tools=list(opts.disallowed_tools),
         project_root=loaded.project_root,
         workspace=cwd,
@@ -236,6 +250,7 @@ def _prepare(
                     cwd=str(cwd),
                     model=model.name,
                     permission_mode=policy.mode,
+                    agent=defn.name if defn else None,
                     meta=SessionMeta(
                         worktree=str(worktree.path) if worktree else None,
                         branch=worktree.branch if worktree else None,
@@ -269,20 +284,41 @@ def _prepare(
     )
     window = settings.autoCompactWindow or int(model.context_window * 0.9)
     cost = CostMeter()
+    runtime = subagent_runtime(
+        store,
+        loaded,
+        definitions,
+        env=env,
+        resolve=resolve,
+        allowed_tools=opts.allowed_tools,
+        disallowed_tools=opts.disallowed_tools,
+        hooks=hooks,
+        approver=approver,
+    )
+    spawner = runtime.agent_tool(model=model, mode=policy.mode)
+    tools: list[Tool[Any]] = [*core_tools(), *([spawner] if spawner else [])]
+    if defn is not None:
+        names = resolve_tools(defn, [t.name for t in tools], depth_allows_agent=True)
+        tools = [t for t in tools if t.name in names]
+    if defn is not None:
+        system = definition_system_prompt(defn, cwd, loaded.project_root, opts.append_system_prompt)
+    else:
+        append = opts.append_system_prompt
+        system = build_system_prompt(cwd, project_root=loaded.project_root, append=append)
     agent = Agent(
         model,
-        core_tools(),
-        build_system_prompt(
-            cwd, project_root=loaded.project_root, append=opts.append_system_prompt
-        ),
+        tools,
+        system,
         ctx,
         policy,
         approver=approver,
         hooks=hooks,
-        max_turns=opts.max_turns,
+        max_turns=opts.max_turns or (defn.max_turns if defn else None),
         auto_compact_tokens=window,
+        agent_name=defn.name if defn else None,
         observers=[Persister(store, session_id, epoch), cost, *observers],
         messages=messages,
+        inbox=spawner.inbox if spawner else None,
     )
     return PreparedSession(
         session_id=session_id,
@@ -298,3 +334,13 @@ def _prepare(
         worktree=worktree,
         cost=cost,
     )
+
+
+def _main_definition(definitions: Definitions, name: str | None) -> AgentDefinition | None:
+    if name is None:
+        return None
+    found = definitions.get(name)
+    if found is None:
+        names = ", ".join(d.name for d in definitions.all())
+        raise UserError(f"--agent {name!r}: no such agent definition; available: {names}")
+    return found

@@ -58,9 +58,17 @@ class Tool(Generic[InputT]):
     description: ClassVar[str]
     input_model: ClassVar[type[ToolInput]]
     read_only: ClassVar[bool] = False
-    """True when the tool changes nothing; read-only calls in one turn run concurrently."""
+    """True when the tool changes nothing."""
+    concurrent: ClassVar[bool] = False
+    """True when consecutive calls of the tool in one turn may run at once; defaults to
+    `read_only` (the Agent tool is concurrent but not read-only)."""
     edits_files: ClassVar[bool] = False
     """True for Write/Edit: what acceptEdits mode accepts and path rules apply to."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "concurrent" not in cls.__dict__:
+            cls.concurrent = cls.read_only
 
     def spec(self) -> ToolSpec:
         return _spec_of(type(self))
