@@ -259,3 +259,29 @@ def test_dash_w_works_in_its_own_worktree(git_repo: Path, tmp_path: Path) -> Non
     assert entry["locked_by"] is None, "the lock is released when the run ends"
     bad = covey("-w", "../x", "-p", "hi", "--model", model, cwd=git_repo)
     assert bad.code == 2 and len(bad.err.strip().splitlines()) == 1
+
+
+def test_a_notification_hook_hears_agent_completed(git_repo: Path, tmp_path: Path) -> None:
+    heard = tmp_path / "heard.json"
+    (git_repo / ".covey").mkdir()
+    (git_repo / ".covey" / "settings.json").write_text(
+        json.dumps(
+            {
+                "hooks": {
+                    "Notification": [
+                        {
+                            "matcher": "agent_completed",
+                            "hooks": [{"type": "command", "command": f"cat > {heard}"}],
+                        }
+                    ]
+                }
+            }
+        )
+    )
+    model = write_script(tmp_path / "s.yaml", [{"text": "done"}])
+    run = covey("-p", "hi", "--model", model, "--output-format", "json", cwd=git_repo)
+    assert run.code == 0, run.err
+    payload = json.loads(heard.read_text())
+    assert payload["hook_event_name"] == "Notification"
+    assert payload["notification_type"] == "agent_completed"
+    assert payload["session_id"] == run.json()["session_id"]

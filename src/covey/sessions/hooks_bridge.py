@@ -54,6 +54,11 @@ class CommandHooks:
         result = await self._run("SessionStart", {"source": source}, source)
         return "\n".join(result.additional_context)
 
+    async def notify(self, notification_type: str, message: str) -> None:
+        """Notification hooks (`agent_completed`, `agent_needs_input`); they cannot block."""
+        payload = {"notification_type": notification_type, "message": message}
+        await self._run("Notification", payload, notification_type)
+
     async def user_prompt(self, prompt: str) -> PromptOutcome:
         r = await self._run("UserPromptSubmit", {"prompt": prompt}, None)
         return PromptOutcome(r.blocked, r.feedback, "\n".join(r.additional_context))

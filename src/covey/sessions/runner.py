@@ -137,6 +137,7 @@ class PreparedSession:
             if self.worktree is not None:
                 unlock_worktree(self.worktree)
         set_state(self.store, self.session_id, epoch, "completed", "end_turn")
+        await self.hooks.notify("agent_completed", f"session {self.session_id} completed")
         return result
 
     def close(self) -> None:
