@@ -74,7 +74,7 @@ class Persister:
                 append_event(
                     conn, self.session_id, "assistant", {"summary": summary, "tools": tools}
                 )
-                if summary and self.agent_path == "main":
+                if summary:
                     update_session(conn, self.session_id, self.epoch, summary=summary)
 
     def _entry(

@@ -18,7 +18,7 @@ from covey.agent.definitions import AgentDefinition, Definitions, load_definitio
 from covey.agent.loop import Agent, Approver, Observer
 from covey.agent.prompt import build_system_prompt
 from covey.agent.subagents_run import definition_system_prompt
-from covey.config import effective_env, load_settings
+from covey.config import LoadedSettings, effective_env, load_settings
 from covey.errors import MaxTurnsExceeded, RunError, UserError
 from covey.git.worktrees import (
     Worktree,
@@ -180,6 +180,19 @@ def _find_previous(store: Store, opts: SessionOptions) -> SessionRow | None:
     return None
 
 
+def _policy(
+    opts: SessionOptions, loaded: LoadedSettings, defn: AgentDefinition | None, cwd: Path
+) -> PermissionPolicy:
+    return PermissionPolicy.from_settings(
+        loaded.settings,
+        mode_override=opts.permission_mode or (defn.permission_mode if defn else None),
+        allowed_tools=[*opts.allowed_tools, "Agent"],
+        disallowed_tools=list(opts.disallowed_tools),
+        project_root=loaded.project_root,
+        workspace=cwd,
+    )
+
+
 def _prepare(
     opts: SessionOptions,
     store: Store,
@@ -195,6 +208,23 @@ def _prepare(
     loaded = load_settings(cwd)
     definitions = load_definitions(cwd, cli_json=opts.agents_json)
     defn = _main_definition(definitions, opts.agent or (previous.agent if previous else None))
+    settings = loaded.settings
+    env = effective_env(settings, os.environ)
+    r = settings.retries
+    retry = RetryPolicy(
+        max_retries=r.maxRetries, initial_delay=r.initialDelay, max_delay=r.maxDelay
+    )
+
+    def resolve(spec: str) -> Model:
+        return resolve_model(
+            spec, env=env, aliases=settings.modelAliases, retry=retry, on_retry=on_retry
+        )
+
+    own_model = defn.model if defn and defn.model != "inherit" else None
+    previous_model = previous.model if previous else None
+    model = resolve(opts.model or previous_model or own_model or settings.model or DEFAULT_MODEL)
+    # Model and rules are checked before anything is created, so bad input changes nothing.
+    policy = _policy(opts, loaded, defn, cwd)
     worktree: Worktree | None = None
     if opts.worktree is not None and previous is None:
         project_hooks = WorktreeCommandHooks(
@@ -214,30 +244,9 @@ def _prepare(
         loaded = load_settings(cwd)
         if hint:
             loaded.warnings.append(hint)
+        policy = _policy(opts, loaded, defn, cwd)
     settings = loaded.settings
-    env = effective_env(settings, os.environ)
-    r = settings.retries
-    retry = RetryPolicy(
-        max_retries=r.maxRetries, initial_delay=r.initialDelay, max_delay=r.maxDelay
-    )
-
-    def resolve(spec: str) -> Model:
-        return resolve_model(
-            spec, env=env, aliases=settings.modelAliases, retry=retry, on_retry=on_retry
-        )
-
-    own_model = defn.model if defn and defn.model != "inherit" else None
-    previous_model = previous.model if previous else None
-    model = resolve(opts.model or previous_model or own_model or settings.model or DEFAULT_MODEL)
     hooks_config, hook_warnings = load_hooks(loaded)
-    policy = PermissionPolicy.from_settings(
-        settings,
-        mode_override=opts.permission_mode or (defn.permission_mode if defn else None),
-        allowed_tools=[*opts.allowed_tools, "Agent"],
-        disallowed_tools=list(opts.disallowed_tools),
-        project_root=loaded.project_root,
-        workspace=cwd,
-    )
     messages: list[Message] = []
     if previous is None:
         with store.write() as conn:
