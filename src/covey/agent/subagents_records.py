@@ -16,7 +16,7 @@ from typing import Any, Literal, Protocol
 from covey.agent.definitions import AgentDefinition
 from covey.agent.loop import Observer
 
-__all__ = ["ChildRecord", "MemoryRecorder", "SubagentNotice", "SubagentRecorder"]
+__all__ = ["AgentPaths", "ChildRecord", "MemoryRecorder", "SubagentNotice", "SubagentRecorder"]
 
 
 class ChildRecord(Protocol):
@@ -98,12 +98,24 @@ class _MemoryChild:
         return {}
 
 
+class AgentPaths:
+    """Numbers children per parent and definition: `main/reviewer-1`, `main/reviewer-2`…"""
+
+    def __init__(self) -> None:
+        self._numbers: dict[tuple[str, str], int] = {}
+
+    def next(self, parent_agent_path: str, name: str) -> str:
+        key = (parent_agent_path, name)
+        n = self._numbers[key] = self._numbers.get(key, 0) + 1
+        return f"{parent_agent_path}/{name}-{n}"
+
+
 class MemoryRecorder:
     """Records nothing durable: for the agent layer on its own (tests, embedding)."""
 
     def __init__(self) -> None:
         self._ids = itertools.count(1)
-        self._numbers: dict[tuple[str, str], int] = {}
+        self._paths = AgentPaths()
         self.children: list[_MemoryChild] = []
         self.notices: list[SubagentNotice] = []
 
@@ -118,11 +130,8 @@ class MemoryRecorder:
         cwd: Path,
         isolation: str | None = None,
     ) -> ChildRecord:
-        key = (parent_agent_path, definition.name)
-        n = self._numbers[key] = self._numbers.get(key, 0) + 1
-        child = _MemoryChild(
-            f"agent{next(self._ids):04d}", f"{parent_agent_path}/{definition.name}-{n}", cwd
-        )
+        path = self._paths.next(parent_agent_path, definition.name)
+        child = _MemoryChild(f"agent{next(self._ids):04d}", path, cwd)
         self.children.append(child)
         return child
 

@@ -20,7 +20,7 @@ from covey.agent.definitions import AgentDefinition, Definitions
 from covey.agent.hooks import AgentHooks
 from covey.agent.loop import Approver, Observer
 from covey.agent.subagents import SubagentLimits, SubagentRuntime
-from covey.agent.subagents_records import ChildRecord, SubagentNotice
+from covey.agent.subagents_records import AgentPaths, ChildRecord, SubagentNotice
 from covey.config import LoadedSettings, WorktreeSettings
 from covey.git.repo import git_result
 from covey.git.snapshots import is_dirty
@@ -104,7 +104,7 @@ class StoreRecorder:
         self.worktree_settings = worktree_settings or WorktreeSettings()
         self.worktree_hooks = worktree_hooks
         self.host_id = host_id
-        self._numbers: dict[tuple[str, str], int] = {}
+        self._paths = AgentPaths()
 
     def start(
         self,
@@ -117,9 +117,7 @@ class StoreRecorder:
         cwd: Path,
         isolation: str | None = None,
     ) -> ChildRecord:
-        key = (parent_agent_path, definition.name)
-        n = self._numbers[key] = self._numbers.get(key, 0) + 1
-        agent_path = f"{parent_agent_path}/{definition.name}-{n}"
+        agent_path = self._paths.next(parent_agent_path, definition.name)
         worktree = None
         if isolation == "worktree":
             worktree = open_worktree(cwd, None, self.worktree_settings, hooks=self.worktree_hooks)
