@@ -332,3 +332,17 @@ def test_worktree_isolation_keeps_changed_trees_only(git_repo: Path) -> None:
     assert "worktreePath" not in trailers["looked"]
     worktrees = list((git_repo / ".covey" / "worktrees").iterdir())
     assert worktrees == [kept]
+
+
+def test_plan_mode_launches_read_only_subagents_only(git_repo: Path) -> None:
+    script = {
+        "turns": [
+            {"tool_calls": [agent_call("look around", "Explore"), agent_call("edit", None)]},
+            {"text": "planned"},
+        ],
+        "agents": {"Explore": {"turns": [{"text": "found two files"}]}},
+    }
+    result = run(git_repo, scripted(git_repo, script), {}, "--permission-mode", "plan")
+    assert result.code == 0, result.err
+    denials = result.json()["permission_denials"]
+    assert [d["tool_input"].get("subagent_type") for d in denials] == [None]

@@ -31,7 +31,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from covey.agent.definitions import AgentDefinition, Definitions
+from covey.agent.definitions import AgentDefinition, Definitions, resolve_tools
 from covey.agent.hooks import AgentHooks, NoHooks
 from covey.agent.loop import Approver
 from covey.agent.subagents_inbox import BackgroundTasks
@@ -209,6 +209,18 @@ class AgentTool(Tool[AgentInput]):
         return ToolSpec(
             base.name, f"{base.description}\n\nAgent types:\n{roster}", base.input_schema
         )
+
+    def read_only_for(self, tool_input: Mapping[str, Any]) -> bool:
+        """A subagent whose tools are all read-only (Explore, Plan) changes nothing, so plan
+        mode may launch it."""
+        definition = self.runtime.definitions.get(
+            str(tool_input.get("subagent_type") or "general-purpose")
+        )
+        if definition is None or definition.background:
+            return False
+        read_only = {t.name for t in core_tools() if t.read_only}
+        names = resolve_tools(definition, [t.name for t in core_tools()], depth_allows_agent=False)
+        return bool(names) and set(names) <= read_only
 
     async def run(self, args: AgentInput, ctx: ToolContext) -> str:
         spawn = Spawn.prepare(self, args, ctx)

@@ -7,7 +7,7 @@ tool_result and the run goes on.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
@@ -72,6 +72,11 @@ class Tool(Generic[InputT]):
 
     def spec(self) -> ToolSpec:
         return _spec_of(type(self))
+
+    def read_only_for(self, tool_input: Mapping[str, Any]) -> bool:
+        """Whether this call changes nothing (plan mode runs only such calls). Tools whose
+        effect depends on the input (the Agent tool) refine it."""
+        return self.read_only
 
     def parse(self, raw: dict[str, Any]) -> InputT:
         if INVALID_ARGUMENTS_KEY in raw:

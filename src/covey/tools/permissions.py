@@ -118,7 +118,8 @@ class PermissionPolicy:
     def decide(self, tool: Tool[Any], tool_input: Mapping[str, Any]) -> Decision:
         if rule := self._match(self.deny, tool, tool_input, every=False):
             return Decision("deny", rule, f"denied by permission rule {rule}")
-        if self.mode == "plan" and not tool.read_only:
+        read_only = tool.read_only_for(tool_input)
+        if self.mode == "plan" and not read_only:
             return Decision("deny", None, f"plan mode is read-only; {tool.name} may not run")
         if self.mode == "bypassPermissions":
             return Decision("allow", None, "bypassPermissions mode allows what no rule denies")
@@ -126,7 +127,7 @@ class PermissionPolicy:
             return self._ask(rule, f"permission rule {rule} asks first")
         if rule := self._match(self.allow, tool, tool_input, every=True):
             return Decision("allow", rule, f"allowed by permission rule {rule}")
-        if tool.read_only:
+        if read_only:
             return Decision("allow", None, f"{tool.name} is read-only")
         if self.mode == "acceptEdits" and self._edit_inside(tool, tool_input):
             return Decision("allow", None, "acceptEdits mode accepts edits inside the workspace")
