@@ -50,6 +50,11 @@ RETRY_FOR_S = 30.0
 T = TypeVar("T")
 
 
+_VERIFIED: set[str] = set()
+"""Store files this process has checked already (see `Store.open`)."""
+_VERIFIED_LOCK = threading.Lock()
+
+
 class StoreBusy(RunError):
     """The store stayed locked longer than `RETRY_FOR_S`: another process holds it (hung?)."""
 
@@ -110,7 +115,13 @@ class Store:
         """Open (creating it if absent) and migrate the store at `path`, default
         `$COVEY_HOME/covey.db`. An unusable file raises UserError and is left untouched."""
         path = path if path is not None else covey_home() / "covey.db"
-        check_store_file(path, SCHEMA_VERSION)
+        key = str(path.resolve())
+        with _VERIFIED_LOCK:
+            if key not in _VERIFIED:
+                # Read the raw file once per process: closing any descriptor of a file drops
+                # this process's POSIX locks on it, which would break an open connection's.
+                check_store_file(path, SCHEMA_VERSION)
+                _VERIFIED.add(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
