@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -119,6 +120,21 @@ def test_a_killed_run_resumes_without_rerunning_the_interrupted_call(
     logs = covey("logs", sid["id"], cwd=git_repo).out
     assert "✗ Interrupted" in logs
     assert resumed.events()[-1]["result"].startswith("The command was interrupted")
+    _kill_leftovers(SLOW)
+
+
+def _kill_leftovers(marker: str) -> None:
+    """The Bash tool's own process group outlives the killed covey; end it."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if marker in cmdline:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(int(entry.name), signal.SIGKILL)
 
 
 def test_a_pre_tool_use_hook_exiting_2_blocks_and_the_model_sees_why(
