@@ -37,6 +37,7 @@ def test_public_surface() -> None:
         "group_alive",
         "run",
         "run_process",
+        "spawn_detached",
     ]
 
 

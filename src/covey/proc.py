@@ -32,6 +32,7 @@ __all__ = [
     "group_alive",
     "run",
     "run_process",
+    "spawn_detached",
 ]
 
 KILL_GRACE_S = 1.0
@@ -339,3 +340,34 @@ def _environ(env: Env | None) -> dict[str, str] | None:
         return None
     merged = {**os.environ, **env}
     return {key: value for key, value in merged.items() if value is not None}
+
+
+def spawn_detached(
+    argv: Sequence[str], *, cwd: Path | str, env: Env | None = None, log_path: Path
+) -> int:
+    """Start `argv` as a daemon and return its pid: in a new session (no terminal), stdin
+    /dev/null, stdout and stderr appended to `log_path`, not waited on. A short-lived
+    `/bin/sh` starts it in the background and is reaped here, so the daemon is re-parented
+    to init and never becomes this process's zombie."""
+    if not argv:
+        raise ValueError("empty command")
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    script = '"$@" >>"$COVEY_DETACHED_LOG" 2>&1 </dev/null & echo $!'
+    environ = _environ({**(env or {}), "COVEY_DETACHED_LOG": str(log_path)})
+    try:
+        done = subprocess.run(
+            ["/bin/sh", "-c", script, "sh", *argv],
+            cwd=cwd,
+            env=environ,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            start_new_session=True,
+            timeout=30,
+            check=False,
+        )
+    except OSError as e:
+        raise _start_error(list(argv), cwd, e) from e
+    text = done.stdout.decode().strip()
+    if done.returncode != 0 or not text.isdigit():
+        raise ProcessStartError(f"cannot start {argv[0]!r} in {cwd}: {done.stderr.decode()}")
+    return int(text)

@@ -27,6 +27,7 @@ def _split_tools(values: tuple[str, ...]) -> list[str]:
 )
 @click.argument("prompt", required=False)
 @click.option("-p", "--print", "print_mode", is_flag=True, help="Run non-interactively and print.")
+@click.option("--bg", "background", is_flag=True, help="Run in the background (see covey agents).")
 @click.option("--model", help="sonnet|opus|haiku, anthropic:<id>, openai:<id>, scripted:<path>.")
 @click.option(
     "--output-format",
@@ -72,6 +73,7 @@ def _split_tools(values: tuple[str, ...]) -> list[str]:
 def root(
     prompt: str | None,
     print_mode: bool,
+    background: bool,
     model: str | None,
     output_format: str,
     max_turns: int | None,
@@ -87,6 +89,11 @@ def root(
     agents_json: str | None,
 ) -> None:
     """Run AI coding agents on this repository. `covey -p "fix the failing test"`."""
+    if background:
+        if print_mode:
+            raise UserError("use either --bg or -p, not both")
+        _background(prompt, name=name, agent=agent, model=model, permission_mode=permission_mode)
+        return
     if not print_mode:
         raise UserError("the interactive session screen is not built yet: use -p PROMPT")
     if resume == "":
@@ -129,3 +136,39 @@ def root(
     finally:
         session.close()
     output.finish(session, result)
+
+
+def _background(
+    prompt: str | None,
+    *,
+    name: str | None,
+    agent: str | None,
+    model: str | None,
+    permission_mode: str | None,
+) -> None:
+    """`covey --bg PROMPT`: queue a background session and make sure the supervisor runs it."""
+    from covey.sessions.background import BackgroundRequest, create_background_session
+    from covey.store import Store
+    from covey.supervisor import ensure_supervisor
+
+    if prompt is None and not sys.stdin.isatty():
+        prompt = sys.stdin.read()
+    if not prompt or not prompt.strip():
+        raise UserError('no prompt: pass it as an argument (covey --bg "...") or on stdin')
+    store = Store.open()
+    try:
+        row = create_background_session(
+            store,
+            BackgroundRequest(
+                cwd=Path.cwd(),
+                prompt=prompt,
+                name=name,
+                agent=agent,
+                model=model,
+                permission_mode=permission_mode,
+            ),
+        )
+    finally:
+        store.close()
+    ensure_supervisor()
+    click.echo(f"backgrounded · {row.id} · {row.name or '-'}")

@@ -151,12 +151,18 @@ def prepare_session(
     approver: Approver | None = None,
     ask_user: AskUser | None = None,
     on_retry: Callable[[RetryNotice], None] | None = None,
+    store: Store | None = None,
 ) -> PreparedSession:
+    """`store`: use this open store (the caller keeps and closes it) instead of opening one;
+    a long-lived host shares one, since opening a store file while a connection of this
+    process holds SQLite's locks on it would drop those locks (POSIX lock semantics)."""
     if opts.max_turns is not None and opts.max_turns < 1:
         raise UserError(f"--max-turns must be at least 1 (got {opts.max_turns})")
     if opts.permission_mode is not None and opts.permission_mode not in PERMISSION_MODES:
         modes = ", ".join(PERMISSION_MODES)
         raise UserError(f"--permission-mode {opts.permission_mode!r} is not one of: {modes}")
+    if store is not None:
+        return _prepare(opts, store, observers, approver, ask_user, on_retry)
     store = Store.open()
     try:
         return _prepare(opts, store, observers, approver, ask_user, on_retry)

@@ -1,0 +1,253 @@
+"""Background sessions and the supervisor daemon, end to end: real processes, a real store."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from clitools import covey
+
+DEADLINE_S = 90.0
+
+
+def write_script(path: Path, turns: list[dict[str, Any]]) -> str:
+    path.write_text(yaml.safe_dump({"turns": turns}))
+    return f"scripted:{path}"
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def daemon_status(cwd: Path) -> dict[str, Any]:
+    run = covey("daemon", "status", "--json", cwd=cwd)
+    assert run.code == 0, run.err
+    return run.json()
+
+
+@pytest.fixture
+def supervisor(git_repo: Path) -> Iterator[Path]:
+    """Stops whatever supervisor the test started, and waits until it is gone."""
+    yield git_repo
+    pid = daemon_status(git_repo)["pid"]
+    stopped = covey("daemon", "stop", cwd=git_repo)
+    assert stopped.code == 0, stopped.err
+    if pid is not None:
+        deadline = time.monotonic() + DEADLINE_S
+        while pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not pid_alive(pid)
+    assert daemon_status(git_repo)["running"] is False
+
+
+def agents(cwd: Path) -> list[dict[str, Any]]:
+    run = covey("agents", "--json", cwd=cwd)
+    assert run.code == 0, run.err
+    return json.loads(run.out)  # type: ignore[no-any-return]
+
+
+def wait_for_state(cwd: Path, sid: str, states: tuple[str, ...]) -> dict[str, Any]:
+    deadline = time.monotonic() + DEADLINE_S
+    row: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        row = next(r for r in agents(cwd) if r["id"] == sid)
+        if row["state"] in states:
+            return row
+        time.sleep(0.1)
+    db = sqlite3.connect(os.environ["COVEY_HOME"] + "/covey.db")
+    direct = db.execute("select state, epoch, host_id from sessions").fetchall()
+    db.close()
+    raise AssertionError(f"session {sid} never reached {states}: {row} {direct}")
+
+
+def background(cwd: Path, *args: str) -> str:
+    run = covey("--bg", *args, cwd=cwd)
+    assert run.code == 0, run.err
+    word, sid, _name = run.out.strip().split(" · ")
+    assert word == "backgrounded"
+    return sid
+
+
+def git_out(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=repo, check=True, capture_output=True, text=True
+    ).stdout
+
+
+def test_bg_work_lands_on_its_branch_not_in_the_main_checkout(
+    supervisor: Path, tmp_path: Path
+) -> None:
+    repo = supervisor
+    model = write_script(
+        tmp_path / "s.yaml",
+        [
+            {
+                "tool_calls": [
+                    {"name": "Write", "input": {"file_path": "hello.txt", "content": "hi\n"}}
+                ]
+            },
+            {"text": "Wrote hello.txt."},
+        ],
+    )
+    sid = background(repo, "write hello", "--model", model, "--name", "greeter")
+    row = wait_for_state(repo, sid, ("completed", "failed", "stopped"))
+    assert row["state"] == "completed", row
+    assert row["name"] == "greeter"
+    assert row["branch"] == f"worktree-bg-{sid}"
+    assert row["worktree"] and Path(row["worktree"]).is_dir()
+    assert row["branch"] in row["summary"] and "1 file(s) changed" in row["summary"]
+    assert row["waiting_for"] is None and row["cost_usd"] >= 0
+    assert not (repo / "hello.txt").exists()
+    assert git_out(repo, "show", f"{row['branch']}:hello.txt") == "hi\n"
+    assert git_out(Path(row["worktree"]), "status", "--porcelain") == ""
+    listed_all = json.loads(covey("agents", "--json", "--all", cwd=repo).out)
+    assert any(r["id"] == sid for r in listed_all)
+
+
+def test_bad_input_is_refused_before_anything_is_queued(supervisor: Path) -> None:
+    repo = supervisor
+    both = covey("--bg", "-p", "hi", cwd=repo)
+    assert both.code == 2 and "--bg or -p" in both.err
+    bad = covey("--bg", "hi", "--model", "nosuchprovider:x", cwd=repo)
+    assert bad.code == 2, bad.err
+    assert agents(repo) == []
+
+
+def test_a_second_ensure_does_not_start_a_second_daemon(supervisor: Path) -> None:
+    repo = supervisor
+    first = covey("daemon", "start", cwd=repo)
+    second = covey("daemon", "start", cwd=repo)
+    assert first.code == 0 and second.code == 0, first.err + second.err
+    assert first.out == second.out
+    status = daemon_status(repo)
+    assert status["running"] is True and str(status["pid"]) in first.out
+    # a stale pid file (dead pid) does not stop a new supervisor from starting
+    pid = status["pid"]
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + DEADLINE_S
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert daemon_status(repo)["running"] is False
+    third = covey("daemon", "start", cwd=repo)
+    assert third.code == 0, third.err
+    assert daemon_status(repo)["pid"] not in (None, pid)
+
+
+def test_a_session_in_flight_when_the_daemon_dies_is_resumed_without_rerunning_the_call(
+    supervisor: Path, tmp_path: Path
+) -> None:
+    repo = supervisor
+    runs = tmp_path / "runs.txt"
+    shell_pid = tmp_path / "shell.pid"
+    slow = f"echo $$ > {shell_pid}; echo started >> {runs}; sleep 60; echo finished >> {runs}"
+    model = write_script(
+        tmp_path / "s.yaml",
+        [
+            {"tool_calls": [{"name": "Bash", "input": {"command": slow}}]},
+            {
+                "tool_calls": [
+                    {"name": "Write", "input": {"file_path": "after.txt", "content": "ok\n"}}
+                ]
+            },
+            {"text": "The command was interrupted; I did not assume it finished."},
+        ],
+    )
+    sid = background(repo, "run it", "--model", model, "--permission-mode", "bypassPermissions")
+    deadline = time.monotonic() + DEADLINE_S
+    while not (runs.exists() and shell_pid.exists()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert runs.exists(), "the slow Bash call never started"
+    old = daemon_status(repo)
+    assert sid in old["sessions"]
+    os.kill(old["pid"], signal.SIGKILL)
+    while pid_alive(old["pid"]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError, ValueError):  # the orphaned command
+        os.killpg(int(shell_pid.read_text().strip()), signal.SIGKILL)
+    row = wait_for_state(repo, sid, ("completed", "failed", "stopped"))  # ensures a new one
+    assert row["state"] == "completed", row
+    assert daemon_status(repo)["pid"] != old["pid"]
+    assert runs.read_text() == "started\n", "the interrupted call ran again"
+    logs = covey("logs", sid, cwd=repo).out
+    assert "✗ Interrupted" in logs
+    assert git_out(repo, "show", f"{row['branch']}:after.txt") == "ok\n"
+
+
+def test_stop_stops_a_slow_session(supervisor: Path, tmp_path: Path) -> None:
+    repo = supervisor
+    model = write_script(tmp_path / "s.yaml", [{"text": "finally", "delay_s": 120}])
+    sid = background(repo, "take your time", "--model", model)
+    wait_for_state(repo, sid, ("working",))
+    stop = covey("stop", sid, cwd=repo)
+    assert stop.code == 0, stop.err
+    assert stop.out.strip() == f"stop requested · {sid}"
+    row = wait_for_state(repo, sid, ("stopped", "completed", "failed"))
+    assert row["state"] == "stopped" and row["reason"] == "stopped by user"
+    again = covey("stop", sid, cwd=repo)
+    assert again.out.strip() == f"already stopped · {sid}"
+
+
+def test_daemon_stop_interrupts_its_sessions_and_the_next_daemon_resumes_them(
+    supervisor: Path, tmp_path: Path
+) -> None:
+    repo = supervisor
+    marker = tmp_path / "go"
+    model = write_script(
+        tmp_path / "s.yaml",
+        [
+            {"tool_calls": [{"name": "Bash", "input": {"command": f"touch {marker}; sleep 60"}}]},
+            {"text": "Done after the restart."},
+        ],
+    )
+    sid = background(repo, "slow", "--model", model, "--permission-mode", "bypassPermissions")
+    deadline = time.monotonic() + DEADLINE_S
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert marker.exists()
+    pid = daemon_status(repo)["pid"]
+    stopped = covey("daemon", "stop", cwd=repo)
+    assert stopped.code == 0 and f"pid {pid}" in stopped.out, stopped.err
+    assert not pid_alive(pid)
+    assert not (Path(os.environ["COVEY_HOME"]) / "supervisor.pid").exists()
+    db = sqlite3.connect(os.environ["COVEY_HOME"] + "/covey.db")
+    state = db.execute("select state, reason from sessions where id = ?", (sid,)).fetchone()
+    db.close()
+    assert state == ("interrupted", "supervisor stopped")
+    row = wait_for_state(repo, sid, ("completed", "failed", "stopped"))  # `agents` restarts it
+    assert row["state"] == "completed", row
+    assert row["summary"].startswith("Done after the restart.")
+
+
+def test_stop_without_a_live_host_stops_at_once_and_is_not_resumed(
+    supervisor: Path, tmp_path: Path
+) -> None:
+    repo = supervisor
+    model = write_script(tmp_path / "s.yaml", [{"text": "never", "delay_s": 120}])
+    sid = background(repo, "slow", "--model", model)
+    wait_for_state(repo, sid, ("working",))
+    pid = daemon_status(repo)["pid"]
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + DEADLINE_S
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop = covey("stop", sid, cwd=repo)  # `stop` does not start a supervisor
+    assert stop.code == 0, stop.err
+    assert stop.out.strip() == f"stopped · {sid}"
+    row = next(r for r in agents(repo) if r["id"] == sid)  # a new supervisor runs now
+    assert daemon_status(repo)["running"] is True
+    assert row["state"] == "stopped" and row["reason"] == "stopped by user"
