@@ -18,15 +18,18 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from covey.agent import Agent
+from covey.agent.definitions import load_definitions
 from covey.agent.prompt import build_system_prompt
+from covey.agent.subagents import SubagentRuntime
 from covey.messages import Usage
 from covey.models.script import Script, ScriptToolCall, ScriptTurn
 from covey.models.scripted import ScriptedModel
 from covey.models.tokens import estimate_tokens
 from covey.tools import core_tools
-from covey.tools.base import ToolContext
+from covey.tools.base import Tool, ToolContext
 from covey.tools.permissions import PermissionPolicy
 
 CLAUDE_CODE_BYTES = 78_000
@@ -34,12 +37,20 @@ TARGET_BYTES = 15_000
 TARGET_MS_PER_TURN = 2.0
 
 
+def session_tools(workspace: Path) -> list[Tool[Any]]:
+    """What a session's main agent is given: the core tools and the Agent tool, whose
+    description lists the agent types (here the three built-ins)."""
+    runtime = SubagentRuntime(load_definitions(workspace, home=workspace / "home"))
+    spawner = runtime.agent_tool(model=ScriptedModel(Script()), mode="default")
+    return [*core_tools(), *([spawner] if spawner else [])]
+
+
 def request_overhead(workspace: Path) -> tuple[int, int, int]:
     """Bytes of the system prompt and of the tool definitions, as sent to the API."""
     system = build_system_prompt(workspace)
     tools = [
         {"name": s.name, "description": s.description, "input_schema": s.input_schema}
-        for s in (t.spec() for t in core_tools())
+        for s in (t.spec() for t in session_tools(workspace))
     ]
     return len(system.encode()), len(json.dumps(tools).encode()), len(tools)
 
@@ -72,7 +83,7 @@ def loop_cost(workspace: Path, turns: int) -> list[float]:
 
     agent = Agent(
         ScriptedModel(script),
-        core_tools(),
+        session_tools(workspace),
         build_system_prompt(workspace),
         ToolContext(workspace=workspace),
         policy,
