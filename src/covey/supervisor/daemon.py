@@ -29,7 +29,7 @@ from covey.sessions.lease import new_host_id
 from covey.sessions.runner import PreparedSession, SessionOptions, prepare_session
 from covey.sessions.state import set_state
 from covey.store import Store
-from covey.store.commands import claim_commands, finish_command
+from covey.store.commands import claim_commands, finish_command, pending_commands
 from covey.store.sessions import SessionRow, get_session, list_sessions, release_lease
 from covey.store.transcript import read_entries
 from covey.supervisor import lock_path, pid_path
@@ -78,7 +78,9 @@ class Supervisor:
         for row in reversed(queued):  # oldest first
             if row.id not in self.tasks:
                 self._start(tg, row, resume=False)
-        for session_id in list(self.tasks):
+        with self.store.read() as conn:  # one read per poll; a write only when there is work
+            pending = {c.session_id for c in pending_commands(conn, types=["stop"])}
+        for session_id in [s for s in self.tasks if s in pending]:
             with self.store.write() as conn:
                 commands = claim_commands(
                     conn, claimer=self.host_id, session_id=session_id, types=["stop"]
