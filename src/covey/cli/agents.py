@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from covey.cli.sessions import display_state
+from covey.cli.sessions import session_fields
 from covey.errors import UserError
 from covey.sessions.background import request_stop
 from covey.store import Store
@@ -42,18 +42,9 @@ def agents_command(as_json: bool, show_all: bool) -> None:
         store.close()
     items: list[dict[str, Any]] = [
         {
-            "id": r.id,
-            "name": r.name,
-            "kind": r.kind,
-            "state": display_state(r),
-            "reason": r.reason,
-            "summary": r.summary,
-            "cwd": r.cwd,
+            **session_fields(r, costs[r.id]),
             "worktree": r.meta.worktree,
             "branch": r.meta.branch,
-            "created": r.created_at,
-            "updated": r.updated_at,
-            "cost_usd": round(costs[r.id], 6),
             "waiting_for": None,
         }
         for r in rows

@@ -17,7 +17,7 @@ from covey.store.sessions import SessionKind, SessionRow, find_session, list_ses
 from covey.store.transcript import TranscriptEntry, read_entries
 from covey.store.usage import session_usage
 
-__all__ = ["COMMANDS", "display_state", "render_entry"]
+__all__ = ["COMMANDS", "display_state", "render_entry", "session_fields"]
 
 
 def display_state(row: SessionRow) -> str:
@@ -27,6 +27,22 @@ def display_state(row: SessionRow) -> str:
         if expired or not holder_alive(row.host_id):
             return "interrupted"
     return row.state
+
+
+def session_fields(row: SessionRow, cost_usd: float) -> dict[str, Any]:
+    """The fields every JSON listing of sessions shares."""
+    return {
+        "id": row.id,
+        "name": row.name,
+        "kind": row.kind,
+        "state": display_state(row),
+        "reason": row.reason,
+        "summary": row.summary,
+        "cwd": row.cwd,
+        "created": row.created_at,
+        "updated": row.updated_at,
+        "cost_usd": round(cost_usd, 6),
+    }
 
 
 def _age(ts: float) -> str:
@@ -58,18 +74,9 @@ def sessions_command(as_json: bool, show_all: bool, limit: int) -> None:
         usage, cost = costs[r.id]
         items.append(
             {
-                "id": r.id,
-                "name": r.name,
-                "kind": r.kind,
+                **session_fields(r, cost),
                 "parent_id": r.parent_id,
-                "state": display_state(r),
-                "reason": r.reason,
-                "summary": r.summary,
                 "model": r.model,
-                "cwd": r.cwd,
-                "created": r.created_at,
-                "updated": r.updated_at,
-                "cost_usd": round(cost, 6),
                 "tokens": usage.total_input + usage.output,
             }
         )
