@@ -123,9 +123,15 @@ def _entry(root: Path, name: str) -> Registered | None:
 
 
 def remove_worktree(
-    repo_root: Path, name: str, *, force: bool = False, hooks: WorktreeHooks | None = None
+    repo_root: Path,
+    name: str,
+    *,
+    force: bool = False,
+    keep_branch: bool = False,
+    hooks: WorktreeHooks | None = None,
 ) -> RemoveReport:
-    """Snapshot worktree `name`, then remove it and its branch `worktree-NAME` (see module)."""
+    """Snapshot worktree `name`, then remove it and its branch `worktree-NAME` (see module).
+    `keep_branch`: a branch holding commits merged nowhere stays (no error, no `force`)."""
     root, path = repo_root, worktree_path(repo_root, validate_name(name))
     entry = _entry(root, name)
     if entry is None:
@@ -140,7 +146,9 @@ def remove_worktree(
     head = entry.head or git("rev-parse", f"refs/heads/{branch_for(name)}", cwd=root).strip()
     deletes = entry.branch == branch_for(name)  # another branch checked out there stays
     unmerged = unmerged_commits(root, head, entry.branch if deletes else None)
-    if unmerged and not force:
+    if unmerged and keep_branch:
+        deletes = False
+    elif unmerged and not force:
         shown = "; ".join(unmerged[:3]) + ("; …" if len(unmerged) > 3 else "")
         raise UserError(
             f"branch {entry.branch or 'HEAD (detached)'} of worktree {name} has "
@@ -163,7 +171,9 @@ def remove_worktree(
         git("worktree", "prune", cwd=root)
     if deletes:
         git("branch", "-D", branch_for(name), cwd=root)
-    return RemoveReport(name, path, entry.branch, snap.ref, dirty, deletes, len(unmerged))
+    return RemoveReport(
+        name, path, entry.branch, snap.ref, dirty, deletes, len(unmerged) if deletes else 0
+    )
 
 
 def prune_worktrees(repo_root: Path, *, hooks: WorktreeHooks | None = None) -> PruneReport:

@@ -15,7 +15,13 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Sequence
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Migration", "m0001_initial"]
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "Migration",
+    "m0001_initial",
+    "m0002_session_deleted_at",
+]
 
 Migration = Callable[[sqlite3.Connection], None]
 
@@ -101,7 +107,12 @@ def m0001_initial(conn: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: tuple[Migration, ...] = (m0001_initial,)
+def m0002_session_deleted_at(conn: sqlite3.Connection) -> None:
+    """`covey rm` hides a session (`deleted_at`) and keeps its transcript."""
+    _run(conn, ["ALTER TABLE sessions ADD COLUMN deleted_at REAL"])
+
+
+MIGRATIONS: tuple[Migration, ...] = (m0001_initial, m0002_session_deleted_at)
 """Every migration, oldest first; append only."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -34,6 +34,7 @@ __all__ = [
     "get_session",
     "insert_session",
     "list_sessions",
+    "mark_deleted",
     "new_session_id",
     "release_lease",
     "renew_lease",
@@ -84,6 +85,8 @@ class SessionRow:
     epoch: int = 0
     lease_expires_at: float | None = None
     meta: SessionMeta = field(default_factory=SessionMeta)
+    deleted_at: float | None = None
+    """Set by `covey rm`: hidden from listings; the transcript stays."""
 
     @classmethod
     def new(
@@ -124,20 +127,22 @@ class SessionFields(TypedDict, total=False):
     reason: str | None
     summary: str | None
     meta: SessionMeta
+    deleted_at: float | None
     updated_at: float
     """Defaults to now."""
 
 
 _COLUMNS = (
     "id, kind, cwd, model, state, name, parent_id, agent, permission_mode, reason, summary, "
-    "created_at, updated_at, host_id, epoch, lease_expires_at, meta"
+    "created_at, updated_at, host_id, epoch, lease_expires_at, meta, deleted_at"
 )
 _SELECT = f"SELECT {_COLUMNS} FROM sessions"
+_META = [c.strip() for c in _COLUMNS.split(",")].index("meta")
 
 
 def _row(r: tuple[Any, ...]) -> SessionRow:
     values = list(r)
-    values[-1] = SessionMeta.model_validate(load_json_object(r[-1]))
+    values[_META] = SessionMeta.model_validate(load_json_object(r[_META]))
     return SessionRow(*values)
 
 
@@ -152,7 +157,7 @@ def new_session_id(conn: sqlite3.Connection) -> str:
 def insert_session(conn: sqlite3.Connection, row: SessionRow) -> None:
     """Add a session; an id that exists already raises sqlite3.IntegrityError."""
     values = [getattr(row, name.strip()) for name in _COLUMNS.split(",")]
-    values[-1] = dump_json(row.meta.model_dump(mode="json", exclude_none=True))
+    values[_META] = dump_json(row.meta.model_dump(mode="json", exclude_none=True))
     marks = ", ".join("?" * len(values))
     conn.execute(f"INSERT INTO sessions ({_COLUMNS}) VALUES ({marks})", values)
 
@@ -189,10 +194,11 @@ def list_sessions(
     states: Collection[SessionState] | None = None,
     parent_id: str | EllipsisType | None = ...,
     limit: int | None = None,
+    include_deleted: bool = False,
 ) -> list[SessionRow]:
     """Sessions, most recently updated first. `parent_id`: `...` any, None top-level only,
-    an id its children only."""
-    where: list[str] = []
+    an id its children only. Sessions removed by `covey rm` only with `include_deleted`."""
+    where: list[str] = [] if include_deleted else ["deleted_at IS NULL"]
     args: list[Any] = []
     if cwd is not None:
         where.append("cwd = ?")
@@ -212,6 +218,13 @@ def list_sessions(
         sql += " LIMIT ?"
         args.append(limit)
     return [_row(r) for r in conn.execute(sql, args)]
+
+
+def mark_deleted(conn: sqlite3.Connection, session_id: str, now: float | None = None) -> bool:
+    """Hide a session from listings (`covey rm`); its transcript and usage stay."""
+    at = time.time() if now is None else now
+    cursor = conn.execute("UPDATE sessions SET deleted_at = ? WHERE id = ?", (at, session_id))
+    return cursor.rowcount == 1
 
 
 def update_session(

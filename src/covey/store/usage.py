@@ -13,7 +13,7 @@ from typing import Any
 
 from covey.messages import Usage
 
-__all__ = ["UsageRow", "record_usage", "session_usage", "usage_rows"]
+__all__ = ["UsageRow", "record_usage", "root_costs", "session_usage", "usage_rows"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +72,19 @@ def session_usage(conn: sqlite3.Connection, session_id: str) -> tuple[Usage, flo
     ).fetchone()
     usage = Usage(input=row[0], output=row[1], cache_read=row[2], cache_write=row[3])
     return usage, float(row[4])
+
+
+def root_costs(conn: sqlite3.Connection) -> dict[str, float]:
+    """USD per top-level session, its descendants' usage included, in one query."""
+    rows = conn.execute(
+        """WITH RECURSIVE roots(id, root) AS (
+            SELECT id, id FROM sessions WHERE parent_id IS NULL
+            UNION ALL SELECT s.id, roots.root FROM sessions s JOIN roots ON s.parent_id = roots.id
+        )
+        SELECT roots.root, SUM(u.cost_usd) FROM usage u JOIN roots ON u.session_id = roots.id
+        GROUP BY roots.root"""
+    ).fetchall()
+    return {r[0]: float(r[1]) for r in rows}
 
 
 def usage_rows(

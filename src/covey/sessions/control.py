@@ -1,0 +1,205 @@
+"""What a person does to sessions, from the CLI or the agent view: dispatch, reply, stop,
+remove, respawn. Each is a committed row in the store (a session or a command) that the host
+acts on, so nothing is lost if a process dies in between.
+
+- `dispatch`: a queued background session (`@agent prompt` picks a definition).
+- `reply`: a `reply` command. The supervisor answers the pending question or permission with
+  it; a session that is not waiting (finished, interrupted) is continued with it as the next
+  prompt; a session in the middle of a turn gets it once the turn ends.
+- `respawn`: a `respawn` command: the supervisor continues a finished, failed, stopped or
+  interrupted session from its transcript.
+- `hand_over`: a foreground session whose screen detached becomes a background one; the
+  supervisor continues it if it was in the middle of a turn.
+- `remove`: stop it if live, snapshot and remove its worktree (its branch stays while it holds
+  commits merged nowhere), and hide the row; the transcript stays (`covey --resume ID`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from covey.errors import UserError
+from covey.git.cleanup import remove_worktree
+from covey.git.worktrees import find_repo
+from covey.sessions.background import BackgroundRequest, create_background_session, request_stop
+from covey.sessions.lease import LEASE_TTL_S, holder_alive, new_host_id
+from covey.sessions.listing import display_state
+from covey.sessions.state import LIVE_STATES
+from covey.store import Store
+from covey.store.commands import enqueue_command
+from covey.store.events import append_event
+from covey.store.sessions import (
+    SessionRow,
+    SessionState,
+    acquire_lease,
+    find_session,
+    get_session,
+    mark_deleted,
+    release_lease,
+    update_session,
+)
+
+__all__ = [
+    "MIN_PROMPT_CHARS",
+    "RemoveReport",
+    "dispatch",
+    "find",
+    "hand_over",
+    "parse_dispatch",
+    "remove",
+    "reply",
+    "respawn",
+    "stop",
+]
+
+MIN_PROMPT_CHARS = 4
+STOP_WAIT_S = 30.0
+
+
+def find(store: Store, session: str) -> SessionRow:
+    """The session by id, id prefix or name, or a UserError naming what to run instead."""
+    with store.read() as conn:
+        row = find_session(conn, session)
+    if row is None:
+        raise UserError(f"no session {session!r}: see covey agents --json --all")
+    return row
+
+
+def parse_dispatch(text: str) -> tuple[str | None, str]:
+    """`@agent prompt` → ("agent", "prompt"); anything else → (None, text). A prompt under
+    four characters is refused ("Too short")."""
+    text = text.strip()
+    agent: str | None = None
+    if text.startswith("@"):
+        agent, _, text = text[1:].partition(" ")
+        text = text.strip()
+        if not agent:
+            raise UserError("@: name an agent definition, as in @reviewer check the diff")
+    if len(text) < MIN_PROMPT_CHARS:
+        raise UserError(f"Too short: a prompt needs at least {MIN_PROMPT_CHARS} characters")
+    return agent, text
+
+
+def dispatch(
+    store: Store,
+    cwd: Path,
+    text: str,
+    *,
+    name: str | None = None,
+    model: str | None = None,
+    permission_mode: str | None = None,
+) -> SessionRow:
+    """A new queued background session for `text` (see `parse_dispatch`)."""
+    agent, prompt = parse_dispatch(text)
+    request = BackgroundRequest(
+        cwd=cwd,
+        prompt=prompt,
+        name=name,
+        agent=agent,
+        model=model,
+        permission_mode=permission_mode,
+    )
+    return create_background_session(store, request)
+
+
+def reply(store: Store, session: str, text: str) -> tuple[SessionRow, int]:
+    """Queue `text` for a session; (its row, the command id)."""
+    if not text.strip():
+        raise UserError("reply: the text is empty; say what the agent should hear")
+    row = find(store, session)
+    if row.parent_id is not None:
+        raise UserError(f"session {row.id} is a subagent: reply to its parent {row.parent_id}")
+    with store.write() as conn:
+        command_id = enqueue_command(conn, row.id, "reply", {"text": text})
+    return row, command_id
+
+
+def respawn(store: Store, session: str) -> tuple[SessionRow, int | None]:
+    """Ask the supervisor to continue a session that no host runs; (its row, the command id),
+    or no command when the session is live already."""
+    row = find(store, session)
+    if row.parent_id is not None:
+        raise UserError(f"session {row.id} is a subagent: respawn its parent {row.parent_id}")
+    if display_state(row) in LIVE_STATES:
+        return row, None
+    with store.write() as conn:
+        command_id = enqueue_command(conn, row.id, "respawn")
+    return row, command_id
+
+
+def stop(store: Store, session: str) -> tuple[SessionRow, str]:
+    """Stop a session (see `request_stop`); (its row, "requested" | "stopped" | "finished")."""
+    row = find(store, session)
+    return row, request_stop(store, row.id)
+
+
+def hand_over(store: Store, session_id: str) -> int | None:
+    """Make a foreground session (whose host has let go of it) a background one; when it was
+    mid-turn, queue a `respawn` so the supervisor continues it. The command id, or None."""
+    host = new_host_id()
+    with store.write() as conn:
+        row = get_session(conn, session_id)
+        if row is None:
+            raise UserError(f"no session {session_id!r}")
+        epoch = acquire_lease(conn, session_id, host, LEASE_TTL_S, time.time())
+        if epoch is None:
+            raise UserError(f"session {session_id} is still held by its host; nothing changed")
+        mid_turn = row.state in ("working", "needs_input", "interrupted")
+        state: SessionState = "interrupted" if mid_turn else row.state
+        update_session(conn, session_id, epoch, kind="background", state=state)
+        append_event(conn, session_id, "state", {"state": state, "reason": "handed over"})
+        release_lease(conn, session_id, host, epoch)
+        return enqueue_command(conn, session_id, "respawn") if mid_turn else None
+
+
+@dataclass(frozen=True)
+class RemoveReport:
+    session: SessionRow
+    snapshot: str | None = None
+    """The ref holding the worktree's last state, when there was a worktree."""
+    dirty: bool = False
+    branch: str | None = None
+    branch_kept: bool = False
+    """The branch stays because it holds commits merged nowhere."""
+
+
+def remove(store: Store, session: str, *, wait_s: float = STOP_WAIT_S) -> RemoveReport:
+    """Stop (and wait for the host to let go), snapshot and remove the worktree, hide the row."""
+    row = find(store, session)
+    _, outcome = stop(store, row.id)
+    if outcome == "requested":
+        row = _wait_stopped(store, row.id, wait_s)
+    report = RemoveReport(session=row)
+    if row.meta.worktree and Path(row.meta.worktree).exists():
+        repo = find_repo(Path(row.cwd))
+        gone = remove_worktree(repo, Path(row.meta.worktree).name, keep_branch=True)
+        report = RemoveReport(
+            session=row,
+            snapshot=gone.snapshot,
+            dirty=gone.dirty,
+            branch=gone.branch,
+            branch_kept=gone.branch is not None and not gone.branch_deleted,
+        )
+    with store.write() as conn:
+        mark_deleted(conn, row.id)
+        append_event(conn, row.id, "removed", {"snapshot": report.snapshot})
+    return report
+
+
+def _wait_stopped(store: Store, session_id: str, wait_s: float) -> SessionRow:
+    deadline = time.monotonic() + wait_s
+    while True:
+        with store.read() as conn:
+            row = get_session(conn, session_id)
+        if row is None:
+            raise UserError(f"session {session_id} vanished while stopping")
+        if display_state(row) not in LIVE_STATES and not holder_alive(row.host_id):
+            return row
+        if time.monotonic() > deadline:
+            raise UserError(
+                f"session {session_id} did not stop within {wait_s:.0f} s; nothing removed "
+                "(see covey daemon status)"
+            )
+        time.sleep(0.05)

@@ -1,0 +1,177 @@
+"""What the agent view and `covey agents --json` show: one `AgentRow` per session, read from
+the store in one transaction, and the groups rows fall into.
+
+States are the store's (exact, never scraped); a live session whose host is gone shows as
+`interrupted`. `waiting_for` and the pending question come from `meta.pending`, written by the
+host in the same transaction that set `needs_input`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from covey.sessions.lease import holder_alive
+from covey.sessions.state import LIVE_STATES
+from covey.store import Store
+from covey.store.sessions import SessionKind, SessionRow, list_sessions
+from covey.store.usage import root_costs
+
+__all__ = [
+    "ALL_KINDS",
+    "GROUPS",
+    "WAITING_FOR",
+    "AgentRow",
+    "Group",
+    "Pending",
+    "agent_rows",
+    "display_state",
+    "group_of",
+]
+
+Group = Literal["Needs input", "Working", "Idle", "Completed"]
+GROUPS: tuple[Group, ...] = ("Needs input", "Working", "Idle", "Completed")
+WAITING_FOR = {
+    "question": "input needed",
+    "permission": "permission prompt",
+    "credentials": "credentials",
+}
+"""`meta.pending.kind` → what `waiting_for` says."""
+
+_GROUP_OF: dict[str, Group] = {
+    "needs_input": "Needs input",
+    "queued": "Working",
+    "working": "Working",
+    "idle": "Idle",
+    "interrupted": "Idle",
+}
+ALL_KINDS: tuple[SessionKind, ...] = ("print", "interactive", "background", "teammate")
+
+
+def display_state(row: SessionRow, now: float | None = None) -> str:
+    """A live session whose host is gone shows as interrupted."""
+    if row.state in LIVE_STATES and row.state != "queued":
+        at = time.time() if now is None else now
+        expired = row.lease_expires_at is None or row.lease_expires_at < at
+        if expired or not holder_alive(row.host_id):
+            return "interrupted"
+    return row.state
+
+
+def group_of(state: str) -> Group:
+    """Needs input, Working, Idle (idle and interrupted), Completed (done, failed, stopped)."""
+    return _GROUP_OF.get(state, "Completed")
+
+
+@dataclass(frozen=True)
+class Pending:
+    """What a `needs_input` session waits for (`meta.pending`)."""
+
+    kind: str
+    """question | permission | credentials"""
+    text: str
+    options: list[str] = field(default_factory=list)
+    tool: str | None = None
+    tool_input: dict[str, Any] | None = None
+
+    @classmethod
+    def from_meta(cls, raw: Any) -> Pending | None:
+        if not isinstance(raw, dict) or not raw.get("text"):
+            return None
+        return cls(
+            kind=str(raw.get("kind", "question")),
+            text=str(raw["text"]),
+            options=[str(o) for o in raw.get("options") or []],
+            tool=raw.get("tool"),
+            tool_input=raw.get("input"),
+        )
+
+
+@dataclass(frozen=True)
+class AgentRow:
+    id: str
+    name: str | None
+    kind: str
+    state: str
+    reason: str | None
+    summary: str | None
+    cwd: str
+    worktree: str | None
+    branch: str | None
+    agent: str | None
+    created: float
+    updated: float
+    cost_usd: float
+    pending: Pending | None = None
+    overlaps: tuple[str, ...] = ()
+    """Files this session's worktree changed that another live worktree changed too."""
+
+    @property
+    def group(self) -> Group:
+        return group_of(self.state)
+
+    @property
+    def label(self) -> str:
+        return self.name or self.id
+
+    @property
+    def waiting_for(self) -> str | None:
+        if self.state != "needs_input" or self.pending is None:
+            return None
+        return WAITING_FOR.get(self.pending.kind, self.pending.kind)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "kind": self.kind,
+            "state": self.state,
+            "reason": self.reason,
+            "summary": self.summary,
+            "cwd": self.cwd,
+            "worktree": self.worktree,
+            "branch": self.branch,
+            "agent": self.agent,
+            "created": self.created,
+            "updated": self.updated,
+            "cost_usd": round(self.cost_usd, 6),
+            "waiting_for": self.waiting_for,
+            "question": self.pending.text if self.pending and self.waiting_for else None,
+        }
+
+
+def agent_rows(
+    store: Store,
+    *,
+    kinds: Sequence[SessionKind] = ("background",),
+    overlaps: dict[str, tuple[str, ...]] | None = None,
+) -> list[AgentRow]:
+    """Top-level sessions of these kinds (not removed), most recently updated first, with
+    their cost (subagents included). `overlaps`: worktree path → files shared with others."""
+    with store.read() as conn:
+        rows = list_sessions(conn, kinds=kinds, parent_id=None)
+        costs = root_costs(conn) if rows else {}
+    now = time.time()
+    shared = overlaps or {}
+    return [
+        AgentRow(
+            id=r.id,
+            name=r.name,
+            kind=r.kind,
+            state=display_state(r, now),
+            reason=r.reason,
+            summary=r.summary,
+            cwd=r.cwd,
+            worktree=r.meta.worktree,
+            branch=r.meta.branch,
+            agent=r.agent,
+            created=r.created_at,
+            updated=r.updated_at,
+            cost_usd=costs.get(r.id, 0.0),
+            pending=Pending.from_meta(getattr(r.meta, "pending", None)),
+            overlaps=shared.get(r.meta.worktree or "", ()),
+        )
+        for r in rows
+    ]
