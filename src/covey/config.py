@@ -21,9 +21,10 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
 
-from covey.errors import UserError
+from covey.errors import CredentialsError, UserError
 
 __all__ = [
+    "BackgroundSettings",
     "LoadedSettings",
     "PermissionMode",
     "PermissionSettings",
@@ -33,8 +34,10 @@ __all__ = [
     "SubagentSettings",
     "WorktreeSettings",
     "covey_home",
+    "credentials_path",
     "effective_env",
     "find_project_root",
+    "load_credentials",
     "load_settings",
     "split_permission_rule",
 ]
@@ -163,6 +166,15 @@ class SubagentSettings(BaseModel):
     """How many subagents run at once in a session; extra spawns wait in a queue."""
 
 
+class BackgroundSettings(BaseModel):
+    """Background sessions hosted by the supervisor (`background`)."""
+
+    model_config = _MODEL
+    autoResume: bool = True
+    """On start, the supervisor resumes the sessions that were working when its predecessor
+    died; off: they show `interrupted` until attached, replied to or respawned."""
+
+
 class Settings(BaseModel):
     """One settings file, or all of them merged."""
 
@@ -187,6 +199,8 @@ class Settings(BaseModel):
     """How `covey -w` makes worktrees: base, pool, symlinked and sparse directories."""
     subagents: SubagentSettings = Field(default_factory=SubagentSettings)
     """Nesting depth and concurrency of subagents."""
+    background: BackgroundSettings = Field(default_factory=BackgroundSettings)
+    """Background sessions: whether the supervisor resumes interrupted ones on start."""
 
 
 @dataclass
@@ -204,6 +218,38 @@ class LoadedSettings:
 def covey_home() -> Path:
     """Where user state lives: `$COVEY_HOME`, or `~/.covey`."""
     return Path(os.environ.get("COVEY_HOME") or "~/.covey").expanduser()
+
+
+def credentials_path() -> Path:
+    return covey_home() / "credentials.json"
+
+
+def load_credentials() -> dict[str, str]:
+    """`$COVEY_HOME/credentials.json`: provider variables (`{"ANTHROPIC_API_KEY": "..."}`)
+    for the supervisor. Missing file: {}. It must be readable by its owner only (0600)."""
+    path = credentials_path()
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text()
+    except FileNotFoundError:
+        return {}
+    except OSError as e:
+        raise CredentialsError(f"{path}: cannot read it ({e.strerror})") from e
+    if mode & 0o077:
+        raise CredentialsError(
+            f"{path} is readable by others (mode {mode & 0o777:o}): chmod 600 {path}"
+        )
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise CredentialsError(f"{path}: not valid JSON (line {e.lineno}): {e.msg}") from e
+    if not isinstance(data, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in data.items()
+    ):
+        raise CredentialsError(
+            f'{path}: must be one object of strings, like {{"ANTHROPIC_API_KEY": "…"}}'
+        )
+    return data
 
 
 def find_project_root(cwd: Path) -> Path:

@@ -10,23 +10,13 @@ import click
 
 from covey.errors import UserError
 from covey.messages import load_message
-from covey.sessions.lease import holder_alive
-from covey.sessions.state import LIVE_STATES
+from covey.sessions.listing import display_state
 from covey.store import Store
 from covey.store.sessions import SessionKind, SessionRow, find_session, list_sessions
 from covey.store.transcript import TranscriptEntry, read_entries
 from covey.store.usage import session_usage
 
-__all__ = ["COMMANDS", "display_state", "render_entry", "session_fields"]
-
-
-def display_state(row: SessionRow) -> str:
-    """A live session whose host is gone shows as interrupted."""
-    if row.state in LIVE_STATES and row.state != "queued":
-        expired = row.lease_expires_at is None or row.lease_expires_at < time.time()
-        if expired or not holder_alive(row.host_id):
-            return "interrupted"
-    return row.state
+__all__ = ["COMMANDS", "render_entry", "session_fields"]
 
 
 def session_fields(row: SessionRow, cost_usd: float) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -10,6 +12,8 @@ from covey.errors import CoveyError
 
 __all__ = ["GitError", "commit_all", "diff", "git", "git_result", "init_repo", "repo_root"]
 
+_WORKTREE_LOCK = threading.Lock()
+_WORKTREE_RETRIES = 5
 _IDENTITY = ("-c", "user.name=covey", "-c", "user.email=covey@localhost")
 
 
@@ -43,9 +47,24 @@ def git_result(
     stdin: str | None = None,
 ) -> proc.ProcessResult:
     """Run git and return the whole result, whatever the exit code (for commands whose
-    non-zero exit is an answer, like `check-ignore` or `rev-parse --verify`)."""
+    non-zero exit is an answer, like `check-ignore` or `rev-parse --verify`).
+
+    `git worktree` commands are not safe to run at once in one repository: one can read
+    another's half-made admin directory ("failed to read .git/worktrees/X/commondir"). In
+    this process they run one at a time; one that meets another process's half-made entry
+    (and changes nothing, as a listing) is retried."""
     data = stdin.encode() if stdin is not None else None
-    return proc.run(["git", *args], cwd=cwd, timeout_s=timeout_s, env=env, stdin=data)
+    argv = ["git", *args]
+    if not args or args[0] != "worktree":
+        return proc.run(argv, cwd=cwd, timeout_s=timeout_s, env=env, stdin=data)
+    for attempt in range(_WORKTREE_RETRIES):
+        with _WORKTREE_LOCK:
+            result = proc.run(argv, cwd=cwd, timeout_s=timeout_s, env=env, stdin=data)
+        transient = "failed to read" in result.stderr and "/worktrees/" in result.stderr
+        if result.ok or not transient or args[1:2] == ("add",):
+            return result
+        time.sleep(0.02 * (attempt + 1))
+    return result
 
 
 def repo_root(cwd: Path) -> Path | None:

@@ -1,5 +1,9 @@
 """Background sessions: created queued by `covey --bg`, run by the supervisor daemon.
 
+A background session records the provider and the endpoint (base URL) it was dispatched with,
+never a key: the supervisor uses that endpoint, with keys from its own environment, the
+settings `env` block or `$COVEY_HOME/credentials.json`.
+
 The prompt of a background session is kept in its row's `meta.prompt` until the supervisor
 starts it (then it is the transcript's first user message, like any session). A background
 session runs with the permission mode given by `--permission-mode`, else `acceptEdits`
@@ -17,7 +21,7 @@ from covey.agent.definitions import load_definitions
 from covey.config import effective_env, load_settings
 from covey.errors import UserError
 from covey.git.worktrees import find_repo
-from covey.models.registry import DEFAULT_MODEL, resolve_model
+from covey.models.registry import BASE_URL_VARS, DEFAULT_MODEL, resolve_model
 from covey.sessions.lease import LEASE_TTL_S, holder_alive, new_host_id
 from covey.sessions.runner import SessionOptions, _main_definition, _policy
 from covey.sessions.state import LIVE_STATES
@@ -44,6 +48,7 @@ __all__ = [
     "BackgroundRequest",
     "claim_queued",
     "create_background_session",
+    "mark_interrupted",
     "orphaned_sessions",
     "request_stop",
 ]
@@ -82,6 +87,8 @@ def create_background_session(store: Store, req: BackgroundRequest) -> SessionRo
     spec = req.model or own_model or settings.model or DEFAULT_MODEL
     model = resolve_model(spec, env=env, aliases=settings.modelAliases)
     _policy(SessionOptions(cwd=cwd, permission_mode=mode), loaded, defn, cwd)
+    provider = model.name.partition(":")[0]
+    base_url = env.get(BASE_URL_VARS.get(provider, "")) or None
     with store.write() as conn:
         session_id = new_session_id(conn)
         row = SessionRow.new(
@@ -93,7 +100,7 @@ def create_background_session(store: Store, req: BackgroundRequest) -> SessionRo
             permission_mode=mode,
             agent=defn.name if defn else None,
             meta=SessionMeta.model_validate(
-                {"provider": model.name.partition(":")[0], "prompt": req.prompt}
+                {"provider": provider, "base_url": base_url, "prompt": req.prompt}
             ),
         )
         insert_session(conn, row)
@@ -126,6 +133,23 @@ def orphaned_sessions(store: Store) -> list[SessionRow]:
         for r in rows
         if not holder_alive(r.host_id) or r.lease_expires_at is None or r.lease_expires_at < now
     ]
+
+
+def mark_interrupted(store: Store, session_id: str, reason: str) -> bool:
+    """Take over a session whose host died and mark it `interrupted` (nobody resumes it
+    until asked). False when a live host holds it after all."""
+    host_id = new_host_id()
+    with store.write() as conn:
+        row = get_session(conn, session_id)
+        if row is None or holder_alive(row.host_id):
+            return False
+        epoch = acquire_lease(conn, session_id, host_id, LEASE_TTL_S, time.time(), force=True)
+        if epoch is None:  # pragma: no cover - force always takes an existing row
+            return False
+        update_session(conn, session_id, epoch, state="interrupted", reason=reason)
+        append_event(conn, session_id, "state", {"state": "interrupted", "reason": reason})
+        release_lease(conn, session_id, host_id, epoch)
+    return True
 
 
 def request_stop(store: Store, session_id: str) -> str:

@@ -111,6 +111,8 @@ def reply(store: Store, session: str, text: str) -> tuple[SessionRow, int]:
     row = find(store, session)
     if row.parent_id is not None:
         raise UserError(f"session {row.id} is a subagent: reply to its parent {row.parent_id}")
+    if _foreground_live(row):
+        raise UserError(f"session {row.id} runs in a terminal ({row.host_id}): answer it there")
     with store.write() as conn:
         command_id = enqueue_command(conn, row.id, "reply", {"text": text})
     return row, command_id
@@ -122,11 +124,23 @@ def respawn(store: Store, session: str) -> tuple[SessionRow, int | None]:
     row = find(store, session)
     if row.parent_id is not None:
         raise UserError(f"session {row.id} is a subagent: respawn its parent {row.parent_id}")
-    if display_state(row) in LIVE_STATES:
+    if _foreground_live(row):
+        raise UserError(f"session {row.id} runs in a terminal ({row.host_id}); nothing to do")
+    pending = getattr(row.meta, "pending", None) or {}
+    if row.state == "needs_input" and pending.get("kind") in ("question", "permission"):
+        raise UserError(
+            f"session {row.id} waits for a reply to: {pending.get('text')} "
+            f"(answer with covey reply {row.id} TEXT)"
+        )
+    if row.state == "queued" or (row.state in LIVE_STATES and holder_alive(row.host_id)):
         return row, None
     with store.write() as conn:
         command_id = enqueue_command(conn, row.id, "respawn")
     return row, command_id
+
+
+def _foreground_live(row: SessionRow) -> bool:
+    return row.kind != "background" and row.state in LIVE_STATES and holder_alive(row.host_id)
 
 
 def stop(store: Store, session: str) -> tuple[SessionRow, str]:

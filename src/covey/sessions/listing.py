@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from covey.sessions.lease import holder_alive
-from covey.sessions.state import LIVE_STATES
 from covey.store import Store
 from covey.store.sessions import SessionKind, SessionRow, list_sessions
 from covey.store.usage import root_costs
@@ -51,8 +50,9 @@ ALL_KINDS: tuple[SessionKind, ...] = ("print", "interactive", "background", "tea
 
 
 def display_state(row: SessionRow, now: float | None = None) -> str:
-    """A live session whose host is gone shows as interrupted."""
-    if row.state in LIVE_STATES and row.state != "queued":
+    """A working or idle session whose host is gone shows as interrupted. Queued and
+    needs_input sessions need no host to be what they say (the question is stored)."""
+    if row.state in ("working", "idle"):
         at = time.time() if now is None else now
         expired = row.lease_expires_at is None or row.lease_expires_at < at
         if expired or not holder_alive(row.host_id):

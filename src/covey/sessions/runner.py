@@ -8,7 +8,7 @@ be wrong with the input fails before any row is written, as a `UserError`.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,6 +82,9 @@ class SessionOptions:
     """Run the main agent as this subagent definition (its prompt, tools, model, mode)."""
     agents_json: str | None = None
     """`--agents JSON`: extra definitions for this session, over every other scope."""
+    environ: Mapping[str, str] | None = None
+    """The environment credentials come from (merged under the settings `env` block);
+    None: this process's."""
 
 
 class CostMeter:
@@ -215,7 +218,7 @@ def _prepare(
     definitions = load_definitions(cwd, cli_json=opts.agents_json)
     defn = _main_definition(definitions, opts.agent or (previous.agent if previous else None))
     settings = loaded.settings
-    env = effective_env(settings, os.environ)
+    env = effective_env(settings, os.environ if opts.environ is None else opts.environ)
     r = settings.retries
     retry = RetryPolicy(
         max_retries=r.maxRetries, initial_delay=r.initialDelay, max_delay=r.maxDelay

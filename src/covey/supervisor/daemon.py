@@ -1,13 +1,21 @@
 """The supervisor daemon: one asyncio `TaskGroup`, one task per hosted background session.
 
-Every `POLL_S` it reads the store for (a) queued background sessions, which it claims (a lease
-under its own host id) and starts, and (b) `stop` commands for the sessions it hosts, which
-cancel that session's task (state `stopped`). On start it first resumes the background
-sessions whose host died while they were live: it takes their lease over (a new epoch, so the
-old host, should it wake, can write nothing) and continues the conversation from the
-transcript with a short "continue" prompt; a tool call that was running is answered as
-interrupted, never re-run. SIGTERM ends it: its sessions are marked `interrupted` (resumed by
-the next supervisor) and the pid file is removed.
+Every `POLL_S` it reads the store, once, for (a) queued background sessions, which it claims
+(a lease under its own host id) and starts, and (b) pending commands: `stop` cancels a hosted
+session's task (state `stopped`); `reply` answers a session waiting on a question or a
+permission (see `asking`), or continues a session nobody hosts with the reply as its next
+prompt (a reply to a session mid-turn waits until the turn ends); `respawn` continues a
+session nobody hosts. Session preparation (settings, checkout) runs in a worker thread, so
+the loop never waits for git.
+
+On start it first adopts the background sessions whose host died while they were live: it
+takes their lease over (a new epoch, so the old host, should it wake, can write nothing) and
+continues the conversation from the transcript with a short "continue" prompt (a tool call
+that was running is answered as interrupted, never re-run) — unless `background.autoResume`
+is off, or the session waits on a stored question (its reply will continue it). SIGTERM ends
+it: its sessions are marked `interrupted` (a waiting one stays `needs_input`) and the pid file
+is removed. Credentials: see `session_environ`; a session whose key is missing waits in
+`needs_input` naming the variable, and a reply or `covey respawn` retries it.
 """
 
 from __future__ import annotations
@@ -18,23 +26,41 @@ import fcntl
 import logging
 import os
 import signal
+import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
-from covey.config import load_settings
-from covey.errors import RunError
+from covey.config import load_credentials, load_settings
+from covey.errors import CredentialsError, RunError
 from covey.git.repo import commit_all, git
 from covey.git.worktrees import open_worktree
-from covey.sessions.background import RESUMABLE_STATES, claim_queued, orphaned_sessions
-from covey.sessions.lease import new_host_id
+from covey.models.registry import BASE_URL_VARS
+from covey.sessions.background import (
+    RESUMABLE_STATES,
+    claim_queued,
+    mark_interrupted,
+    orphaned_sessions,
+)
+from covey.sessions.lease import holder_alive, new_host_id
 from covey.sessions.runner import PreparedSession, SessionOptions, prepare_session
 from covey.sessions.state import set_state
 from covey.store import Store
-from covey.store.commands import claim_commands, finish_command, pending_commands
-from covey.store.sessions import SessionRow, get_session, list_sessions, release_lease
+from covey.store.commands import CommandRow, claim_commands, finish_command, pending_commands
+from covey.store.sessions import (
+    SessionMeta,
+    SessionRow,
+    get_session,
+    list_sessions,
+    release_lease,
+)
 from covey.store.transcript import read_entries
 from covey.supervisor import lock_path, pid_path
+from covey.supervisor.asking import Replies, SessionAsker, resume_prompt, with_meta
 
-__all__ = ["CONTINUE_PROMPT", "Supervisor", "main"]
+__all__ = ["CONTINUE_PROMPT", "Start", "Supervisor", "main", "session_environ"]
+
+FinishStatus = Literal["done", "failed"]
 
 log = logging.getLogger("covey.supervisor")
 
@@ -45,12 +71,25 @@ CONTINUE_PROMPT = (
 )
 
 
+@dataclass(frozen=True)
+class Start:
+    """How a hosted session begins: fresh from the queue, or continued from its transcript
+    with `prompt` (None: carry on where it stopped), storing `grants` first."""
+
+    fresh: bool
+    adopted: bool = False
+    """Resumed because its previous host died (not asked for by a command)."""
+    prompt: str | None = None
+    grants: tuple[dict[str, Any], ...] = ()
+
+
 class Supervisor:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.host_id = new_host_id()
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.stopped_by_user: set[str] = set()
+        self.replies = Replies()
         self.stopping = asyncio.Event()
 
     async def serve(self) -> None:
@@ -59,7 +98,7 @@ class Supervisor:
         loop.add_signal_handler(signal.SIGINT, self.stopping.set)
         async with asyncio.TaskGroup() as tg:
             for row in orphaned_sessions(self.store):
-                self._start(tg, row, resume=True)
+                self._adopt(tg, row)
             while not self.stopping.is_set():
                 try:
                     self._poll(tg)
@@ -72,47 +111,113 @@ class Supervisor:
             for task in self.tasks.values():
                 task.cancel()
 
+    def _adopt(self, tg: asyncio.TaskGroup, row: SessionRow) -> None:
+        """A session left live by a dead host: a stored question waits for its reply (no
+        host needed); the others resume now, or with `background.autoResume` off, show
+        `interrupted` until someone replies or respawns them."""
+        if row.state == "needs_input" and getattr(row.meta, "pending", None):
+            return
+        try:
+            auto = load_settings(Path(row.cwd)).settings.background.autoResume
+        except Exception:  # broken settings: the session reports it when it starts
+            auto = True
+        if auto:
+            self._start(tg, row, Start(fresh=False, adopted=True))
+        elif row.state != "interrupted":
+            mark_interrupted(self.store, row.id, "host died; background.autoResume is off")
+
     def _poll(self, tg: asyncio.TaskGroup) -> None:
-        with self.store.read() as conn:
+        with self.store.read() as conn:  # one read per poll; a write only when there is work
             queued = list_sessions(conn, kinds=["background"], states=["queued"])
+            pending = pending_commands(conn, types=["stop", "reply", "respawn"])
         for row in reversed(queued):  # oldest first
             if row.id not in self.tasks:
-                self._start(tg, row, resume=False)
-        with self.store.read() as conn:  # one read per poll; a write only when there is work
-            pending = {c.session_id for c in pending_commands(conn, types=["stop"])}
-        for session_id in [s for s in self.tasks if s in pending]:
-            with self.store.write() as conn:
-                commands = claim_commands(
-                    conn, claimer=self.host_id, session_id=session_id, types=["stop"]
-                )
-            for command in commands:
-                self.stopped_by_user.add(session_id)
-                self.tasks[session_id].cancel()
-                with self.store.write() as conn:
-                    finish_command(conn, command.id, "done", {"stopped": True})
+                self._start(tg, row, Start(fresh=True))
+        for command in pending:
+            if command.session_id is not None:
+                self._handle(tg, command, command.session_id)
 
-    def _start(self, tg: asyncio.TaskGroup, row: SessionRow, *, resume: bool) -> None:
-        log.info("%s session %s", "resuming" if resume else "starting", row.id)
-        task = tg.create_task(self._host(row, resume=resume), name=f"session-{row.id}")
+    def _handle(self, tg: asyncio.TaskGroup, command: CommandRow, sid: str) -> None:
+        if command.type == "stop":
+            if sid in self.tasks and self._claim(command):
+                self.stopped_by_user.add(sid)
+                self.tasks[sid].cancel()
+                self._finish(command, "done", {"stopped": True})
+        elif command.type == "reply" and self.replies.waiting(sid):
+            if self._claim(command):
+                self.replies.deliver(sid, str(command.data.get("text", "")))
+                self._finish(command, "done", {"delivered": True})
+        elif sid not in self.tasks and self._claim(command):  # reply or respawn
+            self._continue(tg, command)
+        # a reply for a session in the middle of a turn waits for the turn to end
+
+    def _claim(self, command: CommandRow) -> bool:
+        with self.store.write() as conn:
+            claimed = claim_commands(
+                conn, claimer=self.host_id, session_id=command.session_id, types=[command.type]
+            )
+        return any(c.id == command.id for c in claimed)
+
+    def _finish(self, command: CommandRow, status: FinishStatus, result: dict[str, Any]) -> None:
+        with self.store.write() as conn:
+            finish_command(conn, command.id, status, result)
+
+    def _continue(self, tg: asyncio.TaskGroup, command: CommandRow) -> None:
+        """A reply to a session nobody hosts (finished, interrupted, or waiting on a stored
+        question), or a respawn: host it again, continuing its transcript."""
+        sid = command.session_id or ""
+        with self.store.read() as conn:
+            row = get_session(conn, sid)
+        if row is None or row.deleted_at is not None:
+            self._finish(command, "failed", {"error": "no such session"})
+            return
+        if row.host_id not in (None, self.host_id) and holder_alive(row.host_id):
+            expired = row.lease_expires_at is None or row.lease_expires_at < time.time()
+            if not expired:
+                self._finish(command, "failed", {"error": f"held by {row.host_id}"})
+                return
+        pending = dict(getattr(row.meta, "pending", None) or {})
+        start = Start(fresh=False)
+        if command.type == "reply":
+            text = str(command.data.get("text", ""))
+            if pending:
+                prompt, grants = resume_prompt(pending, text)
+                start = Start(fresh=False, prompt=prompt or None, grants=tuple(grants))
+            else:
+                start = Start(fresh=False, prompt=text)
+        self._finish(command, "done", {"continued": True})
+        self._start(tg, row, start)
+
+    def _start(self, tg: asyncio.TaskGroup, row: SessionRow, start: Start) -> None:
+        log.info("%s session %s", "starting" if start.fresh else "continuing", row.id)
+        task = tg.create_task(self._host(row, start), name=f"session-{row.id}")
         self.tasks[row.id] = task
         task.add_done_callback(lambda _t: self.tasks.pop(row.id, None))
 
-    async def _host(self, row: SessionRow, *, resume: bool) -> None:
-        try:
-            session = self._prepare(row, resume=resume)
+    async def _host(self, row: SessionRow, start: Start) -> None:
+        asker = SessionAsker(self.store, row.id, self.replies)
+        try:  # checkouts and settings are blocking work: off the event loop
+            session = await asyncio.to_thread(self._prepare, row, start, asker)
+        except CredentialsError as e:
+            log.warning("session %s waits for credentials: %s", row.id, e)
+            self._fail_unprepared(row.id, str(e), pending={"kind": "credentials", "text": str(e)})
+            return
         except Exception as e:
             log.exception("session %s could not start", row.id)
             self._fail_unprepared(row.id, str(e))
             return
         if session is None:
             return
+        asker.bind(session.lease.epoch, session.hooks)
         try:
-            await self._run(session, row, resume=resume)  # the store is ours: not closed here
+            await self._run(session, row, start)  # the store is ours: not closed here
         except Exception:  # one session's trouble never takes the TaskGroup (the host) down
             log.exception("session %s ended badly", row.id)
 
-    def _prepare(self, row: SessionRow, *, resume: bool) -> PreparedSession | None:
-        if not resume:
+    def _prepare(
+        self, row: SessionRow, start: Start, asker: SessionAsker
+    ) -> PreparedSession | None:
+        if start.fresh:
             epoch = claim_queued(self.store, row.id, self.host_id)
             if epoch is None:
                 return None
@@ -128,10 +233,13 @@ class Supervisor:
                 resume=row.id,
                 kind="background",
                 permission_mode=row.permission_mode,
+                environ=session_environ(row.meta),
             ),
+            approver=asker.approve,
+            ask_user=asker.ask_user,
             store=self.store,
         )
-        if resume:  # stopped by `covey stop` before we took it over: leave it stopped
+        if start.adopted:  # stopped by `covey stop` before we took it over: leave it stopped
             with self.store.read() as conn:
                 now = get_session(conn, row.id)
             if now is None or now.state not in RESUMABLE_STATES:
@@ -139,29 +247,45 @@ class Supervisor:
                 return None
         return session
 
-    def _fail_unprepared(self, session_id: str, reason: str) -> None:
+    def _fail_unprepared(
+        self, session_id: str, reason: str, pending: dict[str, Any] | None = None
+    ) -> None:
         with self.store.read() as conn:
             row = get_session(conn, session_id)
-        if row is not None and row.host_id in (None, self.host_id):
-            with contextlib.suppress(RunError):
+        if row is None or row.host_id not in (None, self.host_id):
+            return
+        with contextlib.suppress(RunError):
+            if pending is None:
                 set_state(self.store, session_id, row.epoch, "failed", reason[:300])
+            else:
+                meta = with_meta(row.meta, pending=pending)
+                set_state(self.store, session_id, row.epoch, "needs_input", reason[:300], meta=meta)
 
-    async def _run(self, session: PreparedSession, row: SessionRow, *, resume: bool) -> None:
+    def _first_prompt(self, session: PreparedSession, row: SessionRow, start: Start) -> str:
+        if start.prompt:
+            return start.prompt
+        with session.store.read() as conn:
+            started = bool(read_entries(conn, session.session_id))
+        return CONTINUE_PROMPT if started else str(getattr(row.meta, "prompt", "") or "")
+
+    async def _run(self, session: PreparedSession, row: SessionRow, start: Start) -> None:
         sid = session.session_id
         epoch = session.lease.epoch
-        with session.store.read() as conn:
-            started = bool(read_entries(conn, sid))
-        prompt = CONTINUE_PROMPT if started else str(getattr(row.meta, "prompt", "") or "")
+        prompt = self._first_prompt(session, row, start)
         try:
             async with session.lease.heartbeat():
-                set_state(session.store, sid, epoch, "working")
+                with session.store.read() as conn:
+                    meta = (get_session(conn, sid) or row).meta
+                grants = [*(getattr(meta, "grants", None) or []), *start.grants]
+                meta = with_meta(meta, pending=None, grants=grants or None)
+                set_state(session.store, sid, epoch, "working", meta=meta)
                 result = await session.agent.run(prompt)
                 report = await asyncio.to_thread(self._commit, session, result.result)
         except asyncio.CancelledError:
             with contextlib.suppress(RunError):
                 if sid in self.stopped_by_user:
                     set_state(session.store, sid, epoch, "stopped", "stopped by user")
-                else:
+                elif not _waits_on_question(session.store, sid):  # that one stays needs_input
                     set_state(session.store, sid, epoch, "interrupted", "supervisor stopped")
             raise
         except RunError as e:
@@ -176,6 +300,7 @@ class Supervisor:
             with contextlib.suppress(Exception):
                 session.lease.release()
         set_state(session.store, sid, epoch, "completed", "end_turn", summary=report)
+        await session.hooks.notify("agent_completed", f"session {sid} completed: {report}")
         log.info("session %s completed: %s", sid, report)
 
     def _commit(self, session: PreparedSession, final_text: str) -> str:
@@ -190,6 +315,23 @@ class Supervisor:
         if changed:
             commit_all(path, f"covey {session.session_id}: {did}")
         return f"{did} · branch {row.meta.branch} · {len(changed)} file(s) changed"
+
+
+def _waits_on_question(store: Store, session_id: str) -> bool:
+    with store.read() as conn:
+        row = get_session(conn, session_id)
+    return row is not None and row.state == "needs_input"
+
+
+def session_environ(meta: SessionMeta) -> dict[str, str]:
+    """Where a hosted session's credentials come from: the supervisor's environment (it
+    inherited the one of the command that started it), `$COVEY_HOME/credentials.json` over it,
+    and the endpoint the session was dispatched with. Settings `env` still wins (runner)."""
+    environ = {**os.environ, **load_credentials()}
+    var = BASE_URL_VARS.get(meta.provider or "")
+    if var and meta.base_url:
+        environ[var] = meta.base_url
+    return environ
 
 
 def main() -> None:

@@ -1,0 +1,165 @@
+"""How a background session asks its person something, and gets the answer.
+
+AskUserQuestion and a permission rule that says "ask" both end here. The question is stored in
+the session row (`meta.pending`) in the same transaction that sets `needs_input`, the
+Notification hook fires `agent_needs_input`, and the session's task waits until a `reply`
+command for it arrives (`covey reply`, the agent view). If the supervisor dies meanwhile, the
+stored question survives: the next supervisor continues the session when the reply comes,
+telling the model what it asked and what the answer was (`resume_prompt`); an allowed tool
+call is remembered as a one-time grant (`meta.grants`) so the model's repeated call runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from covey.messages import ToolUseBlock
+from covey.sessions.hooks_bridge import CommandHooks
+from covey.sessions.state import set_state
+from covey.store import Store
+from covey.store.sessions import SessionMeta, get_session, update_session
+from covey.tools.permissions import Decision
+
+__all__ = ["YES", "Replies", "SessionAsker", "is_yes", "resume_prompt", "with_meta"]
+
+YES = frozenset({"y", "yes", "allow", "ok", "approve", "approved", "go", "sure"})
+
+
+def is_yes(text: str) -> bool:
+    return text.strip().lower().rstrip(".!") in YES
+
+
+def with_meta(meta: SessionMeta, **changes: Any) -> SessionMeta:
+    """A copy of `meta` with keys set (a None value removes the key)."""
+    data = meta.model_dump(mode="json", exclude_none=True)
+    for key, value in changes.items():
+        if value is None:
+            data.pop(key, None)
+        else:
+            data[key] = value
+    return SessionMeta.model_validate(data)
+
+
+def _call_text(tool: str, tool_input: dict[str, Any]) -> str:
+    arg = tool_input.get("command") or tool_input.get("file_path") or tool_input.get("pattern")
+    shown = str(arg) if arg else json.dumps(tool_input, sort_keys=True)
+    return f"{tool}({shown[:200]})"
+
+
+class Replies:
+    """The sessions whose tasks wait for a reply, and how a reply reaches them."""
+
+    def __init__(self) -> None:
+        self._waiting: dict[str, asyncio.Future[str]] = {}
+
+    def waiting(self, session_id: str) -> bool:
+        return session_id in self._waiting
+
+    def deliver(self, session_id: str, text: str) -> bool:
+        future = self._waiting.get(session_id)
+        if future is None or future.done():
+            return False
+        future.set_result(text)
+        return True
+
+    async def wait(self, session_id: str) -> str:
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._waiting[session_id] = future
+        try:
+            return await future
+        finally:
+            self._waiting.pop(session_id, None)
+
+
+class SessionAsker:
+    """The `ask_user` and `approver` of one hosted session. `bind` it to the session's lease
+    epoch and hooks once the session is prepared (they are asked only while it runs)."""
+
+    def __init__(self, store: Store, session_id: str, replies: Replies) -> None:
+        self.store = store
+        self.session_id = session_id
+        self.replies = replies
+        self.epoch = -1
+        self.hooks: CommandHooks | None = None
+
+    def bind(self, epoch: int, hooks: CommandHooks) -> None:
+        self.epoch = epoch
+        self.hooks = hooks
+
+    async def ask_user(self, question: str, options: list[str]) -> str:
+        return await self._ask({"kind": "question", "text": question, "options": options})
+
+    async def approve(self, call: ToolUseBlock, decision: Decision) -> bool:
+        if await asyncio.to_thread(self._take_grant, call):
+            return True
+        shown = _call_text(call.name, call.input)
+        answer = await self._ask(
+            {
+                "kind": "permission",
+                "text": f"Allow {shown}? ({decision.reason})",
+                "options": ["yes", "no"],
+                "tool": call.name,
+                "input": call.input,
+            }
+        )
+        return is_yes(answer)
+
+    async def _ask(self, pending: dict[str, Any]) -> str:
+        await asyncio.to_thread(self._set_pending, pending)
+        if self.hooks is not None:
+            await self.hooks.notify(
+                "agent_needs_input", f"session {self.session_id}: {pending['text']}"
+            )
+        answer = await self.replies.wait(self.session_id)
+        await asyncio.to_thread(self._set_pending, None)
+        return answer
+
+    def _meta(self) -> SessionMeta:
+        with self.store.read() as conn:
+            row = get_session(conn, self.session_id)
+        return row.meta if row is not None else SessionMeta()
+
+    def _set_pending(self, pending: dict[str, Any] | None) -> None:
+        meta = with_meta(self._meta(), pending=pending)
+        if pending is None:
+            set_state(self.store, self.session_id, self.epoch, "working", None, meta=meta)
+        else:
+            reason = f"{pending['kind']}: {pending['text']}"[:200]
+            set_state(self.store, self.session_id, self.epoch, "needs_input", reason, meta=meta)
+
+    def _take_grant(self, call: ToolUseBlock) -> bool:
+        """Use up a grant the person gave for exactly this call (after a restart)."""
+        meta = self._meta()
+        grants: list[dict[str, Any]] = list(getattr(meta, "grants", None) or [])
+        wanted = {"tool": call.name, "input": call.input}
+        if wanted not in grants:
+            return False
+        grants.remove(wanted)
+        with self.store.write() as conn:
+            update_session(conn, self.session_id, self.epoch, meta=with_meta(meta, grants=grants))
+        return True
+
+
+def resume_prompt(pending: dict[str, Any], reply: str) -> tuple[str, list[dict[str, Any]]]:
+    """The prompt that continues a session whose stored question was answered after its
+    host went away, and the grants to store (an allowed call, to run when asked again)."""
+    kind = pending.get("kind")
+    if kind == "permission":
+        call = _call_text(str(pending.get("tool")), dict(pending.get("input") or {}))
+        if is_yes(reply):
+            grant = {"tool": pending.get("tool"), "input": pending.get("input") or {}}
+            return (
+                f"The user allowed {call}. The session restarted before it ran, so it did not "
+                "run: make that call again now, then continue the task.",
+                [grant],
+            )
+        return f"The user did not allow {call}; they said: {reply}\nContinue without it.", []
+    if kind == "credentials":
+        return "", []
+    return (
+        f"Earlier you asked the user: {pending.get('text')}\nThe user answered: {reply}\n"
+        "(The session restarted in between.) Continue the task.",
+        [],
+    )

@@ -1,0 +1,87 @@
+"""Helpers for end-to-end tests of background sessions: scripts, the daemon, polling."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from clitools import covey
+
+DEADLINE_S = 90.0
+
+
+def write_script(path: Path, turns: list[dict[str, Any]]) -> str:
+    path.write_text(yaml.safe_dump({"turns": turns}))
+    return f"scripted:{path}"
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def daemon_status(cwd: Path) -> dict[str, Any]:
+    run = covey("daemon", "status", "--json", cwd=cwd)
+    assert run.code == 0, run.err
+    return run.json()
+
+
+@pytest.fixture
+def supervisor(git_repo: Path) -> Iterator[Path]:
+    """Stops whatever supervisor the test started, and waits until it is gone."""
+    yield git_repo
+    pid = daemon_status(git_repo)["pid"]
+    stopped = covey("daemon", "stop", cwd=git_repo)
+    assert stopped.code == 0, stopped.err
+    if pid is not None:
+        deadline = time.monotonic() + DEADLINE_S
+        while pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not pid_alive(pid)
+    assert daemon_status(git_repo)["running"] is False
+
+
+def agents(cwd: Path) -> list[dict[str, Any]]:
+    run = covey("agents", "--json", cwd=cwd)
+    assert run.code == 0, run.err
+    return json.loads(run.out)  # type: ignore[no-any-return]
+
+
+def wait_for_state(cwd: Path, sid: str, states: tuple[str, ...]) -> dict[str, Any]:
+    deadline = time.monotonic() + DEADLINE_S
+    row: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        row = next(r for r in agents(cwd) if r["id"] == sid)
+        if row["state"] in states:
+            return row
+        time.sleep(0.1)
+    db = sqlite3.connect(os.environ["COVEY_HOME"] + "/covey.db")
+    direct = db.execute("select state, epoch, host_id from sessions").fetchall()
+    db.close()
+    raise AssertionError(f"session {sid} never reached {states}: {row} {direct}")
+
+
+def background(cwd: Path, *args: str) -> str:
+    run = covey("--bg", *args, cwd=cwd)
+    assert run.code == 0, run.err
+    word, sid, _name = run.out.strip().split(" · ")
+    assert word == "backgrounded"
+    return sid
+
+
+def git_out(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=repo, check=True, capture_output=True, text=True
+    ).stdout
