@@ -30,6 +30,7 @@ def project(tmp_path: Path) -> Path:
 
 def test_public_surface() -> None:
     assert set(config.__all__) == {
+        "BackgroundSettings",
         "LoadedSettings",
         "PermissionMode",
         "PermissionSettings",
@@ -39,8 +40,10 @@ def test_public_surface() -> None:
         "WorktreeSettings",
         "Settings",
         "covey_home",
+        "credentials_path",
         "effective_env",
         "find_project_root",
+        "load_credentials",
         "load_settings",
         "split_permission_rule",
     }

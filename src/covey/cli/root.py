@@ -95,7 +95,26 @@ def root(
         _background(prompt, name=name, agent=agent, model=model, permission_mode=permission_mode)
         return
     if not print_mode:
-        raise UserError("the interactive session screen is not built yet: use -p PROMPT")
+        from covey.tui import run_session_screen  # Textual loads only for the screen
+
+        refused = {
+            "--output-format": output_format != "text",
+            "--max-turns": max_turns is not None,
+            "--allowedTools": bool(allowed_tools),
+            "--disallowedTools": bool(disallowed_tools),
+            "--append-system-prompt": append_system_prompt is not None,
+            "--resume": resume is not None,
+            "--continue": continue_last,
+            "--name": name is not None,
+            "--worktree": worktree is not None,
+            "--agent": agent is not None,
+            "--agents": agents_json is not None,
+        }
+        for flag, given in refused.items():
+            if given:
+                raise UserError(f"{flag} works with -p (or --bg), not in the session screen yet")
+        run_session_screen(Path.cwd(), prompt=prompt, model=model, permission_mode=permission_mode)
+        return
     if resume == "":
         raise UserError("--resume needs a session id or name with -p (see covey sessions)")
     if resume is not None and continue_last:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from covey.cli import agents, merge, sessions, subagents, worktree
+from covey.cli import agents, attach, merge, sessions, subagents, worktree
 
 __all__ = ["SUBCOMMAND_LIST", "subcommands"]
 
@@ -14,7 +14,7 @@ def subcommands() -> None:
     """covey subcommands."""
 
 
-for _module in (sessions, worktree, merge, subagents, agents):
+for _module in (sessions, worktree, merge, subagents, agents, attach):
     for _command in _module.COMMANDS:
         subcommands.add_command(_command)
 

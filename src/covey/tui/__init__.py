@@ -17,10 +17,46 @@ def run_agent_view(
 ) -> None:
     """Open the agent view over the sessions in the store (until the user quits). `model` and
     `permission_mode` are the defaults of sessions dispatched from its input."""
-    raise NotImplementedError("the agent view is being built")
+    from covey.store import Store
+    from covey.supervisor import ensure_supervisor
+    from covey.tui.agent_view import AgentViewApp
+
+    with Store.open() as store:
+        app = AgentViewApp(
+            store,
+            cwd,
+            all_kinds=all_kinds,
+            model=model,
+            permission_mode=permission_mode,
+            ensure_host=ensure_supervisor,
+        )
+        app.run()
 
 
-def run_session_screen(cwd: Path, session: str | None = None) -> None:
+def run_session_screen(
+    cwd: Path,
+    session: str | None = None,
+    *,
+    prompt: str | None = None,
+    model: str | None = None,
+    permission_mode: str | None = None,
+) -> None:
     """Open the session screen: `session` (id, prefix or name) attached, or None for a new
-    foreground session in `cwd`."""
-    raise NotImplementedError("the session screen is being built")
+    foreground session in `cwd` (`prompt`, if given, is its first message; `model` and
+    `permission_mode` apply to it)."""
+    from covey.sessions import control
+    from covey.store import Store
+    from covey.supervisor import ensure_supervisor
+    from covey.tui.foreground import ForegroundHost
+    from covey.tui.session_app import SessionApp
+
+    with Store.open() as store:
+        if session is not None:
+            row = control.find(store, session)
+            app = SessionApp(store, row.id, ensure_host=ensure_supervisor)
+        else:
+            host = ForegroundHost(store, cwd, model=model, permission_mode=permission_mode)
+            app = SessionApp(store, host=host, initial_prompt=prompt, ensure_host=ensure_supervisor)
+        handed_over = app.run()
+    if handed_over:
+        print(f"backgrounded · {handed_over} · see covey agents, covey attach {handed_over}")

@@ -1,0 +1,200 @@
+"""The foreground host behind plain `covey`: runs each prompt as one turn of one session in
+this process, asks the person inline (permissions, questions), and hands the session to the
+supervisor when the screen detaches.
+
+Each turn prepares the session afresh (the first creates it, the next ones resume it), so
+the lease is held only while a turn runs and the transcript in the store is the one truth.
+While a question waits, the session row says `needs_input` with `meta.pending`, as a
+background host's would, so the agent view shows it too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from covey.agent import AgentEvent
+from covey.agent.loop import RunResult
+from covey.errors import RunError, UserError
+from covey.messages import ToolUseBlock
+from covey.sessions import control
+from covey.sessions.listing import Pending
+from covey.sessions.runner import PreparedSession, SessionOptions, prepare_session
+from covey.sessions.state import set_state
+from covey.store import Store
+from covey.store.sessions import SessionMeta, SessionState, get_session
+from covey.tools.permissions import Decision
+
+__all__ = ["ForegroundHost", "answer_for"]
+
+ALLOW_WORDS = frozenset({"y", "yes", "allow", "ok", "approve"})
+"""Answers that allow a tool call (the supervisor reads replies the same way)."""
+
+
+def answer_for(pending: Pending, text: str) -> str:
+    """What the person's text means for this question: a number picks an option."""
+    text = text.strip()
+    if text.isdigit() and 1 <= int(text) <= len(pending.options):
+        return pending.options[int(text) - 1]
+    return text
+
+
+@dataclass
+class _Ask:
+    pending: Pending
+    future: asyncio.Future[str] = field(repr=False)
+
+
+class ForegroundHost:
+    """One foreground session, turn by turn. `on_event` sees every agent event; `on_change`
+    is called when a turn starts or ends and when a question appears or is answered."""
+
+    def __init__(
+        self,
+        store: Store,
+        cwd: Path,
+        *,
+        model: str | None = None,
+        permission_mode: str | None = None,
+        on_event: Callable[[AgentEvent], None] = lambda _e: None,
+        on_change: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.store = store
+        self.cwd = cwd
+        self.model = model
+        self.permission_mode = permission_mode
+        self.on_event = on_event
+        self.on_change = on_change
+        self.session_id: str | None = None
+        self.ask: _Ask | None = None
+        self.error: str | None = None
+        """Why the last turn failed, if it did."""
+        self._session: PreparedSession | None = None
+        self._turn: asyncio.Task[RunResult | None] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._turn is not None and not self._turn.done()
+
+    @property
+    def pending(self) -> Pending | None:
+        return self.ask.pending if self.ask else None
+
+    def start_turn(self, prompt: str) -> None:
+        """Run `prompt` as the next turn (in the background of the event loop)."""
+        if self.running:
+            raise UserError("a turn is running: wait for it, or ← to send it to the background")
+        options = SessionOptions(
+            cwd=self.cwd,
+            model=self.model,
+            permission_mode=self.permission_mode,
+            resume=self.session_id,
+            kind="interactive",
+        )
+        self._session = prepare_session(
+            options,
+            observers=[self.on_event],
+            approver=self.approve,
+            ask_user=self.ask_user,
+            store=self.store,
+        )
+        self.session_id = self._session.session_id
+        self.error = None
+        self._turn = asyncio.create_task(self._run(self._session, prompt))
+        self.on_change()
+
+    async def wait_turn(self) -> RunResult | None:
+        """Wait for the running turn (if any) to end; its result, None when it failed."""
+        return await self._turn if self._turn is not None else None
+
+    async def _run(self, session: PreparedSession, prompt: str) -> RunResult | None:
+        try:
+            return await session.run(prompt)
+        except RunError as e:
+            self.error = str(e)
+            return None
+        except Exception as e:  # shown on the screen; the session row says what happened
+            self.error = f"{type(e).__name__}: {e}"
+            return None
+        finally:
+            self.ask = None
+            self.on_change()
+
+    def answer(self, text: str) -> None:
+        """Answer the waiting question or permission prompt."""
+        if self.ask is None:
+            raise UserError("nothing is waiting for an answer")
+        ask, self.ask = self.ask, None
+        ask.future.set_result(answer_for(ask.pending, text))
+
+    async def approve(self, call: ToolUseBlock, decision: Decision) -> bool:
+        summary = json.dumps(call.input, ensure_ascii=False)[:200]
+        pending = Pending(
+            kind="permission",
+            text=f"Allow {call.name} {summary}? ({decision.reason})",
+            options=["yes", "no"],
+            tool=call.name,
+            tool_input=call.input,
+        )
+        answer = await self._wait_answer(pending)
+        return answer.strip().lower() in ALLOW_WORDS
+
+    async def ask_user(self, question: str, options: list[str]) -> str:
+        return await self._wait_answer(Pending(kind="question", text=question, options=options))
+
+    async def _wait_answer(self, pending: Pending) -> str:
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self.ask = _Ask(pending, future)
+        self._mark_waiting(pending)
+        self.on_change()
+        try:
+            return await future
+        finally:
+            self.ask = None
+            self._mark_waiting(None)
+            self.on_change()
+
+    def _mark_waiting(self, pending: Pending | None) -> None:
+        """The row says needs_input (with the question) while the person is asked."""
+        session = self._session
+        if session is None or not self.running:
+            return
+        with self.store.read() as conn:
+            row = get_session(conn, session.session_id)
+        if row is None:
+            return
+        raw: dict[str, Any] = row.meta.model_dump(mode="json", exclude_none=True)
+        raw.pop("pending", None)
+        if pending is not None:
+            raw["pending"] = {
+                "kind": pending.kind,
+                "text": pending.text,
+                "options": pending.options,
+                "tool": pending.tool,
+                "input": pending.tool_input,
+            }
+        state: SessionState = "needs_input" if pending else "working"
+        reason = f"{pending.kind}: {pending.text}"[:200] if pending else None
+        meta = SessionMeta.model_validate(raw)
+        set_state(self.store, session.session_id, session.lease.epoch, state, reason, meta=meta)
+
+    async def let_go(self) -> None:
+        """Stop running here (the lease is released as the turn unwinds)."""
+        if self._turn is not None and not self._turn.done():
+            self._turn.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._turn
+
+    async def hand_over(self) -> str | None:
+        """Send the session to the background: let go of it, then make it the supervisor's.
+        The session id, or None when no session was started."""
+        await self.let_go()
+        if self.session_id is None:
+            return None
+        control.hand_over(self.store, self.session_id)
+        return self.session_id

@@ -1,0 +1,50 @@
+"""The `?` overlay: every key of the agent view and the session screen."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+__all__ = ["HELP_TEXT", "HelpScreen"]
+
+HELP_TEXT = """\
+covey agents — keys
+
+  ↑ / ↓            move between sessions
+  Space            peek: latest output or the pending question; type a reply + Enter
+  Enter            attach (the session screen); with text typed: dispatch it
+  @agent prompt    dispatch as that agent definition
+  Ctrl+X, Ctrl+X   stop, then delete (the second press within 2 s)
+  ?                this help
+  q / Ctrl+C       quit (sessions go on in the background)
+
+session screen
+
+  Enter            answer the pending question, or send the next prompt
+  ← (empty input)  detach: back to the list; plain covey sends the session to the background
+
+Esc, q or ? closes this help."""
+
+
+class HelpScreen(ModalScreen[None]):
+    DEFAULT_CSS = """
+    HelpScreen { align: center middle; }
+    HelpScreen > Vertical {
+        width: auto; height: auto; border: round $accent; padding: 1 2; background: $panel;
+    }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q,question_mark", "dismiss_help", "Close", show=False),
+    ]
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(HELP_TEXT, id="help-text")
+
+    def action_dismiss_help(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,117 @@
+"""What the agent view shows, as pure functions of `AgentRow`s: the grouped lines, and each
+row's icon, summary, age, cost and marks. No Textual here, so it is tested without a terminal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from covey.git.overlaps import Overlap
+from covey.sessions.listing import GROUPS, AgentRow, Group
+
+__all__ = [
+    "GroupHeader",
+    "RowLine",
+    "ViewLine",
+    "age_text",
+    "awaiting_input",
+    "cost_text",
+    "group_lines",
+    "overlaps_by_worktree",
+    "state_icon",
+    "summary_text",
+    "terminal_title",
+]
+
+STATE_ICONS = {
+    "queued": "·",
+    "working": "✻",
+    "needs_input": "?",
+    "idle": "◌",
+    "interrupted": "∙",
+    "completed": "✓",
+    "failed": "✗",
+    "stopped": "■",
+}
+OVERLAP_MARK = "⚠"
+
+
+@dataclass(frozen=True)
+class GroupHeader:
+    group: Group
+    count: int
+
+    @property
+    def text(self) -> str:
+        return f"{self.group} ({self.count})"
+
+
+@dataclass(frozen=True)
+class RowLine:
+    row: AgentRow
+
+
+ViewLine = GroupHeader | RowLine
+
+
+def group_lines(rows: Iterable[AgentRow]) -> list[ViewLine]:
+    """Every group, top to bottom, as a header then its rows (in the order given)."""
+    grouped: dict[Group, list[AgentRow]] = {g: [] for g in GROUPS}
+    for row in rows:
+        grouped[row.group].append(row)
+    lines: list[ViewLine] = []
+    for group in GROUPS:
+        lines.append(GroupHeader(group, len(grouped[group])))
+        lines.extend(RowLine(r) for r in grouped[group])
+    return lines
+
+
+def state_icon(state: str) -> str:
+    return STATE_ICONS.get(state, "•")
+
+
+def summary_text(row: AgentRow) -> str:
+    """One line: the session's summary, else what it waits for, else why it is in its state."""
+    text = row.summary or (row.pending.text if row.pending else None) or row.reason or ""
+    return " ".join(text.split())
+
+
+def age_text(row: AgentRow, now: float) -> str:
+    """Time since creation; a finished session's age is frozen at how long it ran."""
+    end = row.updated if row.group == "Completed" else now
+    seconds = max(0, int(end - row.created))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def cost_text(cost_usd: float) -> str:
+    return f"${cost_usd:.2f}"
+
+
+def awaiting_input(rows: Iterable[AgentRow]) -> int:
+    return sum(1 for r in rows if r.state == "needs_input")
+
+
+def terminal_title(rows: Sequence[AgentRow]) -> str:
+    return f"{awaiting_input(rows)} awaiting input · covey agents"
+
+
+def overlaps_by_worktree(
+    overlaps: Iterable[Overlap], worktrees: Iterable[str]
+) -> dict[str, tuple[str, ...]]:
+    """Worktree path → the files it shares with another live worktree (matched by the
+    worktree's name, the last component of its path)."""
+    files_by_name: dict[str, list[str]] = {}
+    for overlap in overlaps:
+        for name in overlap.worktrees:
+            files_by_name.setdefault(name, []).append(overlap.path)
+    found: dict[str, tuple[str, ...]] = {}
+    for path in worktrees:
+        files = files_by_name.get(Path(path).name)
+        if files:
+            found[path] = tuple(sorted(files))
+    return found
