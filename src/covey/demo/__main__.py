@@ -1,7 +1,9 @@
 """`make demo`: a scripted agent fixes a bug in a sample repository it creates, offline.
 
 It runs the real command line, `covey -p … --output-format stream-json`, and tells what the
-agent did from the event stream, then shows the change with git.
+agent did from the event stream, then shows the change with git. Then three background
+sessions work on the same repository (`background.py`). Everything runs with a `COVEY_HOME` of
+its own in the demo's temporary directory, and the supervisor is stopped at the end.
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from covey import proc
+from covey.demo.background import DemoFailed, run_background
 from covey.git.repo import commit_all, diff, init_repo
 
 SAMPLE = {
     "calc.py": '"""A tiny calculator."""\n\n\ndef add(a, b):\n    return a - b\n\n\n'
     "def mul(a, b):\n    return a * b\n",
+    ".gitignore": ".covey/worktrees/\n",
     "tests/__init__.py": "",
     "tests/test_calc.py": "import unittest\n\nfrom calc import add, mul\n\n\n"
     "class TestCalc(unittest.TestCase):\n"
@@ -70,10 +74,34 @@ def show(event: dict[str, Any]) -> None:
 
 
 def main() -> int:
-    root = Path(tempfile.mkdtemp(prefix="covey-demo-"))
+    base = Path(tempfile.mkdtemp(prefix="covey-demo-"))
+    root, home = base / "calc", base / "covey-home"
     make_sample(root)
+    bin_dir = str(Path(sys.executable).parent)
+    env = {"PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""), "COVEY_HOME": str(home)}
+    print(f"covey demo · sample repo at {root} (calc.add has a bug; 1 of 3 tests fails)")
+    print(f"COVEY_HOME={home} (the demo's own: your ~/.covey is not touched)\n")
+    try:
+        code = fix_the_bug(root, env)
+        if code == 0:
+            print(
+                "\n$ git add -A && git commit -m 'fix add'   # the background sessions start here"
+            )
+            commit_all(root, "fix add")
+            print("\n── Part 2: three agents in the background " + "─" * 30 + "\n")
+            run_background(root, env)
+            covey = Path(bin_dir) / "covey"
+            print(f"\nLook around: cd {root} && COVEY_HOME={home} {covey} agents")
+    except DemoFailed as e:
+        print(f"\ndemo failed: {e}", file=sys.stderr)
+        code = 1
+    finally:
+        proc.run([sys.executable, "-m", "covey", "daemon", "stop"], cwd=root, env=env, timeout_s=30)
+    return code
+
+
+def fix_the_bug(root: Path, env: dict[str, str]) -> int:
     script = resources.files("covey.demo").joinpath("fix_bug.yaml")
-    print(f"covey demo · sample repo at {root} (calc.add has a bug; 1 of 3 tests fails)\n")
     args = [
         "-p",
         PROMPT,
@@ -86,9 +114,8 @@ def main() -> int:
         "--output-format",
         "stream-json",
     ]
+    print("── Part 1: one agent fixes the bug " + "─" * 37 + "\n")
     print("$ covey " + " ".join(a if " " not in a else repr(a) for a in args) + "\n")
-    bin_dir = str(Path(sys.executable).parent)
-    env = {"PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
     run = proc.run([sys.executable, "-m", "covey", *args], cwd=root, env=env, timeout_s=120)
     for line in run.stdout.splitlines():
         show(json.loads(line))
