@@ -312,3 +312,25 @@ def test_the_notification_hook_hears_needs_input_and_completed(
         json.loads(line)["notification_type"] for line in heard.read_text().split("\n") if line
     ]
     assert kinds == ["agent_needs_input", "agent_completed"]
+
+
+def test_logs_follow_prints_steps_as_they_come_until_the_session_ends(
+    supervisor: Path, tmp_path: Path
+) -> None:
+    repo = supervisor
+    model = write_script(
+        tmp_path / "s.yaml",
+        [
+            {**write("one.txt", "1\n"), "delay_s": 0.5},
+            {**write("two.txt", "2\n"), "delay_s": 0.5},
+            {"text": "Both written.", "delay_s": 0.5},
+        ],
+    )
+    sid = background(repo, "two files", "--model", model)
+    followed = covey("logs", sid, "-f", cwd=repo)
+    assert followed.code == 0, followed.err
+    lines = followed.out.splitlines()
+    assert lines[0].startswith(f"session {sid}")
+    assert any("one.txt" in line for line in lines) and any("two.txt" in line for line in lines)
+    assert any(line.startswith("● Both written.") for line in lines)
+    assert lines[-1] == "── completed: end_turn ──"

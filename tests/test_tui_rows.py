@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from covey.git.overlaps import Overlap
 from covey.messages import Message, TextBlock, ToolResultBlock, ToolUseBlock, dump_message
-from covey.sessions.listing import AgentRow, Pending
+from covey.sessions.listing import AgentRow
+from covey.sessions.pending import Pending
 from covey.store.transcript import TranscriptEntry
 from covey.tui.foreground import answer_for
 from covey.tui.peek import peek_body

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from typing import Any
@@ -12,11 +13,16 @@ from covey.errors import UserError
 from covey.messages import load_message
 from covey.sessions.listing import display_state
 from covey.store import Store
-from covey.store.sessions import SessionKind, SessionRow, find_session, list_sessions
+from covey.store.sessions import SessionKind, SessionRow, find_session, get_session, list_sessions
 from covey.store.transcript import TranscriptEntry, read_entries
 from covey.store.usage import session_usage
 
 __all__ = ["COMMANDS", "render_entry", "session_fields"]
+
+FOLLOW_POLL_S = 0.1
+FOLLOWED_STATES = ("queued", "working", "needs_input", "idle")
+"""`logs -f` keeps following while the session is in one of these (needs_input and idle
+sessions will go on once answered)."""
 
 
 def session_fields(row: SessionRow, cost_usd: float) -> dict[str, Any]:
@@ -113,7 +119,8 @@ def render_entry(entry: TranscriptEntry) -> list[str]:
 
 @click.command("logs")
 @click.argument("session")
-def logs_command(session: str) -> None:
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new steps until it ends.")
+def logs_command(session: str, follow: bool) -> None:
     """Print a session's transcript readably."""
     store = Store.open()
     try:
@@ -122,15 +129,42 @@ def logs_command(session: str) -> None:
             if row is None:
                 raise UserError(f"no session {session!r}: see covey sessions")
             entries = read_entries(conn, row.id)
+        click.echo(
+            f"session {row.id}{' ' + row.name if row.name else ''} · {display_state(row)} "
+            f"· {row.model} · {row.cwd}"
+        )
+        _echo(entries)
+        if follow:
+            with contextlib.suppress(KeyboardInterrupt):
+                _follow(store, row.id, entries[-1].seq if entries else 0)
     finally:
         store.close()
-    click.echo(
-        f"session {row.id}{' ' + row.name if row.name else ''} · {display_state(row)} "
-        f"· {row.model} · {row.cwd}"
-    )
+
+
+def _echo(entries: list[TranscriptEntry]) -> None:
     for entry in entries:
         for line in render_entry(entry):
             click.echo(line)
+
+
+def _follow(store: Store, session_id: str, seq: int) -> None:
+    """Print entries as they are written (polling the store's data version) until the
+    session is neither live nor waiting for a host; then its final state."""
+    version = -1
+    while True:
+        now = store.data_version()
+        if now != version:
+            version = now
+            with store.read() as conn:
+                entries = read_entries(conn, session_id, seq)
+                row = get_session(conn, session_id)
+            _echo(entries)
+            seq = entries[-1].seq if entries else seq
+            state = display_state(row) if row is not None else "removed"
+            if state not in FOLLOWED_STATES:
+                click.echo(f"── {state}{': ' + row.reason if row and row.reason else ''} ──")
+                return
+        time.sleep(FOLLOW_POLL_S)
 
 
 COMMANDS: list[click.Command] = [sessions_command, logs_command]

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from covey.sessions.lease import holder_alive
+from covey.sessions.pending import Pending
 from covey.store import Store
 from covey.store.sessions import SessionKind, SessionRow, list_sessions
 from covey.store.usage import root_costs
@@ -63,30 +64,6 @@ def display_state(row: SessionRow, now: float | None = None) -> str:
 def group_of(state: str) -> Group:
     """Needs input, Working, Idle (idle and interrupted), Completed (done, failed, stopped)."""
     return _GROUP_OF.get(state, "Completed")
-
-
-@dataclass(frozen=True)
-class Pending:
-    """What a `needs_input` session waits for (`meta.pending`)."""
-
-    kind: str
-    """question | permission | credentials"""
-    text: str
-    options: list[str] = field(default_factory=list)
-    tool: str | None = None
-    tool_input: dict[str, Any] | None = None
-
-    @classmethod
-    def from_meta(cls, raw: Any) -> Pending | None:
-        if not isinstance(raw, dict) or not raw.get("text"):
-            return None
-        return cls(
-            kind=str(raw.get("kind", "question")),
-            text=str(raw["text"]),
-            options=[str(o) for o in raw.get("options") or []],
-            tool=raw.get("tool"),
-            tool_input=raw.get("input"),
-        )
 
 
 @dataclass(frozen=True)
@@ -170,7 +147,7 @@ def agent_rows(
             created=r.created_at,
             updated=r.updated_at,
             cost_usd=costs.get(r.id, 0.0),
-            pending=Pending.from_meta(getattr(r.meta, "pending", None)),
+            pending=Pending.from_meta((r.meta.model_extra or {}).get("pending")),
             overlaps=shared.get(r.meta.worktree or "", ()),
         )
         for r in rows

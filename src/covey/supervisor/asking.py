@@ -17,29 +17,12 @@ from typing import Any
 
 from covey.messages import ToolUseBlock
 from covey.sessions.hooks_bridge import CommandHooks
-from covey.sessions.state import set_state
+from covey.sessions.pending import Pending, is_yes, set_waiting, with_meta
 from covey.store import Store
 from covey.store.sessions import SessionMeta, get_session, update_session
 from covey.tools.permissions import Decision
 
-__all__ = ["YES", "Replies", "SessionAsker", "is_yes", "resume_prompt", "with_meta"]
-
-YES = frozenset({"y", "yes", "allow", "ok", "approve", "approved", "go", "sure"})
-
-
-def is_yes(text: str) -> bool:
-    return text.strip().lower().rstrip(".!") in YES
-
-
-def with_meta(meta: SessionMeta, **changes: Any) -> SessionMeta:
-    """A copy of `meta` with keys set (a None value removes the key)."""
-    data = meta.model_dump(mode="json", exclude_none=True)
-    for key, value in changes.items():
-        if value is None:
-            data.pop(key, None)
-        else:
-            data[key] = value
-    return SessionMeta.model_validate(data)
+__all__ = ["Replies", "SessionAsker", "resume_prompt"]
 
 
 def _call_text(tool: str, tool_input: dict[str, Any]) -> str:
@@ -89,45 +72,34 @@ class SessionAsker:
         self.hooks = hooks
 
     async def ask_user(self, question: str, options: list[str]) -> str:
-        return await self._ask({"kind": "question", "text": question, "options": options})
+        return await self._ask(Pending(kind="question", text=question, options=options))
 
     async def approve(self, call: ToolUseBlock, decision: Decision) -> bool:
         if await asyncio.to_thread(self._take_grant, call):
             return True
         shown = _call_text(call.name, call.input)
-        answer = await self._ask(
-            {
-                "kind": "permission",
-                "text": f"Allow {shown}? ({decision.reason})",
-                "options": ["yes", "no"],
-                "tool": call.name,
-                "input": call.input,
-            }
+        pending = Pending(
+            kind="permission",
+            text=f"Allow {shown}? ({decision.reason})",
+            options=["yes", "no"],
+            tool=call.name,
+            tool_input=call.input,
         )
-        return is_yes(answer)
+        return is_yes(await self._ask(pending))
 
-    async def _ask(self, pending: dict[str, Any]) -> str:
-        await asyncio.to_thread(self._set_pending, pending)
+    async def _ask(self, pending: Pending) -> str:
+        await asyncio.to_thread(set_waiting, self.store, self.session_id, self.epoch, pending)
         if self.hooks is not None:
-            await self.hooks.notify(
-                "agent_needs_input", f"session {self.session_id}: {pending['text']}"
-            )
+            message = f"session {self.session_id}: {pending.text}"
+            await self.hooks.notify("agent_needs_input", message)
         answer = await self.replies.wait(self.session_id)
-        await asyncio.to_thread(self._set_pending, None)
+        await asyncio.to_thread(set_waiting, self.store, self.session_id, self.epoch, None)
         return answer
 
     def _meta(self) -> SessionMeta:
         with self.store.read() as conn:
             row = get_session(conn, self.session_id)
         return row.meta if row is not None else SessionMeta()
-
-    def _set_pending(self, pending: dict[str, Any] | None) -> None:
-        meta = with_meta(self._meta(), pending=pending)
-        if pending is None:
-            set_state(self.store, self.session_id, self.epoch, "working", None, meta=meta)
-        else:
-            reason = f"{pending['kind']}: {pending['text']}"[:200]
-            set_state(self.store, self.session_id, self.epoch, "needs_input", reason, meta=meta)
 
     def _take_grant(self, call: ToolUseBlock) -> bool:
         """Use up a grant the person gave for exactly this call (after a restart)."""

@@ -43,6 +43,7 @@ from covey.sessions.background import (
     orphaned_sessions,
 )
 from covey.sessions.lease import holder_alive, new_host_id
+from covey.sessions.pending import with_meta
 from covey.sessions.runner import PreparedSession, SessionOptions, prepare_session
 from covey.sessions.state import set_state
 from covey.store import Store
@@ -56,7 +57,7 @@ from covey.store.sessions import (
 )
 from covey.store.transcript import read_entries
 from covey.supervisor import lock_path, pid_path
-from covey.supervisor.asking import Replies, SessionAsker, resume_prompt, with_meta
+from covey.supervisor.asking import Replies, SessionAsker, resume_prompt
 
 __all__ = ["CONTINUE_PROMPT", "Start", "Supervisor", "main", "session_environ"]
 

@@ -9,6 +9,7 @@ it runs in a worker thread too.
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -107,6 +108,9 @@ class AgentsScreen(Screen[None]):
         self.peek_panel.display = False
         self.query_one("#dispatch").focus()
         self.poll()
+        # What exists now (Textual, covey, the first rows) lives as long as the view: keep it
+        # out of the collector's full passes, which otherwise cost 35-55 ms every few reloads.
+        gc.freeze()
         self.set_interval(POLL_S, self.poll)
         self.set_interval(1.0, self.agent_list.refresh)  # ages
         if self.overlap_scan:

@@ -16,24 +16,18 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from covey.agent import AgentEvent
 from covey.agent.loop import RunResult
 from covey.errors import RunError, UserError
 from covey.messages import ToolUseBlock
 from covey.sessions import control
-from covey.sessions.listing import Pending
+from covey.sessions.pending import Pending, is_yes, set_waiting
 from covey.sessions.runner import PreparedSession, SessionOptions, prepare_session
-from covey.sessions.state import set_state
 from covey.store import Store
-from covey.store.sessions import SessionMeta, SessionState, get_session
 from covey.tools.permissions import Decision
 
 __all__ = ["ForegroundHost", "answer_for"]
-
-ALLOW_WORDS = frozenset({"y", "yes", "allow", "ok", "approve"})
-"""Answers that allow a tool call (the supervisor reads replies the same way)."""
 
 
 def answer_for(pending: Pending, text: str) -> str:
@@ -142,7 +136,7 @@ class ForegroundHost:
             tool_input=call.input,
         )
         answer = await self._wait_answer(pending)
-        return answer.strip().lower() in ALLOW_WORDS
+        return is_yes(answer)
 
     async def ask_user(self, question: str, options: list[str]) -> str:
         return await self._wait_answer(Pending(kind="question", text=question, options=options))
@@ -162,26 +156,8 @@ class ForegroundHost:
     def _mark_waiting(self, pending: Pending | None) -> None:
         """The row says needs_input (with the question) while the person is asked."""
         session = self._session
-        if session is None or not self.running:
-            return
-        with self.store.read() as conn:
-            row = get_session(conn, session.session_id)
-        if row is None:
-            return
-        raw: dict[str, Any] = row.meta.model_dump(mode="json", exclude_none=True)
-        raw.pop("pending", None)
-        if pending is not None:
-            raw["pending"] = {
-                "kind": pending.kind,
-                "text": pending.text,
-                "options": pending.options,
-                "tool": pending.tool,
-                "input": pending.tool_input,
-            }
-        state: SessionState = "needs_input" if pending else "working"
-        reason = f"{pending.kind}: {pending.text}"[:200] if pending else None
-        meta = SessionMeta.model_validate(raw)
-        set_state(self.store, session.session_id, session.lease.epoch, state, reason, meta=meta)
+        if session is not None and self.running:
+            set_waiting(self.store, session.session_id, session.lease.epoch, pending)
 
     async def let_go(self) -> None:
         """Stop running here (the lease is released as the turn unwinds)."""

@@ -21,7 +21,8 @@ from textual.widgets import Input, Log, Static
 from covey.agent import AgentEvent, MessageAdded, TextDelta
 from covey.errors import UserError
 from covey.sessions import control
-from covey.sessions.listing import Pending, display_state
+from covey.sessions.listing import display_state
+from covey.sessions.pending import Pending
 from covey.store import Store
 from covey.store.sessions import get_session
 from covey.store.transcript import read_entries
