@@ -223,3 +223,13 @@ def test_cli_attach_names_an_unknown_session_and_refuses_print_only_flags(
     assert missing.code == 2 and "no session 'nosuch'" in missing.err
     refused = covey("--max-turns", "3", cwd=git_repo)
     assert refused.code == 2 and "--max-turns works with -p" in refused.err
+
+
+def test_the_screens_refuse_to_start_without_a_terminal(git_repo: Path) -> None:
+    from clitools import covey
+
+    plain = covey(cwd=git_repo)
+    assert plain.code == 2 and "needs a terminal" in plain.err and "covey -p" in plain.err
+    view = covey("agents", cwd=git_repo)
+    assert view.code == 2 and "covey agents --json" in view.err
+    covey("daemon", "stop", cwd=git_repo)  # `agents` started the supervisor first

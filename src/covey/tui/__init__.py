@@ -3,9 +3,17 @@ plain `covey`). Layer 5: they read the store and act through `covey.sessions.con
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
+from covey.errors import UserError
+
 __all__ = ["run_agent_view", "run_session_screen"]
+
+
+def _require_terminal(instead: str) -> None:
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise UserError(f"this screen needs a terminal (stdin and stdout); {instead}")
 
 
 def run_agent_view(
@@ -17,6 +25,7 @@ def run_agent_view(
 ) -> None:
     """Open the agent view over the sessions in the store (until the user quits). `model` and
     `permission_mode` are the defaults of sessions dispatched from its input."""
+    _require_terminal("for scripts use covey agents --json")
     from covey.store import Store
     from covey.supervisor import ensure_supervisor
     from covey.tui.agent_view import AgentViewApp
@@ -52,9 +61,11 @@ def run_session_screen(
 
     with Store.open() as store:
         if session is not None:
-            row = control.find(store, session)
+            row = control.find(store, session)  # an unknown session is named first
+            _require_terminal(f"use covey logs {row.id} -f")
             app = SessionApp(store, row.id, ensure_host=ensure_supervisor)
         else:
+            _require_terminal('for a run without one use covey -p "..."')
             host = ForegroundHost(store, cwd, model=model, permission_mode=permission_mode)
             app = SessionApp(store, host=host, initial_prompt=prompt, ensure_host=ensure_supervisor)
         handed_over = app.run()
