@@ -232,4 +232,5 @@ def test_the_screens_refuse_to_start_without_a_terminal(git_repo: Path) -> None:
     assert plain.code == 2 and "needs a terminal" in plain.err and "covey -p" in plain.err
     view = covey("agents", cwd=git_repo)
     assert view.code == 2 and "covey agents --json" in view.err
-    covey("daemon", "stop", cwd=git_repo)  # `agents` started the supervisor first
+    status = covey("daemon", "status", "--json", cwd=git_repo)
+    assert '"running": false' in status.out  # nothing was started

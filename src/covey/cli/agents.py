@@ -31,12 +31,12 @@ def agents_command(
     as_json: bool, show_all: bool, model: str | None, permission_mode: str | None
 ) -> None:
     """The agent view: watch, answer and dispatch background agents (--json for scripts)."""
-    ensure_supervisor()
-    if not as_json:
+    if not as_json:  # the view checks for a terminal, then starts the supervisor
         from covey.tui import run_agent_view  # Textual loads only for the view
 
         run_agent_view(Path.cwd(), all_kinds=show_all, model=model, permission_mode=permission_mode)
         return
+    ensure_supervisor()
     with _store() as store:
         rows = agent_rows(store, kinds=ALL_KINDS if show_all else ("background",))
     click.echo(json.dumps([r.as_json() for r in rows], indent=2))

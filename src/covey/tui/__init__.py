@@ -25,11 +25,12 @@ def run_agent_view(
 ) -> None:
     """Open the agent view over the sessions in the store (until the user quits). `model` and
     `permission_mode` are the defaults of sessions dispatched from its input."""
-    _require_terminal("for scripts use covey agents --json")
     from covey.store import Store
     from covey.supervisor import ensure_supervisor
     from covey.tui.agent_view import AgentViewApp
 
+    _require_terminal("for scripts use covey agents --json")
+    ensure_supervisor()  # it also resumes the sessions a dead supervisor left
     with Store.open() as store:
         app = AgentViewApp(
             store,
