@@ -325,3 +325,16 @@ def test_a_leftover_directory_is_never_clobbered(git_repo: Path) -> None:
     assert (leftover / "precious.txt").read_text() == "keep me"
     (git_repo / ".covey" / "worktrees" / "empty").mkdir()
     assert open_worktree(git_repo, "empty", HEAD).created  # an empty one is simply used
+
+
+def test_worktrees_opened_at_once_from_many_threads_all_succeed(git_repo: Path) -> None:
+    """Concurrent `git worktree` commands read each other's half-made admin directories
+    (git 2.39: "failed to read .git/worktrees/X/commondir"); covey retries those."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    names = [f"par-{i:02d}" for i in range(40)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        opened = list(pool.map(lambda n: open_worktree(git_repo, n, WorktreeSettings()), names))
+    assert sorted(w.name for w in opened) == names
+    listed = git(git_repo, "worktree", "list", "--porcelain")
+    assert all(str(w.path) in listed and (w.path / ".git").is_file() for w in opened)

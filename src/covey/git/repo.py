@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -10,10 +9,19 @@ from pathlib import Path
 from covey import proc
 from covey.errors import CoveyError
 
-__all__ = ["GitError", "commit_all", "diff", "git", "git_result", "init_repo", "repo_root"]
+__all__ = [
+    "WORKTREE_RETRIES",
+    "GitError",
+    "commit_all",
+    "diff",
+    "git",
+    "git_result",
+    "init_repo",
+    "is_transient_worktree_error",
+    "repo_root",
+]
 
-_WORKTREE_LOCK = threading.Lock()
-_WORKTREE_RETRIES = 5
+WORKTREE_RETRIES = 5
 _IDENTITY = ("-c", "user.name=covey", "-c", "user.email=covey@localhost")
 
 
@@ -50,21 +58,24 @@ def git_result(
     non-zero exit is an answer, like `check-ignore` or `rev-parse --verify`).
 
     `git worktree` commands are not safe to run at once in one repository: one can read
-    another's half-made admin directory ("failed to read .git/worktrees/X/commondir"). In
-    this process they run one at a time; one that meets another process's half-made entry
-    (and changes nothing, as a listing) is retried."""
+    another's half-made admin directory ("failed to read .git/worktrees/X/commondir"). Such
+    a failure is retried here, except for `add`, which may have made its branch before it
+    failed: `open_worktree` retries that one as a whole (see `is_transient_worktree_error`)."""
     data = stdin.encode() if stdin is not None else None
     argv = ["git", *args]
     if not args or args[0] != "worktree":
         return proc.run(argv, cwd=cwd, timeout_s=timeout_s, env=env, stdin=data)
-    for attempt in range(_WORKTREE_RETRIES):
-        with _WORKTREE_LOCK:
-            result = proc.run(argv, cwd=cwd, timeout_s=timeout_s, env=env, stdin=data)
-        transient = "failed to read" in result.stderr and "/worktrees/" in result.stderr
-        if result.ok or not transient or args[1:2] == ("add",):
+    for attempt in range(WORKTREE_RETRIES):
+        result = proc.run(argv, cwd=cwd, timeout_s=timeout_s, env=env, stdin=data)
+        if result.ok or not is_transient_worktree_error(result.stderr) or args[1:2] == ("add",):
             return result
         time.sleep(0.02 * (attempt + 1))
     return result
+
+
+def is_transient_worktree_error(message: str) -> bool:
+    """git met another `git worktree` command's half-made admin directory; retry."""
+    return "failed to read" in message and "/worktrees/" in message
 
 
 def repo_root(cwd: Path) -> Path | None:

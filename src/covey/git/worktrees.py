@@ -9,6 +9,7 @@ Removal, pruning, listing and restoring are in `cleanup`; everything is re-expor
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from covey.config import WorktreeSettings
@@ -34,7 +35,14 @@ from covey.git.layout import (
 )
 from covey.git.names import branch_for, generate_name, validate_name
 from covey.git.pool import claim_pooled, refill_pool
-from covey.git.repo import git, git_result, repo_root
+from covey.git.repo import (
+    WORKTREE_RETRIES,
+    GitError,
+    git,
+    git_result,
+    is_transient_worktree_error,
+    repo_root,
+)
 
 __all__ = [
     "PruneReport",
@@ -70,8 +78,29 @@ def open_worktree(
     settings: WorktreeSettings,
     *,
     hooks: WorktreeHooks | None = None,
+    base: str | None = None,
 ) -> Worktree:
-    """Create worktree `name` (a made-up one when None), or reopen it if it exists."""
+    """Create worktree `name` (a made-up one when None), or reopen it if it exists. `base`:
+    the commit to start from (default: `settings.baseRef` resolved now). A creation that
+    met another one's half-made admin directory is tried again."""
+    for attempt in range(WORKTREE_RETRIES):
+        try:
+            return _open_worktree(cwd, name, settings, hooks=hooks, base=base)
+        except GitError as e:
+            if attempt == WORKTREE_RETRIES - 1 or not is_transient_worktree_error(str(e)):
+                raise
+            time.sleep(0.02 * (attempt + 1))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _open_worktree(
+    cwd: Path,
+    name: str | None,
+    settings: WorktreeSettings,
+    *,
+    hooks: WorktreeHooks | None,
+    base: str | None,
+) -> Worktree:
     root = find_repo(cwd)
     entries = {e.path: e for e in registered(root)}
     if name is None:
@@ -96,7 +125,7 @@ def open_worktree(
             "move it away or delete it, or pick another name"
         )
     branch = branch_for(name)
-    base = resolve_base(root, settings.baseRef)
+    base = base or resolve_base(root, settings.baseRef)
     if git_result("rev-parse", "--verify", "--quiet", f"refs/heads/{branch}", cwd=root).ok:
         fork = git_result("merge-base", branch, base, cwd=root)
         meta = add_checkout(

@@ -7,7 +7,8 @@ settings `env` block or `$COVEY_HOME/credentials.json`.
 The prompt of a background session is kept in its row's `meta.prompt` until the supervisor
 starts it (then it is the transcript's first user message, like any session). A background
 session runs with the permission mode given by `--permission-mode`, else `acceptEdits`
-(nobody is there to approve edits), in its own worktree `.covey/worktrees/bg-<id>`.
+(nobody is there to approve edits), in its own worktree `.covey/worktrees/bg-<id>`, which
+starts from the base commit resolved at dispatch (`meta.base`, per `worktree.baseRef`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from covey.agent.definitions import load_definitions
 from covey.config import effective_env, load_settings
 from covey.errors import UserError
+from covey.git.checkout import resolve_base
 from covey.git.worktrees import find_repo
 from covey.models.registry import BASE_URL_VARS, DEFAULT_MODEL, resolve_model
 from covey.sessions.lease import LEASE_TTL_S, holder_alive, new_host_id
@@ -77,7 +79,7 @@ def create_background_session(store: Store, req: BackgroundRequest) -> SessionRo
         modes = ", ".join(PERMISSION_MODES)
         raise UserError(f"--permission-mode {mode!r} is not one of: {modes}")
     cwd = req.cwd.resolve()
-    find_repo(cwd)  # a background session works in a worktree: it needs a repository
+    repo = find_repo(cwd)  # a background session works in a worktree: it needs a repository
     loaded = load_settings(cwd)
     definitions = load_definitions(cwd)
     defn = _main_definition(definitions, req.agent)
@@ -87,6 +89,7 @@ def create_background_session(store: Store, req: BackgroundRequest) -> SessionRo
     spec = req.model or own_model or settings.model or DEFAULT_MODEL
     model = resolve_model(spec, env=env, aliases=settings.modelAliases)
     _policy(SessionOptions(cwd=cwd, permission_mode=mode), loaded, defn, cwd)
+    base = resolve_base(repo, settings.worktree.baseRef)  # what is fresh at dispatch
     provider = model.name.partition(":")[0]
     base_url = env.get(BASE_URL_VARS.get(provider, "")) or None
     with store.write() as conn:
@@ -100,7 +103,7 @@ def create_background_session(store: Store, req: BackgroundRequest) -> SessionRo
             permission_mode=mode,
             agent=defn.name if defn else None,
             meta=SessionMeta.model_validate(
-                {"provider": provider, "base_url": base_url, "prompt": req.prompt}
+                {"provider": provider, "base_url": base_url, "prompt": req.prompt, "base": base}
             ),
         )
         insert_session(conn, row)

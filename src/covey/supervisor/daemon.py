@@ -223,7 +223,8 @@ class Supervisor:
             if epoch is None:
                 return None
             settings = load_settings(Path(row.cwd)).settings
-            wt = open_worktree(Path(row.cwd), f"bg-{row.id}", settings.worktree)
+            base = (row.meta.model_extra or {}).get("base")  # resolved at dispatch
+            wt = open_worktree(Path(row.cwd), f"bg-{row.id}", settings.worktree, base=base)
             meta = row.meta.model_copy(update={"worktree": str(wt.path), "branch": wt.branch})
             set_state(self.store, row.id, epoch, "working", cwd=str(wt.path), meta=meta)
             with self.store.write() as conn:  # prepare_session takes it again, as its own host
