@@ -102,6 +102,10 @@ def _open_worktree(
     base: str | None,
 ) -> Worktree:
     root = find_repo(cwd)
+    if name is not None and base is not None and hooks is None and settings.pool == 0:
+        added = _add_new(root, name, base, settings)
+        if added is not None:
+            return added
     entries = {e.path: e for e in registered(root)}
     if name is None:
         branches = set(
@@ -141,6 +145,21 @@ def _open_worktree(
     if settings.pool > 0 and (claimed := claim_pooled(root, name, settings, base=base)):
         return claimed
     add_checkout(root, path, base=base, settings=settings, branch=branch, name=name)
+    return Worktree(name, path, branch, base, root, created=True)
+
+
+def _add_new(root: Path, name: str, base: str, settings: WorktreeSettings) -> Worktree | None:
+    """The common case made cheap (a background session's new worktree): nothing at the
+    path, so add it at once without listing worktrees or looking the branch up first. None
+    when git refuses (the branch exists, a stale registration…): the full way decides."""
+    path = worktree_path(root, validate_name(name))
+    if path.exists() or path.is_symlink():
+        return None
+    branch = branch_for(name)
+    try:
+        add_checkout(root, path, base=base, settings=settings, branch=branch, name=name)
+    except GitError:
+        return None
     return Worktree(name, path, branch, base, root, created=True)
 
 
