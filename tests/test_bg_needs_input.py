@@ -99,7 +99,7 @@ def test_a_permission_ask_waits_and_yes_runs_the_call(supervisor: Path, tmp_path
     assert row["state"] == "needs_input" and row["waiting_for"] == "permission prompt", row
     assert "Bash(echo ok" in row["question"]
     assert not marker.exists()
-    assert covey("reply", sid, "yes", cwd=repo).code == 0
+    assert covey("reply", sid, "1", cwd=repo).code == 0  # a number picks an option: "yes"
     row = wait_for_state(repo, sid, FINISHED)
     assert row["state"] == "completed", row
     assert marker.read_text() == "ok\n"

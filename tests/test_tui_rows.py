@@ -8,7 +8,6 @@ from covey.messages import Message, TextBlock, ToolResultBlock, ToolUseBlock, du
 from covey.sessions.listing import AgentRow
 from covey.sessions.pending import Pending
 from covey.store.transcript import TranscriptEntry
-from covey.tui.foreground import answer_for
 from covey.tui.peek import peek_body
 from covey.tui.rows import (
     GroupHeader,
@@ -103,9 +102,9 @@ def test_tool_calls_and_results_fold_to_one_line_and_text_stays_whole() -> None:
 
 def test_a_number_picks_an_option() -> None:
     pending = Pending(kind="question", text="?", options=["sqlite", "postgres"])
-    assert answer_for(pending, "2") == "postgres"
-    assert answer_for(pending, "3") == "3"
-    assert answer_for(pending, " mysql ") == "mysql"
+    assert pending.choose("2") == "postgres"
+    assert pending.choose("3") == "3"
+    assert pending.choose(" mysql ") == "mysql"
 
 
 def test_peek_shows_the_question_with_options_else_the_output() -> None:

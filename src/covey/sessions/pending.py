@@ -48,6 +48,13 @@ class Pending:
             tool_input=raw.get("input"),
         )
 
+    def choose(self, text: str) -> str:
+        """What the person's answer means: a number picks that option (`2` → the second)."""
+        text = text.strip()
+        if text.isdigit() and 1 <= int(text) <= len(self.options):
+            return self.options[int(text) - 1]
+        return text
+
     def as_meta(self) -> dict[str, Any]:
         data: dict[str, Any] = {"kind": self.kind, "text": self.text, "options": self.options}
         if self.tool is not None:

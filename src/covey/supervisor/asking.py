@@ -92,7 +92,7 @@ class SessionAsker:
         if self.hooks is not None:
             message = f"session {self.session_id}: {pending.text}"
             await self.hooks.notify("agent_needs_input", message)
-        answer = await self.replies.wait(self.session_id)
+        answer = pending.choose(await self.replies.wait(self.session_id))
         await asyncio.to_thread(set_waiting, self.store, self.session_id, self.epoch, None)
         return answer
 
@@ -117,6 +117,8 @@ class SessionAsker:
 def resume_prompt(pending: dict[str, Any], reply: str) -> tuple[str, list[dict[str, Any]]]:
     """The prompt that continues a session whose stored question was answered after its
     host went away, and the grants to store (an allowed call, to run when asked again)."""
+    known = Pending.from_meta(pending)
+    reply = known.choose(reply) if known else reply
     kind = pending.get("kind")
     if kind == "permission":
         call = _call_text(str(pending.get("tool")), dict(pending.get("input") or {}))

@@ -30,7 +30,6 @@ from covey.sessions.listing import ALL_KINDS, AgentRow, agent_rows
 from covey.store import Store
 from covey.store.sessions import SessionKind
 from covey.tui.agent_list import AgentList
-from covey.tui.foreground import answer_for
 from covey.tui.help import HelpScreen
 from covey.tui.inputs import EmptyKeysInput
 from covey.tui.peek import PEEK_LINES, PeekPanel
@@ -194,7 +193,7 @@ class AgentsScreen(Screen[None]):
         row = self.agent_list.selected
         if row is None or not event.value.strip():
             return
-        text = answer_for(row.pending, event.value) if row.pending else event.value
+        text = row.pending.choose(event.value) if row.pending else event.value
         try:
             control.reply(self.store, row.id, text)
         except UserError as e:

@@ -27,15 +27,7 @@ from covey.sessions.runner import PreparedSession, SessionOptions, prepare_sessi
 from covey.store import Store
 from covey.tools.permissions import Decision
 
-__all__ = ["ForegroundHost", "answer_for"]
-
-
-def answer_for(pending: Pending, text: str) -> str:
-    """What the person's text means for this question: a number picks an option."""
-    text = text.strip()
-    if text.isdigit() and 1 <= int(text) <= len(pending.options):
-        return pending.options[int(text) - 1]
-    return text
+__all__ = ["ForegroundHost"]
 
 
 @dataclass
@@ -124,7 +116,7 @@ class ForegroundHost:
         if self.ask is None:
             raise UserError("nothing is waiting for an answer")
         ask, self.ask = self.ask, None
-        ask.future.set_result(answer_for(ask.pending, text))
+        ask.future.set_result(ask.pending.choose(text))
 
     async def approve(self, call: ToolUseBlock, decision: Decision) -> bool:
         summary = json.dumps(call.input, ensure_ascii=False)[:200]

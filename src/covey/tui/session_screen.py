@@ -26,7 +26,7 @@ from covey.sessions.pending import Pending
 from covey.store import Store
 from covey.store.sessions import get_session
 from covey.store.transcript import read_entries
-from covey.tui.foreground import ForegroundHost, answer_for
+from covey.tui.foreground import ForegroundHost
 from covey.tui.inputs import PromptInput
 from covey.tui.transcript import entry_lines
 
@@ -186,7 +186,7 @@ class SessionScreen(Screen[None]):
                     self.host.start_turn(text)
                     self.query_one(PromptInput).placeholder = self._placeholder()
             elif self.session_id is not None:
-                reply = answer_for(self.pending, text) if self.pending else text
+                reply = self.pending.choose(text) if self.pending else text
                 control.reply(self.store, self.session_id, reply)
                 self.show_message("reply queued")
                 self._ensure_host_soon()
