@@ -126,7 +126,7 @@ def respawn(store: Store, session: str) -> tuple[SessionRow, int | None]:
         raise UserError(f"session {row.id} is a subagent: respawn its parent {row.parent_id}")
     if _foreground_live(row):
         raise UserError(f"session {row.id} runs in a terminal ({row.host_id}); nothing to do")
-    pending = getattr(row.meta, "pending", None) or {}
+    pending = row.meta.extra("pending") or {}
     if row.state == "needs_input" and pending.get("kind") in ("question", "permission"):
         raise UserError(
             f"session {row.id} waits for a reply to: {pending.get('text')} "

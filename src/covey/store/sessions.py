@@ -65,6 +65,10 @@ class SessionMeta(BaseModel):
     base_url: str | None = None
     """The provider endpoint, when not the default."""
 
+    def extra(self, key: str) -> Any:
+        """A key not named above (kept as it was written), or None."""
+        return (self.model_extra or {}).get(key)
+
 
 @dataclass(frozen=True, slots=True)
 class SessionRow:

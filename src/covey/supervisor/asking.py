@@ -104,7 +104,7 @@ class SessionAsker:
     def _take_grant(self, call: ToolUseBlock) -> bool:
         """Use up a grant the person gave for exactly this call (after a restart)."""
         meta = self._meta()
-        grants: list[dict[str, Any]] = list(getattr(meta, "grants", None) or [])
+        grants: list[dict[str, Any]] = list(meta.extra("grants") or [])
         wanted = {"tool": call.name, "input": call.input}
         if wanted not in grants:
             return False

@@ -116,7 +116,7 @@ class Supervisor:
         """A session left live by a dead host: a stored question waits for its reply (no
         host needed); the others resume now, or with `background.autoResume` off, show
         `interrupted` until someone replies or respawns them."""
-        if row.state == "needs_input" and getattr(row.meta, "pending", None):
+        if row.state == "needs_input" and row.meta.extra("pending"):
             return
         try:
             auto = load_settings(Path(row.cwd)).settings.background.autoResume
@@ -177,7 +177,7 @@ class Supervisor:
             if not expired:
                 self._finish(command, "failed", {"error": f"held by {row.host_id}"})
                 return
-        pending = dict(getattr(row.meta, "pending", None) or {})
+        pending = dict(row.meta.extra("pending") or {})
         start = Start(fresh=False)
         if command.type == "reply":
             text = str(command.data.get("text", ""))
@@ -223,7 +223,7 @@ class Supervisor:
             if epoch is None:
                 return None
             settings = load_settings(Path(row.cwd)).settings
-            base = (row.meta.model_extra or {}).get("base")  # resolved at dispatch
+            base = row.meta.extra("base")  # resolved at dispatch
             wt = open_worktree(Path(row.cwd), f"bg-{row.id}", settings.worktree, base=base)
             meta = row.meta.model_copy(update={"worktree": str(wt.path), "branch": wt.branch})
             set_state(self.store, row.id, epoch, "working", cwd=str(wt.path), meta=meta)
@@ -268,7 +268,7 @@ class Supervisor:
             return start.prompt
         with session.store.read() as conn:
             started = bool(read_entries(conn, session.session_id))
-        return CONTINUE_PROMPT if started else str(getattr(row.meta, "prompt", "") or "")
+        return CONTINUE_PROMPT if started else str(row.meta.extra("prompt") or "")
 
     async def _run(self, session: PreparedSession, row: SessionRow, start: Start) -> None:
         sid = session.session_id
@@ -278,7 +278,7 @@ class Supervisor:
             async with session.lease.heartbeat():
                 with session.store.read() as conn:
                     meta = (get_session(conn, sid) or row).meta
-                grants = [*(getattr(meta, "grants", None) or []), *start.grants]
+                grants = [*(meta.extra("grants") or []), *start.grants]
                 meta = with_meta(meta, pending=None, grants=grants or None)
                 set_state(session.store, sid, epoch, "working", meta=meta)
                 result = await session.agent.run(prompt)

@@ -146,7 +146,7 @@ class SessionScreen(Screen[None]):
             self.pending = self.host.pending
             error = f" · {self.host.error}" if self.host.error else ""
         else:
-            meta_pending = getattr(row.meta, "pending", None)
+            meta_pending = row.meta.extra("pending")
             self.pending = Pending.from_meta(meta_pending) if state == "needs_input" else None
             error = ""
         label = f"{row.id} {row.name}" if row.name else row.id
