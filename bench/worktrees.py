@@ -4,9 +4,12 @@
 
 Prints a markdown table: plain `git worktree add`, `covey -w` cold and from the warm pool,
 removing a dirty worktree (with its snapshot), and the overlap radar over N live worktrees,
-with ratios to the plain `git worktree add` or to the target. The repository and the radar's
-N worktrees are made once and cached under the temp directory (`--fresh` remakes them, and
-`--drop-cache` just deletes them); the other worktrees the bench makes are removed at the end.
+with ratios to the plain `git worktree add` or to the target. The radar is timed without
+its file watcher (full `git status` scans), then with it (`covey.git.fsmonitor`), idle and
+with one file edited in every worktree before each scan; the watcher is stopped at the end.
+The repository and the radar's N worktrees are made once and cached under the temp directory
+(`--fresh` remakes them, and `--drop-cache` just deletes them); the other worktrees the bench
+makes are removed at the end.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from covey.git.fsmonitor import fsmonitor_dir, stop_watcher, watcher_pid
 from covey.git.overlaps import find_overlaps
 
 try:
@@ -173,19 +177,63 @@ def lstat_cost(repo: Path) -> float:
     return (time.perf_counter() - started) / (5 * len(paths))
 
 
-def radar(repo: Path, repeat: int) -> tuple[list[float], list[float] | str, int]:
-    found = len(find_overlaps(repo))
-    lib = [timed(lambda: find_overlaps(repo)) for _ in range(repeat)]
-    cmd = [sys.executable, "-m", "covey", "overlaps", "--json"]
-    probe = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, check=False)
-    if probe.returncode != 0:
-        tail = (probe.stderr.strip().splitlines() or ["?"])[-1]
-        return lib, f"not available: the covey command failed ({tail})", found
-    cli = [
-        timed(lambda: subprocess.run(cmd, cwd=repo, stdout=subprocess.DEVNULL, check=True))
-        for _ in range(repeat)
+def wait_for_watcher(repo: Path) -> None:
+    """Start the repository's file watcher (a scan does) and wait until it watches all."""
+    find_overlaps(repo)
+    deadline = time.monotonic() + 120
+    while not (fsmonitor_dir(repo) / "ready").exists() or watcher_pid(repo) is None:
+        if time.monotonic() > deadline:
+            raise SystemExit("the fsmonitor watcher did not get ready in 120 s")
+        time.sleep(0.05)
+    find_overlaps(repo)  # the first scan with it is a full one (new tokens)
+
+
+def edit_each(repo: Path, count: int, round_: int) -> None:
+    """Change one more file in every radar worktree (what agents at work do between scans)."""
+    for i in range(count):
+        path = repo / ".covey" / "worktrees" / f"{RADAR}{i:02d}" / "src" / "pkg001" / "mod009.py"
+        path.write_text(f"edited {round_}\n")
+
+
+def radar(repo: Path, args: argparse.Namespace) -> dict[str, list[float] | str]:
+    """Times of each radar measure, by label; the number of overlaps under "found"."""
+    repeat = args.repeat
+    stop_watcher(repo)
+    times: dict[str, list[float] | str] = {}
+    find_overlaps(repo, watch=False)
+    times["find_overlaps(), no watcher (full scans)"] = [
+        timed(lambda: find_overlaps(repo, watch=False)) for _ in range(repeat)
     ]
-    return lib, cli, found
+    wait_for_watcher(repo)
+    try:
+        times["found"] = str(len(find_overlaps(repo)))
+        times["find_overlaps(), watcher running"] = [
+            timed(lambda: find_overlaps(repo)) for _ in range(repeat)
+        ]
+        edited = []
+        for r in range(repeat):
+            edit_each(repo, args.worktrees, r)
+            edited.append(timed(lambda: find_overlaps(repo)))
+        times["find_overlaps(), watcher running, a file edited in each worktree before each"] = (
+            edited
+        )
+        cmd = [sys.executable, "-m", "covey", "overlaps", "--json"]
+        probe = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, check=False)
+        label = "`covey overlaps --json`, new process, watcher running"
+        if probe.returncode != 0:
+            tail = (probe.stderr.strip().splitlines() or ["?"])[-1]
+            times[label] = f"not available: the covey command failed ({tail})"
+        else:
+            times[label] = [
+                timed(lambda: subprocess.run(cmd, cwd=repo, stdout=subprocess.DEVNULL, check=True))
+                for _ in range(repeat)
+            ]
+    finally:
+        for i in range(args.worktrees):  # undo the edits, so the cached setup stays as made
+            wt = repo / ".covey" / "worktrees" / f"{RADAR}{i:02d}"
+            sh("git", "checkout", "-q", "--", "src/pkg001/mod009.py", cwd=wt)
+        stop_watcher(repo)
+    return times
 
 
 def ms(seconds: float) -> str:
@@ -216,13 +264,11 @@ def radar_rows(repo: Path, args: argparse.Namespace) -> list[tuple[str, str, str
     made = radar_setup(repo, args.worktrees, args.files)
     print(f"radar: {args.worktrees} worktrees ({made} made now, the rest cached)", file=sys.stderr)
     os.sync()  # let the writes of a fresh setup settle before timing
-    lib, cli, found = radar(repo, args.repeat)
+    measured = radar(repo, args)
+    found = measured.pop("found")
     rows: list[tuple[str, str, str, str]] = []
     total = args.worktrees * args.files
-    for label, times in (
-        ("find_overlaps(), repeated in one process", lib),
-        ("`covey overlaps --json`, new process", cli),
-    ):
+    for label, times in measured.items():
         title = f"{label}, {args.worktrees} worktrees, {found} overlaps (median of {args.repeat})"
         if isinstance(times, str):
             rows.append((title, times, "", ""))

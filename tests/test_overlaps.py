@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from clitools import covey
 from covey.git import overlaps as overlaps_module
+from covey.git.fsmonitor import stop_watcher
 from covey.git.layout import Meta, write_meta
 from covey.git.merge import MergeConflict, merge_worktree
 from covey.git.overlaps import Overlap, find_overlaps
@@ -32,7 +34,8 @@ def commit(cwd: Path, path: str, text: str) -> None:
 
 
 @pytest.fixture
-def repo(tmp_path: Path) -> Path:
+def repo(tmp_path: Path) -> Iterator[Path]:
+    """A repository; the file watcher a scan starts in it is stopped afterwards."""
     root = tmp_path / "repo"
     root.mkdir()
     git(root, "init", "-q", "-b", "main")
@@ -43,7 +46,8 @@ def repo(tmp_path: Path) -> Path:
         write(root, name, f"{name}\n")
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "init")
-    return root
+    yield root
+    assert stop_watcher(root)
 
 
 def add_worktree(repo: Path, name: str) -> Path:

@@ -6,9 +6,11 @@ the last point its branch was merged into the main checkout's HEAD when that is 
 `base_args`). One scan costs one `git worktree list` plus, per worktree and concurrently,
 `git status --porcelain` (uncommitted and untracked) and, for a branch with commits since its
 base, `git diff --name-only <main>...HEAD` (a `merge-base` first when the recorded base is not
-the main HEAD; cached by commit ids). `git status` lstats every checked-out file, which sets
-the floor: see docs/benchmarks.md. Every git call here runs with `--no-optional-locks`, so a
-scan never takes a worktree's index lock from under an agent.
+the main HEAD; cached by commit ids). A plain `git status` lstats every checked-out file; the
+radar's runs on its own copy of each index, with git's fsmonitor hook fed by covey's file
+watcher and the untracked cache, so it looks only at what changed since the last scan (see
+`covey.git.fsmonitor`, and docs/benchmarks.md for the figures). No git call here takes a lock
+of the agent's: they run with `--no-optional-locks`, but for `git status` on the radar's copy.
 
 This module also finds the repository's covey worktrees (`.covey/worktrees/<NAME>`) for
 `covey diff` and `covey merge`.
@@ -24,6 +26,7 @@ from pathlib import Path
 
 from covey import proc
 from covey.errors import UserError
+from covey.git.fsmonitor import Monitor, open_monitor
 from covey.git.layout import read_meta, registered, worktrees_dir
 from covey.git.repo import GitError, repo_root
 
@@ -127,10 +130,11 @@ def base_args(checkout: Checkout, main_head: str) -> list[str]:
     return [checkout.head or "HEAD", main_head, *extra]
 
 
-async def _git_async(*args: str, cwd: Path) -> str:
-    result = await proc.run_process(
-        ["git", "--no-optional-locks", *args], cwd=cwd, timeout_s=_TIMEOUT_S
-    )
+async def _git_async(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, optional_locks: bool = False
+) -> str:
+    locks = [] if optional_locks else ["--no-optional-locks"]
+    result = await proc.run_process(["git", *locks, *args], cwd=cwd, env=env, timeout_s=_TIMEOUT_S)
     if not result.ok:
         said = (result.stderr or result.stdout).strip().splitlines()
         raise GitError(f"git {' '.join(args)} failed in {cwd}: {said[-1] if said else '?'}")
@@ -156,18 +160,25 @@ async def _committed(checkout: Checkout, main_head: str) -> set[str]:
     return paths
 
 
-async def _uncommitted(checkout: Checkout) -> set[str]:
+async def _uncommitted(checkout: Checkout, monitor: Monitor | None) -> set[str]:
     """Paths with uncommitted changes, untracked files included."""
-    out = await _git_async(
-        "status", "--porcelain", "-z", "-uall", "--no-renames", cwd=checkout.path
-    )
+    status = ["status", "--porcelain", "-z", "-uall", "--no-renames"]
+    if monitor is None:
+        out = await _git_async(*status, cwd=checkout.path)
+        return _parse_status(out, checkout.symlinks)
+    with monitor.status_run(checkout.path, checkout.path.name) as run:
+        out = await _git_async(
+            *run.options, *status, cwd=checkout.path, env=run.env, optional_locks=run.writes_index
+        )
     return _parse_status(out, checkout.symlinks)
 
 
-async def _changed_paths(checkout: Checkout, main_head: str | None) -> set[str]:
+async def _changed_paths(
+    checkout: Checkout, main_head: str | None, monitor: Monitor | None = None
+) -> set[str]:
     """Paths that differ from the checkout's base: committed, uncommitted and untracked.
     Both git calls run to the end before a failure of either is raised."""
-    jobs = [_uncommitted(checkout)]
+    jobs = [_uncommitted(checkout, monitor)]
     starts = (main_head, checkout.recorded_base)
     if main_head is not None and checkout.head is not None and checkout.head not in starts:
         jobs.append(_committed(checkout, main_head))  # there are commits since the base
@@ -196,17 +207,24 @@ def _parse_status(out: str, symlinks: tuple[str, ...] = ()) -> set[str]:
     return paths
 
 
-async def scan_changes(repo: LiveWorktrees, concurrency: int | None = None) -> dict[str, set[str]]:
+async def scan_changes(
+    repo: LiveWorktrees, concurrency: int | None = None, *, watch: bool = True
+) -> dict[str, set[str]]:
     """Changed paths of every covey worktree, by name. At most `concurrency` (default: twice
     the CPU count) worktrees are scanned at once. A worktree that disappears mid-scan, or whose
-    git fails, is left out: the radar is a live view, refreshed again a second later."""
+    git fails, is left out: the radar is a live view, refreshed again a second later. With
+    `watch`, the repository's file watcher is started when none runs, so that the next scans
+    are quick (`covey.git.fsmonitor`); either way a running one is used."""
     limit = asyncio.Semaphore(concurrency or 2 * (os.cpu_count() or 1))
     main_head = repo.main.head
+    monitor = None
+    if repo.worktrees:
+        monitor = await asyncio.to_thread(open_monitor, repo.main.path, start=watch)
 
     async def one(checkout: Checkout) -> set[str] | None:
         async with limit:
             try:
-                return await _changed_paths(checkout, main_head)
+                return await _changed_paths(checkout, main_head, monitor)
             except (GitError, proc.ProcessStartError):
                 return None
 
@@ -215,9 +233,9 @@ async def scan_changes(repo: LiveWorktrees, concurrency: int | None = None) -> d
     return {n: r for n, r in zip(names, results, strict=True) if r is not None}
 
 
-def worktree_changes(repo: LiveWorktrees) -> dict[str, set[str]]:
+def worktree_changes(repo: LiveWorktrees, *, watch: bool = True) -> dict[str, set[str]]:
     """Blocking form of `scan_changes`, for callers outside an event loop."""
-    return asyncio.run(scan_changes(repo))
+    return asyncio.run(scan_changes(repo, watch=watch))
 
 
 def overlaps_of(changes: dict[str, set[str]]) -> list[Overlap]:
@@ -229,12 +247,13 @@ def overlaps_of(changes: dict[str, set[str]]) -> list[Overlap]:
     return [Overlap(p, names) for p, names in sorted(by_path.items()) if len(names) > 1]
 
 
-async def scan_overlaps(repo_root: Path) -> list[Overlap]:
-    """Files changed in two or more live worktrees of the repository at `repo_root`."""
+async def scan_overlaps(repo_root: Path, *, watch: bool = True) -> list[Overlap]:
+    """Files changed in two or more live worktrees of the repository at `repo_root` (`watch`:
+    see `scan_changes`)."""
     repo = await asyncio.to_thread(live_worktrees, repo_root)
-    return overlaps_of(await scan_changes(repo))
+    return overlaps_of(await scan_changes(repo, watch=watch))
 
 
-def find_overlaps(repo_root: Path) -> list[Overlap]:
+def find_overlaps(repo_root: Path, *, watch: bool = True) -> list[Overlap]:
     """Blocking form of `scan_overlaps` (inside a running event loop, await that instead)."""
-    return asyncio.run(scan_overlaps(repo_root))
+    return asyncio.run(scan_overlaps(repo_root, watch=watch))
