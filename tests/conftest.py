@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -41,3 +42,15 @@ def git_repo(tmp_path: Path) -> Path:
     subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
     subprocess.run(["git", "commit", "-q", "-m", "init"], cwd=repo, check=True)
     return repo
+
+
+@pytest.fixture(autouse=True)
+def no_watcher_left(tmp_path: Path) -> Iterator[None]:
+    """The overlap radar starts a file watcher per repository on demand; stop any a test
+    started in a repository directly under its tmp_path."""
+    yield
+    for repo in (tmp_path, *(p for p in tmp_path.iterdir() if p.is_dir())):
+        if (repo / ".git" / "covey" / "fsmonitor").is_dir():
+            from covey.git.fsmonitor import stop_watcher
+
+            stop_watcher(repo)

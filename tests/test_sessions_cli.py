@@ -301,3 +301,13 @@ def test_a_notification_hook_hears_agent_completed(git_repo: Path, tmp_path: Pat
     assert payload["hook_event_name"] == "Notification"
     assert payload["notification_type"] == "agent_completed"
     assert payload["session_id"] == run.json()["session_id"]
+
+
+def test_the_lazy_subcommand_table_names_every_command_of_every_module() -> None:
+    import importlib
+
+    from covey.cli.subcommands import MODULES
+
+    for module, names in MODULES.items():
+        commands = importlib.import_module(f"covey.cli.{module}").COMMANDS
+        assert tuple(c.name for c in commands) == names, module

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from covey.cli.subcommands import subcommands
+from covey.cli.subcommands import SUBCOMMAND_NAMES, subcommands
 from covey.errors import CoveyError, UserError
 
 __all__ = ["main"]
@@ -16,7 +16,7 @@ __all__ = ["main"]
 def main(argv: list[str] | None = None) -> None:
     """Bad input is one line on stderr and exit 2, never a traceback."""
     args = sys.argv[1:] if argv is None else argv
-    if args and args[0] in subcommands.commands:
+    if args and args[0] in SUBCOMMAND_NAMES:
         command: click.Command = subcommands
     else:
         from covey.cli.root import root  # the agent stack loads only when a session runs
