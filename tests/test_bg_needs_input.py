@@ -334,3 +334,33 @@ def test_logs_follow_prints_steps_as_they_come_until_the_session_ends(
     assert any("one.txt" in line for line in lines) and any("two.txt" in line for line in lines)
     assert any(line.startswith("● Both written.") for line in lines)
     assert lines[-1] == "── completed: end_turn ──"
+
+
+def test_a_reply_sent_while_busy_does_not_answer_a_later_question(
+    supervisor: Path, tmp_path: Path
+) -> None:
+    repo = supervisor
+    model = write_script(
+        tmp_path / "s.yaml",
+        [
+            {**ask("Which file?"), "delay_s": 2},
+            {"text": "Answered the question."},
+            {"text": "Handled the early note."},
+        ],
+    )
+    sid = background(repo, "busy", "--model", model)
+    wait_for_state(repo, sid, ("working",))
+    assert covey("reply", sid, "an early note", cwd=repo).code == 0  # during the slow turn
+    row = wait_for_state(repo, sid, ("needs_input", *FINISHED))
+    assert row["state"] == "needs_input" and row["question"] == "Which file?", row
+    assert covey("reply", sid, "main.py", cwd=repo).code == 0
+    deadline = time.monotonic() + DEADLINE_S
+    while time.monotonic() < deadline:
+        row = next(r for r in agents(repo) if r["id"] == sid)
+        if (row["summary"] or "").startswith("Handled the early note."):
+            break
+        time.sleep(0.1)
+    assert row["state"] == "completed" and row["summary"].startswith("Handled the early"), row
+    texts = tool_results(sid)
+    assert any("The user answered: main.py" in t for t in texts), texts
+    assert any(t == "an early note" for t in texts), texts

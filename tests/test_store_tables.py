@@ -15,6 +15,7 @@ from covey.store import (
     Store,
     append_entry,
     append_event,
+    claim_command,
     claim_commands,
     enqueue_command,
     finish_command,
@@ -180,3 +181,15 @@ def test_usage_rolls_up_agent_paths_and_descendant_sessions(store: Store) -> Non
     ]
     assert [r.session_id for r in tree] == ["parent01", "parent01", "child001", "grandch1"]
     assert [r.ts for r in window] == [2.0, 3.0]
+
+
+def test_claim_command_takes_exactly_one_command_once(store: Store) -> None:
+    with store.write() as conn:
+        early = enqueue_command(conn, "s1", "reply", {"text": "early"})
+        late = enqueue_command(conn, "s1", "reply", {"text": "late"})
+        assert claim_command(conn, late, claimer="host-1")
+        assert not claim_command(conn, late, claimer="host-2")
+    with store.read() as conn:
+        assert [c.id for c in pending_commands(conn)] == [early]
+        claimed = get_command(conn, late)
+    assert claimed is not None and claimed.claimed_by == "host-1"

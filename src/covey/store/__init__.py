@@ -14,6 +14,7 @@ from __future__ import annotations
 from covey.store.commands import (
     CommandRow,
     CommandStatus,
+    claim_command,
     claim_commands,
     enqueue_command,
     finish_command,
@@ -64,6 +65,7 @@ __all__ = [
     "acquire_lease",
     "append_entry",
     "append_event",
+    "claim_command",
     "claim_commands",
     "enqueue_command",
     "find_session",

@@ -20,6 +20,7 @@ from covey.store._tx import require_transaction
 __all__ = [
     "CommandRow",
     "CommandStatus",
+    "claim_command",
     "claim_commands",
     "enqueue_command",
     "finish_command",
@@ -131,6 +132,16 @@ def claim_commands(
         [claimer, *ids],
     )
     return [dataclasses.replace(r, status="claimed", claimed_by=claimer) for r in rows]
+
+
+def claim_command(conn: sqlite3.Connection, command_id: int, *, claimer: str) -> bool:
+    """Claim one pending command by id; False when it is not pending any more."""
+    cursor = conn.execute(
+        "UPDATE commands SET status = 'claimed', claimed_by = ?"
+        " WHERE id = ? AND status = 'pending'",
+        (claimer, command_id),
+    )
+    return cursor.rowcount == 1
 
 
 def finish_command(

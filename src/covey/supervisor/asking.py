@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 from covey.messages import ToolUseBlock
@@ -32,26 +33,34 @@ def _call_text(tool: str, tool_input: dict[str, Any]) -> str:
 
 
 class Replies:
-    """The sessions whose tasks wait for a reply, and how a reply reaches them."""
+    """The sessions whose tasks wait for a reply, and how a reply reaches them. A reply
+    answers a question only if it was sent after the question was asked: one sent while the
+    session was busy is its next prompt instead, once the turn ends."""
 
     def __init__(self) -> None:
-        self._waiting: dict[str, asyncio.Future[str]] = {}
+        self._waiting: dict[str, tuple[float, asyncio.Future[str]]] = {}
 
-    def waiting(self, session_id: str) -> bool:
-        return session_id in self._waiting
+    def expect(self, session_id: str) -> None:
+        """From now on, a reply to `session_id` answers its question (call before storing
+        the question, so no reply sent after it is seen can be missed)."""
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._waiting[session_id] = (time.time(), future)
+
+    def accepts(self, session_id: str, sent_at: float) -> bool:
+        waiting = self._waiting.get(session_id)
+        return waiting is not None and sent_at >= waiting[0] and not waiting[1].done()
 
     def deliver(self, session_id: str, text: str) -> bool:
-        future = self._waiting.get(session_id)
-        if future is None or future.done():
+        waiting = self._waiting.get(session_id)
+        if waiting is None or waiting[1].done():
             return False
-        future.set_result(text)
+        waiting[1].set_result(text)
         return True
 
     async def wait(self, session_id: str) -> str:
-        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._waiting[session_id] = future
+        """The reply `expect` made room for."""
         try:
-            return await future
+            return await self._waiting[session_id][1]
         finally:
             self._waiting.pop(session_id, None)
 
@@ -88,6 +97,7 @@ class SessionAsker:
         return is_yes(await self._ask(pending))
 
     async def _ask(self, pending: Pending) -> str:
+        self.replies.expect(self.session_id)
         await asyncio.to_thread(set_waiting, self.store, self.session_id, self.epoch, pending)
         if self.hooks is not None:
             message = f"session {self.session_id}: {pending.text}"

@@ -47,7 +47,7 @@ from covey.sessions.pending import with_meta
 from covey.sessions.runner import PreparedSession, SessionOptions, prepare_session
 from covey.sessions.state import set_state
 from covey.store import Store
-from covey.store.commands import CommandRow, claim_commands, finish_command, pending_commands
+from covey.store.commands import CommandRow, claim_command, finish_command, pending_commands
 from covey.store.sessions import (
     SessionMeta,
     SessionRow,
@@ -144,7 +144,7 @@ class Supervisor:
                 self.stopped_by_user.add(sid)
                 self.tasks[sid].cancel()
                 self._finish(command, "done", {"stopped": True})
-        elif command.type == "reply" and self.replies.waiting(sid):
+        elif command.type == "reply" and self.replies.accepts(sid, command.ts):
             if self._claim(command):
                 self.replies.deliver(sid, str(command.data.get("text", "")))
                 self._finish(command, "done", {"delivered": True})
@@ -154,10 +154,7 @@ class Supervisor:
 
     def _claim(self, command: CommandRow) -> bool:
         with self.store.write() as conn:
-            claimed = claim_commands(
-                conn, claimer=self.host_id, session_id=command.session_id, types=[command.type]
-            )
-        return any(c.id == command.id for c in claimed)
+            return claim_command(conn, command.id, claimer=self.host_id)
 
     def _finish(self, command: CommandRow, status: FinishStatus, result: dict[str, Any]) -> None:
         with self.store.write() as conn:
