@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import sqlite3
 import time
 from pathlib import Path
@@ -364,3 +365,29 @@ def test_a_reply_sent_while_busy_does_not_answer_a_later_question(
     texts = tool_results(sid)
     assert any("The user answered: main.py" in t for t in texts), texts
     assert any(t == "an early note" for t in texts), texts
+
+
+def test_a_reply_claimed_by_a_host_that_died_is_delivered_by_the_next(
+    supervisor: Path, tmp_path: Path
+) -> None:
+    repo = supervisor
+    model = write_script(tmp_path / "s.yaml", [ask("Go on?"), {"text": "Went on."}])
+    sid = background(repo, "ask", "--model", model)
+    wait_for_state(repo, sid, ("needs_input",))
+    pid = daemon_status(repo)["pid"]
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + DEADLINE_S
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # the reply as a dead host would leave it: claimed, never finished
+    db = sqlite3.connect(os.environ["COVEY_HOME"] + "/covey.db")
+    with db:
+        db.execute(
+            "insert into commands (session_id, ts, type, data, status, claimed_by)"
+            " values (?, ?, 'reply', '{\"text\": \"yes\"}', 'claimed', ?)",
+            (sid, time.time(), f"{socket.gethostname()}:{pid}:dead00"),
+        )
+    db.close()
+    row = wait_for_state(repo, sid, FINISHED)  # `agents` starts a supervisor
+    assert row["state"] == "completed", row
+    assert any("The user answered: yes" in t for t in tool_results(sid))

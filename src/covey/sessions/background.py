@@ -28,7 +28,7 @@ from covey.sessions.lease import LEASE_TTL_S, holder_alive, new_host_id
 from covey.sessions.runner import SessionOptions, _main_definition, _policy
 from covey.sessions.state import LIVE_STATES
 from covey.store import Store
-from covey.store.commands import enqueue_command
+from covey.store.commands import claimers, enqueue_command, requeue_claimed
 from covey.store.events import append_event
 from covey.store.sessions import (
     SessionMeta,
@@ -53,6 +53,7 @@ __all__ = [
     "mark_interrupted",
     "orphaned_sessions",
     "request_stop",
+    "requeue_orphaned_commands",
 ]
 
 BACKGROUND_MODE = "acceptEdits"
@@ -136,6 +137,14 @@ def orphaned_sessions(store: Store) -> list[SessionRow]:
         for r in rows
         if not holder_alive(r.host_id) or r.lease_expires_at is None or r.lease_expires_at < now
     ]
+
+
+def requeue_orphaned_commands(store: Store) -> int:
+    """Put back to pending the commands claimed by hosts that died before finishing them
+    (a reply is never lost with its host); how many."""
+    with store.write() as conn:
+        dead = [c for c in claimers(conn) if not holder_alive(c)]
+        return sum(requeue_claimed(conn, claimer) for claimer in dead)
 
 
 def mark_interrupted(store: Store, session_id: str, reason: str) -> bool:

@@ -22,6 +22,7 @@ __all__ = [
     "CommandStatus",
     "claim_command",
     "claim_commands",
+    "claimers",
     "enqueue_command",
     "finish_command",
     "get_command",
@@ -174,6 +175,15 @@ def finish_command(
 def get_command(conn: sqlite3.Connection, command_id: int) -> CommandRow | None:
     r = conn.execute(f"{_SELECT} WHERE id = ?", (command_id,)).fetchone()
     return None if r is None else _row(r)
+
+
+def claimers(conn: sqlite3.Connection) -> list[str]:
+    """Who holds claimed, unfinished commands (to requeue those of the dead)."""
+    rows = conn.execute(
+        "SELECT DISTINCT claimed_by FROM commands"
+        " WHERE status = 'claimed' AND claimed_by IS NOT NULL"
+    )
+    return [r[0] for r in rows]
 
 
 def requeue_claimed(conn: sqlite3.Connection, claimer: str) -> int:

@@ -41,6 +41,7 @@ from covey.sessions.background import (
     claim_queued,
     mark_interrupted,
     orphaned_sessions,
+    requeue_orphaned_commands,
 )
 from covey.sessions.lease import holder_alive, new_host_id
 from covey.sessions.pending import with_meta
@@ -98,6 +99,8 @@ class Supervisor:
         loop.add_signal_handler(signal.SIGTERM, self.stopping.set)
         loop.add_signal_handler(signal.SIGINT, self.stopping.set)
         async with asyncio.TaskGroup() as tg:
+            if requeued := requeue_orphaned_commands(self.store):
+                log.info("requeued %d command(s) a dead host had claimed", requeued)
             for row in orphaned_sessions(self.store):
                 self._adopt(tg, row)
             while not self.stopping.is_set():
