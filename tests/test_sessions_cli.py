@@ -311,3 +311,35 @@ def test_the_lazy_subcommand_table_names_every_command_of_every_module() -> None
     for module, names in MODULES.items():
         commands = importlib.import_module(f"covey.cli.{module}").COMMANDS
         assert tuple(c.name for c in commands) == names, module
+
+
+def test_stop_interrupts_a_foreground_session_running_in_a_terminal(
+    git_repo: Path, tmp_path: Path
+) -> None:
+    model = write_script(tmp_path / "slow.yaml", [{"text": "too late", "delay_s": 60}])
+    proc = subprocess.Popen(
+        [PY, "-m", "covey", "-p", "wait", "--model", model],
+        cwd=git_repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        rows: list[dict[str, Any]] = []
+        while time.monotonic() < deadline:
+            rows = json.loads(covey("sessions", "--json", cwd=git_repo).out)
+            if rows and rows[0]["state"] == "working":
+                break
+            time.sleep(0.05)
+        assert rows and rows[0]["state"] == "working", rows
+        stop = covey("stop", rows[0]["id"], cwd=git_repo)
+        assert stop.code == 0 and stop.out.strip() == f"stop requested · {rows[0]['id']}"
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        row = json.loads(covey("sessions", "--json", cwd=git_repo).out)[0]
+        assert row["state"] == "stopped", row
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)

@@ -146,6 +146,9 @@ def root(
     output.start(session)
     try:
         result = asyncio.run(session.run(prompt))
+    except KeyboardInterrupt:  # Ctrl+C, or `covey stop ID` from another terminal
+        session.mark_stopped("interrupted")
+        raise
     except MaxTurnsExceeded as e:
         output.finish(session, None, str(e), subtype="error_max_turns")
         sys.exit(e.exit_code)

@@ -14,6 +14,7 @@ starts from the base commit resolved at dispatch (`meta.base`, per `worktree.bas
 from __future__ import annotations
 
 import os
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ from covey.errors import UserError
 from covey.git.checkout import resolve_base
 from covey.git.worktrees import find_repo
 from covey.models.registry import BASE_URL_VARS, DEFAULT_MODEL, resolve_model
-from covey.sessions.lease import LEASE_TTL_S, holder_alive, new_host_id
+from covey.sessions.lease import LEASE_TTL_S, holder_alive, local_pid, new_host_id
 from covey.sessions.runner import SessionOptions, _main_definition, _policy
 from covey.sessions.state import LIVE_STATES
 from covey.store import Store
@@ -165,8 +166,9 @@ def mark_interrupted(store: Store, session_id: str, reason: str) -> bool:
 
 
 def request_stop(store: Store, session_id: str) -> str:
-    """Stop a session: a `stop` command for its live host, or, with no live host, stopped
-    here at once under a fresh lease. Returns "requested", "stopped" or "finished"."""
+    """Stop a session: a `stop` command for its live host (a foreground `covey` on this
+    machine gets SIGINT, as if Ctrl+C was pressed in its terminal), or, with no live host,
+    stopped here at once under a fresh lease. Returns "requested", "stopped" or "finished"."""
     host_id = new_host_id()
     with store.write() as conn:
         row = get_session(conn, session_id)
@@ -176,7 +178,11 @@ def request_stop(store: Store, session_id: str) -> str:
             return "finished"
         expired = row.lease_expires_at is None or row.lease_expires_at < time.time()
         if row.host_id is not None and holder_alive(row.host_id) and not expired:
-            enqueue_command(conn, session_id, "stop")
+            pid = local_pid(row.host_id)
+            if row.kind != "background" and pid is not None:  # a terminal's `covey`: as Ctrl+C
+                os.kill(pid, signal.SIGINT)
+            else:
+                enqueue_command(conn, session_id, "stop")
             return "requested"
         epoch = acquire_lease(conn, session_id, host_id, LEASE_TTL_S, time.time(), force=True)
         if epoch is None:  # pragma: no cover - force always takes an existing row

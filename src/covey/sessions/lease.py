@@ -19,7 +19,7 @@ from covey.sessions.state import LeaseLost
 from covey.store import Store
 from covey.store.sessions import acquire_lease, get_session, release_lease, renew_lease
 
-__all__ = ["LEASE_TTL_S", "HostLease", "holder_alive", "new_host_id"]
+__all__ = ["LEASE_TTL_S", "HostLease", "holder_alive", "local_pid", "new_host_id"]
 
 LEASE_TTL_S = 30.0
 
@@ -29,17 +29,25 @@ def new_host_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
+def local_pid(host_id: str) -> int | None:
+    """The pid of a holder that is a process of this machine, else None."""
+    host, _, rest = host_id.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return None
+    return int(pid_text)
+
+
 def holder_alive(host_id: str | None) -> bool:
     """False when the holder is provably dead: a process of this machine that is gone.
     Holders on other machines are presumed alive (their lease expires instead)."""
     if not host_id:
         return False
-    host, _, rest = host_id.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
+    pid = local_pid(host_id)
+    if pid is None:
         return True
     try:
-        os.kill(int(pid_text), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:

@@ -7,6 +7,7 @@ be wrong with the input fails before any row is written, as a `UserError`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -142,6 +143,12 @@ class PreparedSession:
         set_state(self.store, self.session_id, epoch, "completed", "end_turn")
         await self.hooks.notify("agent_completed", f"session {self.session_id} completed")
         return result
+
+    def mark_stopped(self, reason: str) -> None:
+        """Record that the run was stopped from outside (Ctrl+C, `covey stop`) after it let
+        go of the session; nothing when another host has taken it over since."""
+        with contextlib.suppress(RunError):
+            set_state(self.store, self.session_id, self.lease.epoch, "stopped", reason)
 
     def close(self) -> None:
         self.store.close()
