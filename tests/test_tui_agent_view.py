@@ -352,3 +352,24 @@ def test_rows_whose_worktrees_change_the_same_file_get_the_overlap_mark(
             assert marked == {"bg-one": ("README.md",), "bg-two": ("README.md",), "bg-solo": ()}
 
     asyncio.run(run())
+
+
+def test_peeking_at_an_interrupted_session_asks_for_it_to_continue(
+    store: Store, tmp_path: Path
+) -> None:
+    sid, _ = seed_session(store, tmp_path, name="cut-off", state="working", held=False)
+    woken: list[bool] = []
+
+    async def run() -> None:
+        app = AgentViewApp(store, tmp_path, ensure_host=lambda: woken.append(True))
+        async with app.run_test() as pilot:
+            await wait_for(pilot, lambda: len(app.agents.rows) == 1, "the row")
+            assert app.agents.rows[0].state == "interrupted"
+            await pilot.press("space")
+            await wait_for(pilot, lambda: bool(woken), "the supervisor asked to run")
+            await pilot.press("escape", "space")  # a second peek queues nothing more
+
+    asyncio.run(run())
+    with store.read() as conn:
+        respawns = pending_commands(conn, session_id=sid, types=["respawn"])
+    assert len(respawns) == 1

@@ -10,6 +10,7 @@ acts on, so nothing is lost if a process dies in between.
   interrupted session from its transcript.
 - `hand_over`: a foreground session whose screen detached becomes a background one; the
   supervisor continues it if it was in the middle of a turn.
+- `wake`: peeking at or attaching to an interrupted background session respawns it.
 - `remove`: stop it if live, snapshot and remove its worktree (its branch stays while it holds
   commits merged nowhere), and hide the row; the transcript stays (`covey --resume ID`).
 """
@@ -28,7 +29,7 @@ from covey.sessions.lease import LEASE_TTL_S, holder_alive, new_host_id
 from covey.sessions.listing import display_state
 from covey.sessions.state import LIVE_STATES
 from covey.store import Store
-from covey.store.commands import enqueue_command
+from covey.store.commands import enqueue_command, pending_commands
 from covey.store.events import append_event
 from covey.store.sessions import (
     SessionRow,
@@ -52,6 +53,7 @@ __all__ = [
     "reply",
     "respawn",
     "stop",
+    "wake",
 ]
 
 MIN_PROMPT_CHARS = 4
@@ -141,6 +143,19 @@ def respawn(store: Store, session: str) -> tuple[SessionRow, int | None]:
 
 def _foreground_live(row: SessionRow) -> bool:
     return row.kind != "background" and row.state in LIVE_STATES and holder_alive(row.host_id)
+
+
+def wake(store: Store, session_id: str) -> int | None:
+    """Peeking at or attaching to an interrupted background session continues it (with
+    `background.autoResume` off, nothing else does): a `respawn` command, unless one is
+    pending already. The command id, or None when there was nothing to do."""
+    with store.write() as conn:
+        row = get_session(conn, session_id)
+        if row is None or row.kind != "background" or display_state(row) != "interrupted":
+            return None
+        if pending_commands(conn, session_id=session_id, types=["respawn"]):
+            return None
+        return enqueue_command(conn, session_id, "respawn")
 
 
 def stop(store: Store, session: str) -> tuple[SessionRow, str]:

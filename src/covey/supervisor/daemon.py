@@ -151,6 +151,9 @@ class Supervisor:
             if self._claim(command):
                 self.replies.deliver(sid, str(command.data.get("text", "")))
                 self._finish(command, "done", {"delivered": True})
+        elif command.type == "respawn" and sid in self.tasks:
+            if self._claim(command):
+                self._finish(command, "done", {"running": True})
         elif sid not in self.tasks and self._claim(command):  # reply or respawn
             self._continue(tg, command)
         # a reply for a session in the middle of a turn waits for the turn to end

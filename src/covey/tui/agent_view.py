@@ -149,6 +149,13 @@ class AgentsScreen(Screen[None]):
         self.peek_panel.display = True
         self._show_peek()
         self.query_one("#reply").focus()
+        self._wake(self.agent_list.selected)
+
+    def _wake(self, row: AgentRow | None) -> None:
+        """An interrupted session someone looks at continues (see `control.wake`)."""
+        if row is not None and row.state == "interrupted" and control.wake(self.store, row.id):
+            self.show_message(f"resuming · {row.label}")
+            self._ensure_host_soon()
 
     def _show_peek(self) -> None:
         row = self.agent_list.selected

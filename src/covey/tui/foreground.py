@@ -138,6 +138,9 @@ class ForegroundHost:
         self.ask = _Ask(pending, future)
         self._mark_waiting(pending)
         self.on_change()
+        if self._session is not None:
+            message = f"session {self._session.session_id}: {pending.text}"
+            await self._session.hooks.notify("agent_needs_input", message)
         try:
             return await future
         finally:

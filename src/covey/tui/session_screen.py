@@ -104,6 +104,10 @@ class SessionScreen(Screen[None]):
         self.query_one(PromptInput).focus()
         self.refresh_session()
         self.set_interval(POLL_S, self.poll)
+        attached = self.host is None and self.session_id is not None
+        if attached and control.wake(self.store, self.session_id or "") is not None:
+            self.show_message("resuming the session")
+            self._ensure_host_soon()
         if self.initial_prompt:
             self.submit(self.initial_prompt)
 
