@@ -89,10 +89,12 @@ def _inspect(path: Path) -> tuple[int, list[str]]:
     conn: sqlite3.Connection | None = None
     try:
         conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=10.0)
+        conn.execute("BEGIN")  # one snapshot: another process may be migrating the file now
         version = int(conn.execute("PRAGMA user_version").fetchone()[0])
         rows = conn.execute(
             "SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
         ).fetchall()
+        conn.execute("COMMIT")
     except sqlite3.Error as e:
         failure = open_failure(path, e)
         if failure is None:
