@@ -391,3 +391,35 @@ def test_a_reply_claimed_by_a_host_that_died_is_delivered_by_the_next(
     row = wait_for_state(repo, sid, FINISHED)  # `agents` starts a supervisor
     assert row["state"] == "completed", row
     assert any("The user answered: yes" in t for t in tool_results(sid))
+
+
+def pool_ready(repo: Path) -> int:
+    run = covey("worktree", "list", "--json", cwd=repo)
+    assert run.code == 0, run.err
+    return int(run.json()["pool"]["ready"])
+
+
+def wait_pool_ready(repo: Path, count: int) -> None:
+    deadline = time.monotonic() + DEADLINE_S
+    while pool_ready(repo) != count and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert pool_ready(repo) == count
+
+
+def test_the_supervisor_refills_the_warm_pool_after_a_worktree_is_taken(
+    supervisor: Path, tmp_path: Path
+) -> None:
+    repo = supervisor
+    (repo / ".covey").mkdir(exist_ok=True)
+    (repo / ".covey" / "settings.json").write_text(json.dumps({"worktree": {"pool": 1}}))
+    model = write_script(tmp_path / "s.yaml", [{"text": "ok"}])
+    first = covey("-p", "hi", "-w", "first", "--model", model, cwd=repo)
+    assert first.code == 0, first.err
+    wait_pool_ready(repo, 1)  # filled in the background, by the supervisor
+    pooled = {p.name for p in (repo / ".covey" / "worktrees" / ".pool").iterdir()}
+    second = covey("-p", "hi", "-w", "second", "--model", model, cwd=repo)
+    assert second.code == 0, second.err
+    assert (repo / ".covey" / "worktrees" / "second").is_dir()
+    wait_pool_ready(repo, 1)  # topped up again
+    now = {p.name for p in (repo / ".covey" / "worktrees" / ".pool").iterdir()}
+    assert not pooled & now, "the second worktree was not taken from the pool"

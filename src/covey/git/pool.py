@@ -11,9 +11,10 @@ recycled with `git checkout --detach`
 (only the changed files are written); one made with other settings, or half-made by a refill
 that died, is removed.
 
-Refilling runs in the background. The host calls it off its event loop, inside its own
-task group, after a claim and when it starts: `await asyncio.to_thread(refill_pool, root,
-settings)`. From a shell or a cron job: `python -m covey.git.pool refill [REPO] [--size N]`.
+Refilling runs in the background: after a worktree was opened with a pool configured, a
+`refill_pool` command asks the supervisor, which runs `refill_pool` in a worker thread
+(`covey.sessions.control.request_pool_refill`). From a shell or a cron job:
+`python -m covey.git.pool refill [REPO] [--size N]`.
 Two refills never run at once (the second returns at once, `skipped`); claims only wait
 for the short moment a refill flips a tree's `ready` note.
 """

@@ -10,6 +10,8 @@ acts on, so nothing is lost if a process dies in between.
   interrupted session from its transcript.
 - `hand_over`: a foreground session whose screen detached becomes a background one; the
   supervisor continues it if it was in the middle of a turn.
+- `request_pool_refill`: a `refill_pool` command: the supervisor tops up a repository's warm
+  pool of worktrees after one was taken from it.
 - `wake`: peeking at or attaching to an interrupted background session respawns it.
 - `remove`: stop it if live, snapshot and remove its worktree (its branch stays while it holds
   commits merged nowhere), and hide the row; the transcript stays (`covey --resume ID`).
@@ -51,6 +53,7 @@ __all__ = [
     "parse_dispatch",
     "remove",
     "reply",
+    "request_pool_refill",
     "respawn",
     "stop",
     "wake",
@@ -156,6 +159,16 @@ def wake(store: Store, session_id: str) -> int | None:
         if pending_commands(conn, session_id=session_id, types=["respawn"]):
             return None
         return enqueue_command(conn, session_id, "respawn")
+
+
+def request_pool_refill(store: Store, repo: Path) -> int | None:
+    """Ask the supervisor to top up the warm pool of `repo` (`worktree.pool`), unless such a
+    request is pending already; the command id, or None."""
+    with store.write() as conn:
+        for command in pending_commands(conn, types=["refill_pool"]):
+            if command.data.get("repo") == str(repo):
+                return None
+        return enqueue_command(conn, None, "refill_pool", {"repo": str(repo)})
 
 
 def stop(store: Store, session: str) -> tuple[SessionRow, str]:

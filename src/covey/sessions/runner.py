@@ -255,6 +255,8 @@ def _prepare(
         worktree = open_worktree(
             cwd, opts.worktree or None, loaded.settings.worktree, hooks=project_hooks
         )
+        if loaded.settings.worktree.pool > 0:
+            _refill_in_background(store, worktree.repo_root)
         hint = gitignore_hint(worktree.repo_root)
         cwd = worktree.path
         loaded = load_settings(cwd)
@@ -360,6 +362,15 @@ def _prepare(
         worktree=worktree,
         cost=cost,
     )
+
+
+def _refill_in_background(store: Store, repo: Path) -> None:
+    """The warm pool is topped up by the supervisor, so this session does not wait for it."""
+    from covey.sessions.control import request_pool_refill
+    from covey.supervisor import ensure_supervisor
+
+    if request_pool_refill(store, repo) is not None:
+        ensure_supervisor()
 
 
 def _main_definition(definitions: Definitions, name: str | None) -> AgentDefinition | None:

@@ -33,6 +33,7 @@ from typing import Any, Literal
 
 from covey.config import load_credentials, load_settings
 from covey.errors import CredentialsError, RunError
+from covey.git.pool import refill_pool
 from covey.git.repo import commit_all, git
 from covey.git.worktrees import open_worktree
 from covey.models.registry import BASE_URL_VARS
@@ -43,6 +44,7 @@ from covey.sessions.background import (
     orphaned_sessions,
     requeue_orphaned_commands,
 )
+from covey.sessions.control import request_pool_refill
 from covey.sessions.lease import holder_alive, new_host_id
 from covey.sessions.pending import with_meta
 from covey.sessions.runner import PreparedSession, SessionOptions, prepare_session
@@ -133,12 +135,15 @@ class Supervisor:
     def _poll(self, tg: asyncio.TaskGroup) -> None:
         with self.store.read() as conn:  # one read per poll; a write only when there is work
             queued = list_sessions(conn, kinds=["background"], states=["queued"])
-            pending = pending_commands(conn, types=["stop", "reply", "respawn"])
+            pending = pending_commands(conn, types=["stop", "reply", "respawn", "refill_pool"])
         for row in reversed(queued):  # oldest first
             if row.id not in self.tasks:
                 self._start(tg, row, Start(fresh=True))
         for command in pending:
-            if command.session_id is not None:
+            if command.type == "refill_pool":
+                if self._claim(command):
+                    self._refill(tg, Path(str(command.data.get("repo", ""))), command)
+            elif command.session_id is not None:
                 self._handle(tg, command, command.session_id)
 
     def _handle(self, tg: asyncio.TaskGroup, command: CommandRow, sid: str) -> None:
@@ -157,6 +162,24 @@ class Supervisor:
         elif sid not in self.tasks and self._claim(command):  # reply or respawn
             self._continue(tg, command)
         # a reply for a session in the middle of a turn waits for the turn to end
+
+    def _refill(self, tg: asyncio.TaskGroup, repo: Path, command: CommandRow | None) -> None:
+        """Top up `repo`'s warm pool in a worker thread (a second refill of the same repo
+        returns at once: `refill_pool` holds a lock)."""
+
+        async def refill() -> None:
+            try:
+                settings = load_settings(repo).settings.worktree
+                report = await asyncio.to_thread(refill_pool, repo, settings)
+                result: dict[str, Any] = {"ready": report.ready, "made": report.made}
+                status: FinishStatus = "done"
+            except Exception as e:
+                log.exception("refilling the pool of %s failed", repo)
+                result, status = {"error": str(e)[:300]}, "failed"
+            if command is not None:
+                self._finish(command, status, result)
+
+        tg.create_task(refill(), name=f"refill-{repo}")
 
     def _claim(self, command: CommandRow) -> bool:
         with self.store.write() as conn:
@@ -228,6 +251,8 @@ class Supervisor:
             settings = load_settings(Path(row.cwd)).settings
             base = row.meta.extra("base")  # resolved at dispatch
             wt = open_worktree(Path(row.cwd), f"bg-{row.id}", settings.worktree, base=base)
+            if settings.worktree.pool > 0:  # topped up by this daemon, off the session's path
+                request_pool_refill(self.store, wt.repo_root)
             meta = row.meta.model_copy(update={"worktree": str(wt.path), "branch": wt.branch})
             set_state(self.store, row.id, epoch, "working", cwd=str(wt.path), meta=meta)
             with self.store.write() as conn:  # prepare_session takes it again, as its own host
