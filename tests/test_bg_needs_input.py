@@ -180,6 +180,9 @@ def test_stop_then_rm_keeps_uncommitted_work_in_a_snapshot_and_the_transcript(
     assert row["state"] == "needs_input", row
     worktree = Path(row["worktree"])
     assert (worktree / "draft.txt").read_text() == "half done\n"
+    assert f"locked covey session {sid}" in git_out(repo, "worktree", "list", "--porcelain")
+    refused = covey("worktree", "remove", f"bg-{sid}", cwd=repo)
+    assert refused.code == 2 and "locked by covey session" in refused.err, refused
     assert covey("stop", sid, cwd=repo).code == 0
     assert wait_for_state(repo, sid, FINISHED)["state"] == "stopped"
     removed = covey("rm", sid, cwd=repo)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from covey.errors import UserError
 from covey.git.cleanup import remove_worktree
-from covey.git.worktrees import find_repo
+from covey.git.worktrees import Worktree, find_repo, unlock_worktree
 from covey.sessions.background import BackgroundRequest, create_background_session, request_stop
 from covey.sessions.lease import LEASE_TTL_S, holder_alive, new_host_id
 from covey.sessions.listing import display_state
@@ -215,8 +215,11 @@ def remove(store: Store, session: str, *, wait_s: float = STOP_WAIT_S) -> Remove
         row = _wait_stopped(store, row.id, wait_s)
     report = RemoveReport(session=row)
     if row.meta.worktree and Path(row.meta.worktree).exists():
-        repo = find_repo(Path(row.cwd))
-        gone = remove_worktree(repo, Path(row.meta.worktree).name, keep_branch=True)
+        path = Path(row.meta.worktree)
+        repo = find_repo(path)
+        # the session is stopped: a lock of its own (left by a host that died) goes too
+        unlock_worktree(Worktree(path.name, path, row.meta.branch or "", "", repo, False))
+        gone = remove_worktree(repo, path.name, keep_branch=True)
         report = RemoveReport(
             session=row,
             snapshot=gone.snapshot,

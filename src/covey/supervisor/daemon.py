@@ -35,7 +35,13 @@ from covey.config import load_credentials, load_settings
 from covey.errors import CredentialsError, RunError
 from covey.git.pool import refill_pool
 from covey.git.repo import commit_all, git
-from covey.git.worktrees import open_worktree
+from covey.git.worktrees import (
+    Worktree,
+    find_repo,
+    lock_worktree,
+    open_worktree,
+    unlock_worktree,
+)
 from covey.models.registry import BASE_URL_VARS
 from covey.sessions.background import (
     RESUMABLE_STATES,
@@ -275,7 +281,20 @@ class Supervisor:
             if now is None or now.state not in RESUMABLE_STATES:
                 session.lease.release()
                 return None
+        session.worktree = self._lock_worktree(session)
         return session
+
+    def _lock_worktree(self, session: PreparedSession) -> Worktree | None:
+        """`git worktree lock` the session's worktree while it runs here (covey refuses to
+        remove or prune a locked one)."""
+        with self.store.read() as conn:
+            row = get_session(conn, session.session_id)
+        if row is None or not row.meta.worktree or not Path(row.meta.worktree).is_dir():
+            return None
+        path = Path(row.meta.worktree)
+        wt = Worktree(path.name, path, row.meta.branch or "", "", find_repo(path), created=False)
+        lock_worktree(wt, f"covey session {session.session_id}")
+        return wt
 
     def _fail_unprepared(
         self, session_id: str, reason: str, pending: dict[str, Any] | None = None
@@ -327,6 +346,9 @@ class Supervisor:
             set_state(session.store, sid, epoch, "failed", f"{type(e).__name__}: {e}"[:300])
             return
         finally:
+            with contextlib.suppress(Exception):
+                if session.worktree is not None:
+                    await asyncio.to_thread(unlock_worktree, session.worktree)
             with contextlib.suppress(Exception):
                 session.lease.release()
         set_state(session.store, sid, epoch, "completed", "end_turn", summary=report)
