@@ -426,3 +426,37 @@ def test_the_supervisor_refills_the_warm_pool_after_a_worktree_is_taken(
     wait_pool_ready(repo, 1)  # topped up again
     now = {p.name for p in (repo / ".covey" / "worktrees" / ".pool").iterdir()}
     assert not pooled & now, "the second worktree was not taken from the pool"
+
+
+def test_a_stale_stop_does_not_cancel_a_later_run(supervisor: Path, tmp_path: Path) -> None:
+    repo = supervisor
+    model = write_script(
+        tmp_path / "s.yaml", [{"text": "First."}, {"text": "Second.", "delay_s": 1}]
+    )
+    sid = background(repo, "one", "--model", model)
+    assert wait_for_state(repo, sid, FINISHED)["state"] == "completed"
+    db = sqlite3.connect(os.environ["COVEY_HOME"] + "/covey.db")
+    with db:  # a stop that lost the race with the session's end
+        db.execute(
+            "insert into commands (session_id, ts, type) values (?, ?, 'stop')", (sid, time.time())
+        )
+    db.close()
+    deadline = time.monotonic() + DEADLINE_S
+    status = ""
+    while time.monotonic() < deadline:
+        db = sqlite3.connect(os.environ["COVEY_HOME"] + "/covey.db")
+        (status,) = db.execute("select status from commands where type = 'stop'").fetchone()
+        db.close()
+        if status == "done":
+            break
+        time.sleep(0.1)
+    assert status == "done"
+    assert covey("reply", sid, "go on", cwd=repo).code == 0
+    deadline = time.monotonic() + DEADLINE_S
+    row: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        row = next(r for r in agents(repo) if r["id"] == sid)
+        if (row["summary"] or "").startswith("Second."):
+            break
+        time.sleep(0.1)
+    assert row["state"] == "completed" and row["summary"].startswith("Second."), row

@@ -158,6 +158,9 @@ class Supervisor:
                 self.stopped_by_user.add(sid)
                 self.tasks[sid].cancel()
                 self._finish(command, "done", {"stopped": True})
+            elif sid not in self.tasks and not self._held_elsewhere(sid) and self._claim(command):
+                # it ended meanwhile: a stale stop must not cancel a later run
+                self._finish(command, "done", {"stopped": False, "running": False})
         elif command.type == "reply" and self.replies.accepts(sid, command.ts):
             if self._claim(command):
                 self.replies.deliver(sid, str(command.data.get("text", "")))
@@ -186,6 +189,15 @@ class Supervisor:
                 self._finish(command, status, result)
 
         tg.create_task(refill(), name=f"refill-{repo}")
+
+    def _held_elsewhere(self, session_id: str) -> bool:
+        with self.store.read() as conn:
+            row = get_session(conn, session_id)
+        return (
+            row is not None
+            and row.host_id not in (None, self.host_id)
+            and holder_alive(row.host_id)
+        )
 
     def _claim(self, command: CommandRow) -> bool:
         with self.store.write() as conn:
@@ -275,10 +287,11 @@ class Supervisor:
             ask_user=asker.ask_user,
             store=self.store,
         )
-        if start.adopted:  # stopped by `covey stop` before we took it over: leave it stopped
+        if start.adopted or start.fresh:  # stopped by `covey stop` before we took it over
             with self.store.read() as conn:
                 now = get_session(conn, row.id)
-            if now is None or now.state not in RESUMABLE_STATES:
+            unwanted = start.adopted and (now is None or now.state not in RESUMABLE_STATES)
+            if unwanted or now is None or now.state == "stopped":
                 session.lease.release()
                 return None
         session.worktree = self._lock_worktree(session)
