@@ -460,3 +460,29 @@ def test_a_stale_stop_does_not_cancel_a_later_run(supervisor: Path, tmp_path: Pa
             break
         time.sleep(0.1)
     assert row["state"] == "completed" and row["summary"].startswith("Second."), row
+
+
+def test_a_permission_allowed_after_a_restart_is_granted_once(
+    supervisor: Path, tmp_path: Path
+) -> None:
+    repo = supervisor
+    marker = tmp_path / "ran.txt"
+    call = {"tool_calls": [{"name": "Bash", "input": {"command": f"echo ok >> {marker}"}}]}
+    model = write_script(tmp_path / "s.yaml", [call, call, call, {"text": "Ran twice."}])
+    sid = background(repo, "run", "--model", model, "--permission-mode", "default")
+    wait_for_state(repo, sid, ("needs_input",))
+    pid = daemon_status(repo)["pid"]
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + DEADLINE_S
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert covey("reply", sid, "yes", cwd=repo).code == 0  # the next supervisor continues it
+    # the repeated call runs on the grant; the third identical call asks again
+    row = wait_for_state(repo, sid, ("needs_input", *FINISHED))
+    assert row["state"] == "needs_input" and row["waiting_for"] == "permission prompt", row
+    assert marker.read_text() == "ok\n"
+    assert covey("reply", sid, "y", cwd=repo).code == 0
+    assert wait_for_state(repo, sid, FINISHED)["state"] == "completed"
+    assert marker.read_text() == "ok\nok\n"
+    texts = tool_results(sid)
+    assert any("The user allowed Bash(echo ok" in t for t in texts), texts
