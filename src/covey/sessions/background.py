@@ -25,9 +25,9 @@ from covey.errors import UserError
 from covey.git.checkout import resolve_base
 from covey.git.worktrees import find_repo
 from covey.models.registry import BASE_URL_VARS, DEFAULT_MODEL, resolve_model
-from covey.sessions.lease import LEASE_TTL_S, holder_alive, local_pid, new_host_id
+from covey.sessions.lease import LEASE_TTL_S, holder_alive, local_pid
 from covey.sessions.runner import SessionOptions, _main_definition, _policy
-from covey.sessions.state import LIVE_STATES
+from covey.sessions.state import LIVE_STATES, take_over_state
 from covey.store import Store
 from covey.store.commands import claimers, enqueue_command, requeue_claimed
 from covey.store.events import append_event
@@ -40,7 +40,6 @@ from covey.store.sessions import (
     insert_session,
     list_sessions,
     new_session_id,
-    release_lease,
     update_session,
 )
 from covey.tools.permissions import PERMISSION_MODES
@@ -151,25 +150,17 @@ def requeue_orphaned_commands(store: Store) -> int:
 def mark_interrupted(store: Store, session_id: str, reason: str) -> bool:
     """Take over a session whose host died and mark it `interrupted` (nobody resumes it
     until asked). False when a live host holds it after all."""
-    host_id = new_host_id()
     with store.write() as conn:
         row = get_session(conn, session_id)
         if row is None or holder_alive(row.host_id):
             return False
-        epoch = acquire_lease(conn, session_id, host_id, LEASE_TTL_S, time.time(), force=True)
-        if epoch is None:  # pragma: no cover - force always takes an existing row
-            return False
-        update_session(conn, session_id, epoch, state="interrupted", reason=reason)
-        append_event(conn, session_id, "state", {"state": "interrupted", "reason": reason})
-        release_lease(conn, session_id, host_id, epoch)
-    return True
+        return take_over_state(conn, session_id, "interrupted", reason, force=True)
 
 
 def request_stop(store: Store, session_id: str) -> str:
     """Stop a session: a `stop` command for its live host (a foreground `covey` on this
     machine gets SIGINT, as if Ctrl+C was pressed in its terminal), or, with no live host,
     stopped here at once under a fresh lease. Returns "requested", "stopped" or "finished"."""
-    host_id = new_host_id()
     with store.write() as conn:
         row = get_session(conn, session_id)
         if row is None:
@@ -184,10 +175,5 @@ def request_stop(store: Store, session_id: str) -> str:
             else:
                 enqueue_command(conn, session_id, "stop")
             return "requested"
-        epoch = acquire_lease(conn, session_id, host_id, LEASE_TTL_S, time.time(), force=True)
-        if epoch is None:  # pragma: no cover - force always takes an existing row
-            raise UserError(f"cannot take session {session_id}")
-        update_session(conn, session_id, epoch, state="stopped", reason="stopped by user")
-        append_event(conn, session_id, "state", {"state": "stopped", "reason": "stopped by user"})
-        release_lease(conn, session_id, host_id, epoch)
+        take_over_state(conn, session_id, "stopped", "stopped by user", force=True)
     return "stopped"

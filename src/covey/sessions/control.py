@@ -27,21 +27,18 @@ from covey.errors import UserError
 from covey.git.cleanup import remove_worktree
 from covey.git.worktrees import Worktree, find_repo, unlock_worktree
 from covey.sessions.background import BackgroundRequest, create_background_session, request_stop
-from covey.sessions.lease import LEASE_TTL_S, holder_alive, new_host_id
+from covey.sessions.lease import holder_alive
 from covey.sessions.listing import display_state
-from covey.sessions.state import LIVE_STATES
+from covey.sessions.state import LIVE_STATES, take_over_state
 from covey.store import Store
 from covey.store.commands import enqueue_command, pending_commands
 from covey.store.events import append_event
 from covey.store.sessions import (
     SessionRow,
     SessionState,
-    acquire_lease,
     find_session,
     get_session,
     mark_deleted,
-    release_lease,
-    update_session,
 )
 
 __all__ = [
@@ -180,19 +177,14 @@ def stop(store: Store, session: str) -> tuple[SessionRow, str]:
 def hand_over(store: Store, session_id: str) -> int | None:
     """Make a foreground session (whose host has let go of it) a background one; when it was
     mid-turn, queue a `respawn` so the supervisor continues it. The command id, or None."""
-    host = new_host_id()
     with store.write() as conn:
         row = get_session(conn, session_id)
         if row is None:
             raise UserError(f"no session {session_id!r}")
-        epoch = acquire_lease(conn, session_id, host, LEASE_TTL_S, time.time())
-        if epoch is None:
-            raise UserError(f"session {session_id} is still held by its host; nothing changed")
         mid_turn = row.state in ("working", "needs_input", "interrupted")
         state: SessionState = "interrupted" if mid_turn else row.state
-        update_session(conn, session_id, epoch, kind="background", state=state)
-        append_event(conn, session_id, "state", {"state": state, "reason": "handed over"})
-        release_lease(conn, session_id, host, epoch)
+        if not take_over_state(conn, session_id, state, "handed over", kind="background"):
+            raise UserError(f"session {session_id} is still held by its host; nothing changed")
         return enqueue_command(conn, session_id, "respawn") if mid_turn else None
 
 

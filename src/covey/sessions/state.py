@@ -13,14 +13,16 @@ writer's lease epoch: a host that lost its lease changes nothing and learns it (
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from typing import Any
 
 from covey.errors import RunError
 from covey.store import Store
 from covey.store.events import append_event
-from covey.store.sessions import SessionState, update_session
+from covey.store.sessions import SessionState, acquire_lease, release_lease, update_session
 
-__all__ = ["LIVE_STATES", "STATES", "TERMINAL_STATES", "LeaseLost", "set_state"]
+__all__ = ["LIVE_STATES", "STATES", "TERMINAL_STATES", "LeaseLost", "set_state", "take_over_state"]
 
 LIVE_STATES = ("queued", "working", "needs_input", "idle")
 TERMINAL_STATES = ("completed", "failed", "stopped")
@@ -44,6 +46,45 @@ def set_state(
     if state not in STATES:
         raise ValueError(f"unknown session state {state!r}")
     with store.write() as conn:
-        if not update_session(conn, session_id, epoch, state=state, reason=reason, **fields):
+        if not _write(conn, session_id, epoch, state, reason, fields):
             raise LeaseLost(f"session {session_id} is now held by another host (epoch > {epoch})")
-        append_event(conn, session_id, "state", {"state": state, "reason": reason})
+
+
+def take_over_state(
+    conn: sqlite3.Connection,
+    session_id: str,
+    state: SessionState,
+    reason: str | None,
+    *,
+    force: bool = False,
+    **fields: Any,
+) -> bool:
+    """Change the state of a session no live host runs, inside the caller's write
+    transaction: take its lease (a new epoch, so a host that wakes up later writes nothing),
+    write, let go. `force` takes it even from a holder whose lease has not expired. False
+    (nothing written) when the lease could not be taken."""
+    from covey.sessions.lease import LEASE_TTL_S, new_host_id  # lease.py imports this module
+
+    if state not in STATES:
+        raise ValueError(f"unknown session state {state!r}")
+    host = new_host_id()
+    epoch = acquire_lease(conn, session_id, host, LEASE_TTL_S, time.time(), force=force)
+    if epoch is None:
+        return False
+    _write(conn, session_id, epoch, state, reason, fields)
+    release_lease(conn, session_id, host, epoch)
+    return True
+
+
+def _write(
+    conn: sqlite3.Connection,
+    session_id: str,
+    epoch: int,
+    state: SessionState,
+    reason: str | None,
+    fields: dict[str, Any],
+) -> bool:
+    if not update_session(conn, session_id, epoch, state=state, reason=reason, **fields):
+        return False
+    append_event(conn, session_id, "state", {"state": state, "reason": reason})
+    return True
