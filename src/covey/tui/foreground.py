@@ -17,8 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from covey.agent import AgentEvent
-from covey.agent.loop import RunResult
+from covey.agent import AgentEvent, RunResult
 from covey.errors import RunError, UserError
 from covey.messages import ToolUseBlock
 from covey.sessions import control
