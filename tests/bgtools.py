@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import time
@@ -85,3 +86,25 @@ def git_out(repo: Path, *args: str) -> str:
     return subprocess.run(
         ["git", *args], cwd=repo, check=True, capture_output=True, text=True
     ).stdout
+
+
+def kill_supervisor(cwd: Path) -> int:
+    """`kill -9` the running supervisor and wait until it is gone; its pid."""
+    pid = int(daemon_status(cwd)["pid"])
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + DEADLINE_S
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return pid
+
+
+def wait_for_summary(cwd: Path, sid: str, prefix: str) -> dict[str, Any]:
+    """The session's row once its summary starts with `prefix` (or the last one seen)."""
+    deadline = time.monotonic() + DEADLINE_S
+    row: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        row = next(r for r in agents(cwd) if r["id"] == sid)
+        if (row["summary"] or "").startswith(prefix):
+            break
+        time.sleep(0.1)
+    return row

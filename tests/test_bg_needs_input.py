@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import sqlite3
 import time
@@ -18,9 +17,10 @@ from bgtools import (
     background,
     daemon_status,
     git_out,
-    pid_alive,
+    kill_supervisor,
     supervisor,
     wait_for_state,
+    wait_for_summary,
     write_script,
 )
 from clitools import covey
@@ -135,11 +135,7 @@ def test_the_question_survives_a_supervisor_kill_and_the_reply_continues_it(
     )
     sid = background(repo, "ship", "--model", model)
     wait_for_state(repo, sid, ("needs_input",))
-    pid = daemon_status(repo)["pid"]
-    os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + DEADLINE_S
-    while pid_alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    pid = kill_supervisor(repo)
     # the next supervisor (started by `agents`) leaves it waiting: the question is stored
     row = next(r for r in agents(repo) if r["id"] == sid)
     assert row["state"] == "needs_input" and row["question"] == "Ship it?", row
@@ -228,12 +224,7 @@ def test_a_reply_to_a_completed_session_continues_it(supervisor: Path, tmp_path:
     row = wait_for_state(repo, sid, FINISHED)
     assert row["summary"].startswith("First part done."), row
     assert covey("reply", sid, "now do part two", cwd=repo).code == 0
-    deadline = time.monotonic() + DEADLINE_S
-    while time.monotonic() < deadline:
-        row = next(r for r in agents(repo) if r["id"] == sid)
-        if row["summary"] and row["summary"].startswith("Second done."):
-            break
-        time.sleep(0.1)
+    row = wait_for_summary(repo, sid, "Second done.")
     assert row["state"] == "completed" and row["summary"].startswith("Second done."), row
     assert git_out(repo, "show", f"{row['branch']}:second.txt") == "2\n"
 
@@ -283,11 +274,7 @@ def test_auto_resume_off_leaves_it_interrupted_until_respawned(
     model = write_script(tmp_path / "s.yaml", [{"text": "Finished.", "delay_s": 3}])
     sid = background(repo, "slow", "--model", model)
     wait_for_state(repo, sid, ("working",))
-    pid = daemon_status(repo)["pid"]
-    os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + DEADLINE_S
-    while pid_alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    kill_supervisor(repo)
     assert covey("daemon", "start", cwd=repo).code == 0
     row = wait_for_state(repo, sid, ("interrupted", *FINISHED))
     assert row["state"] == "interrupted", row
@@ -358,12 +345,7 @@ def test_a_reply_sent_while_busy_does_not_answer_a_later_question(
     row = wait_for_state(repo, sid, ("needs_input", *FINISHED))
     assert row["state"] == "needs_input" and row["question"] == "Which file?", row
     assert covey("reply", sid, "main.py", cwd=repo).code == 0
-    deadline = time.monotonic() + DEADLINE_S
-    while time.monotonic() < deadline:
-        row = next(r for r in agents(repo) if r["id"] == sid)
-        if (row["summary"] or "").startswith("Handled the early note."):
-            break
-        time.sleep(0.1)
+    row = wait_for_summary(repo, sid, "Handled the early note.")
     assert row["state"] == "completed" and row["summary"].startswith("Handled the early"), row
     texts = tool_results(sid)
     assert any("The user answered: main.py" in t for t in texts), texts
@@ -377,11 +359,7 @@ def test_a_reply_claimed_by_a_host_that_died_is_delivered_by_the_next(
     model = write_script(tmp_path / "s.yaml", [ask("Go on?"), {"text": "Went on."}])
     sid = background(repo, "ask", "--model", model)
     wait_for_state(repo, sid, ("needs_input",))
-    pid = daemon_status(repo)["pid"]
-    os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + DEADLINE_S
-    while pid_alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    pid = kill_supervisor(repo)
     # the reply as a dead host would leave it: claimed, never finished
     db = sqlite3.connect(os.environ["COVEY_HOME"] + "/covey.db")
     with db:
@@ -452,13 +430,7 @@ def test_a_stale_stop_does_not_cancel_a_later_run(supervisor: Path, tmp_path: Pa
         time.sleep(0.1)
     assert status == "done"
     assert covey("reply", sid, "go on", cwd=repo).code == 0
-    deadline = time.monotonic() + DEADLINE_S
-    row: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        row = next(r for r in agents(repo) if r["id"] == sid)
-        if (row["summary"] or "").startswith("Second."):
-            break
-        time.sleep(0.1)
+    row = wait_for_summary(repo, sid, "Second.")
     assert row["state"] == "completed" and row["summary"].startswith("Second."), row
 
 
@@ -471,11 +443,7 @@ def test_a_permission_allowed_after_a_restart_is_granted_once(
     model = write_script(tmp_path / "s.yaml", [call, call, call, {"text": "Ran twice."}])
     sid = background(repo, "run", "--model", model, "--permission-mode", "default")
     wait_for_state(repo, sid, ("needs_input",))
-    pid = daemon_status(repo)["pid"]
-    os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + DEADLINE_S
-    while pid_alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    kill_supervisor(repo)
     assert covey("reply", sid, "yes", cwd=repo).code == 0  # the next supervisor continues it
     # the repeated call runs on the grant; the third identical call asks again
     row = wait_for_state(repo, sid, ("needs_input", *FINISHED))

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import yaml
-from textual.pilot import Pilot
 from textual.widgets import Input, Static
 
 from covey.sessions.state import set_state
@@ -21,26 +19,11 @@ from covey.tui.agent_view import AgentViewApp
 from covey.tui.help import HelpScreen
 from covey.tui.rows import GroupHeader
 from covey.tui.session_screen import SessionScreen
-from tui_seed import seed_session, seed_transcript
+from tui_seed import seed_session, seed_transcript, store, wait_for
 
-DEADLINE_S = 30.0
+__all__ = ["store"]  # the fixture, used by name
+
 QUESTION = {"kind": "question", "text": "Which database?", "options": ["sqlite", "postgres"]}
-
-
-@pytest.fixture
-def store() -> Iterator[Store]:
-    with Store.open() as opened:
-        yield opened
-
-
-async def wait_for(pilot: Pilot[None], condition: Callable[[], bool], what: str) -> None:
-    """Poll `condition` (letting the app run) until it holds; fail after a generous deadline."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + DEADLINE_S
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.05)
 
 
 def text_of(app: AgentViewApp, selector: str) -> str:

@@ -4,11 +4,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 from textual.pilot import Pilot
 from textual.widgets import Input, Log, Static
@@ -18,24 +16,9 @@ from covey.store.commands import pending_commands
 from covey.store.sessions import get_session
 from covey.tui.foreground import ForegroundHost
 from covey.tui.session_app import SessionApp
-from tui_seed import seed_session, seed_transcript
+from tui_seed import seed_session, seed_transcript, store, wait_for
 
-DEADLINE_S = 30.0
-
-
-@pytest.fixture
-def store() -> Iterator[Store]:
-    with Store.open() as opened:
-        yield opened
-
-
-async def wait_for(pilot: Pilot[Any], condition: Callable[[], bool], what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + DEADLINE_S
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.05)
+__all__ = ["store"]  # the fixture, used by name
 
 
 def write_script(directory: Path, turns: list[dict[str, Any]]) -> str:

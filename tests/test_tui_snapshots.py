@@ -3,11 +3,10 @@ Update them with `pytest tests/test_tui_snapshots.py --snapshot-update` and look
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 from textual.pilot import Pilot
 
 from covey.messages import Usage
@@ -15,16 +14,12 @@ from covey.store import Store
 from covey.store.usage import record_usage
 from covey.tui.agent_view import AgentViewApp
 from covey.tui.session_app import SessionApp
-from tui_seed import T0, seed_session, seed_transcript
+from tui_seed import T0, seed_session, seed_transcript, store
+
+__all__ = ["store"]  # the fixture, used by name
 
 SnapCompare = Callable[..., bool]
 CWD = Path("/work/demo")
-
-
-@pytest.fixture
-def store() -> Iterator[Store]:
-    with Store.open() as opened:
-        yield opened
 
 
 def seed_view(store: Store) -> None:

@@ -1,10 +1,16 @@
-"""Seeding the store for the TUI tests: sessions in any state, with real store functions."""
+"""Seeding the store for the TUI tests: sessions in any state, with real store functions;
+the `store` fixture and `wait_for` the TUI tests share."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+import pytest
+from textual.pilot import Pilot
 
 from covey.messages import Message, TextBlock, ToolResultBlock, ToolUseBlock, dump_message
 from covey.sessions.lease import new_host_id
@@ -22,6 +28,25 @@ from covey.store.sessions import (
     update_session,
 )
 from covey.store.transcript import append_entry
+
+WAIT_S = 30.0
+
+
+@pytest.fixture
+def store() -> Iterator[Store]:
+    with Store.open() as opened:
+        yield opened
+
+
+async def wait_for(pilot: Pilot[Any], condition: Callable[[], bool], what: str) -> None:
+    """Poll `condition` (letting the app run) until it holds; fail after a generous deadline."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WAIT_S
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.05)
+
 
 T0 = 1_800_000_000.0
 """A fixed creation time for snapshot tests."""
