@@ -17,7 +17,7 @@ from covey.store.sessions import SessionKind, SessionRow, find_session, get_sess
 from covey.store.transcript import TranscriptEntry, read_entries
 from covey.store.usage import session_usage
 
-__all__ = ["COMMANDS", "render_entry", "session_fields"]
+__all__ = ["COMMANDS", "render_entry"]
 
 FOLLOW_POLL_S = 0.1
 FOLLOWED_STATES = ("queued", "working", "needs_input", "idle")

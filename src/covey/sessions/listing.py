@@ -25,7 +25,6 @@ __all__ = [
     "WAITING_FOR",
     "AgentRow",
     "Group",
-    "Pending",
     "agent_rows",
     "display_state",
     "group_of",
