@@ -20,6 +20,7 @@ from covey.config import WorktreeSettings
 from covey.errors import UserError
 from covey.git import include
 from covey.git.layout import Meta, common_dir, write_meta
+from covey.git.quickadd import add_quick
 from covey.git.repo import GitError, git, git_result
 
 __all__ = [
@@ -108,22 +109,15 @@ def add_checkout(
     name: str | None = None,
     ready: bool = True,
 ) -> Meta:
-    """`git worktree add` at `path`, then sparse paths, links and copies, then covey's notes.
+    """`git worktree add` at `path` (for a plain new branch, `add_quick`'s one process), then
+    sparse paths, links and copies, then covey's notes.
 
     `branch` None makes a detached tree at `base` (the pool); `new_branch` False checks out
     an existing branch. A failure leaves nothing behind but an existing branch.
     """
-    args = ["worktree", "add", "--quiet"]
-    if settings.sparsePaths:
-        args.append("--no-checkout")
-    if branch is None:
-        args += ["--detach", str(path), base]
-    elif new_branch:
-        args += ["--no-track", "-b", branch, str(path), base]
-    else:
-        args += [str(path), branch]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    git(*args, cwd=root)
+    plain = branch is not None and new_branch and not settings.sparsePaths
+    if not (plain and add_quick(root, path, base=base, branch=branch or "")):
+        _worktree_add(root, path, base=base, settings=settings, branch=branch, new=new_branch)
     try:
         if settings.sparsePaths:
             git("sparse-checkout", "set", "--cone", *settings.sparsePaths, cwd=path)
@@ -146,6 +140,22 @@ def add_checkout(
             git_result("branch", "-D", branch, cwd=root)
         raise
     return meta
+
+
+def _worktree_add(
+    root: Path, path: Path, *, base: str, settings: WorktreeSettings, branch: str | None, new: bool
+) -> None:
+    args = ["worktree", "add", "--quiet"]
+    if settings.sparsePaths:
+        args.append("--no-checkout")
+    if branch is None:
+        args += ["--detach", str(path), base]
+    elif new:
+        args += ["--no-track", "-b", branch, str(path), base]
+    else:
+        args += [str(path), branch]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    git(*args, cwd=root)
 
 
 def discard_checkout(root: Path, path: Path, *, symlinks: list[str]) -> None:

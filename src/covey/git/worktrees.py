@@ -28,6 +28,7 @@ from covey.git.cleanup import (
 from covey.git.layout import (
     Worktree,
     WorktreeHooks,
+    admin_dir,
     read_meta,
     registered,
     worktree_path,
@@ -79,13 +80,15 @@ def open_worktree(
     *,
     hooks: WorktreeHooks | None = None,
     base: str | None = None,
+    repo: Path | None = None,
 ) -> Worktree:
     """Create worktree `name` (a made-up one when None), or reopen it if it exists. `base`:
-    the commit to start from (default: `settings.baseRef` resolved now). A creation that
-    met another one's half-made admin directory is tried again."""
+    the commit to start from (default: `settings.baseRef` resolved now); `repo`: the main
+    checkout when the caller knows it already (default: the one holding `cwd`). A creation
+    that met another one's half-made admin directory is tried again."""
     for attempt in range(WORKTREE_RETRIES):
         try:
-            return _open_worktree(cwd, name, settings, hooks=hooks, base=base)
+            return _open_worktree(cwd, name, settings, hooks=hooks, base=base, repo=repo)
         except GitError as e:
             if attempt == WORKTREE_RETRIES - 1 or not is_transient_worktree_error(str(e)):
                 raise
@@ -100,8 +103,9 @@ def _open_worktree(
     *,
     hooks: WorktreeHooks | None,
     base: str | None,
+    repo: Path | None,
 ) -> Worktree:
-    root = find_repo(cwd)
+    root = repo or find_repo(cwd)
     if name is not None and base is not None and hooks is None and settings.pool == 0:
         added = _add_new(root, name, base, settings)
         if added is not None:
@@ -183,19 +187,35 @@ def gitignore_hint(repo_root: Path) -> str | None:
 
 
 def lock_worktree(wt: Worktree, reason: str) -> None:
-    """`git worktree lock`: while it holds, covey refuses to remove or prune the worktree.
-    Locking again with the same reason is a no-op; another holder is a UserError."""
-    result = git_result("worktree", "lock", "--reason", reason, str(wt.path), cwd=wt.repo_root)
-    if result.ok:
-        return
-    holder = next((e.locked for e in registered(wt.repo_root) if e.path == wt.path), None)
-    if holder == reason:
-        return
-    if holder is None:
-        raise UserError(f"cannot lock worktree {wt.name}: {result.stderr.strip()}")
-    raise UserError(f"worktree {wt.name} is already locked by {holder or 'someone (no reason)'}")
+    """Lock it as `git worktree lock --reason` does (the `locked` file in git's private
+    directory for it, gitrepository-layout(5)), without a git process: while it holds, git
+    will not prune it and covey refuses to remove it. Locking again with the same reason is a
+    no-op; another holder is a UserError."""
+    admin = admin_dir(wt.path)
+    if admin is None or not admin.is_dir():
+        raise UserError(f"cannot lock worktree {wt.name}: {wt.path} is not a linked git worktree")
+    lock = admin / "locked"
+    for _ in range(3):  # the holder may unlock between our two looks
+        try:
+            with lock.open("x", encoding="utf-8") as handle:
+                handle.write(f"{reason}\n")
+            return
+        except FileExistsError:
+            pass
+        try:
+            holder = lock.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            continue
+        if holder == reason:
+            return
+        raise UserError(
+            f"worktree {wt.name} is already locked by {holder or 'someone (no reason)'}"
+        )
+    raise UserError(f"cannot lock worktree {wt.name}: its lock keeps changing hands")
 
 
 def unlock_worktree(wt: Worktree) -> None:
-    """`git worktree unlock`; a worktree that is not locked (or gone) is fine."""
-    git_result("worktree", "unlock", str(wt.path), cwd=wt.repo_root)
+    """`git worktree unlock`, without a git process; not locked (or gone) is fine."""
+    admin = admin_dir(wt.path)
+    if admin is not None:
+        (admin / "locked").unlink(missing_ok=True)
