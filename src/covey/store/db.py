@@ -19,7 +19,10 @@ it is retried until `retry_for_s` has passed; only then `StoreBusy` is raised. E
 SQLite's busy handler wait `busy_timeout_s` (short), then sleeps 0.25-5 ms with jitter. That is
 fairer than one long busy_timeout, whose back-off grows to 100 ms naps while other processes
 take the lock: with 16 writer processes the slowest write took ~0.2 s instead of ~1.3 s
-(bench/store.py). A read block takes its snapshot the same way, so readers retry too.
+(bench/store.py). A read block takes its snapshot the same way, so readers retry too. The
+threads of one process first queue for a `threading.Lock` per store file, handed over as soon
+as a writer commits, where SQLite's busy handler sleeps 1-20 ms between looks (an event loop
+that writes waited behind its own worker threads that way).
 """
 
 from __future__ import annotations
@@ -53,6 +56,8 @@ T = TypeVar("T")
 _VERIFIED: set[str] = set()
 """Store files this process has checked already (see `Store.open`)."""
 _VERIFIED_LOCK = threading.Lock()
+_WRITERS: dict[str, threading.Lock] = {}
+"""Per store file: held by this process's thread that is inside a write transaction."""
 
 
 class StoreBusy(RunError):
@@ -97,6 +102,8 @@ class Store:
         self._retry_for_s = retry_for_s
         self._pid = os.getpid()
         self._lock = threading.Lock()
+        with _VERIFIED_LOCK:
+            self._writer = _WRITERS.setdefault(str(path), threading.Lock())
         self._version_lock = threading.Lock()
         self._local = _ThreadState()
         self._conns: list[sqlite3.Connection] = []
@@ -144,16 +151,24 @@ class Store:
             with self._savepoint(conn, state):
                 yield conn
             return
-        self._retry(lambda: conn.execute("BEGIN IMMEDIATE"))
-        state.depth, state.writing = 1, True
+        if not self._writer.acquire(timeout=self._retry_for_s):
+            raise StoreBusy(
+                f"{self.path}: another thread kept the store locked for over "
+                f"{self._retry_for_s:g} s"
+            )
         try:
-            yield conn
-            self._retry(lambda: conn.execute("COMMIT"))
-        except BaseException:
-            rollback(conn)
-            raise
+            self._retry(lambda: conn.execute("BEGIN IMMEDIATE"))
+            state.depth, state.writing = 1, True
+            try:
+                yield conn
+                self._retry(lambda: conn.execute("COMMIT"))
+            except BaseException:
+                rollback(conn)
+                raise
+            finally:
+                state.depth, state.writing = 0, False
         finally:
-            state.depth, state.writing = 0, False
+            self._writer.release()
 
     @contextlib.contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
