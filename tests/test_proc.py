@@ -38,6 +38,7 @@ def test_public_surface() -> None:
         "run",
         "run_process",
         "spawn_detached",
+        "watch_children_with_pidfds",
     ]
 
 
@@ -166,3 +167,30 @@ def test_sync_run_timeout_kills_the_group(tmp_path: Path) -> None:
     assert not alive(int(r.stdout))
     with pytest.raises(CommandFailed, match="timed out"):
         run("sleep 1000", cwd=tmp_path, timeout_s=0.2, check=True)
+
+
+def test_pidfd_child_watcher_waits_for_children_without_threads(tmp_path: Path) -> None:
+    """In a fresh interpreter (the watcher is process-wide): after the switch, 20 children at
+    once run and report their exit codes with no waiter thread started for any of them."""
+    code = """
+import asyncio, sys, threading
+from covey.proc import run_process, watch_children_with_pidfds
+switched = watch_children_with_pidfds()
+async def main():
+    runs = asyncio.gather(*(
+        run_process(["sh", "-c", f"sleep 0.5; exit {i % 3}"], cwd=".", timeout_s=10)
+        for i in range(20)
+    ))
+    await asyncio.sleep(0.2)  # every child started, none ended
+    threads = threading.active_count()
+    return [r.exit_code for r in await runs], threads
+codes, threads = asyncio.run(main())
+print(switched, codes == [i % 3 for i in range(20)], threads)
+"""
+    done = run([sys.executable, "-c", code], cwd=tmp_path, timeout_s=60)
+    switched, codes_ok, threads = done.stdout.split()
+    assert codes_ok == "True", done.stderr
+    if sys.version_info >= (3, 12):
+        assert switched == "False"  # asyncio picks pidfds by itself there
+    elif switched == "True":
+        assert threads == "1"  # the default watcher has a waiter thread per child running

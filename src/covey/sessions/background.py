@@ -104,7 +104,13 @@ def create_background_session(store: Store, req: BackgroundRequest) -> SessionRo
             permission_mode=mode,
             agent=defn.name if defn else None,
             meta=SessionMeta.model_validate(
-                {"provider": provider, "base_url": base_url, "prompt": req.prompt, "base": base}
+                {
+                    "provider": provider,
+                    "base_url": base_url,
+                    "prompt": req.prompt,
+                    "base": base,
+                    "repo": str(repo),
+                }
             ),
         )
         insert_session(conn, row)

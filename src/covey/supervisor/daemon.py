@@ -43,6 +43,7 @@ from covey.git.worktrees import (
     unlock_worktree,
 )
 from covey.models.registry import BASE_URL_VARS
+from covey.proc import watch_children_with_pidfds
 from covey.sessions.background import (
     RESUMABLE_STATES,
     claim_queued,
@@ -267,8 +268,14 @@ class Supervisor:
             if epoch is None:
                 return None
             settings = load_settings(Path(row.cwd)).settings
-            base = row.meta.extra("base")  # resolved at dispatch
-            wt = open_worktree(Path(row.cwd), f"bg-{row.id}", settings.worktree, base=base)
+            base, repo = row.meta.extra("base"), row.meta.extra("repo")  # found at dispatch
+            wt = open_worktree(
+                Path(row.cwd),
+                f"bg-{row.id}",
+                settings.worktree,
+                base=base,
+                repo=Path(repo) if repo else None,
+            )
             if settings.worktree.pool > 0:  # topped up by this daemon, off the session's path
                 request_pool_refill(self.store, wt.repo_root)
             meta = row.meta.model_copy(update={"worktree": str(wt.path), "branch": wt.branch})
@@ -305,7 +312,9 @@ class Supervisor:
         if row is None or not row.meta.worktree or not Path(row.meta.worktree).is_dir():
             return None
         path = Path(row.meta.worktree)
-        wt = Worktree(path.name, path, row.meta.branch or "", "", find_repo(path), created=False)
+        repo = row.meta.extra("repo")  # recorded at dispatch (older rows: ask git)
+        root = Path(repo) if repo else find_repo(path)
+        wt = Worktree(path.name, path, row.meta.branch or "", "", root, created=False)
         lock_worktree(wt, f"covey session {session.session_id}")
         return wt
 
@@ -415,6 +424,7 @@ def main() -> None:
     pid_file.write_text(f"{os.getpid()}\n")  # replaces a stale one
     log.info("supervisor %d started", os.getpid())
     store = Store.open()
+    watch_children_with_pidfds()
     try:
         asyncio.run(Supervisor(store).serve())
     finally:
