@@ -279,9 +279,9 @@ def load_settings(cwd: Path, *, overrides: dict[str, Any] | None = None) -> Load
         root / ".covey" / "settings.json",
         root / ".covey" / "settings.local.json",
     ):
-        if path.resolve() in seen or (data := _read(path)) is None:
+        if (data := _read(path)) is None or (real := path.resolve()) in seen:
             continue
-        seen.add(path.resolve())
+        seen.add(real)
         loaded.files.append(path)
         loaded.warnings += _validate(data, str(path))
         merged = _merge(merged, data)

@@ -87,6 +87,13 @@ class Script(_Strict):
         return self.turns
 
 
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~30× faster
+_PARSED: dict[tuple[str, str], Script] = {}
+"""(suffix, text) → its Script: a supervisor starting many sessions on one script parses it
+once (scripts are never changed after loading). Keyed by the text, so never stale."""
+_PARSED_MAX = 32
+
+
 def load_script(path: str | Path) -> Script:
     """Read and validate a script file; a bad file is a `UserError` naming it."""
     p = Path(path)
@@ -94,8 +101,19 @@ def load_script(path: str | Path) -> Script:
         raw = p.read_text(encoding="utf-8")
     except OSError as e:
         raise UserError(f"cannot read script {p}: {e.strerror or e}") from None
+    key = (p.suffix, raw)
+    if (known := _PARSED.get(key)) is not None:
+        return known
+    script = _parse(p, raw)
+    if len(_PARSED) >= _PARSED_MAX:
+        _PARSED.clear()
+    _PARSED[key] = script
+    return script
+
+
+def _parse(p: Path, raw: str) -> Script:
     try:
-        data = json.loads(raw) if p.suffix == ".json" else yaml.safe_load(raw)
+        data = json.loads(raw) if p.suffix == ".json" else yaml.load(raw, Loader=_YAML_LOADER)
     except (json.JSONDecodeError, yaml.YAMLError) as e:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise UserError(f"script {p} is not valid JSON/YAML: {first}") from None
