@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -95,3 +96,38 @@ def test_sixteen_processes_append_at_once_and_every_row_lands(tmp_path: Path) ->
         )
         assert [e.data["i"] for e in shared if e.data["p"] == i] == list(range(ROUNDS))
     assert [e.seq for e in shared] == list(range(1, PROCESSES * ROUNDS + 1))
+
+
+def test_a_thread_waits_for_another_threads_write_without_busy_errors(tmp_path: Path) -> None:
+    """Threads of one process queue for the write lock in Python: a writer held up for
+    several of SQLite's busy timeouts (50 ms) neither fails nor counts a busy retry."""
+    store = Store.open(tmp_path / "covey.db")
+    inside, let_go = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with store.write() as conn:
+            insert_session(conn, SessionRow.new(id="first", kind="background", cwd="/r", model="m"))
+            inside.set()
+            let_go.wait(10)
+
+    def writer() -> None:
+        with store.write() as conn:
+            insert_session(
+                conn, SessionRow.new(id="second", kind="background", cwd="/r", model="m")
+            )
+
+    first = threading.Thread(target=holder)
+    first.start()
+    assert inside.wait(10)
+    second = threading.Thread(target=writer)
+    second.start()
+    time.sleep(0.3)
+    assert second.is_alive()  # still waiting for the first to commit
+    let_go.set()
+    first.join(10)
+    second.join(10)
+    with store.read() as conn:
+        ids = {r[0] for r in conn.execute("SELECT id FROM sessions")}
+    assert ids == {"first", "second"}
+    assert store.statistics().busy_retries == 0
+    store.close()
