@@ -16,12 +16,16 @@ does, without spawning a CLI per session). The bench polls the store every 0.2 s
 session has ended. Times come from the store's `events` table (`ts` of each session's `state`
 and `assistant` events), so polling adds no error:
 
-- `--dispatch queued` (the default, what the target is about: the supervisor hosting N
-  sessions at once): the idle daemon's RSS is read, it is stopped, every session is queued,
-  then a new daemon is started; wall = last `completed` − that start, so it includes the
-  daemon's start, every claim and every worktree checkout. `--dispatch live`: sessions are
-  queued one by one while the daemon runs; wall = last `completed` − first `queued` (so the
-  in-process dispatch of N competes for the same cores; also shown from the last `queued`).
+- `--dispatch burst` (the default, what the target is about: a running supervisor, as
+  `covey --bg` leaves one, handed N sessions at once): the daemon is paused with SIGSTOP
+  while every session is queued, then let go; wall = last `completed` − that moment, so it
+  includes every claim, worktree checkout and preparation, not the dispatch. `--dispatch
+  queued` (a cold start, as after a reboot with sessions waiting): the idle daemon's RSS is
+  read, it is stopped, every session is queued, then a new daemon is started; wall = last
+  `completed` − that start, so it also includes the daemon's own start (~0.3 s of Python
+  imports). `--dispatch live`: sessions are queued one by one while the daemon runs; wall =
+  last `completed` − first `queued` (so the in-process dispatch of N competes for the same
+  cores; also shown from the last `queued`).
   Ideal = turns × delay (every session waits at once); ratio = wall / ideal, target ≤ 1.15.
 - time to all working = last first-`working` (the claim) − the same origin as the wall.
 - supervisor RSS: `VmRSS` of the daemon before dispatch (idle) and its peak, sampled every
@@ -266,7 +270,7 @@ class Run:
     log: str
     timeline: dict[str, Timeline]
     hosted_from: float | None = None
-    """`--dispatch queued`: when the daemon was started with every session queued."""
+    """`burst`: when the paused daemon was let go; `queued`: when the new one was started."""
 
 
 def run_bench(args: argparse.Namespace, home: Path, repo: Path, model: str) -> Run:
@@ -908,10 +912,10 @@ def main() -> None:
     parser.add_argument(
         "--dispatch",
         choices=("queued", "burst", "live"),
-        default="queued",
-        help="queued: queue every session, then start the daemon; burst: queue them while "
-        "the running daemon is paused (SIGSTOP), then let it go; live: dispatch in this "
-        "process while the daemon runs",
+        default="burst",
+        help="burst: queue every session while the running daemon is paused (SIGSTOP), then "
+        "let it go; queued: queue them, then start a new daemon (its start-up counts); "
+        "live: dispatch in this process while the daemon runs",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temp directories")
     view = parser.add_mutually_exclusive_group()
