@@ -17,9 +17,9 @@ from covey.store.sessions import get_session, list_sessions
 from covey.store.transcript import read_entries
 from covey.tui.agent_view import AgentViewApp
 from covey.tui.help import HelpScreen
-from covey.tui.rows import GroupHeader
+from covey.tui.rows import GroupHeader, MoreLine
 from covey.tui.session_screen import SessionScreen
-from tui_seed import seed_session, seed_transcript, store, wait_for
+from tui_seed import T0, seed_session, seed_transcript, store, wait_for
 
 __all__ = ["store"]  # the fixture, used by name
 
@@ -32,7 +32,7 @@ def text_of(app: AgentViewApp, selector: str) -> str:
 
 def labels(app: AgentViewApp) -> list[str]:
     return [
-        line.text if isinstance(line, GroupHeader) else line.row.label
+        line.text if isinstance(line, GroupHeader | MoreLine) else line.row.label
         for line in app.agents.agent_list.lines
     ]
 
@@ -89,6 +89,28 @@ def test_arrows_move_between_rows_skipping_headers(store: Store, tmp_path: Path)
             assert listing.selected.label == "done"
             await pilot.press("up")
             assert listing.selected.label == "busy"
+
+    asyncio.run(run())
+
+
+def test_enter_on_the_fold_line_shows_the_older_finished_rows(store: Store, tmp_path: Path) -> None:
+    for i in range(7):  # done-6 is the newest
+        seed_session(store, tmp_path, name=f"done-{i}", state="completed", updated=T0 + i)
+
+    async def run() -> None:
+        app = AgentViewApp(store, tmp_path)
+        async with app.run_test() as pilot:
+            await wait_for(pilot, lambda: len(app.agents.rows) == 7, "seven rows")
+            listing = app.agents.agent_list
+            names = ["done-6", "done-5", "done-4", "done-3", "done-2"]
+            assert labels(app)[-7:] == ["Completed (7)", *names, "… 2 more"]
+            await pilot.press(*["down"] * 5)
+            assert listing.on_more and listing.selected is None
+            painted = listing.render_line(len(listing.lines) - 1).text
+            assert "… 2 more (Enter shows them)" in painted
+            await pilot.press("enter")
+            assert labels(app)[-8:] == ["Completed (7)", *names, "done-1", "done-0"]
+            assert listing.selected is not None and listing.selected.label == "done-1"
 
     asyncio.run(run())
 

@@ -11,6 +11,7 @@ from covey.store.transcript import TranscriptEntry
 from covey.tui.peek import peek_body
 from covey.tui.rows import (
     GroupHeader,
+    MoreLine,
     RowLine,
     age_text,
     cost_text,
@@ -45,6 +46,26 @@ def test_every_group_has_a_header_in_order_with_its_count() -> None:
         "Completed (2)", "completed", "failed",
     ]  # fmt: skip
     assert all(isinstance(line, RowLine) for line in lines if not isinstance(line, GroupHeader))
+
+
+def test_completed_folds_past_five_finished_rows_never_failures_nor_the_cursors() -> None:
+    rows = [row("completed", id=f"c{i}") for i in range(8)]
+    rows[3:3] = [row("failed", id="f1")]
+    rows.append(row("stopped", id="s1"))  # newest first: c0 c1 c2 f1 c3 … c7 s1
+
+    def completed(lines: list[object]) -> list[str]:
+        start = lines.index(GroupHeader("Completed", 10)) + 1
+        return [
+            line.row.id if isinstance(line, RowLine) else line.text  # type: ignore[attr-defined]
+            for line in lines[start:]
+        ]
+
+    assert completed(group_lines(rows)) == ["c0", "c1", "c2", "f1", "c3", "c4", "… 4 more"]
+    assert completed(group_lines(rows, keep="s1")) == [
+        "c0", "c1", "c2", "f1", "c3", "c4", "s1", "… 3 more",
+    ]  # fmt: skip
+    assert len(completed(group_lines(rows, unfolded=True))) == 10
+    assert not any(isinstance(line, MoreLine) for line in group_lines(rows[:6]))
 
 
 def test_age_runs_while_live_and_freezes_when_finished() -> None:

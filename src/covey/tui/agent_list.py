@@ -18,6 +18,7 @@ from covey.sessions.listing import AgentRow
 from covey.tui.rows import (
     OVERLAP_MARK,
     GroupHeader,
+    MoreLine,
     RowLine,
     ViewLine,
     age_text,
@@ -49,6 +50,15 @@ DIM = Style(dim=True)
 PLAIN = Style()
 MARK_STYLE = Style(color="yellow", bold=True)
 CURSOR_STYLE = Style(reverse=True)
+MORE_ID = "… more"
+"""The cursor's id for the `… N more` line (session ids are 8 letters and digits)."""
+
+
+def _line_id(line: ViewLine) -> str:
+    """What the cursor can rest on: a session row (its id) or the fold line; "" otherwise."""
+    if isinstance(line, RowLine):
+        return line.row.id
+    return MORE_ID if isinstance(line, MoreLine) else ""
 
 
 def _cell(text: str, width: int) -> str:
@@ -72,6 +82,7 @@ class AgentList(ScrollView, can_focus=False):
         self.rows: list[AgentRow] = []
         self._line_of: dict[str, int] = {}
         self.cursor_id: str | None = None
+        self.unfolded = False
 
     @property
     def selected(self) -> AgentRow | None:
@@ -81,14 +92,26 @@ class AgentList(ScrollView, can_focus=False):
         line = self.lines[index]
         return line.row if isinstance(line, RowLine) else None
 
+    @property
+    def on_more(self) -> bool:
+        """The cursor is on the `… N more` line."""
+        return self.cursor_id == MORE_ID
+
+    def unfold(self) -> None:
+        """Show every row of Completed; the cursor goes to the first one that was hidden."""
+        index = self._line_of.get(MORE_ID)
+        self.unfolded = True
+        self.set_rows(self.rows)
+        if index is not None:
+            self.cursor_id = self._nearest_row(index)
+            self._scroll_to_cursor()
+
     def set_rows(self, rows: Sequence[AgentRow]) -> None:
         """Show these rows; the cursor stays on its session, or on the line where it was."""
         old_index = self._line_of.get(self.cursor_id or "", 0)
         self.rows = list(rows)
-        self.lines = group_lines(rows)
-        self._line_of = {
-            line.row.id: i for i, line in enumerate(self.lines) if isinstance(line, RowLine)
-        }
+        self.lines = group_lines(rows, unfolded=self.unfolded, keep=self.cursor_id)
+        self._line_of = {_line_id(line): i for i, line in enumerate(self.lines) if _line_id(line)}
         if self.cursor_id not in self._line_of:
             self.cursor_id = self._nearest_row(old_index)
         self.virtual_size = Size(0, len(self.lines))
@@ -102,9 +125,8 @@ class AgentList(ScrollView, can_focus=False):
         else:
             i = index + delta
             while 0 <= i < len(self.lines):
-                line = self.lines[i]
-                if isinstance(line, RowLine):
-                    self.cursor_id = line.row.id
+                if line_id := _line_id(self.lines[i]):
+                    self.cursor_id = line_id
                     break
                 i += delta
         self._scroll_to_cursor()
@@ -116,8 +138,7 @@ class AgentList(ScrollView, can_focus=False):
         if not after and not before:
             return None
         target = min(after) if after else max(before)
-        line = self.lines[target]
-        return line.row.id if isinstance(line, RowLine) else None
+        return _line_id(self.lines[target]) or None
 
     def _scroll_to_cursor(self) -> None:
         index = self._line_of.get(self.cursor_id or "")
@@ -132,6 +153,10 @@ class AgentList(ScrollView, can_focus=False):
         line = self.lines[index]
         if isinstance(line, GroupHeader):
             segments = [Segment(_cell(line.text, width), HEADER_STYLE)]
+        elif isinstance(line, MoreLine):
+            segments = [Segment(_cell(f"   {line.text} (Enter shows them)", width), DIM)]
+            if self.cursor_id == MORE_ID:
+                segments = list(Segment.apply_style(segments, post_style=CURSOR_STYLE))
         else:
             segments = self._row_segments(line.row, width)
             if line.row.id == self.cursor_id:

@@ -143,6 +143,9 @@ class AgentsScreen(Screen[None]):
             self._show_peek()
 
     def action_peek(self) -> None:
+        if self.agent_list.on_more:
+            self.agent_list.unfold()
+            return
         if self.agent_list.selected is None:
             self.show_message("no session to peek at")
             return
@@ -211,6 +214,9 @@ class AgentsScreen(Screen[None]):
         self._ensure_host_soon()
 
     def attach(self) -> None:
+        if self.agent_list.on_more:
+            self.agent_list.unfold()
+            return
         row = self.agent_list.selected
         if row is None:
             self.show_message("no session to attach to: type a prompt to dispatch one")

@@ -17,7 +17,8 @@ covey agents — keys
 
   ↑ / ↓            move between sessions
   Space            peek: latest output or the pending question; type a reply + Enter
-  Enter            attach (the session screen); with text typed: dispatch it
+  Enter            attach (the session screen); with text typed: dispatch it;
+                   on "… N more": show the older finished sessions
   @agent prompt    dispatch as that agent definition
   Ctrl+X, Ctrl+X   stop, then delete (the second press within 2 s)
   ?                this help

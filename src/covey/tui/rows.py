@@ -12,7 +12,9 @@ from covey.git.overlaps import Overlap
 from covey.sessions.listing import GROUPS, AgentRow, Group
 
 __all__ = [
+    "COMPLETED_SHOWN",
     "GroupHeader",
+    "MoreLine",
     "RowLine",
     "ViewLine",
     "age_text",
@@ -36,6 +38,9 @@ STATE_ICONS = {
     "stopped": "■",
 }
 OVERLAP_MARK = "⚠"
+COMPLETED_SHOWN = 5
+"""Finished rows shown before the rest of Completed folds into `… N more` (failures, and
+the row under the cursor, always show)."""
 
 
 @dataclass(frozen=True)
@@ -53,19 +58,51 @@ class RowLine:
     row: AgentRow
 
 
-ViewLine = GroupHeader | RowLine
+@dataclass(frozen=True)
+class MoreLine:
+    """Where the Completed group's older finished rows are folded away."""
+
+    group: Group
+    hidden: int
+
+    @property
+    def text(self) -> str:
+        return f"… {self.hidden} more"
 
 
-def group_lines(rows: Iterable[AgentRow]) -> list[ViewLine]:
-    """Every group, top to bottom, as a header then its rows (in the order given)."""
+ViewLine = GroupHeader | RowLine | MoreLine
+
+
+def group_lines(
+    rows: Iterable[AgentRow], *, unfolded: bool = False, keep: str | None = None
+) -> list[ViewLine]:
+    """Every group, top to bottom, as a header then its rows (in the order given, newest
+    first). Past `COMPLETED_SHOWN` finished rows, Completed folds the rest into one `… N
+    more` line unless `unfolded`; failed rows and the row `keep` (the cursor's) always show."""
     grouped: dict[Group, list[AgentRow]] = {g: [] for g in GROUPS}
     for row in rows:
         grouped[row.group].append(row)
     lines: list[ViewLine] = []
     for group in GROUPS:
-        lines.append(GroupHeader(group, len(grouped[group])))
-        lines.extend(RowLine(r) for r in grouped[group])
+        members = grouped[group]
+        lines.append(GroupHeader(group, len(members)))
+        shown = members if unfolded or group != "Completed" else _unfolded(members, keep)
+        lines.extend(RowLine(r) for r in shown)
+        if len(shown) < len(members):
+            lines.append(MoreLine(group, len(members) - len(shown)))
     return lines
+
+
+def _unfolded(rows: list[AgentRow], keep: str | None) -> list[AgentRow]:
+    shown: list[AgentRow] = []
+    finished = 0
+    for row in rows:
+        if row.state == "failed" or row.id == keep:
+            shown.append(row)
+        elif finished < COMPLETED_SHOWN:
+            shown.append(row)
+            finished += 1
+    return shown
 
 
 def state_icon(state: str) -> str:
