@@ -145,6 +145,67 @@ def test_left_on_empty_input_hands_a_running_session_to_the_background(
     assert [c.type for c in commands] == ["respawn"]  # the supervisor continues it
 
 
+def message(app: SessionApp) -> str:
+    return str(app.screen.query_one("#session-message", Static).render())
+
+
+def test_ctrl_c_stops_the_turn_then_a_prompt_continues_and_ctrl_c_twice_quits(
+    store: Store, git_repo: Path
+) -> None:
+    model = write_script(
+        git_repo.parent,
+        [
+            {"tool_calls": [{"name": "Write", "input": {"file_path": "a.txt", "content": "x"}}]},
+            {"text": "Left a.txt alone."},
+        ],
+    )
+    host = ForegroundHost(store, git_repo, model=model)
+
+    async def run() -> None:
+        app = SessionApp(store, host=host, initial_prompt="write a.txt")
+        async with app.run_test(size=(120, 30)) as pilot:
+            await wait_for(pilot, lambda: host.pending is not None, "the permission prompt")
+            await pilot.press("ctrl+c")
+            await wait_for(pilot, lambda: not host.running, "the turn to stop")
+            assert app.is_running and "interrupted · Ctrl+C again to quit" in message(app)
+            with store.read() as conn:
+                row = get_session(conn, host.session_id or "")
+            assert row is not None
+            assert (row.state, row.reason, row.host_id) == ("stopped", "interrupted by user", None)
+            await pilot.pause(2.1)  # past the window: the next Ctrl+C only warns
+            await type_and_enter(pilot, app, "never mind, stop there")
+            await wait_for(pilot, lambda: "● Left a.txt alone." in transcript(app), "answer")
+            await wait_for(pilot, lambda: not host.running, "the turn to end")
+            await pilot.press("ctrl+c")
+            assert app.is_running and "press Ctrl+C again to quit" in message(app)
+            await pilot.press("ctrl+c")
+            await wait_for(pilot, lambda: not app.is_running, "the screen to close")
+        assert app.return_value is None
+
+    asyncio.run(run())
+    assert not (git_repo / "a.txt").exists()  # the interrupted call was never run
+    with store.read() as conn:
+        row = get_session(conn, host.session_id or "")
+    assert row is not None and (row.state, row.host_id) == ("completed", None)
+
+
+def test_ctrl_c_twice_detaches_from_a_background_session(store: Store, tmp_path: Path) -> None:
+    sid, _ = seed_session(store, tmp_path, name="bg", state="working")
+
+    async def run() -> None:
+        app = SessionApp(store, sid)
+        async with app.run_test() as pilot:
+            await pilot.press("ctrl+c")
+            assert app.is_running and "again to detach (the session goes on)" in message(app)
+            await pilot.press("ctrl+c")
+            await wait_for(pilot, lambda: not app.is_running, "the screen to close")
+
+    asyncio.run(run())
+    with store.read() as conn:
+        row = get_session(conn, sid)
+    assert row is not None and row.state == "working"
+
+
 def test_left_on_a_new_screen_just_leaves(store: Store, git_repo: Path) -> None:
     host = ForegroundHost(store, git_repo, model="scripted:unused.yaml")
 

@@ -60,6 +60,7 @@ def run_session_screen(
     from covey.tui.foreground import ForegroundHost
     from covey.tui.session_app import SessionApp
 
+    host: ForegroundHost | None = None
     with Store.open() as store:
         if session is not None:
             row = control.find(store, session)  # an unknown session is named first
@@ -72,3 +73,5 @@ def run_session_screen(
         handed_over = app.run()
     if handed_over:
         print(f"backgrounded · {handed_over} · see covey agents, covey attach {handed_over}")
+    elif host is not None and host.session_id is not None:
+        print(f"session {host.session_id} · continue it with covey attach {host.session_id}")

@@ -160,6 +160,17 @@ class ForegroundHost:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._turn
 
+    async def interrupt(self) -> bool:
+        """Ctrl+C: stop the running turn; the session stays (stopped, "interrupted by user")
+        and the next prompt continues it. False when no turn runs."""
+        session = self._session
+        if not self.running or session is None:
+            return False
+        await self.let_go()
+        session.mark_stopped("interrupted by user")
+        self.on_change()
+        return True
+
     async def hand_over(self) -> str | None:
         """Send the session to the background: let go of it, then make it the supervisor's.
         The session id, or None when no session was started."""

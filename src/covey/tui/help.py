@@ -28,6 +28,7 @@ session screen
 
   Enter            answer the pending question, or send the next prompt
   ← (empty input)  detach: back to the list; plain covey sends the session to the background
+  Ctrl+C           stop the turn running here; twice within 2 s: quit (attached: detach)
 
 Esc, q or ? closes this help."""
 

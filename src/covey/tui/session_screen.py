@@ -203,6 +203,14 @@ class SessionScreen(Screen[None]):
         if ensure is not None:
             self.run_worker(asyncio.to_thread(ensure), group="ensure-host", exclusive=True)
 
+    async def interrupt(self) -> bool:
+        """Ctrl+C: stop a turn running in this process; False when none runs here."""
+        if self.host is None or not await self.host.interrupt():
+            return False
+        self.show_message("interrupted · Ctrl+C again to quit")
+        self.refresh_session()
+        return True
+
     @on(PromptInput.Detach)
     async def detach(self) -> None:
         """← on the empty input: leave; a foreground session goes to the background."""
