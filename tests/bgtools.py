@@ -108,3 +108,19 @@ def wait_for_summary(cwd: Path, sid: str, prefix: str) -> dict[str, Any]:
             break
         time.sleep(0.1)
     return row
+
+
+def user_texts(sid: str) -> list[str]:
+    """The text blocks of the session's user messages, in order (prompts as the agent saw
+    them, hooks' added context included)."""
+    db = sqlite3.connect(os.environ["COVEY_HOME"] + "/covey.db")
+    rows = db.execute(
+        "select data from transcript where session_id = ? order by seq", (sid,)
+    ).fetchall()
+    db.close()
+    texts: list[str] = []
+    for (data,) in rows:
+        entry = json.loads(data)
+        if entry.get("role") == "user" and isinstance(entry.get("content"), list):
+            texts += [b["text"] for b in entry["content"] if b.get("type") == "text"]
+    return texts

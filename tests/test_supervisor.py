@@ -18,7 +18,9 @@ from bgtools import (
     git_out,
     pid_alive,
     supervisor,
+    user_texts,
     wait_for_state,
+    wait_for_summary,
     write_script,
 )
 from clitools import covey
@@ -188,3 +190,32 @@ def test_stop_without_a_live_host_stops_at_once_and_is_not_resumed(
     row = next(r for r in agents(repo) if r["id"] == sid)  # a new supervisor runs now
     assert daemon_status(repo)["running"] is True
     assert row["state"] == "stopped" and row["reason"] == "stopped by user"
+
+
+def test_bg_sessions_run_session_start_hooks_startup_then_resume(
+    supervisor: Path, tmp_path: Path
+) -> None:
+    """The supervisor runs SessionStart as `covey -p` does: `startup` for a new session,
+    `resume` when a reply continues it, and what the hook prints reaches the agent."""
+    repo = supervisor
+    log = tmp_path / "sources.log"
+    hook = tmp_path / "start.sh"
+    hook.write_text(
+        "#!/bin/sh\n"
+        f"python3 -c 'import json,sys; print(json.load(sys.stdin)[\"source\"])' >> {log}\n"
+        "echo 'House rule: tabs, not spaces.'\n"
+    )
+    hook.chmod(0o755)
+    settings = {"hooks": {"SessionStart": [{"hooks": [{"type": "command", "command": str(hook)}]}]}}
+    (repo / ".covey").mkdir(exist_ok=True)
+    (repo / ".covey" / "settings.json").write_text(json.dumps(settings))
+    model = write_script(tmp_path / "s.yaml", [{"text": "Noted."}, {"text": "Still noted."}])
+    sid = background(repo, "what are the rules?", "--model", model)
+    assert wait_for_state(repo, sid, ("completed", "failed", "stopped"))["state"] == "completed"
+    assert log.read_text() == "startup\n"
+    assert covey("reply", sid, "and now?", cwd=repo).code == 0
+    row = wait_for_summary(repo, sid, "Still noted.")
+    assert row["state"] == "completed", row
+    assert log.read_text() == "startup\nresume\n"
+    prompts = [t for t in user_texts(sid) if "House rule: tabs, not spaces." in t]
+    assert [p.split("\n")[0] for p in prompts] == ["what are the rules?", "and now?"]

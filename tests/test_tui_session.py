@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,11 @@ def test_foreground_session_asks_permission_inline_and_runs_to_the_end(
     store: Store, git_repo: Path
 ) -> None:
     target = git_repo / "notes.txt"
+    starts = git_repo.parent / "starts.log"  # SessionStart runs once, not on every prompt
+    hook = f"python3 -c 'import json,sys; print(json.load(sys.stdin)[\"source\"])' >> {starts}"
+    settings = {"hooks": {"SessionStart": [{"hooks": [{"type": "command", "command": hook}]}]}}
+    (git_repo / ".covey").mkdir(exist_ok=True)
+    (git_repo / ".covey" / "settings.json").write_text(json.dumps(settings))
     model = write_script(
         git_repo.parent,
         [
@@ -90,6 +96,7 @@ def test_foreground_session_asks_permission_inline_and_runs_to_the_end(
         assert (row.kind, row.state, row.host_id) == ("interactive", "completed", None)
 
     asyncio.run(run())
+    assert starts.read_text() == "startup\n"
 
 
 def test_a_denied_permission_is_not_run(store: Store, git_repo: Path) -> None:

@@ -118,14 +118,15 @@ class PreparedSession:
     def tool_names(self) -> list[str]:
         return list(self.agent.tools)
 
-    async def run(self, prompt: str) -> RunResult:
-        """Run one prompt to the end of its turn, recording the session's state."""
+    async def run(self, prompt: str, *, start_hooks: bool = True) -> RunResult:
+        """Run one prompt to the end of its turn, recording the session's state.
+        `start_hooks` False: a host running the next prompt of a session it already
+        started does not run SessionStart again."""
         epoch = self.lease.epoch
         try:
             async with self.lease.heartbeat():
                 set_state(self.store, self.session_id, epoch, "working")
-                context = await self.hooks.session_start("resume" if self.resumed else "startup")
-                result = await self.agent.run(f"{prompt}\n\n{context}" if context else prompt)
+                result = await self.agent.run(await self.started(prompt) if start_hooks else prompt)
         except MaxTurnsExceeded as e:
             set_state(self.store, self.session_id, epoch, "failed", e.reason)
             raise
@@ -143,6 +144,13 @@ class PreparedSession:
         set_state(self.store, self.session_id, epoch, "completed", "end_turn")
         await self.hooks.notify("agent_completed", f"session {self.session_id} completed")
         return result
+
+    async def started(self, prompt: str, *, resumed: bool | None = None) -> str:
+        """Run the SessionStart hooks (source `resume` or `startup`); `prompt` with the
+        context they add. Every host calls this before the agent's first turn."""
+        resume = self.resumed if resumed is None else resumed
+        context = await self.hooks.session_start("resume" if resume else "startup")
+        return f"{prompt}\n\n{context}" if context else prompt
 
     def mark_stopped(self, reason: str) -> None:
         """Record that the run was stopped from outside (Ctrl+C, `covey stop`) after it let

@@ -350,6 +350,7 @@ class Supervisor:
                 grants = [*(meta.extra("grants") or []), *start.grants]
                 meta = with_meta(meta, pending=None, grants=grants or None)
                 set_state(session.store, sid, epoch, "working", meta=meta)
+                prompt = await session.started(prompt, resumed=not start.fresh)
                 result = await session.agent.run(prompt)
                 report = await asyncio.to_thread(self._commit, session, result.result)
         except asyncio.CancelledError:

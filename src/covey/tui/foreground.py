@@ -61,6 +61,7 @@ class ForegroundHost:
         """Why the last turn failed, if it did."""
         self._session: PreparedSession | None = None
         self._turn: asyncio.Task[RunResult | None] | None = None
+        self._started = False
 
     @property
     def running(self) -> bool:
@@ -88,18 +89,21 @@ class ForegroundHost:
             ask_user=self.ask_user,
             store=self.store,
         )
+        first, self._started = not self._started, True  # SessionStart: once per host
         self.session_id = self._session.session_id
         self.error = None
-        self._turn = asyncio.create_task(self._run(self._session, prompt))
+        self._turn = asyncio.create_task(self._run(self._session, prompt, start_hooks=first))
         self.on_change()
 
     async def wait_turn(self) -> RunResult | None:
         """Wait for the running turn (if any) to end; its result, None when it failed."""
         return await self._turn if self._turn is not None else None
 
-    async def _run(self, session: PreparedSession, prompt: str) -> RunResult | None:
+    async def _run(
+        self, session: PreparedSession, prompt: str, *, start_hooks: bool
+    ) -> RunResult | None:
         try:
-            return await session.run(prompt)
+            return await session.run(prompt, start_hooks=start_hooks)
         except RunError as e:
             self.error = str(e)
             return None
