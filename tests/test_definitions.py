@@ -328,6 +328,10 @@ def test_resolve_tools_rules() -> None:
     both = _defn(["Read", "Bash"], ["Bash"])
     assert resolve_tools(both, CORE, depth_allows_agent=True) == ["Read"]
     assert resolve_tools(_defn(["AskUserQuestion"]), CORE, depth_allows_agent=True) == []
+    as_main = resolve_tools(
+        _defn(["AskUserQuestion"]), CORE, depth_allows_agent=True, main_agent=True
+    )
+    assert as_main == ["AskUserQuestion"]
     assert resolve_tools(_defn(["Read", "WebSearch"]), ["Grep"], depth_allows_agent=True) == []
     no_gh = resolve_tools(_defn(disallowed=["mcp__gh"]), available, depth_allows_agent=False)
     assert [t for t in no_gh if t.startswith("mcp")] == ["mcp__db__query"]

@@ -263,6 +263,27 @@ def test_subagent_hooks_start_context_and_stop_block_once(git_repo: Path) -> Non
     assert answer.startswith("second answer")
 
 
+def test_a_main_agent_keeps_ask_user_question_which_subagents_never_get(
+    git_repo: Path,
+) -> None:
+    agents = {
+        "asker": {
+            "description": "Asks",
+            "prompt": "Ask first.",
+            "tools": ["Read", "AskUserQuestion"],
+        },
+        "all": {"description": "Everything", "prompt": "Anything."},
+    }
+    script = {"agents": {n: {"turns": [{"text": "ok"}]} for n in agents}}
+    for name, expected in (("asker", {"Read", "AskUserQuestion"}), ("all", None)):
+        with fake(script) as (srv, args, env):
+            result = run(git_repo, args, env, "--agent", name, "--agents", json.dumps(agents))
+        assert result.code == 0, result.err
+        (request,) = srv.requests
+        tools = {t["name"] for t in request["body"]["tools"]}
+        assert tools == expected if expected else "AskUserQuestion" in tools and "Bash" in tools
+
+
 def test_main_agent_from_a_definition(git_repo: Path) -> None:
     agents = {
         "reviewer": {

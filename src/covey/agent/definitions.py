@@ -188,17 +188,21 @@ def load_definitions(
 
 
 def resolve_tools(
-    defn: AgentDefinition, available: list[str], *, depth_allows_agent: bool
+    defn: AgentDefinition,
+    available: list[str],
+    *,
+    depth_allows_agent: bool,
+    main_agent: bool = False,
 ) -> list[str]:
     """The tool names a subagent of type `defn` gets, in the order of `available`.
 
-    Drops the always-removed tools (and Agent unless `depth_allows_agent`), then every tool
+    Drops the always-removed tools (unless `defn` runs as a session's main agent, `--agent`,
+    which talks to the person) and Agent unless `depth_allows_agent`, then every tool
     `disallowed_tools` names (`mcp__server`, `mcp__server__*` and `mcp__*` cover MCP tools),
     then keeps only those `tools` lists, when it lists any.
     """
-    names = [
-        t for t in available if t not in ALWAYS_REMOVED and (depth_allows_agent or t != "Agent")
-    ]
+    removed = frozenset() if main_agent else ALWAYS_REMOVED
+    names = [t for t in available if t not in removed and (depth_allows_agent or t != "Agent")]
     names = [
         t for t in names if not any("(" not in r and _covers(r, t) for r in defn.disallowed_tools)
     ]

@@ -334,7 +334,8 @@ def _prepare(
     spawner = runtime.agent_tool(model=model, mode=policy.mode)
     tools: list[Tool[Any]] = [*core_tools(), *([spawner] if spawner else [])]
     if defn is not None:
-        names = resolve_tools(defn, [t.name for t in tools], depth_allows_agent=True)
+        available = [t.name for t in tools]
+        names = resolve_tools(defn, available, depth_allows_agent=True, main_agent=True)
         tools = [t for t in tools if t.name in names]
     if defn is not None:
         system = definition_system_prompt(defn, cwd, loaded.project_root, opts.append_system_prompt)
