@@ -263,6 +263,43 @@ def test_subagent_hooks_start_context_and_stop_block_once(git_repo: Path) -> Non
     assert answer.startswith("second answer")
 
 
+def test_hooks_run_inside_a_subagent_name_it(git_repo: Path) -> None:
+    log = git_repo.parent / "hooks.jsonl"
+    settings(
+        git_repo,
+        {
+            "hooks": {
+                "PreToolUse": [
+                    {"hooks": [{"type": "command", "command": f"cat >> {log}; echo >> {log}"}]}
+                ]
+            }
+        },
+    )
+    script = {
+        "turns": [{"tool_calls": [agent_call("look", "Explore")]}, {"text": "ok"}],
+        "agents": {
+            "Explore": {
+                "turns": [
+                    {"tool_calls": [{"name": "Read", "input": {"file_path": "README.md"}}]},
+                    {"text": "read it"},
+                ]
+            }
+        },
+    }
+    with fake(script) as (_srv, args, env):
+        result = run(git_repo, args, env)
+    assert result.code == 0, result.err
+    seen = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    by_tool = {e["tool_name"]: e for e in seen}
+    assert set(by_tool) == {"Agent", "Read"}
+    assert "agent_id" not in by_tool["Agent"]  # the main agent's own call
+    assert by_tool["Read"]["agent_type"] == "Explore"
+    assert (
+        by_tool["Read"]["agent_id"]
+        and by_tool["Read"]["session_id"] == by_tool["Agent"]["session_id"]
+    )
+
+
 def test_a_main_agent_keeps_ask_user_question_which_subagents_never_get(
     git_repo: Path,
 ) -> None:

@@ -58,6 +58,11 @@ class AgentHooks(Protocol):
         """A reason to keep the subagent working (its next instruction), or "" to stop."""
         ...
 
+    def for_agent(self, agent_id: str, agent_type: str) -> AgentHooks:
+        """The same hooks as seen from inside subagent `agent_id`: every event they run
+        there carries `agent_id` and `agent_type`."""
+        ...
+
 
 class NoHooks:
     async def user_prompt(self, prompt: str) -> PromptOutcome:
@@ -85,3 +90,6 @@ class NoHooks:
         self, agent_id: str, agent_type: str, final_text: str, stop_hook_active: bool
     ) -> str:
         return ""
+
+    def for_agent(self, agent_id: str, agent_type: str) -> AgentHooks:
+        return self

@@ -69,9 +69,13 @@ class ChildHooks:
     """The parent's hooks as a subagent sees them: Stop is SubagentStop, no UserPromptSubmit."""
 
     def __init__(self, parent: AgentHooks, agent_id: str, agent_type: str):
-        self.parent = parent
+        self.root = parent
+        self.parent = parent.for_agent(agent_id, agent_type)  # its events name the subagent
         self.agent_id = agent_id
         self.agent_type = agent_type
+
+    def for_agent(self, agent_id: str, agent_type: str) -> AgentHooks:
+        return ChildHooks(self.root, agent_id, agent_type)
 
     async def user_prompt(self, prompt: str) -> PromptOutcome:
         return PromptOutcome()

@@ -38,15 +38,26 @@ def load_hooks(loaded: LoadedSettings) -> tuple[HooksConfig, list[str]]:
 class CommandHooks:
     """`AgentHooks` over a `HookRunner`: Claude Code's events and exit-code contract."""
 
-    def __init__(self, runner: HookRunner, notes: list[str] | None = None):
+    def __init__(
+        self,
+        runner: HookRunner,
+        notes: list[str] | None = None,
+        agent: dict[str, str] | None = None,
+    ):
         self.runner = runner
         self.notes = notes if notes is not None else []
         """Non-blocking hook failures and system messages, for the person."""
+        self.agent = agent or {}
+        """`agent_id` and `agent_type` when these are a subagent's view (`for_agent`)."""
+
+    def for_agent(self, agent_id: str, agent_type: str) -> CommandHooks:
+        agent = {"agent_id": agent_id, "agent_type": agent_type}
+        return CommandHooks(self.runner, self.notes, agent)
 
     async def _run(self, event: str, payload: dict[str, Any], match: str | None) -> HookResult:
         if not self.runner.handles(event):
             return HookResult()
-        result = await self.runner.run(event, payload, match=match)
+        result = await self.runner.run(event, {**self.agent, **payload}, match=match)
         self.notes += result.errors + result.system_messages
         return result
 
