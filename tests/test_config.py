@@ -46,6 +46,7 @@ def test_public_surface() -> None:
         "load_credentials",
         "load_settings",
         "split_permission_rule",
+        "user_settings",
     }
 
 

@@ -219,3 +219,37 @@ def test_bg_sessions_run_session_start_hooks_startup_then_resume(
     assert log.read_text() == "startup\nresume\n"
     prompts = [t for t in user_texts(sid) if "House rule: tabs, not spaces." in t]
     assert [p.split("\n")[0] for p in prompts] == ["what are the rules?", "and now?"]
+
+
+def test_an_idle_supervisor_leaves_and_the_next_dispatch_starts_one(
+    supervisor: Path, tmp_path: Path
+) -> None:
+    repo = supervisor
+    home = Path(os.environ["COVEY_HOME"])
+    (home / "settings.json").write_text(json.dumps({"background": {"idleExitMinutes": 0.01}}))
+    assert covey("daemon", "start", cwd=repo).code == 0
+    first = daemon_status(repo)["pid"]
+    assert first is not None
+    deadline = time.monotonic() + DEADLINE_S
+    while pid_alive(first) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not pid_alive(first), "the idle supervisor did not leave"
+    assert daemon_status(repo)["running"] is False
+    assert not (home / "supervisor.pid").exists()
+    assert "nothing to host for 1 s: leaving" in (home / "logs" / "supervisor.log").read_text()
+    model = write_script(tmp_path / "s.yaml", [{"text": "Done."}])
+    sid = background(repo, "say done", "--model", model)  # starts a new one
+    row = wait_for_state(repo, sid, ("completed", "failed", "stopped"))
+    assert row["state"] == "completed", row
+
+
+def test_a_broken_user_settings_file_keeps_the_supervisor_up(
+    supervisor: Path, tmp_path: Path
+) -> None:
+    home = Path(os.environ["COVEY_HOME"])
+    (home / "settings.json").write_text('{"background": {"idleExitMinutes": -1}}')
+    assert covey("daemon", "start", cwd=supervisor).code == 0
+    pid = daemon_status(supervisor)["pid"]
+    time.sleep(1.0)  # well past what a tiny idleExitMinutes would allow
+    assert pid is not None and pid_alive(pid)
+    assert "not leaving when idle" in (home / "logs" / "supervisor.log").read_text()

@@ -40,6 +40,7 @@ __all__ = [
     "load_credentials",
     "load_settings",
     "split_permission_rule",
+    "user_settings",
 ]
 
 PermissionMode = Literal["default", "acceptEdits", "plan", "dontAsk", "bypassPermissions"]
@@ -173,6 +174,9 @@ class BackgroundSettings(BaseModel):
     autoResume: bool = True
     """On start, the supervisor resumes the sessions that were working when its predecessor
     died; off: they show `interrupted` until attached, replied to or respawned."""
+    idleExitMinutes: float = Field(default=10.0, ge=0)
+    """The supervisor exits after this long with nothing to host (user settings only; 0 =
+    never); the next command that needs it starts it again."""
 
 
 class Settings(BaseModel):
@@ -290,6 +294,16 @@ def load_settings(cwd: Path, *, overrides: dict[str, Any] | None = None) -> Load
         merged = _merge(merged, overrides)
     loaded.settings = Settings.model_validate(merged)
     return loaded
+
+
+def user_settings() -> Settings:
+    """The user layer alone (`$COVEY_HOME/settings.json`), for what is per user rather than
+    per project (the supervisor). A bad file is a one-line UserError naming it."""
+    data = _read(covey_home() / "settings.json")
+    if data is None:
+        return Settings()
+    _validate(data, str(covey_home() / "settings.json"))
+    return Settings.model_validate(data)
 
 
 def effective_env(settings: Settings, environ: Mapping[str, str]) -> dict[str, str]:

@@ -1,5 +1,5 @@
 """`python -m covey.supervisor`: run the supervisor daemon (normally via ensure_supervisor)."""
 
-from covey.supervisor.daemon import main
+from covey.supervisor.lifecycle import main
 
 main()

@@ -14,7 +14,8 @@ continues the conversation from the transcript with a short "continue" prompt (a
 that was running is answered as interrupted, never re-run) — unless `background.autoResume`
 is off, or the session waits on a stored question (its reply will continue it). SIGTERM ends
 it: its sessions are marked `interrupted` (a waiting one stays `needs_input`) and the pid file
-is removed. Credentials: see `session_environ`; a session whose key is missing waits in
+is removed; so does having had nothing to host for `background.idleExitMinutes` (see
+`lifecycle`). Credentials: see `session_environ`; a session whose key is missing waits in
 `needs_input` naming the variable, and a reply or `covey respawn` retries it.
 """
 
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import logging
 import os
 import signal
@@ -43,7 +43,6 @@ from covey.git.worktrees import (
     unlock_worktree,
 )
 from covey.models.registry import BASE_URL_VARS
-from covey.proc import watch_children_with_pidfds
 from covey.sessions.background import (
     RESUMABLE_STATES,
     claim_queued,
@@ -66,10 +65,9 @@ from covey.store.sessions import (
     release_lease,
 )
 from covey.store.transcript import read_entries
-from covey.supervisor import lock_path, pid_path
 from covey.supervisor.asking import Replies, SessionAsker, resume_prompt
 
-__all__ = ["CONTINUE_PROMPT", "Start", "Supervisor", "main", "session_environ"]
+__all__ = ["CONTINUE_PROMPT", "Start", "Supervisor", "session_environ"]
 
 FinishStatus = Literal["done", "failed"]
 
@@ -95,13 +93,18 @@ class Start:
 
 
 class Supervisor:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, idle_exit_s: float = 0.0) -> None:
         self.store = store
         self.host_id = new_host_id()
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.stopped_by_user: set[str] = set()
         self.replies = Replies()
         self.stopping = asyncio.Event()
+        self.idle_exit_s = idle_exit_s
+        """Return from `serve` after this long with nothing to host (0: never)."""
+        self.went_idle = False
+        self._refills = 0
+        self._idle_since: float | None = None
 
     async def serve(self) -> None:
         loop = asyncio.get_running_loop()
@@ -117,6 +120,9 @@ class Supervisor:
                     self._poll(tg)
                 except Exception:
                     log.exception("poll failed")
+                if self._idle_long_enough():
+                    self.went_idle = True
+                    break
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(POLL_S):
                         await self.stopping.wait()
@@ -139,10 +145,23 @@ class Supervisor:
         elif row.state != "interrupted":
             mark_interrupted(self.store, row.id, "host died; background.autoResume is off")
 
+    def _idle_long_enough(self) -> bool:
+        """Nothing hosted, queued or being refilled for `idle_exit_s` (a command left for
+        another host, such as a stop for a foreground session, does not keep it up)."""
+        if self.idle_exit_s <= 0 or self.tasks or self._refills:
+            self._idle_since = None
+            return False
+        now = time.monotonic()
+        if self._idle_since is None:
+            self._idle_since = now
+        return now - self._idle_since >= self.idle_exit_s
+
     def _poll(self, tg: asyncio.TaskGroup) -> None:
         with self.store.read() as conn:  # one read per poll; a write only when there is work
             queued = list_sessions(conn, kinds=["background"], states=["queued"])
             pending = pending_commands(conn, types=["stop", "reply", "respawn", "refill_pool"])
+        if queued:
+            self._idle_since = None
         for row in reversed(queued):  # oldest first
             if row.id not in self.tasks:
                 self._start(tg, row, Start(fresh=True))
@@ -178,6 +197,7 @@ class Supervisor:
         returns at once: `refill_pool` holds a lock)."""
 
         async def refill() -> None:
+            self._refills += 1
             try:
                 settings = load_settings(repo).settings.worktree
                 report = await asyncio.to_thread(refill_pool, repo, settings)
@@ -186,6 +206,8 @@ class Supervisor:
             except Exception as e:
                 log.exception("refilling the pool of %s failed", repo)
                 result, status = {"error": str(e)[:300]}, "failed"
+            finally:
+                self._refills -= 1
             if command is not None:
                 self._finish(command, status, result)
 
@@ -407,31 +429,3 @@ def session_environ(meta: SessionMeta) -> dict[str, str]:
     if var and meta.base_url:
         environ[var] = meta.base_url
     return environ
-
-
-def main() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    lock = lock_path()
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return  # another supervisor runs: nothing to do
-    pid_file = pid_path()
-    pid_file.write_text(f"{os.getpid()}\n")  # replaces a stale one
-    log.info("supervisor %d started", os.getpid())
-    store = Store.open()
-    watch_children_with_pidfds()
-    try:
-        asyncio.run(Supervisor(store).serve())
-    finally:
-        store.close()
-        with contextlib.suppress(OSError, ValueError):
-            if int(pid_file.read_text().strip()) == os.getpid():
-                pid_file.unlink()
-        log.info("supervisor %d exited", os.getpid())
-        os.close(fd)
