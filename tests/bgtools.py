@@ -110,17 +110,21 @@ def wait_for_summary(cwd: Path, sid: str, prefix: str) -> dict[str, Any]:
     return row
 
 
-def user_texts(sid: str) -> list[str]:
-    """The text blocks of the session's user messages, in order (prompts as the agent saw
-    them, hooks' added context included)."""
+def transcript_entries(sid: str) -> list[dict[str, Any]]:
+    """The session's transcript entries as stored, in order."""
     db = sqlite3.connect(os.environ["COVEY_HOME"] + "/covey.db")
     rows = db.execute(
         "select data from transcript where session_id = ? order by seq", (sid,)
     ).fetchall()
     db.close()
+    return [json.loads(data) for (data,) in rows]
+
+
+def user_texts(sid: str) -> list[str]:
+    """The text blocks of the session's user messages, in order (prompts as the agent saw
+    them, hooks' added context included)."""
     texts: list[str] = []
-    for (data,) in rows:
-        entry = json.loads(data)
+    for entry in transcript_entries(sid):
         if entry.get("role") == "user" and isinstance(entry.get("content"), list):
             texts += [b["text"] for b in entry["content"] if b.get("type") == "text"]
     return texts

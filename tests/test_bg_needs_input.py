@@ -19,6 +19,7 @@ from bgtools import (
     git_out,
     kill_supervisor,
     supervisor,
+    transcript_entries,
     wait_for_state,
     wait_for_summary,
     write_script,
@@ -44,14 +45,8 @@ def write(path: str, content: str) -> dict[str, Any]:
 
 
 def tool_results(sid: str) -> list[str]:
-    db = sqlite3.connect(os.environ["COVEY_HOME"] + "/covey.db")
-    rows = db.execute(
-        "select data from transcript where session_id = ? order by seq", (sid,)
-    ).fetchall()
-    db.close()
     texts: list[str] = []
-    for (data,) in rows:
-        entry = json.loads(data)
+    for entry in transcript_entries(sid):
         if "result" in entry:
             texts.append(str(entry["result"]["content"]))
         for block in entry.get("content", []) if isinstance(entry.get("content"), list) else []:

@@ -26,6 +26,7 @@ __all__ = [
     "pid_path",
     "stop_supervisor",
     "supervisor_pid",
+    "try_lock",
 ]
 
 START_WAIT_S = 15.0
@@ -43,17 +44,26 @@ def log_path() -> Path:
     return covey_home() / "logs" / "supervisor.log"
 
 
-def _lock_held() -> bool:
-    """True while some process holds the supervisor lock (that is, a supervisor runs)."""
+def try_lock() -> int | None:
+    """Take the supervisor lock: the descriptor holding it (closing it lets go), or None
+    when another process holds it."""
     path = lock_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _lock_held() -> bool:
+    """True while some process holds the supervisor lock (that is, a supervisor runs)."""
+    fd = try_lock()
+    if fd is None:
         return True
-    finally:
-        os.close(fd)  # closing drops a lock we got
+    os.close(fd)  # closing drops the lock we got
     return False
 
 

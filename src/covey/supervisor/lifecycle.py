@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import logging
 import os
 
@@ -22,7 +21,7 @@ from covey.proc import watch_children_with_pidfds
 from covey.store import Store
 from covey.store.commands import pending_commands
 from covey.store.sessions import list_sessions
-from covey.supervisor import lock_path, pid_path
+from covey.supervisor import pid_path, try_lock
 from covey.supervisor.daemon import Supervisor
 
 __all__ = ["main"]
@@ -31,16 +30,11 @@ log = logging.getLogger("covey.supervisor")
 
 
 def _take_lock() -> int | None:
-    """The locked file descriptor, or None when another supervisor holds the lock."""
-    lock = lock_path()
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    pid_path().write_text(f"{os.getpid()}\n")  # replaces a stale one
+    """The locked file descriptor (pid file written), or None when another supervisor
+    holds the lock."""
+    fd = try_lock()
+    if fd is not None:
+        pid_path().write_text(f"{os.getpid()}\n")  # replaces a stale one
     return fd
 
 
