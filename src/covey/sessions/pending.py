@@ -8,6 +8,7 @@ that sets `working` again. Readers (`covey agents`, the agent view) see it as `P
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,7 +16,7 @@ from covey.sessions.state import set_state
 from covey.store import Store
 from covey.store.sessions import SessionMeta, get_session
 
-__all__ = ["YES", "Pending", "is_yes", "set_waiting", "with_meta"]
+__all__ = ["YES", "Pending", "call_text", "is_yes", "set_waiting", "with_meta"]
 
 YES = frozenset({"y", "yes", "allow", "ok", "approve", "approved", "go", "sure"})
 """Answers that allow a tool call; anything else denies it."""
@@ -23,6 +24,13 @@ YES = frozenset({"y", "yes", "allow", "ok", "approve", "approved", "go", "sure"}
 
 def is_yes(text: str) -> bool:
     return text.strip().lower().rstrip(".!") in YES
+
+
+def call_text(tool: str, tool_input: dict[str, Any]) -> str:
+    """A tool call in one short line: `Bash(npm test)`, `Write(src/a.py)`."""
+    arg = tool_input.get("command") or tool_input.get("file_path") or tool_input.get("pattern")
+    shown = str(arg) if arg else json.dumps(tool_input, sort_keys=True)
+    return f"{tool}({shown[:200]})"
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,12 @@ class Pending:
     options: list[str] = field(default_factory=list)
     tool: str | None = None
     tool_input: dict[str, Any] | None = None
+
+    @classmethod
+    def permission(cls, tool: str, tool_input: dict[str, Any], reason: str) -> Pending:
+        """A tool call waiting for the person's yes or no."""
+        text = f"Allow {call_text(tool, tool_input)}? ({reason})"
+        return cls("permission", text, ["yes", "no"], tool=tool, tool_input=tool_input)
 
     @classmethod
     def from_meta(cls, raw: Any) -> Pending | None:

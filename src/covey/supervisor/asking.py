@@ -12,24 +12,17 @@ call is remembered as a one-time grant (`meta.grants`) so the model's repeated c
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from typing import Any
 
 from covey.messages import ToolUseBlock
 from covey.sessions.hooks_bridge import CommandHooks
-from covey.sessions.pending import Pending, is_yes, set_waiting, with_meta
+from covey.sessions.pending import Pending, call_text, is_yes, set_waiting, with_meta
 from covey.store import Store
 from covey.store.sessions import SessionMeta, get_session, update_session
 from covey.tools.permissions import Decision
 
 __all__ = ["Replies", "SessionAsker", "resume_prompt"]
-
-
-def _call_text(tool: str, tool_input: dict[str, Any]) -> str:
-    arg = tool_input.get("command") or tool_input.get("file_path") or tool_input.get("pattern")
-    shown = str(arg) if arg else json.dumps(tool_input, sort_keys=True)
-    return f"{tool}({shown[:200]})"
 
 
 class Replies:
@@ -86,14 +79,7 @@ class SessionAsker:
     async def approve(self, call: ToolUseBlock, decision: Decision) -> bool:
         if await asyncio.to_thread(self._take_grant, call):
             return True
-        shown = _call_text(call.name, call.input)
-        pending = Pending(
-            kind="permission",
-            text=f"Allow {shown}? ({decision.reason})",
-            options=["yes", "no"],
-            tool=call.name,
-            tool_input=call.input,
-        )
+        pending = Pending.permission(call.name, call.input, decision.reason)
         return is_yes(await self._ask(pending))
 
     async def _ask(self, pending: Pending) -> str:
@@ -131,7 +117,7 @@ def resume_prompt(pending: dict[str, Any], reply: str) -> tuple[str, list[dict[s
     reply = known.choose(reply) if known else reply
     kind = pending.get("kind")
     if kind == "permission":
-        call = _call_text(str(pending.get("tool")), dict(pending.get("input") or {}))
+        call = call_text(str(pending.get("tool")), dict(pending.get("input") or {}))
         if is_yes(reply):
             grant = {"tool": pending.get("tool"), "input": pending.get("input") or {}}
             return (

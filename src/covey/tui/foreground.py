@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,16 +121,8 @@ class ForegroundHost:
         ask.future.set_result(ask.pending.choose(text))
 
     async def approve(self, call: ToolUseBlock, decision: Decision) -> bool:
-        summary = json.dumps(call.input, ensure_ascii=False)[:200]
-        pending = Pending(
-            kind="permission",
-            text=f"Allow {call.name} {summary}? ({decision.reason})",
-            options=["yes", "no"],
-            tool=call.name,
-            tool_input=call.input,
-        )
-        answer = await self._wait_answer(pending)
-        return is_yes(answer)
+        pending = Pending.permission(call.name, call.input, decision.reason)
+        return is_yes(await self._wait_answer(pending))
 
     async def ask_user(self, question: str, options: list[str]) -> str:
         return await self._wait_answer(Pending(kind="question", text=question, options=options))
