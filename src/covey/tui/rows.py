@@ -86,14 +86,14 @@ def group_lines(
     for group in GROUPS:
         members = grouped[group]
         lines.append(GroupHeader(group, len(members)))
-        shown = members if unfolded or group != "Completed" else _unfolded(members, keep)
+        shown = members if unfolded or group != "Completed" else _shown_when_folded(members, keep)
         lines.extend(RowLine(r) for r in shown)
         if len(shown) < len(members):
             lines.append(MoreLine(group, len(members) - len(shown)))
     return lines
 
 
-def _unfolded(rows: list[AgentRow], keep: str | None) -> list[AgentRow]:
+def _shown_when_folded(rows: list[AgentRow], keep: str | None) -> list[AgentRow]:
     shown: list[AgentRow] = []
     finished = 0
     for row in rows:
