@@ -252,3 +252,17 @@ def test_public_surface() -> None:
         "worktree_base",
         "worktree_diff",
     ]
+
+
+def test_merge_refuses_a_worktree_a_live_session_has_locked(repo: Path) -> None:
+    wt = add_worktree(repo, "busy")
+    commit(wt, "half.py", "x = 1\n", "half done")
+    git(repo, "worktree", "lock", "--reason", "covey session abcd1234", str(wt))
+    before = head(repo)
+    run = covey("merge", "busy", cwd=repo)
+    assert run.code == 2, run.err
+    assert "locked by covey session abcd1234" in run.err and "--force" in run.err
+    assert_untouched(repo, before)
+    forced = covey("merge", "busy", "--force", cwd=repo)
+    assert forced.code == 0, forced.err
+    assert (repo / "half.py").exists()

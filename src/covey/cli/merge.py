@@ -45,19 +45,21 @@ def diff_command(name: str, stat: bool) -> None:
 @click.argument("name")
 @click.option("--squash", is_flag=True, help="One commit summarising the worktree's commits.")
 @click.option("--rebase", is_flag=True, help="Rebase the worktree branch, then fast-forward.")
-def merge_command(name: str, squash: bool, rebase: bool) -> None:
+@click.option("--force", is_flag=True, help="Also when a live session has the worktree locked.")
+def merge_command(name: str, squash: bool, rebase: bool, force: bool) -> None:
     """Merge worktree NAME into the main checkout's current branch.
 
     Uncommitted work in the worktree is committed to its branch first. Conflicts are found
     before anything changes; the main checkout must have no uncommitted changes. Default: a
     fast-forward when the branch has not moved since the worktree's base, else a merge commit.
+    A worktree a live session has locked is refused unless --force.
     """
     if squash and rebase:
         raise UserError("--squash and --rebase exclude each other: pass one of them")
     mode: MergeMode = "squash" if squash else "rebase" if rebase else "merge"
     try:
         with _git_errors():
-            result = merge_worktree(Path.cwd(), name, mode)
+            result = merge_worktree(Path.cwd(), name, mode, force=force)
     except MergeConflict as conflict:
         click.echo(f"covey: {conflict.report()}", err=True)
         sys.exit(conflict.exit_code)

@@ -31,6 +31,7 @@ __all__ = [
     "admin_dir",
     "common_dir",
     "file_lock",
+    "lock_reason",
     "pool_dir",
     "read_meta",
     "registered",
@@ -73,6 +74,16 @@ def admin_dir(worktree: Path) -> Path | None:
         return None
     path = Path(text.removeprefix("gitdir:").strip())
     return path if path.is_absolute() else (worktree / path).resolve()
+
+
+def lock_reason(worktree: Path) -> str | None:
+    """Why a linked worktree is locked (git's `locked` file: "" when no reason was given);
+    None when it is not locked."""
+    admin = admin_dir(worktree)
+    try:
+        return (admin / "locked").read_text(encoding="utf-8").strip() if admin else None
+    except FileNotFoundError:
+        return None
 
 
 @dataclass(frozen=True)

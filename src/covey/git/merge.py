@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Literal
 
 from covey.errors import CoveyError, UserError
+from covey.git.layout import lock_reason
 from covey.git.overlaps import (
     Checkout,
     LiveWorktrees,
@@ -242,10 +243,19 @@ def _squash_message(cwd: Path, name: str, branch: str, old: str, tip: str) -> st
     return head + "\n\n" + "\n".join(subjects) + "\n"
 
 
-def merge_worktree(cwd: Path, name: str, mode: MergeMode = "merge") -> MergeResult:
-    """Merge worktree `name` into the main checkout's current branch (see the module doc)."""
+def merge_worktree(
+    cwd: Path, name: str, mode: MergeMode = "merge", *, force: bool = False
+) -> MergeResult:
+    """Merge worktree `name` into the main checkout's current branch (see the module doc).
+    A locked worktree (a live session works there) is refused unless `force`."""
     repo = live_worktrees(cwd)
     main, wt = repo.main, repo.get(name)
+    locked = lock_reason(wt.path)
+    if locked is not None and not force:
+        raise UserError(
+            f"worktree {name} is locked by {locked or 'someone (no reason given)'}: its work "
+            "may be half done; stop that session first, or pass --force"
+        )
     old, head = _need_heads(repo, wt, name)
     if main.branch is None:
         raise UserError(f"the main checkout {main.path} is on a detached HEAD; check out a branch")
