@@ -329,7 +329,7 @@ def test_a_reply_sent_while_busy_does_not_answer_a_later_question(
     model = write_script(
         tmp_path / "s.yaml",
         [
-            {**ask("Which file?"), "delay_s": 2},
+            {**ask("Which file?"), "delay_s": 5},  # the early note lands first, even under load
             {"text": "Answered the question."},
             {"text": "Handled the early note."},
         ],

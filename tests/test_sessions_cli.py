@@ -343,3 +343,35 @@ def test_stop_interrupts_a_foreground_session_running_in_a_terminal(
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_stop_reaches_a_run_started_with_sigint_ignored(git_repo: Path, tmp_path: Path) -> None:
+    """A command started in the background by a non-interactive shell inherits SIGINT
+    ignored; `covey stop` still stops it (the lost stop under load)."""
+    model = write_script(tmp_path / "slow.yaml", [{"text": "too late", "delay_s": 60}])
+    proc = subprocess.Popen(
+        [PY, "-m", "covey", "-p", "wait", "--model", model],
+        cwd=git_repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    try:
+        deadline = time.monotonic() + 60
+        rows: list[dict[str, Any]] = []
+        while time.monotonic() < deadline:
+            rows = json.loads(covey("sessions", "--json", cwd=git_repo).out)
+            if rows and rows[0]["state"] == "working":
+                break
+            time.sleep(0.05)
+        assert rows and rows[0]["state"] == "working", rows
+        assert covey("stop", rows[0]["id"], cwd=git_repo).code == 0
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 130, err
+        row = json.loads(covey("sessions", "--json", cwd=git_repo).out)[0]
+        assert row["state"] == "stopped", row
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)

@@ -12,10 +12,10 @@ import yaml
 from textual.pilot import Pilot
 from textual.widgets import Input, Log, Static
 
+from covey.sessions.interactive import ForegroundHost
 from covey.store import Store
 from covey.store.commands import pending_commands
 from covey.store.sessions import get_session
-from covey.tui.foreground import ForegroundHost
 from covey.tui.session_app import SessionApp
 from tui_seed import seed_session, seed_transcript, store, wait_for
 

@@ -8,7 +8,7 @@
         ├── ModelError         the provider failed after retries (overloaded, 5xx, dropped)
         │   └── ContextOverflowError   the conversation no longer fits the model's window
         ├── MaxTurnsExceeded   the run hit --max-turns
-        └── RunStopped         someone stopped the run
+        └── LeaseLost          another host took the session over; this one lets go
 
 Foreign exceptions (SDK, sqlite, git) are translated into these once, at the boundary
 that calls the foreign code.
@@ -20,10 +20,10 @@ __all__ = [
     "ContextOverflowError",
     "CoveyError",
     "CredentialsError",
+    "LeaseLost",
     "MaxTurnsExceeded",
     "ModelError",
     "RunError",
-    "RunStopped",
     "ToolError",
     "UserError",
 ]
@@ -66,5 +66,7 @@ class MaxTurnsExceeded(RunError):
     reason = "max_turns"
 
 
-class RunStopped(RunError):
-    reason = "stopped"
+class LeaseLost(RunError):
+    """Another host took this session over; this one must stop writing and let go."""
+
+    reason = "lease_lost"

@@ -5,11 +5,23 @@ from __future__ import annotations
 import datetime as dt
 import platform
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-__all__ = ["MEMORY_FILES", "build_system_prompt", "environment_block", "project_memory"]
+if TYPE_CHECKING:
+    from covey.agent.definitions import AgentDefinition
+
+__all__ = [
+    "MEMORY_FILES",
+    "build_system_prompt",
+    "definition_system_prompt",
+    "environment_block",
+    "project_memory",
+]
 
 MEMORY_FILES = ("CLAUDE.md", "AGENTS.md")
 """Project memory read from the project root, in this order."""
+_NO_MEMORY = ("Explore", "Plan")
+"""Built-in definitions that start without project memory."""
 
 _CORE = """\
 You are covey, a coding agent working in a software repository on the user's behalf.
@@ -58,3 +70,16 @@ def project_memory(root: Path) -> list[str]:
         if text:
             found.append(f'<project-memory file="{name}">\n{text}\n</project-memory>')
     return found
+
+
+def definition_system_prompt(
+    defn: AgentDefinition, workspace: Path, project_root: Path | None, append: str | None = None
+) -> str:
+    """The definition's body, the environment facts, project memory (not for Explore/Plan)."""
+    body = defn.prompt.strip() or f"You are the {defn.name} agent."
+    parts = [body, environment_block(workspace, dt.date.today())]
+    if defn.name not in _NO_MEMORY:
+        parts += project_memory(project_root or workspace)
+    if append:
+        parts.append(append)
+    return "\n\n".join(parts)

@@ -8,18 +8,16 @@ SubagentStop hook; UserPromptSubmit does not fire for it (the task is not a pers
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from covey.agent.definitions import AgentDefinition, resolve_tools
 from covey.agent.events import AgentEvent, MessageAdded, ToolFinished
 from covey.agent.hooks import AgentHooks, PreToolOutcome, PromptOutcome
 from covey.agent.loop import Agent
-from covey.agent.prompt import environment_block, project_memory
+from covey.agent.prompt import definition_system_prompt
 from covey.agent.subagents_records import ChildRecord, SubagentNotice
 from covey.errors import RunError, ToolError, UserError
 from covey.messages import ToolResultBlock, ToolUseBlock, Usage
@@ -33,27 +31,12 @@ __all__ = [
     "OVERRIDING_MODES",
     "ChildHooks",
     "Spawn",
-    "definition_system_prompt",
     "task_notification",
     "usage_json",
 ]
 
 OVERRIDING_MODES = ("bypassPermissions", "acceptEdits")
 """A parent in one of these modes gives it to its subagents, whatever their definition says."""
-_NO_MEMORY = ("Explore", "Plan")
-
-
-def definition_system_prompt(
-    defn: AgentDefinition, workspace: Path, project_root: Path | None, append: str | None = None
-) -> str:
-    """The definition's body, the environment facts, project memory (not for Explore/Plan)."""
-    body = defn.prompt.strip() or f"You are the {defn.name} agent."
-    parts = [body, environment_block(workspace, dt.date.today())]
-    if defn.name not in _NO_MEMORY:
-        parts += project_memory(project_root or workspace)
-    if append:
-        parts.append(append)
-    return "\n\n".join(parts)
 
 
 def usage_json(usage: Usage) -> dict[str, int]:

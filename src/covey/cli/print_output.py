@@ -16,7 +16,7 @@ from typing import Any, TextIO
 from covey.agent import AgentEvent, MessageAdded, RunResult
 from covey.messages import Usage, dump_message
 from covey.models.retry import RetryNotice
-from covey.sessions.runner import PreparedSession
+from covey.sessions.host import SessionHost
 
 __all__ = ["OUTPUT_FORMATS", "PrintOutput"]
 
@@ -34,7 +34,7 @@ class PrintOutput:
         self.out.write(json.dumps(obj, ensure_ascii=False) + "\n")
         self.out.flush()
 
-    def start(self, session: PreparedSession) -> None:
+    def start(self, session: SessionHost) -> None:
         self.session_id = session.session_id
         for warning in session.warnings:
             self.err.write(f"covey: warning: {warning}\n")
@@ -94,7 +94,7 @@ class PrintOutput:
 
     def finish(
         self,
-        session: PreparedSession,
+        session: SessionHost,
         result: RunResult | None,
         error: str | None = None,
         subtype: str = "success",
@@ -107,6 +107,7 @@ class PrintOutput:
             elif text:
                 self.out.write(text.rstrip("\n") + "\n")
             return
+        usage, cost = session.spend.read()  # the ledger: subagents included
         self._line(
             {
                 "type": "result",
@@ -116,8 +117,8 @@ class PrintOutput:
                 "session_id": session.session_id,
                 "num_turns": agent.num_turns,
                 "duration_ms": result.duration_ms if result else None,
-                "total_cost_usd": round(session.cost.total_usd, 6),
-                "usage": agent.usage.to_anthropic(),
+                "total_cost_usd": round(cost, 6),
+                "usage": usage.to_anthropic(),
                 "permission_denials": agent.permission_denials,
             }
         )

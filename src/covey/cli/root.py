@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import signal
 import sys
 from pathlib import Path
 
@@ -12,7 +14,10 @@ from covey import __version__
 from covey.cli.print_output import OUTPUT_FORMATS, PrintOutput
 from covey.cli.subcommands import SUBCOMMAND_LIST
 from covey.errors import MaxTurnsExceeded, RunError, UserError
-from covey.sessions.runner import SessionOptions, prepare_session
+from covey.sessions.background import BackgroundRequest, create_background_session
+from covey.sessions.host import SessionHost
+from covey.sessions.plan import SessionOptions, find_previous, plan_session
+from covey.store import Store
 
 __all__ = ["root"]
 
@@ -92,7 +97,32 @@ def root(
     if background:
         if print_mode:
             raise UserError("use either --bg or -p, not both")
-        _background(prompt, name=name, agent=agent, model=model, permission_mode=permission_mode)
+        not_bg = {
+            "--output-format": output_format != "text",
+            "--resume": resume is not None,
+            "--continue": continue_last,
+            "--worktree": worktree is not None,
+            "--agents": agents_json is not None,
+        }
+        for flag, given in not_bg.items():
+            if given:
+                raise UserError(
+                    f"{flag} does not work with --bg (a background session runs in a worktree "
+                    "of its own; continue one with covey reply or covey respawn)"
+                )
+        request = BackgroundRequest(
+            cwd=Path.cwd(),
+            prompt="",
+            name=name,
+            agent=agent,
+            model=model,
+            permission_mode=permission_mode,
+            allowed_tools=_split_tools(allowed_tools),
+            disallowed_tools=_split_tools(disallowed_tools),
+            max_turns=max_turns,
+            append_system_prompt=append_system_prompt,
+        )
+        _background(prompt, request)
         return
     if not print_mode:
         from covey.tui import run_session_screen  # Textual loads only for the screen
@@ -124,73 +154,66 @@ def root(
     if not prompt or not prompt.strip():
         raise UserError('no prompt: pass it as an argument (covey -p "...") or on stdin')
     output = PrintOutput(output_format)
-    session = prepare_session(
-        SessionOptions(
-            cwd=Path.cwd(),
-            model=model,
-            max_turns=max_turns,
-            permission_mode=permission_mode,
-            allowed_tools=_split_tools(allowed_tools),
-            disallowed_tools=_split_tools(disallowed_tools),
-            append_system_prompt=append_system_prompt,
-            resume=resume,
-            continue_last=continue_last,
-            name=name,
-            worktree=worktree,
-            agent=agent,
-            agents_json=agents_json,
-        ),
+    options = SessionOptions(
+        cwd=Path.cwd(),
+        model=model,
+        max_turns=max_turns,
+        permission_mode=permission_mode,
+        allowed_tools=_split_tools(allowed_tools),
+        disallowed_tools=_split_tools(disallowed_tools),
+        append_system_prompt=append_system_prompt,
+        resume=resume,
+        continue_last=continue_last,
+        name=name,
+        worktree=worktree,
+        agent=agent,
+        agents_json=agents_json,
+    )
+    with Store.open() as store:
+        sys.exit(_print_run(store, options, prompt, output))
+
+
+def _print_run(store: Store, options: SessionOptions, prompt: str, output: PrintOutput) -> int:
+    """`covey -p`: plan, host and run one turn, print the result; the exit code."""
+    from covey.supervisor import ensure_supervisor
+
+    plan = plan_session(options, find_previous(store, options))
+    host = SessionHost.open(
+        store,
+        plan,
         observers=[output.event],
         on_retry=output.retry,
+        wake_supervisor=ensure_supervisor,
     )
-    output.start(session)
+    output.start(host)
+    # `covey stop` reaches a terminal's run as SIGINT; a process started by a shell in the
+    # background inherits SIGINT ignored, which would lose the stop
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        result = asyncio.run(session.run(prompt))
-    except KeyboardInterrupt:  # Ctrl+C, or `covey stop ID` from another terminal
-        session.mark_stopped("interrupted")
-        raise
+        result = asyncio.run(host.run_turn(prompt))
     except MaxTurnsExceeded as e:
-        output.finish(session, None, str(e), subtype="error_max_turns")
-        sys.exit(e.exit_code)
+        output.finish(host, None, str(e), subtype="error_max_turns")
+        return e.exit_code
     except RunError as e:
-        output.finish(session, None, str(e), subtype="error_during_execution")
-        sys.exit(e.exit_code)
+        output.finish(host, None, str(e), subtype="error_during_execution")
+        return e.exit_code
     finally:
-        session.close()
-    output.finish(session, result)
+        host.close()
+    output.finish(host, result)
+    return 0
 
 
-def _background(
-    prompt: str | None,
-    *,
-    name: str | None,
-    agent: str | None,
-    model: str | None,
-    permission_mode: str | None,
-) -> None:
-    """`covey --bg PROMPT`: queue a background session and make sure the supervisor runs it."""
-    from covey.sessions.background import BackgroundRequest, create_background_session
-    from covey.store import Store
+def _background(prompt: str | None, request: BackgroundRequest) -> None:
+    """`covey --bg PROMPT`: queue a background session and make sure the supervisor runs it.
+    Every flag is stored with the session and applied by the supervisor (none is dropped)."""
     from covey.supervisor import ensure_supervisor
 
     if prompt is None and not sys.stdin.isatty():
         prompt = sys.stdin.read()
     if not prompt or not prompt.strip():
         raise UserError('no prompt: pass it as an argument (covey --bg "...") or on stdin')
-    store = Store.open()
-    try:
-        row = create_background_session(
-            store,
-            BackgroundRequest(
-                cwd=Path.cwd(),
-                prompt=prompt,
-                name=name,
-                agent=agent,
-                model=model,
-                permission_mode=permission_mode,
-            ),
-        )
-    finally:
-        store.close()
+    with Store.open() as store:
+        row = create_background_session(store, dataclasses.replace(request, prompt=prompt))
     ensure_supervisor()
     click.echo(f"backgrounded · {row.id} · {row.name or '-'}")

@@ -10,14 +10,14 @@ from typing import Any
 import click
 
 from covey.errors import UserError
-from covey.messages import load_message
 from covey.sessions.listing import display_state
+from covey.sessions.render import render_entry
 from covey.store import Store
 from covey.store.sessions import SessionKind, SessionRow, find_session, get_session, list_sessions
 from covey.store.transcript import TranscriptEntry, read_entries
 from covey.store.usage import session_usage
 
-__all__ = ["COMMANDS", "render_entry"]
+__all__ = ["COMMANDS"]
 
 FOLLOW_POLL_S = 0.1
 FOLLOWED_STATES = ("queued", "working", "needs_input", "idle")
@@ -88,33 +88,6 @@ def sessions_command(as_json: bool, show_all: bool, limit: int) -> None:
             f"{it['id']}{name}  {it['state']:<11} {_age(r.updated_at):>4}  "
             f"${it['cost_usd']:.4f}  {it['summary'] or ''}"[:160]
         )
-
-
-def render_entry(entry: TranscriptEntry) -> list[str]:
-    """Human lines for one transcript entry."""
-    if entry.kind == "compact_boundary":
-        return [
-            f"── compacted ({entry.data.get('trigger', '?')}) ──",
-            entry.data.get("summary", ""),
-        ]
-    if entry.kind != "message":
-        return []
-    message = load_message(entry.data)
-    lines: list[str] = []
-    for block in message.content:
-        if block.type == "text" and message.role == "user":
-            lines += [f"> {line}" for line in block.text.splitlines()]
-        elif block.type == "text":
-            lines += [f"● {line}" for line in block.text.splitlines()]
-        elif block.type == "tool_use":
-            lines.append(f"  → {block.name} {json.dumps(block.input, ensure_ascii=False)[:200]}")
-        elif block.type == "tool_result":
-            mark = "✗" if block.is_error else "←"
-            out = block.content.splitlines() or [""]
-            lines += [f"    {mark} {line}" for line in out[:6]]
-            if len(out) > 6:
-                lines.append(f"      … {len(out) - 6} more lines")
-    return lines
 
 
 @click.command("logs")

@@ -39,6 +39,7 @@ from covey.models._http import (
     unless_tool_began,
 )
 from covey.models.base import ModelRequest, ModelResponse, TextSink
+from covey.models.registry import MISSING_KEY
 from covey.models.retry import Retryable, RetryCallback, RetryPolicy, retrying
 
 __all__ = ["AnthropicModel", "build_request"]
@@ -46,7 +47,6 @@ __all__ = ["AnthropicModel", "build_request"]
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 _EPHEMERAL = {"type": "ephemeral"}
 _DEFAULT_RETRY = RetryPolicy()
-_MISSING_KEY = 'ANTHROPIC_API_KEY is not set: export it, or put it in the settings "env" block'
 
 
 class AnthropicModel:
@@ -69,7 +69,7 @@ class AnthropicModel:
         context_window: int = 200_000,
     ) -> None:
         if not api_key and not auth_token:
-            raise CredentialsError(_MISSING_KEY)
+            raise CredentialsError(MISSING_KEY["anthropic"])
         self._model_id = model_id
         # The SDK refuses both at once; like the SDK with both variables set, the key wins.
         self._credential = {"api_key": api_key} if api_key else {"auth_token": auth_token}
@@ -97,7 +97,7 @@ class AnthropicModel:
         api_key = env.get("ANTHROPIC_API_KEY") or None
         auth_token = env.get("ANTHROPIC_AUTH_TOKEN") or None
         if not api_key and not auth_token:
-            raise CredentialsError(_MISSING_KEY)
+            raise CredentialsError(MISSING_KEY["anthropic"])
         return cls(
             model_id,
             api_key=api_key,

@@ -36,6 +36,7 @@ from covey.models._http import (
     unless_tool_began,
 )
 from covey.models.base import ModelRequest, ModelResponse, TextSink
+from covey.models.registry import MISSING_KEY
 from covey.models.retry import Retryable, RetryCallback, RetryPolicy, retrying
 
 __all__ = [
@@ -52,10 +53,6 @@ PLACEHOLDER_KEY = "not-needed"
 insists on something."""
 
 _DEFAULT_RETRY = RetryPolicy()
-_MISSING_KEY = (
-    'OPENAI_API_KEY is not set: export it, or put it in the settings "env" block '
-    "(a local server needs only OPENAI_BASE_URL)"
-)
 _STOP_REASONS = {
     "stop": "end_turn",
     "tool_calls": "tool_use",
@@ -84,7 +81,7 @@ class OpenAIModel:
         context_window: int = 128_000,
     ) -> None:
         if not api_key and not base_url:
-            raise CredentialsError(_MISSING_KEY)
+            raise CredentialsError(MISSING_KEY["openai"])
         self._model_id = model_id
         self._api_key = api_key or PLACEHOLDER_KEY
         self._endpoint = Endpoint(
@@ -115,7 +112,7 @@ class OpenAIModel:
         api_key = env.get("OPENAI_API_KEY") or None
         base_url = env.get("OPENAI_BASE_URL") or None
         if not api_key and not base_url:
-            raise CredentialsError(_MISSING_KEY)
+            raise CredentialsError(MISSING_KEY["openai"])
         return cls(model_id, api_key=api_key, base_url=base_url, retry=retry, on_retry=on_retry)
 
     @property

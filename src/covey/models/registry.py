@@ -10,11 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from covey.errors import UserError
+from covey.errors import CredentialsError, UserError
 from covey.models.base import Model
 from covey.models.retry import RetryNotice, RetryPolicy
 
-__all__ = ["BASE_URL_VARS", "DEFAULT_ALIASES", "DEFAULT_MODEL", "resolve_model"]
+__all__ = [
+    "BASE_URL_VARS",
+    "DEFAULT_ALIASES",
+    "DEFAULT_MODEL",
+    "MISSING_KEY",
+    "check_model",
+    "parse_model",
+    "resolve_model",
+]
 
 DEFAULT_ALIASES = {
     "sonnet": "anthropic:claude-sonnet-4-5",
@@ -26,6 +34,45 @@ BASE_URL_VARS = {"anthropic": "ANTHROPIC_BASE_URL", "openai": "OPENAI_BASE_URL"}
 """The variable naming each provider's endpoint (recorded with a background session)."""
 
 _FORMS = "an alias (sonnet, opus, haiku), anthropic:<id>, openai:<id> or scripted:<path>"
+_PROVIDERS = ("anthropic", "openai", "scripted")
+MISSING_KEY = {
+    "anthropic": 'ANTHROPIC_API_KEY is not set: export it, or put it in the settings "env" block',
+    "openai": 'OPENAI_API_KEY is not set: export it, or put it in the settings "env" block '
+    "(a local server needs only OPENAI_BASE_URL)",
+}
+"""What to say when a provider has no credentials."""
+
+
+def parse_model(spec: str, aliases: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """`(provider, id)` of a `--model` string after aliases; a UserError for a bad one.
+    Nothing is imported or read: a listing or a dispatch can check a model cheaply."""
+    table = {**DEFAULT_ALIASES, **(aliases or {})}
+    spec = table.get(spec, spec)
+    provider, sep, rest = spec.partition(":")
+    if not sep or not rest:
+        raise UserError(f"--model {spec!r} is not a model: use {_FORMS}")
+    if provider not in _PROVIDERS:
+        raise UserError(f"--model {spec!r}: unknown provider {provider!r}; use {_FORMS}")
+    return provider, rest
+
+
+def check_model(
+    spec: str, *, env: Mapping[str, str], aliases: Mapping[str, str] | None = None
+) -> str:
+    """Everything `resolve_model` checks (the form, the credentials in `env`, a script's
+    file) without building a client; the model's name (`anthropic:claude-…`)."""
+    provider, rest = parse_model(spec, aliases)
+    if provider == "anthropic" and not (
+        env.get("ANTHROPIC_API_KEY") or env.get("ANTHROPIC_AUTH_TOKEN")
+    ):
+        raise CredentialsError(MISSING_KEY["anthropic"])
+    if provider == "openai" and not (env.get("OPENAI_API_KEY") or env.get("OPENAI_BASE_URL")):
+        raise CredentialsError(MISSING_KEY["openai"])
+    if provider == "scripted":
+        from covey.models.script import load_script
+
+        load_script(rest)
+    return f"{provider}:{rest}"
 
 
 def resolve_model(
@@ -36,11 +83,7 @@ def resolve_model(
     retry: RetryPolicy | None = None,
     on_retry: Callable[[RetryNotice], None] | None = None,
 ) -> Model:
-    table = {**DEFAULT_ALIASES, **(aliases or {})}
-    spec = table.get(spec, spec)
-    provider, sep, rest = spec.partition(":")
-    if not sep or not rest:
-        raise UserError(f"--model {spec!r} is not a model: use {_FORMS}")
+    provider, rest = parse_model(spec, aliases)
     policy = retry or RetryPolicy()
     if provider == "anthropic":
         from covey.models.anthropic import AnthropicModel
@@ -50,8 +93,6 @@ def resolve_model(
         from covey.models.openai import OpenAIModel
 
         return OpenAIModel.from_env(rest, env, retry=policy, on_retry=on_retry)
-    if provider == "scripted":
-        from covey.models.scripted import ScriptedModel
+    from covey.models.scripted import ScriptedModel
 
-        return ScriptedModel.from_path(rest)
-    raise UserError(f"--model {spec!r}: unknown provider {provider!r}; use {_FORMS}")
+    return ScriptedModel.from_path(rest)

@@ -16,23 +16,23 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from covey.agent.definitions import load_definitions
-from covey.config import effective_env, load_settings
+from covey.config import load_credentials
 from covey.errors import UserError
 from covey.git.checkout import resolve_base
 from covey.git.worktrees import find_repo
-from covey.models.registry import BASE_URL_VARS, DEFAULT_MODEL, resolve_model
-from covey.sessions.lease import LEASE_TTL_S, holder_alive, local_pid
-from covey.sessions.runner import SessionOptions, _main_definition, _policy
+from covey.models.registry import BASE_URL_VARS
+from covey.sessions.lease import LEASE_TTL_S, holder_alive, is_supervisor, local_pid
+from covey.sessions.plan import SessionOptions, plan_session
 from covey.sessions.state import LIVE_STATES, take_over_state
 from covey.store import Store
 from covey.store.commands import claimers, enqueue_command, requeue_claimed
 from covey.store.events import append_event
+from covey.store.session_meta import SessionMeta, StoredOptions
 from covey.store.sessions import (
-    SessionMeta,
     SessionRow,
     SessionState,
     acquire_lease,
@@ -40,9 +40,7 @@ from covey.store.sessions import (
     insert_session,
     list_sessions,
     new_session_id,
-    update_session,
 )
-from covey.tools.permissions import PERMISSION_MODES
 
 __all__ = [
     "BACKGROUND_MODE",
@@ -54,6 +52,9 @@ __all__ = [
     "orphaned_sessions",
     "request_stop",
     "requeue_orphaned_commands",
+    "stored_options",
+    "supervisor_environ",
+    "take_orphan",
 ]
 
 BACKGROUND_MODE = "acceptEdits"
@@ -70,47 +71,64 @@ class BackgroundRequest:
     agent: str | None = None
     model: str | None = None
     permission_mode: str | None = None
+    allowed_tools: Sequence[str] = ()
+    disallowed_tools: Sequence[str] = ()
+    max_turns: int | None = None
+    append_system_prompt: str | None = None
+
+    def options(self, environ: Mapping[str, str]) -> SessionOptions:
+        return SessionOptions(
+            cwd=self.cwd.resolve(),
+            model=self.model,
+            max_turns=self.max_turns,
+            permission_mode=self.permission_mode or BACKGROUND_MODE,
+            allowed_tools=tuple(self.allowed_tools),
+            disallowed_tools=tuple(self.disallowed_tools),
+            append_system_prompt=self.append_system_prompt,
+            kind="background",
+            agent=self.agent,
+            environ=environ,
+        )
+
+
+def supervisor_environ() -> dict[str, str]:
+    """The environment the supervisor gives a session: its own (inherited from the command
+    that started it), with `$COVEY_HOME/credentials.json` over it."""
+    return {**os.environ, **load_credentials()}
 
 
 def create_background_session(store: Store, req: BackgroundRequest) -> SessionRow:
-    """Check the input like `-p` does (model, settings, agent, repository), then add a queued
-    `background` session row holding the prompt. Nothing is written when the input is bad."""
-    mode = req.permission_mode or BACKGROUND_MODE
-    if mode not in PERMISSION_MODES:
-        modes = ", ".join(PERMISSION_MODES)
-        raise UserError(f"--permission-mode {mode!r} is not one of: {modes}")
-    cwd = req.cwd.resolve()
-    repo = find_repo(cwd)  # a background session works in a worktree: it needs a repository
-    loaded = load_settings(cwd)
-    definitions = load_definitions(cwd)
-    defn = _main_definition(definitions, req.agent)
-    settings = loaded.settings
-    env = effective_env(settings, os.environ)
-    own_model = defn.model if defn and defn.model != "inherit" else None
-    spec = req.model or own_model or settings.model or DEFAULT_MODEL
-    model = resolve_model(spec, env=env, aliases=settings.modelAliases)
-    _policy(SessionOptions(cwd=cwd, permission_mode=mode), loaded, defn, cwd)
-    base = resolve_base(repo, settings.worktree.baseRef)  # what is fresh at dispatch
-    provider = model.name.partition(":")[0]
-    base_url = env.get(BASE_URL_VARS.get(provider, "")) or None
+    """Check the input as the supervisor will plan it (model and the credentials it will
+    have, settings, agent, rules, repository), then add a queued `background` session row
+    holding the prompt and the options. Nothing is written when the input is bad."""
+    plan = plan_session(req.options(supervisor_environ()))
+    repo = find_repo(plan.cwd)  # a background session works in a worktree: it needs a repository
+    base = resolve_base(repo, plan.settings.worktree.baseRef)  # what is fresh at dispatch
+    provider = plan.model_name.partition(":")[0]
+    base_url = plan.env.get(BASE_URL_VARS.get(provider, "")) or None
+    options = plan.options
     with store.write() as conn:
         session_id = new_session_id(conn)
         row = SessionRow.new(
             id=session_id,
             name=req.name,
             kind="background",
-            cwd=str(cwd),
-            model=model.name,
-            permission_mode=mode,
-            agent=defn.name if defn else None,
-            meta=SessionMeta.model_validate(
-                {
-                    "provider": provider,
-                    "base_url": base_url,
-                    "prompt": req.prompt,
-                    "base": base,
-                    "repo": str(repo),
-                }
+            cwd=str(plan.cwd),
+            model=plan.model_name,
+            permission_mode=plan.policy.mode,
+            agent=plan.definition.name if plan.definition else None,
+            meta=SessionMeta(
+                provider=provider,
+                base_url=base_url,
+                prompt=req.prompt,
+                base=base,
+                repo=str(repo),
+                options=StoredOptions(
+                    allowed_tools=tuple(options.allowed_tools),
+                    disallowed_tools=tuple(options.disallowed_tools),
+                    max_turns=options.max_turns,
+                    append_system_prompt=options.append_system_prompt,
+                ),
             ),
         )
         insert_session(conn, row)
@@ -118,30 +136,64 @@ def create_background_session(store: Store, req: BackgroundRequest) -> SessionRo
     return row
 
 
+def stored_options(row: SessionRow, environ: Mapping[str, str]) -> SessionOptions:
+    """The options a hosted background session runs with: what it was dispatched with."""
+    stored = row.meta.options or StoredOptions()
+    return SessionOptions(
+        cwd=Path(row.cwd),
+        max_turns=stored.max_turns,
+        permission_mode=row.permission_mode,
+        allowed_tools=stored.allowed_tools,
+        disallowed_tools=stored.disallowed_tools,
+        append_system_prompt=stored.append_system_prompt,
+        kind="background",
+        environ=environ,
+    )
+
+
 def claim_queued(store: Store, session_id: str, host_id: str) -> int | None:
-    """Take a queued session for `host_id` and mark it working, in one transaction; its epoch,
-    or None when it is no longer queued (stopped meanwhile) or someone else holds it."""
+    """Take the lease of a queued session for `host_id` (its state stays `queued` until its
+    first turn starts); the epoch, or None when it is no longer queued (stopped meanwhile)
+    or someone else holds it."""
     with store.write() as conn:
         row = get_session(conn, session_id)
         if row is None or row.state != "queued":
             return None
-        epoch = acquire_lease(conn, session_id, host_id, LEASE_TTL_S, time.time())
-        if epoch is None:
+        force = not holder_alive(row.host_id)  # a supervisor that died while starting it
+        return acquire_lease(conn, session_id, host_id, LEASE_TTL_S, time.time(), force=force)
+
+
+def take_orphan(store: Store, session_id: str, host_id: str) -> int | None:
+    """Take the lease of a session whose host is gone (see `orphaned_sessions`) for
+    `host_id`, a new epoch fencing the old host out; None when it ended meanwhile."""
+    with store.write() as conn:
+        row = get_session(conn, session_id)
+        if row is None or row.state not in RESUMABLE_STATES:
             return None
-        update_session(conn, session_id, epoch, state="working", reason=None)
-        append_event(conn, session_id, "state", {"state": "working", "reason": None})
-    return epoch
+        return acquire_lease(conn, session_id, host_id, LEASE_TTL_S, time.time(), force=True)
 
 
-def orphaned_sessions(store: Store) -> list[SessionRow]:
-    """Background sessions that were live when their host went away (dead or expired)."""
+def orphaned_sessions(
+    store: Store,
+    supervisor: str | None = None,
+    states: tuple[SessionState, ...] = RESUMABLE_STATES,
+) -> list[SessionRow]:
+    """Background sessions that were live when their host went away (dead or expired).
+    `supervisor`: the host id of the caller, which holds the supervisor lock, so any other
+    supervisor that held a session is gone, whatever its pid looks like (a zombie, reused)."""
     now = time.time()
     with store.read() as conn:
-        rows = list_sessions(conn, kinds=["background"], states=RESUMABLE_STATES)
+        rows = list_sessions(conn, kinds=["background"], states=states)
     return [
         r
         for r in rows
-        if not holder_alive(r.host_id) or r.lease_expires_at is None or r.lease_expires_at < now
+        if r.host_id != supervisor
+        and (
+            (supervisor is not None and is_supervisor(r.host_id))
+            or not holder_alive(r.host_id)
+            or r.lease_expires_at is None
+            or r.lease_expires_at < now
+        )
     ]
 
 

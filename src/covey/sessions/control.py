@@ -128,10 +128,10 @@ def respawn(store: Store, session: str) -> tuple[SessionRow, int | None]:
         raise UserError(f"session {row.id} is a subagent: respawn its parent {row.parent_id}")
     if _foreground_live(row):
         raise UserError(f"session {row.id} runs in a terminal ({row.host_id}); nothing to do")
-    pending = row.meta.extra("pending") or {}
-    if row.state == "needs_input" and pending.get("kind") in ("question", "permission"):
+    pending = row.meta.pending
+    if row.state == "needs_input" and pending and pending.kind in ("question", "permission"):
         raise UserError(
-            f"session {row.id} waits for a reply to: {pending.get('text')} "
+            f"session {row.id} waits for a reply to: {pending.text} "
             f"(answer with covey reply {row.id} TEXT)"
         )
     if row.state == "queued" or (row.state in LIVE_STATES and holder_alive(row.host_id)):

@@ -14,19 +14,36 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 
-from covey.errors import UserError
-from covey.sessions.state import LeaseLost
+from covey.errors import LeaseLost, UserError
 from covey.store import Store
 from covey.store.sessions import acquire_lease, get_session, release_lease, renew_lease
 
-__all__ = ["LEASE_TTL_S", "HostLease", "holder_alive", "local_pid", "new_host_id"]
+__all__ = [
+    "LEASE_TTL_S",
+    "SUPERVISOR_ROLE",
+    "HostLease",
+    "holder_alive",
+    "is_supervisor",
+    "local_pid",
+    "new_host_id",
+]
 
 LEASE_TTL_S = 30.0
 
 
-def new_host_id() -> str:
-    """`hostname:pid:nonce`: which machine and process holds a lease."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+SUPERVISOR_ROLE = "supervisor"
+
+
+def new_host_id(role: str | None = None) -> str:
+    """`hostname:pid:nonce[:role]`: which machine and process holds a lease; the supervisor
+    marks its own (`is_supervisor`), since whoever holds the supervisor lock knows every
+    other supervisor is gone."""
+    host = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    return f"{host}:{role}" if role else host
+
+
+def is_supervisor(host_id: str | None) -> bool:
+    return bool(host_id) and str(host_id).endswith(f":{SUPERVISOR_ROLE}")
 
 
 def local_pid(host_id: str) -> int | None:
@@ -52,7 +69,19 @@ def holder_alive(host_id: str | None) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """A process that has exited but was not reaped yet (its parent, or an init that reaps
+    slowly, has not waited for it): dead, though `kill(pid, 0)` still finds it."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return False  # no /proc here: trust kill()
+    state = stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3]
+    return state in (b"Z", b"X")
 
 
 class HostLease:
@@ -77,6 +106,11 @@ class HostLease:
                 f"session {self.session_id} is being run by another process ({row.host_id}); "
                 "wait for it to finish or stop it first"
             )
+        self.epoch = epoch
+        return epoch
+
+    def adopt(self, epoch: int) -> int:
+        """Hold the lease the caller took already under this host id, at `epoch`."""
         self.epoch = epoch
         return epoch
 

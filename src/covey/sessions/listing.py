@@ -146,7 +146,7 @@ def agent_rows(
             created=r.created_at,
             updated=r.updated_at,
             cost_usd=costs.get(r.id, 0.0),
-            pending=Pending.from_meta(r.meta.extra("pending")),
+            pending=r.meta.pending,
             overlaps=shared.get(r.meta.worktree or "", ()),
         )
         for r in rows

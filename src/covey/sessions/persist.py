@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from covey.agent import AgentEvent, Compacted, MessageAdded, ToolFinished, ToolStarted
+from covey.errors import LeaseLost
 from covey.messages import Message, dump_message
 from covey.models.pricing import cost_usd
-from covey.sessions.state import LeaseLost
 from covey.store import Store
 from covey.store.events import append_event
 from covey.store.sessions import update_session

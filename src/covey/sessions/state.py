@@ -17,22 +17,17 @@ import sqlite3
 import time
 from typing import Any
 
-from covey.errors import RunError
+from covey.errors import LeaseLost
+from covey.sessions.lease import LEASE_TTL_S, new_host_id
 from covey.store import Store
 from covey.store.events import append_event
 from covey.store.sessions import SessionState, acquire_lease, release_lease, update_session
 
-__all__ = ["LIVE_STATES", "STATES", "TERMINAL_STATES", "LeaseLost", "set_state", "take_over_state"]
+__all__ = ["LIVE_STATES", "STATES", "TERMINAL_STATES", "set_state", "take_over_state"]
 
 LIVE_STATES = ("queued", "working", "needs_input", "idle")
 TERMINAL_STATES = ("completed", "failed", "stopped")
 STATES = (*LIVE_STATES, *TERMINAL_STATES, "interrupted")
-
-
-class LeaseLost(RunError):
-    """Another host took this session over; this one must stop writing and let go."""
-
-    reason = "lease_lost"
 
 
 def set_state(
@@ -63,8 +58,6 @@ def take_over_state(
     transaction: take its lease (a new epoch, so a host that wakes up later writes nothing),
     write, let go. `force` takes it even from a holder whose lease has not expired. False
     (nothing written) when the lease could not be taken."""
-    from covey.sessions.lease import LEASE_TTL_S, new_host_id  # lease.py imports this module
-
     if state not in STATES:
         raise ValueError(f"unknown session state {state!r}")
     host = new_host_id()

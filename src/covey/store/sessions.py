@@ -18,10 +18,11 @@ from pathlib import Path
 from types import EllipsisType
 from typing import Any, Literal, TypedDict, Unpack
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ValidationError
 
 from covey.store._json import dump_json, load_json_object
 from covey.store._tx import require_transaction
+from covey.store.session_meta import SessionMeta
 
 __all__ = [
     "SessionFields",
@@ -49,25 +50,6 @@ SessionState = Literal[
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 _ID_LENGTH = 8
 _MIN_PREFIX = 4
-
-
-class SessionMeta(BaseModel):
-    """The `meta` JSON object of a session. Keys not named here are kept as they are."""
-
-    model_config = ConfigDict(frozen=True, extra="allow")
-
-    worktree: str | None = None
-    """The worktree directory the session works in, if any."""
-    branch: str | None = None
-    """The session branch, if any."""
-    provider: str | None = None
-    """The model provider (`anthropic`, `openai`…)."""
-    base_url: str | None = None
-    """The provider endpoint, when not the default."""
-
-    def extra(self, key: str) -> Any:
-        """A key not named above (kept as it was written), or None."""
-        return (self.model_extra or {}).get(key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,8 +128,21 @@ _META = [c.strip() for c in _COLUMNS.split(",")].index("meta")
 
 def _row(r: tuple[Any, ...]) -> SessionRow:
     values = list(r)
-    values[_META] = SessionMeta.model_validate(load_json_object(r[_META]))
+    values[_META] = _meta(load_json_object(r[_META]))
     return SessionRow(*values)
+
+
+def _meta(data: dict[str, Any]) -> SessionMeta:
+    """The row's meta; a key whose value does not fit its field (written by hand, or by a
+    future version) is left out rather than making the whole row unreadable."""
+    while True:
+        try:
+            return SessionMeta.model_validate(data)
+        except ValidationError as e:
+            bad = {str(err["loc"][0]) for err in e.errors() if err["loc"]}
+            if not bad & set(data):
+                return SessionMeta()
+            data = {k: v for k, v in data.items() if k not in bad}
 
 
 def new_session_id(conn: sqlite3.Connection) -> str:
@@ -161,7 +156,7 @@ def new_session_id(conn: sqlite3.Connection) -> str:
 def insert_session(conn: sqlite3.Connection, row: SessionRow) -> None:
     """Add a session; an id that exists already raises sqlite3.IntegrityError."""
     values = [getattr(row, name.strip()) for name in _COLUMNS.split(",")]
-    values[_META] = dump_json(row.meta.model_dump(mode="json", exclude_none=True))
+    values[_META] = dump_json(row.meta.dump())
     marks = ", ".join("?" * len(values))
     conn.execute(f"INSERT INTO sessions ({_COLUMNS}) VALUES ({marks})", values)
 
@@ -243,7 +238,7 @@ def update_session(
         raise TypeError(f"update_session cannot set {', '.join(sorted(unknown))}")
     values: dict[str, Any] = {"updated_at": time.time(), **fields}
     if "meta" in fields:
-        values["meta"] = dump_json(fields["meta"].model_dump(mode="json", exclude_none=True))
+        values["meta"] = dump_json(fields["meta"].dump())
     assignments = ", ".join(f"{column} = ?" for column in values)
     cursor = conn.execute(
         f"UPDATE sessions SET {assignments} WHERE id = ? AND epoch = ?",

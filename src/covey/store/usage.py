@@ -13,7 +13,7 @@ from typing import Any
 
 from covey.messages import Usage
 
-__all__ = ["UsageRow", "record_usage", "root_costs", "session_usage", "usage_rows"]
+__all__ = ["UsageRow", "last_usage_id", "record_usage", "root_costs", "session_usage", "usage_rows"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,14 +61,23 @@ def record_usage(
     return int(cursor.lastrowid or 0)
 
 
-def session_usage(conn: sqlite3.Connection, session_id: str) -> tuple[Usage, float]:
-    """Tokens and USD of a session: every agent path, plus all its descendant sessions."""
+def last_usage_id(conn: sqlite3.Connection) -> int:
+    """The newest ledger row's id (0 when empty): what a host has seen before it runs."""
+    row = conn.execute("SELECT COALESCE(MAX(id), 0) FROM usage").fetchone()
+    return int(row[0])
+
+
+def session_usage(
+    conn: sqlite3.Connection, session_id: str, *, since_id: int = 0
+) -> tuple[Usage, float]:
+    """Tokens and USD of a session: every agent path, plus all its descendant sessions;
+    only rows after `since_id` (a run's own spending, see `last_usage_id`)."""
     row = conn.execute(
         f"""{_TREE} SELECT COALESCE(SUM(input), 0), COALESCE(SUM(output), 0),
             COALESCE(SUM(cache_read), 0), COALESCE(SUM(cache_write), 0),
             COALESCE(SUM(cost_usd), 0.0)
-            FROM usage WHERE session_id IN (SELECT id FROM tree)""",
-        (session_id,),
+            FROM usage WHERE session_id IN (SELECT id FROM tree) AND id > ?""",
+        (session_id, since_id),
     ).fetchone()
     usage = Usage(input=row[0], output=row[1], cache_read=row[2], cache_write=row[3])
     return usage, float(row[4])

@@ -13,16 +13,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from collections.abc import Sequence
 
 from covey.messages import ToolUseBlock
 from covey.sessions.hooks_bridge import CommandHooks
 from covey.sessions.pending import Pending, call_text, is_yes, set_waiting, with_meta
 from covey.store import Store
-from covey.store.sessions import SessionMeta, get_session, update_session
+from covey.store.session_meta import Grant, SessionMeta
+from covey.store.sessions import get_session, update_session
 from covey.tools.permissions import Decision
 
-__all__ = ["Replies", "SessionAsker", "resume_prompt"]
+__all__ = ["Replies", "SessionAsker", "add_grants", "resume_prompt"]
 
 
 class Replies:
@@ -62,14 +63,15 @@ class SessionAsker:
     """The `ask_user` and `approver` of one hosted session. `bind` it to the session's lease
     epoch and hooks once the session is prepared (they are asked only while it runs)."""
 
-    def __init__(self, store: Store, session_id: str, replies: Replies) -> None:
+    def __init__(self, store: Store, replies: Replies) -> None:
         self.store = store
-        self.session_id = session_id
         self.replies = replies
+        self.session_id = ""
         self.epoch = -1
         self.hooks: CommandHooks | None = None
 
-    def bind(self, epoch: int, hooks: CommandHooks) -> None:
+    def bind(self, session_id: str, epoch: int, hooks: CommandHooks) -> None:
+        self.session_id = session_id
         self.epoch = epoch
         self.hooks = hooks
 
@@ -100,8 +102,8 @@ class SessionAsker:
     def _take_grant(self, call: ToolUseBlock) -> bool:
         """Use up a grant the person gave for exactly this call (after a restart)."""
         meta = self._meta()
-        grants: list[dict[str, Any]] = list(meta.extra("grants") or [])
-        wanted = {"tool": call.name, "input": call.input}
+        grants = list(meta.grants)
+        wanted = Grant(tool=call.name, input=call.input)
         if wanted not in grants:
             return False
         grants.remove(wanted)
@@ -110,26 +112,33 @@ class SessionAsker:
         return True
 
 
-def resume_prompt(pending: dict[str, Any], reply: str) -> tuple[str, list[dict[str, Any]]]:
+def add_grants(store: Store, session_id: str, epoch: int, grants: Sequence[Grant]) -> None:
+    """Store calls the person allowed while no host ran the session (see `Grant`)."""
+    with store.write() as conn:
+        row = get_session(conn, session_id)
+        if row is not None:
+            meta = with_meta(row.meta, grants=[*row.meta.grants, *grants])
+            update_session(conn, session_id, epoch, meta=meta)
+
+
+def resume_prompt(pending: Pending, reply: str) -> tuple[str, list[Grant]]:
     """The prompt that continues a session whose stored question was answered after its
     host went away, and the grants to store (an allowed call, to run when asked again)."""
-    known = Pending.from_meta(pending)
-    reply = known.choose(reply) if known else reply
-    kind = pending.get("kind")
-    if kind == "permission":
-        call = call_text(str(pending.get("tool")), dict(pending.get("input") or {}))
+    reply = pending.choose(reply)
+    if pending.kind == "permission":
+        call = call_text(str(pending.tool), dict(pending.tool_input or {}))
         if is_yes(reply):
-            grant = {"tool": pending.get("tool"), "input": pending.get("input") or {}}
+            grant = Grant(tool=str(pending.tool), input=dict(pending.tool_input or {}))
             return (
                 f"The user allowed {call}. The session restarted before it ran, so it did not "
                 "run: make that call again now, then continue the task.",
                 [grant],
             )
         return f"The user did not allow {call}; they said: {reply}\nContinue without it.", []
-    if kind == "credentials":
+    if pending.kind == "credentials":
         return "", []
     return (
-        f"Earlier you asked the user: {pending.get('text')}\nThe user answered: {reply}\n"
+        f"Earlier you asked the user: {pending.text}\nThe user answered: {reply}\n"
         "(The session restarted in between.) Continue the task.",
         [],
     )

@@ -8,7 +8,9 @@ prompt (a reply to a session mid-turn waits until the turn ends); `respawn` cont
 session nobody hosts. Session preparation (settings, checkout) runs in a worker thread, so
 the loop never waits for git.
 
-On start it first adopts the background sessions whose host died while they were live: it
+On start, and every `ORPHAN_SCAN_S` while it runs, it adopts the background sessions whose
+host died while they were live (a host that was a supervisor is known dead once this one holds
+the supervisor lock, whatever its pid looks like; any other by its pid or its lease): it
 takes their lease over (a new epoch, so the old host, should it wake, can write nothing) and
 continues the conversation from the transcript with a short "continue" prompt (a tool call
 that was running is answered as interrupted, never re-run) — unless `background.autoResume`
@@ -24,24 +26,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from covey.config import load_credentials, load_settings
+from covey.agent import RunResult
+from covey.config import load_settings
 from covey.errors import CredentialsError, RunError
 from covey.git.pool import refill_pool
 from covey.git.repo import commit_all, git
-from covey.git.worktrees import (
-    Worktree,
-    find_repo,
-    lock_worktree,
-    open_worktree,
-    unlock_worktree,
-)
 from covey.models.registry import BASE_URL_VARS
 from covey.sessions.background import (
     RESUMABLE_STATES,
@@ -49,23 +44,21 @@ from covey.sessions.background import (
     mark_interrupted,
     orphaned_sessions,
     requeue_orphaned_commands,
+    stored_options,
+    supervisor_environ,
+    take_orphan,
 )
-from covey.sessions.control import request_pool_refill
-from covey.sessions.lease import holder_alive, new_host_id
-from covey.sessions.pending import with_meta
-from covey.sessions.runner import PreparedSession, SessionOptions, prepare_session
+from covey.sessions.host import CancelCause, SessionHost
+from covey.sessions.lease import SUPERVISOR_ROLE, holder_alive, new_host_id
+from covey.sessions.pending import Pending, with_meta
+from covey.sessions.plan import plan_session
 from covey.sessions.state import set_state
 from covey.store import Store
 from covey.store.commands import CommandRow, claim_command, finish_command, pending_commands
-from covey.store.sessions import (
-    SessionMeta,
-    SessionRow,
-    get_session,
-    list_sessions,
-    release_lease,
-)
+from covey.store.session_meta import Grant, SessionMeta
+from covey.store.sessions import SessionRow, get_session, list_sessions, release_lease
 from covey.store.transcript import read_entries
-from covey.supervisor.asking import Replies, SessionAsker, resume_prompt
+from covey.supervisor.asking import Replies, SessionAsker, add_grants, resume_prompt
 
 __all__ = ["CONTINUE_PROMPT", "Start", "Supervisor", "session_environ"]
 
@@ -74,6 +67,8 @@ FinishStatus = Literal["done", "failed"]
 log = logging.getLogger("covey.supervisor")
 
 POLL_S = 0.1
+ORPHAN_SCAN_S = 1.0
+"""How often a running supervisor looks for live sessions whose host is gone."""
 CONTINUE_PROMPT = (
     "The background host restarted while you were working. Continue the task where you "
     "left off; check the state of anything that was interrupted before relying on it."
@@ -89,14 +84,16 @@ class Start:
     adopted: bool = False
     """Resumed because its previous host died (not asked for by a command)."""
     prompt: str | None = None
-    grants: tuple[dict[str, Any], ...] = ()
+    grants: tuple[Grant, ...] = ()
 
 
 class Supervisor:
     def __init__(self, store: Store, *, idle_exit_s: float = 0.0) -> None:
         self.store = store
-        self.host_id = new_host_id()
+        self.host_id = new_host_id(SUPERVISOR_ROLE)
         self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.hosts: dict[str, SessionHost] = {}
+        """The hosted sessions that are open (a task may still be opening its session)."""
         self.stopped_by_user: set[str] = set()
         self.replies = Replies()
         self.stopping = asyncio.Event()
@@ -113,11 +110,15 @@ class Supervisor:
         async with asyncio.TaskGroup() as tg:
             if requeued := requeue_orphaned_commands(self.store):
                 log.info("requeued %d command(s) a dead host had claimed", requeued)
-            for row in orphaned_sessions(self.store):
+            for row in orphaned_sessions(self.store, self.host_id):
                 self._adopt(tg, row)
+            next_scan = time.monotonic() + ORPHAN_SCAN_S
             while not self.stopping.is_set():
                 try:
                     self._poll(tg)
+                    if time.monotonic() >= next_scan:
+                        next_scan = time.monotonic() + ORPHAN_SCAN_S
+                        self._adopt_orphans(tg)
                 except Exception:
                     log.exception("poll failed")
                 if self._idle_long_enough():
@@ -127,14 +128,21 @@ class Supervisor:
                     async with asyncio.timeout(POLL_S):
                         await self.stopping.wait()
             log.info("stopping: interrupting %d session(s)", len(self.tasks))
-            for task in self.tasks.values():
-                task.cancel()
+            for sid, task in self.tasks.items():
+                self._cancel(sid, task, "shutdown")
+
+    def _adopt_orphans(self, tg: asyncio.TaskGroup) -> None:
+        """Live sessions whose host went away while this supervisor runs (a foreground
+        host that died after handing one over, a lease that expired): adopt them too."""
+        for row in orphaned_sessions(self.store, self.host_id, ("working", "needs_input")):
+            if row.id not in self.tasks:
+                self._adopt(tg, row)
 
     def _adopt(self, tg: asyncio.TaskGroup, row: SessionRow) -> None:
         """A session left live by a dead host: a stored question waits for its reply (no
         host needed); the others resume now, or with `background.autoResume` off, show
         `interrupted` until someone replies or respawns them."""
-        if row.state == "needs_input" and row.meta.extra("pending"):
+        if row.state == "needs_input" and row.meta.pending is not None:
             return
         try:
             auto = load_settings(Path(row.cwd)).settings.background.autoResume
@@ -176,7 +184,7 @@ class Supervisor:
         if command.type == "stop":
             if sid in self.tasks and self._claim(command):
                 self.stopped_by_user.add(sid)
-                self.tasks[sid].cancel()
+                self._cancel(sid, self.tasks[sid], "stop")
                 self._finish(command, "done", {"stopped": True})
             elif sid not in self.tasks and not self._held_elsewhere(sid) and self._claim(command):
                 # it ended meanwhile: a stale stop must not cancel a later run
@@ -191,6 +199,13 @@ class Supervisor:
         elif sid not in self.tasks and self._claim(command):  # reply or respawn
             self._continue(tg, command)
         # a reply for a session in the middle of a turn waits for the turn to end
+
+    def _cancel(self, sid: str, task: asyncio.Task[None], cause: CancelCause) -> None:
+        """Cancel a hosted session's task, saying why (its host records the state)."""
+        host = self.hosts.get(sid)
+        if host is not None and host.cancel_cause is None:
+            host.cancel_cause = cause
+        task.cancel()
 
     def _refill(self, tg: asyncio.TaskGroup, repo: Path, command: CommandRow | None) -> None:
         """Top up `repo`'s warm pool in a worker thread (a second refill of the same repo
@@ -244,11 +259,11 @@ class Supervisor:
             if not expired:
                 self._finish(command, "failed", {"error": f"held by {row.host_id}"})
                 return
-        pending = dict(row.meta.extra("pending") or {})
+        pending = row.meta.pending
         start = Start(fresh=False)
         if command.type == "reply":
             text = str(command.data.get("text", ""))
-            if pending:
+            if pending is not None:
                 prompt, grants = resume_prompt(pending, text)
                 start = Start(fresh=False, prompt=prompt or None, grants=tuple(grants))
             else:
@@ -263,86 +278,73 @@ class Supervisor:
         task.add_done_callback(lambda _t: self.tasks.pop(row.id, None))
 
     async def _host(self, row: SessionRow, start: Start) -> None:
-        asker = SessionAsker(self.store, row.id, self.replies)
-        try:  # checkouts and settings are blocking work: off the event loop
-            session = await asyncio.to_thread(self._prepare, row, start, asker)
+        asker = SessionAsker(self.store, self.replies)
+        # checkouts and settings are blocking work: off the event loop, and not abandoned
+        # half-way when the session is stopped meanwhile
+        opening = asyncio.ensure_future(asyncio.to_thread(self._open, row, start, asker))
+        try:
+            host = await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                if (late := await opening) is not None:
+                    self._abandon(late)
+            raise
         except CredentialsError as e:
             log.warning("session %s waits for credentials: %s", row.id, e)
-            self._fail_unprepared(row.id, str(e), pending={"kind": "credentials", "text": str(e)})
+            pending = Pending(kind="credentials", text=str(e))
+            self._fail_unprepared(row.id, str(e), pending=pending)
             return
         except Exception as e:
             log.exception("session %s could not start", row.id)
             self._fail_unprepared(row.id, str(e))
             return
-        if session is None:
+        if host is None:
             return
-        asker.bind(session.lease.epoch, session.hooks)
+        self.hosts[row.id] = host
         try:
-            await self._run(session, row, start)  # the store is ours: not closed here
+            await self._run(host, row, start)
         except Exception:  # one session's trouble never takes the TaskGroup (the host) down
             log.exception("session %s ended badly", row.id)
+        finally:
+            self.hosts.pop(row.id, None)
 
-    def _prepare(
-        self, row: SessionRow, start: Start, asker: SessionAsker
-    ) -> PreparedSession | None:
-        if start.fresh:
-            epoch = claim_queued(self.store, row.id, self.host_id)
-            if epoch is None:
+    def _open(self, row: SessionRow, start: Start, asker: SessionAsker) -> SessionHost | None:
+        """Plan and open a hosted session (a queued one is claimed first); None when it is
+        not ours to run after all."""
+        claimed = None
+        if start.fresh or start.adopted:
+            take = claim_queued if start.fresh else take_orphan
+            claimed = take(self.store, row.id, self.host_id)
+            if claimed is None:
                 return None
-            settings = load_settings(Path(row.cwd)).settings
-            base, repo = row.meta.extra("base"), row.meta.extra("repo")  # found at dispatch
-            wt = open_worktree(
-                Path(row.cwd),
-                f"bg-{row.id}",
-                settings.worktree,
-                base=base,
-                repo=Path(repo) if repo else None,
-            )
-            if settings.worktree.pool > 0:  # topped up by this daemon, off the session's path
-                request_pool_refill(self.store, wt.repo_root)
-            meta = row.meta.model_copy(update={"worktree": str(wt.path), "branch": wt.branch})
-            set_state(self.store, row.id, epoch, "working", cwd=str(wt.path), meta=meta)
-            with self.store.write() as conn:  # prepare_session takes it again, as its own host
-                release_lease(conn, row.id, self.host_id, epoch)
-        session = prepare_session(
-            SessionOptions(
-                cwd=Path(row.cwd),
-                resume=row.id,
-                kind="background",
-                permission_mode=row.permission_mode,
-                environ=session_environ(row.meta),
-            ),
-            approver=asker.approve,
-            ask_user=asker.ask_user,
-            store=self.store,
+        plan = plan_session(stored_options(row, session_environ(row.meta)), previous=row)
+        host = SessionHost.open(
+            self.store, plan, asker=asker, host_id=self.host_id, claimed_epoch=claimed
         )
         if start.adopted or start.fresh:  # stopped by `covey stop` before we took it over
             with self.store.read() as conn:
                 now = get_session(conn, row.id)
             unwanted = start.adopted and (now is None or now.state not in RESUMABLE_STATES)
             if unwanted or now is None or now.state == "stopped":
-                session.lease.release()
+                host.close()
                 return None
-        session.worktree = self._lock_worktree(session)
-        return session
+        return host
 
-    def _lock_worktree(self, session: PreparedSession) -> Worktree | None:
-        """`git worktree lock` the session's worktree while it runs here (covey refuses to
-        remove or prune a locked one)."""
-        with self.store.read() as conn:
-            row = get_session(conn, session.session_id)
-        if row is None or not row.meta.worktree or not Path(row.meta.worktree).is_dir():
-            return None
-        path = Path(row.meta.worktree)
-        repo = row.meta.extra("repo")  # recorded at dispatch (older rows: ask git)
-        root = Path(repo) if repo else find_repo(path)
-        wt = Worktree(path.name, path, row.meta.branch or "", "", root, created=False)
-        lock_worktree(wt, f"covey session {session.session_id}")
-        return wt
+    def _abandon(self, host: SessionHost) -> None:
+        """A session cancelled while it was being opened: a stop is recorded, a shutdown
+        leaves it for the next supervisor."""
+        with contextlib.suppress(Exception):
+            if host.session_id in self.stopped_by_user:
+                set_state(
+                    self.store, host.session_id, host.lease.epoch, "stopped", "stopped by user"
+                )
+        host.close()
 
     def _fail_unprepared(
-        self, session_id: str, reason: str, pending: dict[str, Any] | None = None
+        self, session_id: str, reason: str, pending: Pending | None = None
     ) -> None:
+        """A session that could not be opened: `failed`, or `needs_input` with what it
+        waits for (credentials); a lease this supervisor took for it is let go."""
         with self.store.read() as conn:
             row = get_session(conn, session_id)
         if row is None or row.host_id not in (None, self.host_id):
@@ -353,78 +355,52 @@ class Supervisor:
             else:
                 meta = with_meta(row.meta, pending=pending)
                 set_state(self.store, session_id, row.epoch, "needs_input", reason[:300], meta=meta)
+        with self.store.write() as conn:
+            release_lease(conn, session_id, self.host_id, row.epoch)
 
-    def _first_prompt(self, session: PreparedSession, row: SessionRow, start: Start) -> str:
+    def _first_prompt(self, host: SessionHost, row: SessionRow, start: Start) -> str:
         if start.prompt:
             return start.prompt
-        with session.store.read() as conn:
-            started = bool(read_entries(conn, session.session_id))
-        return CONTINUE_PROMPT if started else str(row.meta.extra("prompt") or "")
+        with self.store.read() as conn:
+            started = bool(read_entries(conn, host.session_id))
+        return CONTINUE_PROMPT if started else (row.meta.prompt or "")
 
-    async def _run(self, session: PreparedSession, row: SessionRow, start: Start) -> None:
-        sid = session.session_id
-        epoch = session.lease.epoch
-        prompt = self._first_prompt(session, row, start)
+    async def _run(self, host: SessionHost, row: SessionRow, start: Start) -> None:
+        sid = host.session_id
+        prompt = self._first_prompt(host, row, start)
+        if start.grants:
+            await asyncio.to_thread(add_grants, self.store, sid, host.lease.epoch, start.grants)
+
+        async def commit(result: RunResult) -> str:
+            return await asyncio.to_thread(self._commit, host, result.result)
+
         try:
-            async with session.lease.heartbeat():
-                with session.store.read() as conn:
-                    meta = (get_session(conn, sid) or row).meta
-                grants = [*(meta.extra("grants") or []), *start.grants]
-                meta = with_meta(meta, pending=None, grants=grants or None)
-                set_state(session.store, sid, epoch, "working", meta=meta)
-                prompt = await session.started(prompt, resumed=not start.fresh)
-                result = await session.agent.run(prompt)
-                report = await asyncio.to_thread(self._commit, session, result.result)
-        except asyncio.CancelledError:
-            with contextlib.suppress(RunError):
-                if sid in self.stopped_by_user:
-                    set_state(session.store, sid, epoch, "stopped", "stopped by user")
-                elif not _waits_on_question(session.store, sid):  # that one stays needs_input
-                    set_state(session.store, sid, epoch, "interrupted", "supervisor stopped")
-            raise
-        except RunError as e:
-            if e.reason != "lease_lost":
-                set_state(session.store, sid, epoch, "failed", f"{e.reason}: {e}"[:300])
-            return
-        except Exception as e:
+            await host.run_turn(prompt, start_hooks=True, finish=commit)
+        except (RunError, Exception):  # recorded by the host (failed, with its reason)
             log.exception("session %s failed", sid)
-            set_state(session.store, sid, epoch, "failed", f"{type(e).__name__}: {e}"[:300])
             return
         finally:
             with contextlib.suppress(Exception):
-                if session.worktree is not None:
-                    await asyncio.to_thread(unlock_worktree, session.worktree)
-            with contextlib.suppress(Exception):
-                session.lease.release()
-        set_state(session.store, sid, epoch, "completed", "end_turn", summary=report)
-        await session.hooks.notify("agent_completed", f"session {sid} completed: {report}")
-        log.info("session %s completed: %s", sid, report)
+                await asyncio.to_thread(host.close)
+        log.info("session %s completed", sid)
 
-    def _commit(self, session: PreparedSession, final_text: str) -> str:
+    def _commit(self, host: SessionHost, final_text: str) -> str:
         """Commit the worktree's changes to the session branch; the one-line report."""
-        with session.store.read() as conn:
-            row = get_session(conn, session.session_id)
         did = (final_text.strip().splitlines() or ["done"])[0][:120]
-        if row is None or row.meta.worktree is None:
+        wt = host.worktree
+        if wt is None:
             return did
-        path = Path(row.meta.worktree)
-        changed = [line for line in git("status", "--porcelain", cwd=path).splitlines() if line]
+        changed = [line for line in git("status", "--porcelain", cwd=wt.path).splitlines() if line]
         if changed:
-            commit_all(path, f"covey {session.session_id}: {did}")
-        return f"{did} · branch {row.meta.branch} · {len(changed)} file(s) changed"
-
-
-def _waits_on_question(store: Store, session_id: str) -> bool:
-    with store.read() as conn:
-        row = get_session(conn, session_id)
-    return row is not None and row.state == "needs_input"
+            commit_all(wt.path, f"covey {host.session_id}: {did}")
+        return f"{did} · branch {wt.branch} · {len(changed)} file(s) changed"
 
 
 def session_environ(meta: SessionMeta) -> dict[str, str]:
     """Where a hosted session's credentials come from: the supervisor's environment (it
     inherited the one of the command that started it), `$COVEY_HOME/credentials.json` over it,
     and the endpoint the session was dispatched with. Settings `env` still wins (runner)."""
-    environ = {**os.environ, **load_credentials()}
+    environ = supervisor_environ()
     var = BASE_URL_VARS.get(meta.provider or "")
     if var and meta.base_url:
         environ[var] = meta.base_url

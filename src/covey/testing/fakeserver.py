@@ -255,6 +255,7 @@ class _Handler(BaseHTTPRequestHandler):
             input=estimate_tokens(raw.decode("utf-8", "replace")),
             output=estimate_tokens(to_json([turn.text, [c.input for c in turn.tool_calls]])),
         )
+        record["usage"] = usage.model_dump()  # what this answer bills (tests compare the ledger)
         model = body.get("model") if isinstance(body.get("model"), str) else "fake-model"
         reply = Reply(index, turn, model, usage, seed=f"{agent or ''}/{index}")
         drop = fault.drop if fault is not None else None

@@ -55,9 +55,9 @@ def run_session_screen(
     foreground session in `cwd` (`prompt`, if given, is its first message; `model` and
     `permission_mode` apply to it)."""
     from covey.sessions import control
+    from covey.sessions.interactive import ForegroundHost
     from covey.store import Store
     from covey.supervisor import ensure_supervisor
-    from covey.tui.foreground import ForegroundHost
     from covey.tui.session_app import SessionApp
 
     host: ForegroundHost | None = None

@@ -10,8 +10,8 @@ from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
+from covey.sessions.interactive import ForegroundHost
 from covey.store import Store
-from covey.tui.foreground import ForegroundHost
 from covey.tui.session_screen import EnsureHost, SessionScreen
 
 __all__ = ["QUIT_WINDOW_S", "SessionApp"]

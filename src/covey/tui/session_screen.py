@@ -21,12 +21,12 @@ from textual.widgets import Input, Log, Static
 from covey.agent import AgentEvent, MessageAdded, TextDelta
 from covey.errors import UserError
 from covey.sessions import control
+from covey.sessions.interactive import ForegroundHost
 from covey.sessions.listing import display_state
 from covey.sessions.pending import Pending
 from covey.store import Store
 from covey.store.sessions import get_session
 from covey.store.transcript import read_entries
-from covey.tui.foreground import ForegroundHost
 from covey.tui.inputs import PromptInput
 from covey.tui.transcript import entry_lines
 
@@ -150,8 +150,7 @@ class SessionScreen(Screen[None]):
             self.pending = self.host.pending
             error = f" · {self.host.error}" if self.host.error else ""
         else:
-            meta_pending = row.meta.extra("pending")
-            self.pending = Pending.from_meta(meta_pending) if state == "needs_input" else None
+            self.pending = row.meta.pending if state == "needs_input" else None
             error = ""
         label = f"{row.id} {row.name}" if row.name else row.id
         title = f" {label} · {state} · {row.model}{error}"

@@ -7,8 +7,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 
-from covey.cli.sessions import render_entry
 from covey.messages import Message, ToolResultBlock, dump_message, load_message
+from covey.sessions.render import render_entry
 from covey.store.transcript import TranscriptEntry, last_seq, read_entries
 
 __all__ = ["entry_lines", "fold_result", "tail_lines"]
