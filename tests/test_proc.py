@@ -35,6 +35,7 @@ def test_public_surface() -> None:
         "ProcessStartError",
         "elide",
         "group_alive",
+        "kill_tagged_group",
         "run",
         "run_process",
         "spawn_detached",

@@ -93,7 +93,14 @@ def test_open_defaults_to_covey_home_with_wal_and_the_schema(covey_home: Path) -
             assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
             assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
             assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-            assert _tables(conn) == {"sessions", "transcript", "events", "commands", "usage"}
+            assert _tables(conn) == {
+                "sessions",
+                "transcript",
+                "events",
+                "commands",
+                "usage",
+                "tool_runs",
+            }
 
 
 def test_migrations_apply_once_and_reopening_changes_nothing(tmp_path: Path) -> None:

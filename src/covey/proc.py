@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,7 @@ __all__ = [
     "ProcessStartError",
     "elide",
     "group_alive",
+    "kill_tagged_group",
     "run",
     "run_process",
     "spawn_detached",
@@ -157,13 +160,20 @@ async def run_process(
     stdin: bytes | None = None,
     output_limit: int | None = None,
     merge_stderr: bool = False,
+    die_with_parent: bool = False,
+    on_start: Callable[[int], None] | None = None,
 ) -> ProcessResult:
     """Run `cmd` to completion (or until `timeout_s`), then make sure its group is gone.
 
     `output_limit` caps each captured stream in bytes while reading (head and tail kept).
     Cancelling the caller kills the group before the cancellation propagates.
+    `die_with_parent`: the process is killed (SIGKILL) if this process dies (Linux parent-death
+    signal, set by util-linux `setpriv` when it is installed); what it started stays in its
+    group, for `kill_tagged_group`. `on_start` gets the pid (= process group) once it runs.
     """
     argv = _argv(cmd)
+    if die_with_parent and (setpriv := _setpriv()) is not None:
+        argv = [setpriv, "--pdeathsig", "KILL", "--", *argv]
     out, err = _Capture(output_limit), _Capture(output_limit)
     loop = asyncio.get_running_loop()
     started = time.monotonic()
@@ -177,6 +187,8 @@ async def run_process(
         raise _start_error(argv, cwd, e) from None
     pid = transport.get_pid()
     try:
+        if on_start is not None:
+            on_start(pid)
         if stdin is not None:
             pipe = transport.get_pipe_transport(0)
             assert isinstance(pipe, asyncio.WriteTransport)
@@ -306,6 +318,37 @@ def group_alive(pgid: int) -> bool:
         if int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
             return True
     return False
+
+
+def kill_tagged_group(pgid: int, tag: str) -> int:
+    """SIGKILL the processes of group `pgid` whose environment holds `COVEY_TOOL_RUN=tag`
+    (what a tool run left when its host died; the tag guards against a reused group id);
+    how many were signalled."""
+    if not os.path.isdir("/proc"):
+        return 0
+    marker = f"COVEY_TOOL_RUN={tag}".encode()
+    killed = 0
+    with os.scandir("/proc") as entries:
+        pids = [int(e.name) for e in entries if e.name.isdigit()]
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+            if int(fields[2]) != pgid:
+                continue
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                if marker not in f.read().split(b"\0"):
+                    continue
+            os.kill(pid, signal.SIGKILL)
+            killed += 1
+        except (OSError, IndexError, ValueError):
+            continue
+    return killed
+
+
+@functools.cache
+def _setpriv() -> str | None:
+    return shutil.which("setpriv")
 
 
 def _signal_group(pgid: int, sig: int) -> None:

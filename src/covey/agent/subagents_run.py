@@ -254,6 +254,7 @@ class Spawn:
             extra_dirs=self.ctx.extra_dirs,
             session_id=record.agent_id,
             sandbox=self.ctx.sandbox,
+            tool_runs=self.ctx.tool_runs,
         )
         watch = _Watch()
         agent = Agent(

@@ -43,6 +43,7 @@ from covey.sessions.plan import SessionPlan
 from covey.sessions.resume import load_conversation
 from covey.sessions.state import set_state
 from covey.sessions.subagents import subagent_runtime
+from covey.sessions.tool_runs import StoreToolRuns, end_leftover_runs
 from covey.store import Store
 from covey.store.session_meta import SessionMeta
 from covey.store.sessions import (
@@ -184,6 +185,8 @@ class SessionHost:
             worktree = worktree or _existing_worktree(row)
             if worktree is not None:
                 lock_worktree(worktree, f"covey session {row.id}")
+            if plan.previous is not None:  # what a dead host's commands left runs no more
+                end_leftover_runs(store, row.id)
             messages: list[Message] = []
             with store.read() as conn:
                 if plan.previous is not None:
@@ -366,6 +369,7 @@ def _agent(
         session_id=session_id,
         sandbox=SandboxOptions(enabled=settings.sandbox.enabled, network=settings.sandbox.network),
         ask_user=asker.ask_user if asker else None,
+        tool_runs=StoreToolRuns(store, session_id),
     )
     approver = asker.approve if asker else None
     runtime = subagent_runtime(

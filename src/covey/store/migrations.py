@@ -112,7 +112,23 @@ def m0002_session_deleted_at(conn: sqlite3.Connection) -> None:
     _run(conn, ["ALTER TABLE sessions ADD COLUMN deleted_at REAL"])
 
 
-MIGRATIONS: tuple[Migration, ...] = (m0001_initial, m0002_session_deleted_at)
+def m0003_tool_runs(conn: sqlite3.Connection) -> None:
+    """Tool processes running for a session, so a host taking it over kills what is left."""
+    _run(
+        conn,
+        [
+            """CREATE TABLE tool_runs (
+                session_id TEXT NOT NULL,
+                pgid INTEGER NOT NULL,
+                tag TEXT NOT NULL,
+                started REAL NOT NULL,
+                PRIMARY KEY (session_id, tag)
+            )""",
+        ],
+    )
+
+
+MIGRATIONS: tuple[Migration, ...] = (m0001_initial, m0002_session_deleted_at, m0003_tool_runs)
 """Every migration, oldest first; append only."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -36,6 +36,15 @@ class SandboxOptions:
     network: bool = True
 
 
+class ToolRuns(Protocol):
+    """Records tool processes while they run, so a host that takes a session over after a
+    crash can kill what is left of them (`covey.proc.kill_tagged_group`)."""
+
+    def started(self, pgid: int, tag: str) -> None: ...
+
+    def ended(self, pgid: int, tag: str) -> None: ...
+
+
 @dataclass
 class ToolContext:
     workspace: Path
@@ -46,6 +55,8 @@ class ToolContext:
     sandbox: SandboxOptions = field(default_factory=SandboxOptions)
     ask_user: AskUser | None = None
     """None when nobody can answer (print mode): AskUserQuestion then tells the model so."""
+    tool_runs: ToolRuns | None = None
+    """Where the host records running tool processes (None: not recorded)."""
 
 
 InputT = TypeVar("InputT", bound=ToolInput)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
 
 from pydantic import Field
 
@@ -51,13 +52,22 @@ class BashTool(Tool[BashInput]):
         argv = ["bash", "-c", args.command]
         if ctx.sandbox.enabled:
             argv = sandbox_argv(ctx, argv)
-        result = await run_process(
-            argv,
-            cwd=ctx.workspace,
-            timeout_s=timeout_s,
-            output_limit=MAX_OUTPUT,
-            merge_stderr=True,
-        )
+        tag = uuid.uuid4().hex  # marks this run's processes, for a host taking over
+        runs = ctx.tool_runs
+        try:
+            result = await run_process(
+                argv,
+                cwd=ctx.workspace,
+                timeout_s=timeout_s,
+                env={"COVEY_TOOL_RUN": tag},
+                output_limit=MAX_OUTPUT,
+                merge_stderr=True,
+                die_with_parent=True,
+                on_start=(lambda pgid: runs.started(pgid, tag)) if runs else None,
+            )
+        finally:
+            if runs is not None:
+                runs.ended(0, tag)
         out = result.stdout.rstrip("\n")
         if result.timed_out:
             note = f"Command timed out: killed after {timeout_s:g} s"
