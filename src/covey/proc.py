@@ -6,6 +6,9 @@ SIGKILL, so no command leaves orphans behind. Output is captured while it arrive
 the head and the tail are kept, the middle is replaced by a note saying how much was elided.
 
 `run_process` is the async form (tools, hooks); `run` the blocking form for quick commands (git).
+
+A child inherits this process's environment, less covey's provider credentials when the
+caller lays `without_credentials()` over it (tools, hooks and git do, see `CREDENTIAL_VARS`).
 """
 
 from __future__ import annotations
@@ -13,12 +16,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import shlex
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +30,7 @@ from typing import Any
 from covey.errors import CoveyError
 
 __all__ = [
+    "CREDENTIAL_VARS",
     "CommandFailed",
     "ProcessResult",
     "ProcessStartError",
@@ -35,6 +40,7 @@ __all__ = [
     "run_process",
     "spawn_detached",
     "watch_children_with_pidfds",
+    "without_credentials",
 ]
 
 KILL_GRACE_S = 1.0
@@ -47,6 +53,16 @@ Command = Sequence[str] | str
 """An argv list, or a string run by `/bin/sh -c`."""
 Env = Mapping[str, str | None]
 """Variables laid over `os.environ`; a None value removes the variable."""
+
+CREDENTIAL_VARS = re.compile(r"ANTHROPIC_AUTH_TOKEN|ANTHROPIC_\w*KEY|OPENAI_API_KEY")
+"""The provider credentials covey itself reads (`fullmatch` on a variable's name)."""
+
+
+def without_credentials(names: Iterable[str] = ()) -> dict[str, None]:
+    """An `Env` that removes provider credentials from the inherited environment: every
+    variable `CREDENTIAL_VARS` matches, and `names` (keys from `credentials.json`, …)."""
+    found = {name for name in os.environ if CREDENTIAL_VARS.fullmatch(name)}
+    return dict.fromkeys(sorted(found.union(names)))
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ which no hook can ever exist) and an fsmonitor hook (`core.fsmonitor=false`; the
 sets its own, see `fsmonitor`). An agent that planted `.git/hooks/post-checkout` or
 `git config core.fsmonitor …` therefore gets nothing run outside its sandbox by `covey -w`,
 `covey worktree …`, the radar, snapshots or `covey merge`. Creating a worktree runs no
-post-checkout hook either. Git commands a person or an agent types (Bash) are theirs: hooks
-apply there as usual.
+post-checkout hook either, and covey's git commands do not see its provider credentials. Git
+commands a person or an agent types (Bash) are theirs: hooks apply there as usual.
 """
 
 from __future__ import annotations
@@ -83,10 +83,11 @@ def git_result(
     failed: `open_worktree` retries that one as a whole (see `is_transient_worktree_error`)."""
     data = stdin.encode() if stdin is not None else None
     argv = git_argv(*args)
+    environ = {**proc.without_credentials(), **(env or {})}
     if not args or args[0] != "worktree":
-        return proc.run(argv, cwd=cwd, timeout_s=timeout_s, env=env, stdin=data)
+        return proc.run(argv, cwd=cwd, timeout_s=timeout_s, env=environ, stdin=data)
     for attempt in range(WORKTREE_RETRIES):
-        result = proc.run(argv, cwd=cwd, timeout_s=timeout_s, env=env, stdin=data)
+        result = proc.run(argv, cwd=cwd, timeout_s=timeout_s, env=environ, stdin=data)
         if result.ok or not is_transient_worktree_error(result.stderr) or args[1:2] == ("add",):
             return result
         time.sleep(0.02 * (attempt + 1))

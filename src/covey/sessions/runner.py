@@ -19,7 +19,7 @@ from covey.agent.definitions import AgentDefinition, Definitions, load_definitio
 from covey.agent.loop import Agent, Approver, Observer
 from covey.agent.prompt import build_system_prompt
 from covey.agent.subagents_run import definition_system_prompt
-from covey.config import LoadedSettings, effective_env, load_settings
+from covey.config import LoadedSettings, credential_names, effective_env, load_settings
 from covey.errors import MaxTurnsExceeded, RunError, UserError
 from covey.git.worktrees import (
     Worktree,
@@ -258,6 +258,7 @@ def _prepare(
                 cwd=cwd,
                 project_dir=loaded.project_root,
                 mode=opts.permission_mode or "default",
+                settings=loaded.settings,
             )
         )
         worktree = open_worktree(
@@ -306,7 +307,12 @@ def _prepare(
         workspace=cwd,
         extra_dirs=[Path(d).expanduser() for d in settings.permissions.additionalDirectories],
         session_id=session_id,
-        sandbox=SandboxOptions(enabled=settings.sandbox.enabled, network=settings.sandbox.network),
+        sandbox=SandboxOptions(
+            enabled=settings.sandbox.enabled,
+            network=settings.sandbox.network,
+            pass_credentials=settings.tools.passCredentials,
+            credential_names=credential_names(settings),
+        ),
         ask_user=ask_user,
     )
     hooks = CommandHooks(
@@ -316,6 +322,7 @@ def _prepare(
             cwd=cwd,
             project_dir=loaded.project_root,
             mode=policy.mode,
+            settings=settings,
         )
     )
     window = settings.autoCompactWindow or int(model.context_window * 0.9)

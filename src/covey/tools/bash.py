@@ -9,12 +9,12 @@ from pydantic import Field
 
 from covey.errors import ToolError
 from covey.git.guarded import GitGuard, guard_repositories
-from covey.proc import run_process
+from covey.proc import run_process, without_credentials
 from covey.tools._common import optional
 from covey.tools.base import Tool, ToolContext, ToolInput
 from covey.tools.paths import allowed_roots
 
-__all__ = ["BashInput", "BashTool", "sandbox_argv"]
+__all__ = ["BashInput", "BashTool", "command_env", "sandbox_argv"]
 
 DEFAULT_TIMEOUT_MS = 120_000
 MAX_TIMEOUT_MS = 600_000
@@ -59,6 +59,7 @@ class BashTool(Tool[BashInput]):
                 argv,
                 cwd=ctx.workspace,
                 timeout_s=timeout_s,
+                env=command_env(ctx),
                 output_limit=MAX_OUTPUT,
                 merge_stderr=True,
             )
@@ -75,6 +76,14 @@ class BashTool(Tool[BashInput]):
             note = f"Exit code {result.exit_code}"
             return f"{out}\n{note}" if out else note
         return out or "(no output)"
+
+
+def command_env(ctx: ToolContext) -> dict[str, None]:
+    """What is removed from the inherited environment for a command: covey's provider
+    credentials, unless the settings pass them (`tools.passCredentials`)."""
+    if ctx.sandbox.pass_credentials:
+        return {}
+    return without_credentials(ctx.sandbox.credential_names)
 
 
 def sandbox_argv(ctx: ToolContext, argv: list[str], guard: GitGuard | None = None) -> list[str]:
