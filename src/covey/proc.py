@@ -364,12 +364,14 @@ def spawn_detached(
     argv: Sequence[str], *, cwd: Path | str, env: Env | None = None, log_path: Path
 ) -> int:
     """Start `argv` as a daemon and return its pid: in a new session (no terminal), stdin
-    /dev/null, stdout and stderr appended to `log_path`, not waited on. A short-lived
+    /dev/null, stdout and stderr appended to `log_path` (made 0600), not waited on. A short-lived
     `/bin/sh` starts it in the background and is reaped here, so the daemon is re-parented
     to init and never becomes this process's zombie."""
     if not argv:
         raise ValueError("empty command")
-    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):  # readable by its owner only
+        os.close(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
     script = '"$@" >>"$COVEY_DETACHED_LOG" 2>&1 </dev/null & echo $!'
     environ = _environ({**(env or {}), "COVEY_DETACHED_LOG": str(log_path)})
     try:

@@ -16,7 +16,7 @@ import contextlib
 import logging
 import os
 
-from covey.config import user_settings
+from covey.config import private_file, user_settings
 from covey.proc import watch_children_with_pidfds
 from covey.store import Store
 from covey.store.commands import pending_commands
@@ -34,6 +34,7 @@ def _take_lock() -> int | None:
     holds the lock."""
     fd = try_lock()
     if fd is not None:
+        private_file(pid_path())  # 0600
         pid_path().write_text(f"{os.getpid()}\n")  # replaces a stale one
     return fd
 
