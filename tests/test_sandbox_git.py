@@ -81,3 +81,10 @@ def test_a_linked_worktree_cannot_repoint_its_git_file(git_repo: Path) -> None:
     out = sandboxed(git_repo, f"echo /tmp > {admin / 'commondir'}")
     assert out.splitlines()[-1] == "Exit code 1"
     assert (admin / "commondir").read_text() == "../..\n"
+
+
+def test_a_missing_hooks_directory_cannot_be_made_either(git_repo: Path) -> None:
+    shutil.rmtree(git_repo / ".git" / "hooks")
+    out = sandboxed(git_repo, "mkdir -p .git/hooks && echo '#!/bin/sh' > .git/hooks/post-checkout")
+    assert out.splitlines()[-1] == "Exit code 1"
+    assert list((git_repo / ".git" / "hooks").iterdir()) == []

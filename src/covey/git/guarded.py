@@ -14,7 +14,7 @@ a writable directory:
   so the agent cannot swap in a copy with another configuration;
 - `commondir` must not appear in the main git directory (it would point git at another
   configuration); a file cannot be made read-only before it exists, so the sandbox removes
-  one that a command created (`appeared`).
+  one that a command created (`must_not_appear`).
 
 Everything else (objects, refs, the index) stays writable, so the agent can still commit.
 """
@@ -45,6 +45,7 @@ def guard_repositories(writable: Iterable[Path]) -> GitGuard:
     """The guard for the repositories holding (or held by) the `writable` directories: only
     paths inside one of them are listed, since everything else is read-only already."""
     roots = [Path(os.path.realpath(r)) for r in writable]
+    inside = _inside(roots)
     guard = GitGuard()
     seen: set[Path] = set()
     for root in roots:
@@ -56,8 +57,10 @@ def guard_repositories(writable: Iterable[Path]) -> GitGuard:
         if common is None or common in seen:
             continue
         seen.add(common)
+        if inside(common):
+            with contextlib.suppress(OSError):
+                (common / "hooks").mkdir(exist_ok=True)
         _guard_common(guard, common, dot_git if dot_git.is_file() else None)
-    inside = _inside(roots)
     return GitGuard(
         pinned=[p for p in _unique(guard.pinned) if inside(p)],
         read_only=[p for p in _unique(guard.read_only) if inside(p) and os.path.lexists(p)],
@@ -66,11 +69,8 @@ def guard_repositories(writable: Iterable[Path]) -> GitGuard:
 
 
 def _guard_common(guard: GitGuard, common: Path, gitfile: Path | None) -> None:
-    hooks = common / "hooks"
-    with contextlib.suppress(OSError):
-        hooks.mkdir(exist_ok=True)
     guard.pinned.append(common)
-    guard.read_only += [common / "config", hooks, common / "config.worktree"]
+    guard.read_only += [common / "config", common / "hooks", common / "config.worktree"]
     if gitfile is not None:
         guard.read_only.append(gitfile)
     if not os.path.lexists(common / "commondir"):
