@@ -47,8 +47,6 @@ def test_public_surface() -> None:
         "find_project_root",
         "load_credentials",
         "load_settings",
-        "private_file",
-        "private_home",
         "split_permission_rule",
         "user_settings",
     }

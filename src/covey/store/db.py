@@ -37,8 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from covey.config import private_file, private_home
 from covey.errors import RunError, UserError
+from covey.home import private_file, private_home
 from covey.store._check import check_store_file, newer_schema, open_failure
 from covey.store._tx import begin_read, retry_busy, rollback
 from covey.store.migrations import MIGRATIONS, SCHEMA_VERSION

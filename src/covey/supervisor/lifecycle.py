@@ -16,7 +16,8 @@ import contextlib
 import logging
 import os
 
-from covey.config import private_file, user_settings
+from covey.config import user_settings
+from covey.home import private_file
 from covey.proc import watch_children_with_pidfds
 from covey.store import Store
 from covey.store.commands import pending_commands
