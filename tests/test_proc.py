@@ -30,6 +30,7 @@ def alive(pid: int) -> bool:
 
 def test_public_surface() -> None:
     assert covey.proc.__all__ == [
+        "CREDENTIAL_VARS",
         "CommandFailed",
         "ProcessResult",
         "ProcessStartError",
@@ -40,6 +41,7 @@ def test_public_surface() -> None:
         "run_process",
         "spawn_detached",
         "watch_children_with_pidfds",
+        "without_credentials",
     ]
 
 

@@ -1,5 +1,5 @@
 """`add_quick`: a worktree made without `git worktree add` must be one git cannot tell from
-the real thing — same registration, files, index, branch, hook call — and every case it
+the real thing — same registration, files, index, branch (but no hook call) — and every case it
 does not handle must leave nothing behind. Real repositories, real git."""
 
 from __future__ import annotations
@@ -65,7 +65,9 @@ def test_a_quick_worktree_is_what_git_worktree_add_makes(repo: Path) -> None:
     assert not quick.exists() and not (repo / ".git" / "worktrees" / "quick").exists()
 
 
-def test_the_post_checkout_hook_gets_what_worktree_add_gives_it(repo: Path) -> None:
+def test_no_post_checkout_hook_runs_where_git_worktree_add_runs_one(repo: Path) -> None:
+    """covey's git runs no repository hook (an agent may have planted it): a quick worktree
+    differs from `git worktree add` only in that."""
     log = repo.parent / "hook.log"
     hook = repo / ".git" / "hooks" / "post-checkout"
     hook.write_text(f'#!/bin/sh\necho "$1 $2 $3 $(pwd)" >> {log}\n')
@@ -73,10 +75,7 @@ def test_the_post_checkout_hook_gets_what_worktree_add_gives_it(repo: Path) -> N
     base = git(repo, "rev-parse", "HEAD").strip()
     git(repo, "worktree", "add", "-q", "--no-track", "-b", "b-real", str(repo / "real"), base)
     assert add_quick(repo, repo / "quick", base=base, branch="b-quick")
-    assert log.read_text().splitlines() == [
-        f"{NULL} {base} 1 {repo / 'real'}",
-        f"{NULL} {base} 1 {repo / 'quick'}",
-    ]
+    assert log.read_text().splitlines() == [f"{NULL} {base} 1 {repo / 'real'}"]
 
 
 def admin_names(repo: Path) -> set[str]:

@@ -8,7 +8,7 @@ import pytest
 
 from clitools import covey
 from covey.git.worktrees import lock_worktree, open_worktree
-from test_worktrees_support import commit, settings
+from test_worktrees_support import commit, git, settings
 
 HEAD = settings(baseRef="head")
 
@@ -102,3 +102,23 @@ def test_prune_and_restore(repo: Path) -> None:
     assert (dirty.path / "wip.txt").read_text() == "wip\n"
     again = covey("worktree", "restore", "dirty", cwd=repo)
     assert again.code == 2 and "open it with: covey -w dirty" in again.err
+
+
+@pytest.mark.parametrize(
+    ("flag", "why"),
+    [
+        ("-w=-x", "it starts with '=' (write -w NAME or --worktree=NAME, not -w=NAME)"),
+        ("--worktree=héllo", "it holds 'é'"),
+        ("--worktree=a..b", "it holds '..'"),
+        ("--worktree=x.lock", "it ends with '.' or '.lock'"),
+    ],
+)
+def test_a_bad_name_for_covey_w_is_exit_2_and_makes_nothing(
+    repo: Path, flag: str, why: str
+) -> None:
+    run = covey(flag, "-p", "--model", "scripted:/dev/null", "hi", cwd=repo)
+    assert run.code == 2 and run.out == ""
+    assert run.err.startswith("covey: error: invalid worktree name ") and why in run.err
+    assert run.err.count("\n") == 1
+    assert not (repo / ".covey" / "worktrees").exists()
+    assert "worktree-" not in git(repo, "branch")

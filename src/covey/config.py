@@ -32,8 +32,10 @@ __all__ = [
     "SandboxSettings",
     "Settings",
     "SubagentSettings",
+    "ToolSettings",
     "WorktreeSettings",
     "covey_home",
+    "credential_names",
     "credentials_path",
     "effective_env",
     "find_project_root",
@@ -117,6 +119,17 @@ class SandboxSettings(BaseModel):
     """Whether sandboxed commands may use the network."""
 
 
+class ToolSettings(BaseModel):
+    """What the commands that tools and hooks run may see (`tools`)."""
+
+    model_config = _MODEL
+    passCredentials: bool = False
+    """Let Bash commands and command hooks see covey's provider credentials
+    (`ANTHROPIC_API_KEY`, `ANTHROPIC_AUTH_TOKEN`, any `ANTHROPIC_*KEY`, `OPENAI_API_KEY`, and the
+    keys of `$COVEY_HOME/credentials.json` or the settings `env`). Off (the default), they are
+    removed from those commands' environment, so output the model reads cannot leak them."""
+
+
 class RetrySettings(BaseModel):
     """Retries of failed model requests (`retries`)."""
 
@@ -193,6 +206,8 @@ class Settings(BaseModel):
     """Aliases to models, e.g. {"sonnet": "openai:gpt-5"}; merged over the built-in ones."""
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     """How Bash commands are isolated."""
+    tools: ToolSettings = Field(default_factory=ToolSettings)
+    """What Bash commands and hooks may see of covey's credentials."""
     retries: RetrySettings = Field(default_factory=RetrySettings)
     """How model requests are retried."""
     hooks: dict[str, Any] = Field(default_factory=dict)
@@ -254,6 +269,22 @@ def load_credentials() -> dict[str, str]:
             f'{path}: must be one object of strings, like {{"ANTHROPIC_API_KEY": "…"}}'
         )
     return data
+
+
+_SECRET_NAME = re.compile(r"(?i).*(KEY|TOKEN|SECRET|PASSWORD)")
+
+
+def credential_names(settings: Settings) -> frozenset[str]:
+    """Credentials to keep from tools and hooks besides the provider variables
+    (`proc.CREDENTIAL_VARS`): every key of `credentials.json` (an unreadable file gives none)
+    and the keys of the settings `env` whose name says secret (`…KEY`, `…TOKEN`, `…SECRET`,
+    `…PASSWORD`)."""
+    try:
+        stored = load_credentials()
+    except CredentialsError:
+        stored = {}
+    named = {name for name in settings.env if _SECRET_NAME.fullmatch(name)}
+    return frozenset(stored).union(named)
 
 
 def find_project_root(cwd: Path) -> Path:

@@ -6,6 +6,9 @@ SIGKILL, so no command leaves orphans behind. Output is captured while it arrive
 the head and the tail are kept, the middle is replaced by a note saying how much was elided.
 
 `run_process` is the async form (tools, hooks); `run` the blocking form for quick commands (git).
+
+A child inherits this process's environment, less covey's provider credentials when the
+caller lays `without_credentials()` over it (tools, hooks and git do, see `CREDENTIAL_VARS`).
 """
 
 from __future__ import annotations
@@ -14,13 +17,14 @@ import asyncio
 import contextlib
 import functools
 import os
+import re
 import shlex
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +32,7 @@ from typing import Any
 from covey.errors import CoveyError
 
 __all__ = [
+    "CREDENTIAL_VARS",
     "CommandFailed",
     "ProcessResult",
     "ProcessStartError",
@@ -38,6 +43,7 @@ __all__ = [
     "run_process",
     "spawn_detached",
     "watch_children_with_pidfds",
+    "without_credentials",
 ]
 
 KILL_GRACE_S = 1.0
@@ -50,6 +56,16 @@ Command = Sequence[str] | str
 """An argv list, or a string run by `/bin/sh -c`."""
 Env = Mapping[str, str | None]
 """Variables laid over `os.environ`; a None value removes the variable."""
+
+CREDENTIAL_VARS = re.compile(r"ANTHROPIC_AUTH_TOKEN|ANTHROPIC_\w*KEY|OPENAI_API_KEY")
+"""The provider credentials covey itself reads (`fullmatch` on a variable's name)."""
+
+
+def without_credentials(names: Iterable[str] = ()) -> dict[str, None]:
+    """An `Env` that removes provider credentials from the inherited environment: every
+    variable `CREDENTIAL_VARS` matches, and `names` (keys from `credentials.json`, …)."""
+    found = {name for name in os.environ if CREDENTIAL_VARS.fullmatch(name)}
+    return dict.fromkeys(sorted(found.union(names)))
 
 
 @dataclass(frozen=True)
@@ -391,12 +407,14 @@ def spawn_detached(
     argv: Sequence[str], *, cwd: Path | str, env: Env | None = None, log_path: Path
 ) -> int:
     """Start `argv` as a daemon and return its pid: in a new session (no terminal), stdin
-    /dev/null, stdout and stderr appended to `log_path`, not waited on. A short-lived
+    /dev/null, stdout and stderr appended to `log_path` (made 0600), not waited on. A short-lived
     `/bin/sh` starts it in the background and is reaped here, so the daemon is re-parented
     to init and never becomes this process's zombie."""
     if not argv:
         raise ValueError("empty command")
-    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):  # readable by its owner only
+        os.close(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
     script = '"$@" >>"$COVEY_DETACHED_LOG" 2>&1 </dev/null & echo $!'
     environ = _environ({**(env or {}), "COVEY_DETACHED_LOG": str(log_path)})
     try:

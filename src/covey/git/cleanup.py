@@ -2,7 +2,9 @@
 
 Before any removal, the worktree's uncommitted and untracked (not ignored) work is committed
 to `refs/covey/snapshots/<name>/<n>` (always: a clean tree leaves a snapshot equal to its
-HEAD, so a ref to the branch tip remains). A branch with commits that no other branch, tag
+HEAD, so a ref to the branch tip remains). What covey put there itself (`layout.not_work`:
+linked directories, copied files, the personal settings.local.json) is neither work that keeps
+a worktree from being pruned nor part of a snapshot. A branch with commits that no other branch, tag
 or remote-tracking branch holds is not deleted: removal is refused unless `force`, and then
 the snapshot keeps those commits. A locked worktree (a session runs there) is never removed.
 `restore` recreates a worktree from its branch (or the snapshot's parent, if the branch was
@@ -22,6 +24,7 @@ from covey.git.layout import (
     Registered,
     Worktree,
     WorktreeHooks,
+    not_work,
     read_meta,
     registered,
     worktree_path,
@@ -158,8 +161,8 @@ def remove_worktree(
     meta = read_meta(path)
     links = meta.symlinks if meta else []
     alive = path.is_dir() and not entry.prunable
-    dirty = alive and is_dirty(path, exclude=links)
-    snap = take_snapshot(root, path if alive else None, name, head=head, exclude=links)
+    dirty = alive and is_dirty(path, exclude=not_work(meta))
+    snap = take_snapshot(root, path if alive else None, name, head=head, exclude=not_work(meta))
     if hooks is not None and alive:
         hooks.remove(path)
     for rel in links:
@@ -252,7 +255,7 @@ def _describe(root: Path, e: Registered, snapshots: int, sizes: bool) -> Worktre
         branch=e.branch,
         base=base,
         head=e.head,
-        dirty=alive and is_dirty(e.path, exclude=meta.symlinks if meta else []),
+        dirty=alive and is_dirty(e.path, exclude=not_work(meta)),
         ahead=ahead,
         size_bytes=_disk_usage(e.path) if sizes and alive else 0,
         locked_by=e.locked,

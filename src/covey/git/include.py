@@ -4,7 +4,11 @@
   `/anchors` behave as in git): files that match it *and* are gitignored are copied in.
   Untracked files that are not ignored are not: they are the user's work in progress.
 - The project's `.covey/` config (settings, agents; never `worktrees/`): files missing in the
-  worktree are copied, so settings.local.json and uncommitted agents apply there too.
+  worktree are copied, so settings.local.json and uncommitted agents apply there too. They are
+  listed in the worktree's own `.covey/.gitignore` (`IGNORE_FILE`, which covey writes and which
+  ignores itself; a `.covey/.gitignore` of the project's is left alone), so that git — covey's
+  dirty checks and snapshots, and the agent's own `git add -A` — never takes them for work:
+  a personal key in settings.local.json never lands in a commit or a snapshot.
 - `worktree.symlinkDirectories`: directories linked to the main checkout's copy (node_modules).
 
 Candidates come from one `git ls-files --others --ignored` walk, which skips the symlinked
@@ -15,7 +19,9 @@ Symlinks are copied as symlinks.
 from __future__ import annotations
 
 import os
+import re
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +31,7 @@ from covey.config import WorktreeSettings
 from covey.git.repo import git
 
 __all__ = [
+    "IGNORE_FILE",
     "INCLUDE_FILE",
     "Populated",
     "include_stamp",
@@ -34,6 +41,8 @@ __all__ = [
 ]
 
 INCLUDE_FILE = ".worktreeinclude"
+IGNORE_FILE = ".covey/.gitignore"
+_IGNORE_HEADER = "# covey: files copied from the main checkout; not work of this worktree\n"
 
 
 @dataclass
@@ -138,7 +147,34 @@ def populate(root: Path, worktree: Path, settings: WorktreeSettings) -> Populate
         stamp = _copy(root, worktree, rel, overwrite=False)
         if stamp is not None:
             done.copied[rel] = stamp
+    _ignore_copies(worktree, done.copied)
     return done
+
+
+def _ignore_copies(worktree: Path, copied: Iterable[str]) -> None:
+    """Add the copied files under `.covey/` to the worktree's `IGNORE_FILE` (see module)."""
+    names = [rel.removeprefix(".covey/") for rel in copied if rel.startswith(".covey/")]
+    if not names:
+        return
+    path = worktree / IGNORE_FILE
+    try:
+        old = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        old = _IGNORE_HEADER
+    except (OSError, UnicodeDecodeError):
+        return
+    if not old.startswith(_IGNORE_HEADER) or path.is_symlink():
+        return  # the project's own
+    lines = dict.fromkeys([*old.splitlines()[1:], "/.gitignore", *map(_pattern, names)])
+    path.write_text(_IGNORE_HEADER + "".join(f"{line}\n" for line in lines), encoding="utf-8")
+
+
+def _pattern(name: str) -> str:
+    """A gitignore line matching exactly the file `name` (relative to the ignore file)."""
+    escaped = re.sub(r"([\\*?\[])", r"\\\1", name)
+    if escaped.endswith(" "):
+        escaped = escaped[:-1] + "\\ "
+    return "/" + escaped
 
 
 def resync(root: Path, worktree: Path, copied: dict[str, list[int]]) -> dict[str, list[int]]:

@@ -32,6 +32,7 @@ __all__ = [
     "common_dir",
     "file_lock",
     "lock_reason",
+    "not_work",
     "pool_dir",
     "read_meta",
     "registered",
@@ -175,6 +176,18 @@ class Meta:
     ready: bool = True
     """False while a pooled tree is being made or recycled."""
     created_at: float = field(default_factory=time.time)
+
+
+PERSONAL_SETTINGS = ".covey/settings.local.json"
+
+
+def not_work(meta: Meta | None) -> list[str]:
+    """Paths in a worktree that are covey's doing, not the agent's work: linked directories,
+    files copied from the main checkout, and the personal `settings.local.json` (whoever wrote
+    it). Dirty checks skip them and snapshots never hold them."""
+    if meta is None:
+        return [PERSONAL_SETTINGS]
+    return list(dict.fromkeys([*meta.symlinks, *meta.copied, PERSONAL_SETTINGS]))
 
 
 def read_meta(worktree: Path) -> Meta | None:

@@ -1,7 +1,9 @@
 """Worktree names: checked before anything touches disk, or made up when none is given.
 
 A name becomes a directory (`.covey/worktrees/NAME`) and a branch (`worktree-NAME`), so it
-must be a single path component that git accepts in a branch name.
+must be a single path component that git accepts in a branch name and that no shell or
+command line can mistake for something else: ASCII letters, digits, `-`, `_` and `.`, not
+starting with `-` or `.`, without `..`, not ending in `.` or `.lock`, at most 100 characters.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ __all__ = ["BRANCH_PREFIX", "MAX_NAME_LENGTH", "branch_for", "generate_name", "v
 BRANCH_PREFIX = "worktree-"
 MAX_NAME_LENGTH = 100
 
-_GIT_REFUSES = re.compile(r"[\x00-\x20\x7f~^:?*\[]")
-_HOW = "use letters, digits, '-', '_' or '.'"
+_ALLOWED = re.compile(r"[A-Za-z0-9._-]+")
+_HOW = "use ASCII letters, digits, '-', '_' or '.'"
 
 _ADJECTIVES = (
     "bright", "calm", "eager", "gentle", "keen", "lucky", "merry", "nimble", "quiet", "rapid",
@@ -55,11 +57,11 @@ def _problem(name: str) -> str | None:
         return f"it starts with {name[0]!r}"
     if name.endswith((".", ".lock")):
         return "it ends with '.' or '.lock'"
-    if "@{" in name or name == "@":
-        return "git refuses '@{' and '@' in branch names"
-    if m := _GIT_REFUSES.search(name):
-        what = "a space" if m.group() == " " else f"{m.group()!r}"
-        return f"git refuses {what} in branch names"
+    if name.startswith("="):
+        return "it starts with '=' (write -w NAME or --worktree=NAME, not -w=NAME)"
+    if not _ALLOWED.fullmatch(name):
+        bad = next(ch for ch in name if not _ALLOWED.fullmatch(ch))
+        return "it holds a space" if bad == " " else f"it holds {bad!r}"
     return None
 
 

@@ -28,7 +28,7 @@ from covey import proc
 from covey.errors import UserError
 from covey.git.fsmonitor import Monitor, open_monitor
 from covey.git.layout import read_meta, registered, worktrees_dir
-from covey.git.repo import GitError, repo_root
+from covey.git.repo import GitError, git_argv, repo_root
 
 __all__ = [
     "Checkout",
@@ -134,7 +134,10 @@ async def _git_async(
     *args: str, cwd: Path, env: dict[str, str] | None = None, optional_locks: bool = False
 ) -> str:
     locks = [] if optional_locks else ["--no-optional-locks"]
-    result = await proc.run_process(["git", *locks, *args], cwd=cwd, env=env, timeout_s=_TIMEOUT_S)
+    environ = {**proc.without_credentials(), **(env or {})}
+    result = await proc.run_process(
+        git_argv(*locks, *args), cwd=cwd, env=environ, timeout_s=_TIMEOUT_S
+    )
     if not result.ok:
         said = (result.stderr or result.stdout).strip().splitlines()
         raise GitError(f"git {' '.join(args)} failed in {cwd}: {said[-1] if said else '?'}")

@@ -6,10 +6,11 @@ the checkout (15 ms against 5 ms of CPU here), which is what a supervisor starti
 sessions at once pays a hundred times. `add_quick` writes git's private directory for the
 worktree itself, in the layout gitrepository-layout(5) documents (`worktrees/ID/gitdir`,
 `commondir`, `HEAD`, `locked`, and `PATH/.git`), with HEAD on the unborn branch B, and runs one
-`git checkout -f -b B BASE` there: files, index, branch and reflog, and the post-checkout hook
-called with the arguments `worktree add` gives it (null, BASE, 1). The directory appears
-complete and locked ("initializing", as git does) by one rename, so a concurrent `git worktree`
-command never reads it half-made and `git worktree prune` leaves it alone.
+`git checkout -f -b B BASE` there: files, index, branch and reflog. Like every git command covey
+runs (`repo.git_argv`), it runs no repository hook: no post-checkout, where `git worktree add`
+would call one, since an agent may have planted it. The directory appears complete and locked
+("initializing", as git does) by one rename, so a concurrent `git worktree` command never reads
+it half-made and `git worktree prune` leaves it alone.
 
 Only the plain case is done here; anything else returns False and the caller runs `git
 worktree add`: a git directory other than `ROOT/.git`, a main checkout with per-worktree config

@@ -1,4 +1,14 @@
-"""Repository basics: run git, make a repository, commit, show a diff."""
+"""Repository basics: run git, make a repository, commit, show a diff.
+
+Every git command covey runs itself goes through `git_argv`, which turns off what a
+repository's own files could make git run: hooks (`core.hooksPath=/dev/null`, a path under
+which no hook can ever exist) and an fsmonitor hook (`core.fsmonitor=false`; the overlap radar
+sets its own, see `fsmonitor`). An agent that planted `.git/hooks/post-checkout` or
+`git config core.fsmonitor …` therefore gets nothing run outside its sandbox by `covey -w`,
+`covey worktree …`, the radar, snapshots or `covey merge`. Creating a worktree runs no
+post-checkout hook either, and covey's git commands do not see its provider credentials. Git
+commands a person or an agent types (Bash) are theirs: hooks apply there as usual.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +20,13 @@ from covey import proc
 from covey.errors import CoveyError
 
 __all__ = [
+    "NO_HOOKS",
     "WORKTREE_RETRIES",
     "GitError",
     "commit_all",
     "diff",
     "git",
+    "git_argv",
     "git_result",
     "init_repo",
     "is_transient_worktree_error",
@@ -23,6 +35,14 @@ __all__ = [
 
 WORKTREE_RETRIES = 5
 _IDENTITY = ("-c", "user.name=covey", "-c", "user.email=covey@localhost")
+NO_HOOKS = ("-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false")
+"""Options before every covey git command: no repository hook, no foreign fsmonitor. A later
+`-c core.fsmonitor=…` (the radar's own hook) wins over this one."""
+
+
+def git_argv(*args: str) -> list[str]:
+    """The argv of a git command covey runs: `git`, `NO_HOOKS`, then `args`."""
+    return ["git", *NO_HOOKS, *args]
 
 
 class GitError(CoveyError):
@@ -62,11 +82,12 @@ def git_result(
     a failure is retried here, except for `add`, which may have made its branch before it
     failed: `open_worktree` retries that one as a whole (see `is_transient_worktree_error`)."""
     data = stdin.encode() if stdin is not None else None
-    argv = ["git", *args]
+    argv = git_argv(*args)
+    environ = {**proc.without_credentials(), **(env or {})}
     if not args or args[0] != "worktree":
-        return proc.run(argv, cwd=cwd, timeout_s=timeout_s, env=env, stdin=data)
+        return proc.run(argv, cwd=cwd, timeout_s=timeout_s, env=environ, stdin=data)
     for attempt in range(WORKTREE_RETRIES):
-        result = proc.run(argv, cwd=cwd, timeout_s=timeout_s, env=env, stdin=data)
+        result = proc.run(argv, cwd=cwd, timeout_s=timeout_s, env=environ, stdin=data)
         if result.ok or not is_transient_worktree_error(result.stderr) or args[1:2] == ("add",):
             return result
         time.sleep(0.02 * (attempt + 1))
@@ -104,7 +125,7 @@ def init_repo(path: Path, branch: str = "main") -> None:
 def commit_all(path: Path, message: str) -> None:
     """Stage everything and commit, with covey's identity if the user has none."""
     git("add", "-A", cwd=path)
-    has_identity = proc.run(["git", "config", "user.email"], cwd=path).ok
+    has_identity = git_result("config", "user.email", cwd=path).ok
     identity = () if has_identity else _IDENTITY
     git(*identity, "commit", "-q", "--allow-empty", "-m", message, cwd=path)
 

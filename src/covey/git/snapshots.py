@@ -127,11 +127,21 @@ def _working_tree(worktree: Path, exclude: Sequence[str]) -> str:
         else:
             os.unlink(index)
         env = {"GIT_INDEX_FILE": index}
-        git("add", "-A", *_pathspec(exclude), cwd=worktree, env=env)
+        git("add", "-A", *_pathspec(_not_ignored(worktree, exclude)), cwd=worktree, env=env)
         return git("write-tree", cwd=worktree, env=env).strip()
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(index)
+
+
+def _not_ignored(worktree: Path, paths: Sequence[str]) -> list[str]:
+    """The `paths` that git does not ignore anyway: `git add` fails on an exclude pathspec
+    that names an ignored file ("The following paths are ignored…", git 2.39)."""
+    if not paths:
+        return []
+    found = git_result("check-ignore", "-z", "--stdin", cwd=worktree, stdin="\0".join(paths))
+    ignored = set(found.stdout.split("\0")) if found.exit_code in (0, 1) else set()
+    return [p for p in paths if p not in ignored]
 
 
 def apply_snapshot(worktree: Path, snap: Snapshot) -> list[str]:

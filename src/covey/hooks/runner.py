@@ -2,7 +2,8 @@
 their answers.
 
 Each handler runs as `/bin/sh -c <command>` in the session's working directory, with the event
-JSON on stdin and `COVEY_PROJECT_DIR` / `CLAUDE_PROJECT_DIR` in its environment. A handler is
+JSON on stdin and `COVEY_PROJECT_DIR` / `CLAUDE_PROJECT_DIR` in its environment, without covey's
+provider credentials unless `pass_credentials` (settings `tools.passCredentials`). A handler is
 killed (its whole process group) at its timeout; that is a non-blocking error, so a hanging
 hook never hangs the session.
 """
@@ -20,7 +21,7 @@ from typing import Any
 from covey.errors import UserError
 from covey.hooks.config import TOOL_EVENTS, CommandHook, HooksConfig, matcher_matches
 from covey.hooks.result import HookResult, combine, failed, interpret
-from covey.proc import ProcessStartError, run_process
+from covey.proc import ProcessStartError, run_process, without_credentials
 from covey.tools.permissions import rule_matches
 
 __all__ = ["HookRunner", "HookStatistics"]
@@ -57,6 +58,8 @@ class HookRunner:
         permission_mode: str = "default",
         env: Mapping[str, str] | None = None,
         default_timeout_s: float = 600,
+        pass_credentials: bool = False,
+        credential_names: frozenset[str] = frozenset(),
     ) -> None:
         self.config = config
         self.session_id = session_id
@@ -67,6 +70,7 @@ class HookRunner:
         self.default_timeout_s = default_timeout_s
         project = str(project_dir)
         self._env = {**(env or {}), "COVEY_PROJECT_DIR": project, "CLAUDE_PROJECT_DIR": project}
+        self._hidden = None if pass_credentials else credential_names
         self._spent: set[tuple[str, CommandHook]] = set()  # `once` handlers that ran
         self._stats = HookStatistics()
 
@@ -159,6 +163,10 @@ class HookRunner:
             errors.append(f"{_label(event, hook)}: {e}")
             return False
 
+    def _environment(self) -> dict[str, str | None]:
+        hidden = {} if self._hidden is None else without_credentials(self._hidden)
+        return {**hidden, **self._env}
+
     async def _run_one(self, event: str, hook: CommandHook, stdin: bytes) -> HookResult:
         label = _label(event, hook)
         timeout = hook.timeout or self.default_timeout_s
@@ -167,7 +175,7 @@ class HookRunner:
                 hook.command,
                 cwd=self.cwd,
                 timeout_s=timeout,
-                env=self._env,
+                env=self._environment(),
                 stdin=stdin,
                 output_limit=_CAPTURE_BYTES,
             )

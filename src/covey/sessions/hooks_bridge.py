@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from covey.agent.hooks import PreToolOutcome, PromptOutcome
-from covey.config import LoadedSettings
+from covey.config import LoadedSettings, Settings, credential_names
 from covey.errors import UserError
 from covey.hooks import HookResult, HookRunner, HooksConfig, merge_hooks, validate_hooks
 from covey.messages import ToolResultBlock, ToolUseBlock
@@ -127,12 +127,25 @@ class CommandHooks:
 
 
 def hook_runner(
-    config: HooksConfig, *, session_id: str, cwd: Path, project_dir: Path, mode: str
+    config: HooksConfig,
+    *,
+    session_id: str,
+    cwd: Path,
+    project_dir: Path,
+    mode: str,
+    settings: Settings | None = None,
 ) -> HookRunner:
+    """The runner of a session's hooks; `settings` say which credentials they may see."""
     if not config.handler_count():
         return HookRunner.empty()
     return HookRunner(
-        config, session_id=session_id, cwd=cwd, project_dir=project_dir, permission_mode=mode
+        config,
+        session_id=session_id,
+        cwd=cwd,
+        project_dir=project_dir,
+        permission_mode=mode,
+        pass_credentials=settings is not None and settings.tools.passCredentials,
+        credential_names=credential_names(settings) if settings else frozenset(),
     )
 
 

@@ -22,6 +22,7 @@ from typing import Any, Literal, Protocol
 
 from covey.agent import RunResult
 from covey.agent.loop import Agent, Observer
+from covey.config import credential_names
 from covey.errors import LeaseLost, RunError
 from covey.git.worktrees import (
     Worktree,
@@ -202,6 +203,7 @@ class SessionHost:
                 cwd=plan.cwd,
                 project_dir=plan.loaded.project_root,
                 mode=plan.policy.mode,
+                settings=plan.settings,
             )
         )
         if asker is not None:
@@ -298,6 +300,7 @@ def _open_worktree(
                 cwd=plan.cwd,
                 project_dir=plan.loaded.project_root,
                 mode=plan.policy.mode,
+                settings=plan.settings,
             )
         )
     wt = open_worktree(
@@ -367,7 +370,12 @@ def _agent(
         workspace=plan.cwd,
         extra_dirs=[Path(d).expanduser() for d in settings.permissions.additionalDirectories],
         session_id=session_id,
-        sandbox=SandboxOptions(enabled=settings.sandbox.enabled, network=settings.sandbox.network),
+        sandbox=SandboxOptions(
+            enabled=settings.sandbox.enabled,
+            network=settings.sandbox.network,
+            pass_credentials=settings.tools.passCredentials,
+            credential_names=credential_names(settings),
+        ),
         ask_user=asker.ask_user if asker else None,
         tool_runs=StoreToolRuns(store, session_id),
     )

@@ -37,8 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from covey.config import covey_home
 from covey.errors import RunError, UserError
+from covey.home import private_file, private_home
 from covey.store._check import check_store_file, newer_schema, open_failure
 from covey.store._tx import begin_read, retry_busy, rollback
 from covey.store.migrations import MIGRATIONS, SCHEMA_VERSION
@@ -121,7 +121,7 @@ class Store:
     ) -> Store:
         """Open (creating it if absent) and migrate the store at `path`, default
         `$COVEY_HOME/covey.db`. An unusable file raises UserError and is left untouched."""
-        path = path if path is not None else covey_home() / "covey.db"
+        path = path if path is not None else private_home() / "covey.db"
         key = str(path.resolve())
         with _VERIFIED_LOCK:
             if key not in _VERIFIED:
@@ -130,9 +130,13 @@ class Store:
                 check_store_file(path, SCHEMA_VERSION)
                 _VERIFIED.add(key)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as e:
             raise UserError(f"{path.parent}: cannot create the directory ({e.strerror})") from None
+        try:
+            private_file(path)  # 0600; SQLite gives -wal and -shm the same mode
+        except OSError as e:
+            raise UserError(f"{path}: cannot create the covey store ({e.strerror})") from None
         store = cls(path, busy_timeout_s=busy_timeout_s, retry_for_s=retry_for_s)
         try:
             store._migrate()

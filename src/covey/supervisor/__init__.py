@@ -18,6 +18,7 @@ from pathlib import Path
 
 from covey import proc
 from covey.config import covey_home
+from covey.home import private_home
 
 __all__ = [
     "ensure_supervisor",
@@ -47,9 +48,8 @@ def log_path() -> Path:
 def try_lock() -> int | None:
     """Take the supervisor lock: the descriptor holding it (closing it lets go), or None
     when another process holds it."""
-    path = lock_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    private_home()  # 0700, and the files covey keeps there 0600
+    fd = os.open(lock_path(), os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

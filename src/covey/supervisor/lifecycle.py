@@ -17,6 +17,7 @@ import logging
 import os
 
 from covey.config import user_settings
+from covey.home import private_file
 from covey.proc import watch_children_with_pidfds
 from covey.store import Store
 from covey.store.commands import pending_commands
@@ -34,6 +35,7 @@ def _take_lock() -> int | None:
     holds the lock."""
     fd = try_lock()
     if fd is not None:
+        private_file(pid_path())  # 0600
         pid_path().write_text(f"{os.getpid()}\n")  # replaces a stale one
     return fd
 

@@ -34,6 +34,10 @@ class ToolInput(BaseModel):
 class SandboxOptions:
     enabled: bool = False
     network: bool = True
+    pass_credentials: bool = False
+    """`tools.passCredentials`: commands see covey's provider credentials."""
+    credential_names: frozenset[str] = frozenset()
+    """Variables removed from commands' environment besides `proc.CREDENTIAL_VARS`."""
 
 
 class ToolRuns(Protocol):
