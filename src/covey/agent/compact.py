@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from covey.messages import Message, TextBlock, compacted_turns, summary_message
+from covey.messages import Message, compacted_turns, summary_message
 from covey.models.base import Model, ModelRequest, ToolSpec
 
 __all__ = [
@@ -57,12 +57,10 @@ async def compact_messages(
     if cut is None:
         return None
     head, tail = messages[:cut], messages[cut:]
-    last = head[-1]
-    ask = Message(role="user", content=[*last.content, TextBlock(text=COMPACT_INSTRUCTIONS)])
     response = await model.complete(
         ModelRequest(
             system=system,
-            messages=[*head[:-1], ask],
+            messages=[*head, Message.user(COMPACT_INSTRUCTIONS)],
             tools=tools,
             agent_name=agent_name,
             purpose="compact",

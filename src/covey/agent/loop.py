@@ -20,7 +20,7 @@ from covey.agent.hooks import AgentHooks, NoHooks
 from covey.agent.subagents_inbox import BackgroundTasks
 from covey.agent.tool_runner import Approver, ToolRunner
 from covey.errors import MaxTurnsExceeded, RunError
-from covey.messages import Message, TextBlock, Usage
+from covey.messages import Message, Usage
 from covey.models.base import Model, ModelRequest
 from covey.tools.base import Tool, ToolContext
 from covey.tools.permissions import PermissionPolicy
@@ -164,12 +164,10 @@ class Agent:
         return True
 
     def add_prompt(self, text: str) -> None:
-        """A user prompt; joins a trailing user message (tool results) so roles alternate."""
-        if self.messages and self.messages[-1].role == "user":
-            last = self.messages.pop()
-            self.add(Message(role="user", content=[*last.content, TextBlock(text=text)]))
-        else:
-            self.add(Message.user(text))
+        """A user prompt, as a message of its own even right after tool results: the
+        conversation is append-only, like the transcript that mirrors it, and the adapters
+        join adjacent user messages into one turn (`covey.models.wire`)."""
+        self.add(Message.user(text))
 
     def add(
         self,
