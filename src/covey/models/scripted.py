@@ -6,17 +6,22 @@ import asyncio
 import json
 from pathlib import Path
 
+from covey.errors import ModelError
 from covey.messages import Message, TextBlock, ToolUseBlock, Usage, dump_message
 from covey.models.base import ModelRequest, ModelResponse, TextSink
 from covey.models.script import Script, load_script, select_turn, tool_use_id
 from covey.models.tokens import estimate_tokens
+from covey.models.wire import wire_messages
+from covey.models.wire_rules import anthropic_violation
 
 __all__ = ["ScriptedModel"]
 
 
 class ScriptedModel:
     """Answers each request with the script's next turn. Faults in the script are ignored
-    here; they are for the fake provider server."""
+    here; they are for the fake provider server. A conversation a provider would refuse
+    (`covey.models.wire_rules`, after the adapters' `wire_messages`) is a `ModelError`, as
+    the provider's 400 would be."""
 
     def __init__(self, script: Script, *, name: str = "scripted", context_window: int = 200_000):
         self._script = script
@@ -38,6 +43,9 @@ class ScriptedModel:
     async def complete(
         self, request: ModelRequest, on_text: TextSink | None = None
     ) -> ModelResponse:
+        sent = [dump_message(m) for m in wire_messages(request.messages)]
+        if problem := anthropic_violation(sent):
+            raise ModelError(f"scripted model: a provider would refuse the request: {problem}")
         if request.purpose == "compact" and "compact" not in self._script.agents:
             return _summary_response(request)
         agent = "compact" if request.purpose == "compact" else request.agent_name

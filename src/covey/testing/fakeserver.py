@@ -33,6 +33,11 @@ retry_after: 0.1}]` fails the first request and answers the retry. A fault is ei
 
 A fault with neither `status` nor `drop` is a 500. `delay_s` is slept before any answer.
 
+A conversation the real API would refuse (a `tool_use` left unanswered, a `tool_result` that
+answers nothing in the message before, an id twice, text before tool results, an empty
+message; for OpenAI the `tool` message equivalents) is a 400 `invalid_request_error` in the
+provider's words, before any turn is chosen (`covey.models.wire_rules`).
+
 Every request is recorded (`FakeServer.requests` and one JSONL line in the log): time, path,
 agent, turn, attempt, fault, stream, headers (keys redacted) and the JSON body.
 """
@@ -60,6 +65,7 @@ from covey.errors import UserError
 from covey.messages import Usage
 from covey.models.script import Script, ScriptFault, load_script
 from covey.models.tokens import estimate_tokens
+from covey.models.wire_rules import anthropic_violation, openai_violation
 from covey.testing import _anthropic_wire, _openai_wire
 from covey.testing._wire import Reply, SseStream, to_json
 
@@ -285,7 +291,9 @@ class _Handler(BaseHTTPRequestHandler):
             return 400, "fake server: the request body is not valid JSON"
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
             return 400, "fake server: the request body has no messages list"
-        return None
+        rules = openai_violation if path == OPENAI_PATH else anthropic_violation
+        problem = rules(body["messages"])
+        return (400, problem) if problem else None
 
     def _provider_headers(self, is_openai: bool, *, limited: bool = False) -> dict[str, str]:
         seen = len(self.server.fake.requests)
