@@ -21,6 +21,7 @@ import pytest
 from clitools import CliRun, covey
 from covey.models.script import Script
 from covey.testing.fakeserver import FakeServer
+from test_sessions_cli import _kill_leftovers
 
 BYPASS = ["--permission-mode", "bypassPermissions"]
 
@@ -147,3 +148,37 @@ def test_a_kill_between_a_tool_result_and_the_reply_resumes_well_formed(
     assert third.json()["result"] == "Third answer."
     assert (git_repo / "runs.txt").read_text() == "ran\n", "the finished call is not re-run"
     assert_answered_once(srv)
+
+
+def test_a_kill_during_a_tool_call_resumes_twice_well_formed(git_repo: Path) -> None:
+    slow = "echo started >> runs.txt; sleep 59; : resume-twice-marker"
+    turns: list[dict[str, Any]] = [
+        {"tool_calls": [{"name": "Bash", "input": {"command": slow}}]},
+        {"text": "It was interrupted."},
+        {"text": "Third answer."},
+    ]
+    with provider("anthropic", {"turns": turns}) as (srv, env):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "covey", "-p", "go", "--model", env["COVEY_TEST_MODEL"],
+             *BYPASS, "--output-format", "json"],
+            cwd=git_repo, env={**os.environ, **env}, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True, start_new_session=True,
+        )  # fmt: skip
+        runs = git_repo / "runs.txt"
+        deadline = time.monotonic() + 60
+        while not runs.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert runs.exists(), "the slow Bash call never started"
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=30)
+        _kill_leftovers("resume-twice-marker")  # the Bash call's own process group
+        sid = json.loads(covey("sessions", "--json", cwd=git_repo).out)[0]["id"]
+        second = run(git_repo, env, "--resume", sid, "go on")
+        assert second.code == 0, second.err
+        third = run(git_repo, env, "--resume", sid, "third")
+        assert third.code == 0, third.err
+    assert third.json()["result"] == "Third answer."
+    assert runs.read_text() == "started\n", "the interrupted call is not re-run"
+    assert_answered_once(srv)
+    logs = covey("logs", sid, cwd=git_repo).out
+    assert logs.count("✗ Interrupted") == 1, logs
