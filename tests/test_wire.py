@@ -9,7 +9,8 @@ import pytest
 from covey.errors import ModelError
 from covey.messages import Message, TextBlock, ToolResultBlock, ToolUseBlock
 from covey.models.anthropic import build_request as anthropic_request
-from covey.models.base import ModelRequest
+from covey.models.base import ModelRequest, ToolSpec
+from covey.models.openai import build_request as openai_request
 from covey.models.openai import to_openai_messages
 from covey.models.script import Script
 from covey.models.scripted import ScriptedModel
@@ -100,7 +101,14 @@ def test_anthropic_rules() -> None:
     twice = _anthropic(ASK, CALL, answer, {"role": "user", "content": [RESULT_WIRE]})
     assert twice is not None and "multiple `tool_result` blocks with id: X" in twice
     text_first = {"role": "user", "content": [{"type": "text", "text": "t"}, RESULT_WIRE]}
-    assert "must come first" in (_anthropic(ASK, CALL, text_first) or "")
+    assert (_anthropic(ASK, CALL, text_first) or "").startswith(
+        "messages.2: Did not find 1 `tool_result` block(s) at the beginning of this message."
+    )
+    no_tools = anthropic_violation([ASK, CALL, answer], tools_defined=False)
+    assert no_tools == (
+        "Requests which include `tool_use` or `tool_result` blocks must define tools."
+    )
+    assert anthropic_violation([ASK], tools_defined=False) is None
     reused = _anthropic(ASK, CALL, answer, CALL, answer)
     assert reused == "messages.3.content.0: `tool_use` ids must be unique"
     empty = _anthropic(ASK, {"role": "assistant", "content": []}, ASK)
@@ -130,8 +138,24 @@ def test_openai_rules() -> None:
 
 def test_the_scripted_model_refuses_what_a_provider_would() -> None:
     model = ScriptedModel(Script.model_validate({"turns": [{"text": "a"}, {"text": "b"}]}))
+    tools = [ToolSpec("Bash", "Runs a command.", {"type": "object"})]
     broken = [*asked(), Message.user("no result")]
     with pytest.raises(ModelError, match="without `tool_result` blocks"):
-        asyncio.run(model.complete(ModelRequest(system="", messages=broken)))
+        asyncio.run(model.complete(ModelRequest(system="", messages=broken, tools=tools)))
     fine = [*asked(), Message(role="user", content=[RESULT]), Message.user("go on")]
-    assert asyncio.run(model.complete(ModelRequest(system="", messages=fine))).message.text == "b"
+    with pytest.raises(ModelError, match="must define tools"):
+        asyncio.run(model.complete(ModelRequest(system="", messages=fine)))
+    answer = asyncio.run(model.complete(ModelRequest(system="", messages=fine, tools=tools)))
+    assert answer.message.text == "b"
+
+
+def test_a_request_allowing_no_tool_calls_still_describes_the_tools() -> None:
+    tools = [ToolSpec("Bash", "Runs a command.", {"type": "object"})]
+    request = ModelRequest(system="", messages=asked(), tools=tools, allow_tool_calls=False)
+    claude = anthropic_request(request, "m", 100)
+    assert claude["tool_choice"] == {"type": "none"} and claude["tools"][0]["name"] == "Bash"
+    gpt = openai_request(request, "m")
+    assert gpt["tool_choice"] == "none" and gpt["tools"][0]["function"]["name"] == "Bash"
+    assert "tool_choice" not in anthropic_request(
+        ModelRequest(system="", messages=asked(), tools=tools), "m", 100
+    )

@@ -148,7 +148,8 @@ class Agent:
         self.add(Message(role="user", content=list(results)))
 
     async def compact(self, trigger: str) -> bool:
-        """Replace older turns by a summary; False when blocked or there is too little."""
+        """Replace older turns by a summary (or trim their tool outputs when the model gives
+        no summary); False when blocked or there is too little."""
         if not await self.hooks.pre_compact(trigger):
             return False
         tools = [t.spec() for t in self.tools.values()]
@@ -158,7 +159,9 @@ class Agent:
         if done is None:
             return False
         self.messages = done.messages
-        self._emit(Compacted(done.messages, done.summary, trigger, self.context_tokens))
+        self._emit(
+            Compacted(done.messages, done.summary, trigger, self.context_tokens, done.method)
+        )
         self.context_tokens = 0
         await self.hooks.post_compact(trigger, done.summary)
         return True

@@ -193,6 +193,8 @@ def build_request(request: ModelRequest, model_id: str, max_tokens: int) -> dict
         ]
         tools[-1]["cache_control"] = _EPHEMERAL
         body["tools"] = tools
+        if not request.allow_tool_calls:
+            body["tool_choice"] = {"type": "none"}
     return body
 
 

@@ -207,6 +207,8 @@ def build_request(request: ModelRequest, model_id: str) -> dict[str, Any]:
             }
             for t in request.tools
         ]
+        if not request.allow_tool_calls:
+            body["tool_choice"] = "none"
     return body
 
 

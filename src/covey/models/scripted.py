@@ -19,7 +19,8 @@ __all__ = ["ScriptedModel"]
 
 class ScriptedModel:
     """Answers each request with the script's next turn. Faults in the script are ignored
-    here; they are for the fake provider server. A conversation a provider would refuse
+    here; they are for the fake provider server. A request that allows no tool calls is
+    answered without the turn's tool calls. A conversation a provider would refuse
     (`covey.models.wire_rules`, after the adapters' `wire_messages`) is a `ModelError`, as
     the provider's 400 would be."""
 
@@ -44,7 +45,7 @@ class ScriptedModel:
         self, request: ModelRequest, on_text: TextSink | None = None
     ) -> ModelResponse:
         sent = [dump_message(m) for m in wire_messages(request.messages)]
-        if problem := anthropic_violation(sent):
+        if problem := anthropic_violation(sent, tools_defined=bool(request.tools)):
             raise ModelError(f"scripted model: a provider would refuse the request: {problem}")
         if request.purpose == "compact" and "compact" not in self._script.agents:
             return _summary_response(request)
@@ -57,13 +58,13 @@ class ScriptedModel:
             content.append(TextBlock(text=turn.text))
             if on_text is not None:
                 on_text(turn.text)
-        for i, call in enumerate(turn.tool_calls):
+        calls = turn.tool_calls if request.allow_tool_calls else []
+        for i, call in enumerate(calls):
             content.append(ToolUseBlock(id=tool_use_id(index, i), name=call.name, input=call.input))
         message = Message(role="assistant", content=list(content))
         usage = turn.usage or _estimated_usage(request, message)
-        return ModelResponse(
-            message=message, stop_reason=turn.natural_stop_reason, usage=usage, model="scripted"
-        )
+        stop = turn.natural_stop_reason if calls else turn.stop_reason or "end_turn"
+        return ModelResponse(message=message, stop_reason=stop, usage=usage, model="scripted")
 
 
 def _estimated_usage(request: ModelRequest, reply: Message) -> Usage:

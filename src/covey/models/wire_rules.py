@@ -7,6 +7,7 @@ either checks that covey sends well-formed conversations.
 Anthropic Messages API (`anthropic_violation`), on the JSON `messages` list. Consecutive
 messages of one role are combined into one turn first (as the API documents), then:
 
+- a request holding `tool_use` or `tool_result` blocks defines `tools`;
 - every message has content, and no text block is empty;
 - `tool_use` blocks only in assistant turns, `tool_result` blocks only in user turns;
 - no `tool_use` id twice in the request;
@@ -42,8 +43,9 @@ class _Turn:
         return [(where, str(b.get(key))) for where, b in self.blocks if b.get("type") == kind]
 
 
-def anthropic_violation(messages: list[Any]) -> str | None:
-    """Why the Messages API would refuse this conversation, or None."""
+def anthropic_violation(messages: list[Any], *, tools_defined: bool = True) -> str | None:
+    """Why the Messages API would refuse this conversation (sent with or without `tools`),
+    or None."""
     turns: list[_Turn] = []
     for n, message in enumerate(messages):
         if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
@@ -64,6 +66,10 @@ def anthropic_violation(messages: list[Any]) -> str | None:
             if block.get("type") == "text" and not block.get("text"):
                 return f"messages.{n}.content.{m}: text content blocks must be non-empty"
             turns[-1].blocks.append((f"messages.{n}.content.{m}", block))
+    if not tools_defined and any(
+        b.get("type") in ("tool_use", "tool_result") for t in turns for _, b in t.blocks
+    ):
+        return "Requests which include `tool_use` or `tool_result` blocks must define tools."
     seen: set[str] = set()
     for i, turn in enumerate(turns):
         previous = turns[i - 1] if i else None
@@ -116,8 +122,9 @@ def _turn_violation(
             )
         if other_content:
             return (
-                f"{where}: `tool_result` blocks must come first in the content of a user "
-                "message, before any text"
+                f"messages.{turn.first}: Did not find {len(asked)} `tool_result` block(s) at "
+                "the beginning of this message. Messages following `tool_use` blocks must "
+                "begin with a matching number of `tool_result` blocks."
             )
         results.add(result_id)
     return None

@@ -60,8 +60,10 @@ class Persister:
                 "summary": event.summary,
                 "trigger": event.trigger,
                 "pre_tokens": event.pre_tokens,
+                "method": event.method,
             }
-            self._entry("compact_boundary", data, event=("compacted", {"trigger": event.trigger}))
+            ui_event = ("compacted", {"trigger": event.trigger, "method": event.method})
+            self._entry("compact_boundary", data, event=ui_event)
         elif isinstance(event, ToolStarted):
             with self.store.write() as conn:
                 append_event(conn, self.session_id, "tool_started", {"tool": event.call.name})
