@@ -112,6 +112,13 @@ def test_a_background_notice_after_tool_results_resumes_well_formed(git_repo: Pa
         assert again.code == 0, again.err
     assert again.json()["result"] == "Resumed fine."
     main = [r for r in srv.requests if r["agent"] is None]
+    joined = [
+        m["content"]
+        for r in main
+        for m in r["body"]["messages"]
+        if m["role"] == "user" and "AUDIT-RESULT ok" in json.dumps(m)
+    ]
+    assert joined[0][0]["type"] == "tool_result", "the notice came right after tool results"
     notice = json.dumps(main[-1]["body"]["messages"])
     assert notice.count("AUDIT-RESULT ok") == 1, "the notice is sent once"
     assert_answered_once(srv)

@@ -92,7 +92,7 @@ async def compact_messages(
     if not count:
         return None
     note = (
-        "(no summary: the model answered the summary request without text twice, so the "
+        "(no summary: the model answered the summary request without text, so the "
         f"conversation was kept and {count} older tool output(s) trimmed instead)"
     )
     return Compaction([*trimmed, *tail], note, 0, "trimmed_tool_outputs")
