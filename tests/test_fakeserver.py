@@ -444,7 +444,9 @@ def test_request_log_redacts_keys(tmp_path: Path) -> None:
         "stream",
         "headers",
         "body",
+        "usage",
     }
+    assert lines[0]["usage"]["input"] > 0  # what the answer billed, for ledger tests
 
 
 # --- the command line --------------------------------------------------------------------
@@ -488,3 +490,44 @@ def test_cli_bad_script_exits_2_with_one_line(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert len(done.stderr.strip().splitlines()) == 1 and str(missing) in done.stderr
     assert not (tmp_path / "port").exists()
+
+
+def test_conversations_the_real_apis_refuse_are_400() -> None:
+    use = {"type": "tool_use", "id": "toolu_1", "name": "Bash", "input": {}}
+    result = {"type": "tool_result", "tool_use_id": "toolu_1", "content": "ok"}
+    twice = [
+        *HELLO,
+        {"role": "assistant", "content": [use]},
+        {"role": "user", "content": [result]},
+        {"role": "user", "content": [result, {"type": "text", "text": "continue"}]},
+    ]
+    call = {"id": "call_1", "type": "function", "function": {"name": "Bash", "arguments": "{}"}}
+    orphan = [*HELLO, {"role": "assistant", "content": None, "tool_calls": [call]}, *HELLO]
+    with FakeServer(script({"text": "a"}, {"text": "b"})) as srv:
+        with claude(srv, max_retries=0) as client, pytest.raises(anthropic.BadRequestError) as e:
+            client.messages.create(
+                model="m",
+                max_tokens=10,
+                messages=twice,
+                tools=[{"name": "Bash", "input_schema": {"type": "object"}}],
+            )
+        assert e.value.type == "invalid_request_error"
+        assert "Found multiple `tool_result` blocks with id: toolu_1" in e.value.message
+        with gpt(srv, max_retries=0) as oai, pytest.raises(openai.BadRequestError) as o:
+            oai.chat.completions.create(model="m", messages=orphan)
+        assert o.value.type == "invalid_request_error"
+        assert "did not have response messages: call_1" in o.value.message
+    assert [r["turn"] for r in srv.requests] == [None, None], "no turn is spent on them"
+
+
+def test_a_compaction_summary_counts_the_turns_it_stands_for() -> None:
+    summary = '<compact-summary turns="2">\nearlier work\n</compact-summary>'
+    history = [{"role": "user", "content": summary}, {"role": "assistant", "content": "t2"}, *HELLO]
+    with FakeServer(script(*({"text": f"turn {i}"} for i in range(4)))) as srv:
+        with claude(srv) as client:
+            reply = client.messages.create(model="m", max_tokens=10, messages=history)
+        with gpt(srv) as oai:
+            system = [{"role": "system", "content": "s"}]
+            chat = oai.chat.completions.create(model="m", messages=[*system, *history])
+    assert reply.content[0].text == "turn 3"
+    assert chat.choices[0].message.content == "turn 3"

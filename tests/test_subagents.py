@@ -36,7 +36,7 @@ CUSTOM = {
         "permissionMode": "plan",
         "tools": ["Read", "Agent"],
     },
-    "nester": {"description": "Nests", "prompt": "You delegate.", "tools": ["Agent"]},
+    "nester": {"description": "Nests", "prompt": "You delegate.", "tools": ["Agent", "Glob"]},
 }
 
 

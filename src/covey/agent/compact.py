@@ -3,19 +3,27 @@
 The latest turns stay verbatim. The conversation becomes a summary message followed by that
 tail; the summary carries how many assistant turns it replaces (`turns="N"`), so a stateless
 scripted model keeps counting turns across compactions.
+
+A model may answer the summary request without text (a tool call, or nothing). It is asked
+once more with no tool calls allowed (the tools are still described: a conversation holding
+tool blocks must define them). If there is still no text, nothing is summarised: the history
+is kept and the older turns' long tool outputs are trimmed to their start instead, so the
+context shrinks and no turn is lost. `Compaction.method` says which of the three happened.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from covey.messages import Message, TextBlock, compacted_turns, summary_message
+from covey.messages import Message, ToolResultBlock, compacted_turns, summary_message
 from covey.models.base import Model, ModelRequest, ToolSpec
 
 __all__ = [
     "COMPACT_INSTRUCTIONS",
+    "TRIM_KEEP_CHARS",
     "Compaction",
     "compact_messages",
+    "trim_tool_outputs",
 ]
 
 COMPACT_INSTRUCTIONS = (
@@ -24,14 +32,20 @@ COMPACT_INSTRUCTIONS = (
     "current state, commands run and their results, and what remains to do. Be complete but "
     "brief. Reply with the summary only."
 )
+TRIM_KEEP_CHARS = 200
+"""A trimmed tool output keeps this many characters; only outputs over twice as long are
+trimmed, so trimming again changes nothing."""
 
 
 @dataclass(frozen=True)
 class Compaction:
     messages: list[Message]
-    """The new conversation: the summary message, then the verbatim tail."""
+    """The new conversation: the summary message (or the trimmed history), then the tail."""
     summary: str
+    """The model's summary; when it gave none, a note saying what was done instead."""
     summarized_messages: int
+    method: str = "summary"
+    """`summary`, `summary_without_tools` or `trimmed_tool_outputs`."""
 
 
 def _cut_index(messages: list[Message], keep_turns: int) -> int | None:
@@ -52,22 +66,54 @@ async def compact_messages(
     keep_turns: int = 2,
     agent_name: str | None = None,
 ) -> Compaction | None:
-    """Summarise all but the last `keep_turns` turns; None when there is too little to drop."""
+    """Summarise all but the last `keep_turns` turns (or trim their tool outputs when the
+    model gives no summary); None when there is too little to drop."""
     cut = _cut_index(messages, keep_turns)
     if cut is None:
         return None
     head, tail = messages[:cut], messages[cut:]
-    last = head[-1]
-    ask = Message(role="user", content=[*last.content, TextBlock(text=COMPACT_INSTRUCTIONS)])
-    response = await model.complete(
-        ModelRequest(
-            system=system,
-            messages=[*head[:-1], ask],
-            tools=tools,
-            agent_name=agent_name,
-            purpose="compact",
-        )
+    request = ModelRequest(
+        system=system,
+        messages=[*head, Message.user(COMPACT_INSTRUCTIONS)],
+        tools=tools,
+        agent_name=agent_name,
+        purpose="compact",
     )
-    summary = response.message.text.strip() or "(the model returned an empty summary)"
-    turns = compacted_turns(head) + sum(1 for m in head if m.role == "assistant")
-    return Compaction([summary_message(summary, turns), *tail], summary, len(head))
+    method = "summary"
+    summary = (await model.complete(request)).message.text.strip()
+    if not summary and tools:
+        method = "summary_without_tools"
+        retry = replace(request, allow_tool_calls=False)
+        summary = (await model.complete(retry)).message.text.strip()
+    if summary:
+        turns = compacted_turns(head) + sum(1 for m in head if m.role == "assistant")
+        return Compaction([summary_message(summary, turns), *tail], summary, len(head), method)
+    trimmed, count = trim_tool_outputs(head)
+    if not count:
+        return None
+    note = (
+        "(no summary: the model answered the summary request without text, so the "
+        f"conversation was kept and {count} older tool output(s) trimmed instead)"
+    )
+    return Compaction([*trimmed, *tail], note, 0, "trimmed_tool_outputs")
+
+
+def trim_tool_outputs(messages: list[Message]) -> tuple[list[Message], int]:
+    """The messages with each long tool output cut to its start; and how many were cut."""
+    out: list[Message] = []
+    count = 0
+    for message in messages:
+        blocks = []
+        for block in message.content:
+            if isinstance(block, ToolResultBlock) and len(block.content) > 2 * TRIM_KEEP_CHARS:
+                dropped = len(block.content) - TRIM_KEEP_CHARS
+                text = (
+                    f"{block.content[:TRIM_KEEP_CHARS]}\n"
+                    f"[… {dropped} more characters trimmed to save context]"
+                )
+                block = block.model_copy(update={"content": text})
+                count += 1
+            blocks.append(block)
+        changed = any(a is not b for a, b in zip(blocks, message.content, strict=True))
+        out.append(Message(role=message.role, content=blocks) if changed else message)
+    return out, count

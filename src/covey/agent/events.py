@@ -45,8 +45,14 @@ class Compacted:
     messages: list[Message]
     """The whole new conversation: the summary message, then the verbatim tail."""
     summary: str
+    """The model's summary; when it gave none, a note saying what was done instead."""
     trigger: str
+    """`auto` (the context neared its window) or `manual`."""
     pre_tokens: int
+    """Tokens of the conversation before it was compacted."""
+    method: str = "summary"
+    """`summary`, `summary_without_tools` (given on the retry that allowed no tool calls) or
+    `trimmed_tool_outputs` (no summary twice: the history kept, older tool outputs trimmed)."""
 
 
 AgentEvent = MessageAdded | TextDelta | ToolStarted | ToolFinished | Compacted

@@ -20,7 +20,7 @@ from covey.agent.hooks import AgentHooks, NoHooks
 from covey.agent.subagents_inbox import BackgroundTasks
 from covey.agent.tool_runner import Approver, ToolRunner
 from covey.errors import MaxTurnsExceeded, RunError
-from covey.messages import Message, TextBlock, Usage
+from covey.messages import Message, Usage
 from covey.models.base import Model, ModelRequest
 from covey.tools.base import Tool, ToolContext
 from covey.tools.permissions import PermissionPolicy
@@ -148,7 +148,8 @@ class Agent:
         self.add(Message(role="user", content=list(results)))
 
     async def compact(self, trigger: str) -> bool:
-        """Replace older turns by a summary; False when blocked or there is too little."""
+        """Replace older turns by a summary (or trim their tool outputs when the model gives
+        no summary); False when blocked or there is too little."""
         if not await self.hooks.pre_compact(trigger):
             return False
         tools = [t.spec() for t in self.tools.values()]
@@ -158,18 +159,18 @@ class Agent:
         if done is None:
             return False
         self.messages = done.messages
-        self._emit(Compacted(done.messages, done.summary, trigger, self.context_tokens))
+        self._emit(
+            Compacted(done.messages, done.summary, trigger, self.context_tokens, done.method)
+        )
         self.context_tokens = 0
         await self.hooks.post_compact(trigger, done.summary)
         return True
 
     def add_prompt(self, text: str) -> None:
-        """A user prompt; joins a trailing user message (tool results) so roles alternate."""
-        if self.messages and self.messages[-1].role == "user":
-            last = self.messages.pop()
-            self.add(Message(role="user", content=[*last.content, TextBlock(text=text)]))
-        else:
-            self.add(Message.user(text))
+        """A user prompt, as a message of its own even right after tool results: the
+        conversation is append-only, like the transcript that mirrors it, and the adapters
+        join adjacent user messages into one turn (`covey.models.wire`)."""
+        self.add(Message.user(text))
 
     def add(
         self,

@@ -3,6 +3,8 @@
 init       {"type":"system","subtype":"init","session_id","cwd","model","tools","permissionMode"}
 assistant  {"type":"assistant","message":{…Anthropic message…},"session_id",…}
 user       {"type":"user","message":{"role":"user","content":[tool_result…]},"session_id",…}
+compacted  {"type":"system","subtype":"compact_boundary","session_id",
+            "compact_metadata":{"trigger":"auto"|"manual","pre_tokens"}}
 result     {"type":"result","subtype","is_error","result","session_id","num_turns",
             "duration_ms","total_cost_usd","usage","permission_denials"}
 """
@@ -13,7 +15,7 @@ import json
 import sys
 from typing import Any, TextIO
 
-from covey.agent import AgentEvent, MessageAdded, RunResult
+from covey.agent import AgentEvent, Compacted, MessageAdded, RunResult
 from covey.messages import Usage, dump_message
 from covey.models.retry import RetryNotice
 from covey.sessions.host import SessionHost
@@ -52,7 +54,19 @@ class PrintOutput:
             )
 
     def event(self, event: AgentEvent) -> None:
-        if self.fmt != "stream-json" or not isinstance(event, MessageAdded):
+        if self.fmt != "stream-json":
+            return
+        if isinstance(event, Compacted):
+            metadata = {"trigger": event.trigger, "pre_tokens": event.pre_tokens}
+            self._line(
+                {
+                    "type": "system",
+                    "subtype": "compact_boundary",
+                    "session_id": self.session_id,
+                    "compact_metadata": metadata,
+                }
+            )
+        if not isinstance(event, MessageAdded):
             return
         body = dump_message(event.message)
         if event.message.role == "assistant":

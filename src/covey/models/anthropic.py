@@ -4,6 +4,9 @@ The SDK's own retries are off (`max_retries=0`): covey retries (`covey.models.re
 a stream that drops after a tool call began is *not* repeated. Errors are translated into
 `covey.errors` here and in `_http`, nowhere else.
 
+The conversation goes out as `covey.models.wire.wire_messages` shapes it (adjacent messages
+of one role joined, tool results first and once).
+
 Prompt caching: breakpoints on the system prompt, the last tool definition and the last
 content block of the last message (3 of the API's 4), so each turn reads the previous
 turn's prefix from the cache.
@@ -41,6 +44,7 @@ from covey.models._http import (
 from covey.models.base import ModelRequest, ModelResponse, TextSink
 from covey.models.registry import MISSING_KEY
 from covey.models.retry import Retryable, RetryCallback, RetryPolicy, retrying
+from covey.models.wire import wire_messages
 
 __all__ = ["AnthropicModel", "build_request"]
 
@@ -189,15 +193,16 @@ def build_request(request: ModelRequest, model_id: str, max_tokens: int) -> dict
         ]
         tools[-1]["cache_control"] = _EPHEMERAL
         body["tools"] = tools
+        if not request.allow_tool_calls:
+            body["tool_choice"] = {"type": "none"}
     return body
 
 
 def _messages(messages: list[Message]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
-    for message in messages:
-        blocks = [_block(b) for b in message.content if not isinstance(b, TextBlock) or b.text]
-        out.append({"role": message.role, "content": blocks})
-    if out and out[-1]["content"]:
+    for message in wire_messages(messages):
+        out.append({"role": message.role, "content": [_block(b) for b in message.content]})
+    if out:
         out[-1]["content"][-1]["cache_control"] = _EPHEMERAL
     return out
 

@@ -33,6 +33,9 @@ class ModelRequest:
     """Which agent is asking (a subagent definition name); scripted models pick a script by it."""
     purpose: str = "turn"
     """"turn" for the agent's own turns, "compact" for a compaction summary."""
+    allow_tool_calls: bool = True
+    """False: the tools are still described (a conversation holding tool blocks must define
+    them) but the model may call none (`tool_choice` none)."""
 
 
 @dataclass

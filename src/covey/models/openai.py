@@ -7,6 +7,7 @@ covey's messages follow the Anthropic shape; this module translates at the bound
     assistant text + tool_use blocks  one assistant message: content (or null) + tool_calls
     user tool_result blocks           one {"role": "tool"} message per result ("Error: " first
                                       when is_error), then the user's text, if any
+    adjacent messages of one role     joined first (`covey.models.wire`)
     tool arguments                    a JSON string; one that is not a JSON object becomes
                                       {INVALID_ARGUMENTS_KEY: raw} and goes back out verbatim
 
@@ -38,6 +39,7 @@ from covey.models._http import (
 from covey.models.base import ModelRequest, ModelResponse, TextSink
 from covey.models.registry import MISSING_KEY
 from covey.models.retry import Retryable, RetryCallback, RetryPolicy, retrying
+from covey.models.wire import wire_messages
 
 __all__ = [
     "OpenAIModel",
@@ -202,12 +204,14 @@ def build_request(request: ModelRequest, model_id: str) -> dict[str, Any]:
             }
             for t in request.tools
         ]
+        if not request.allow_tool_calls:
+            body["tool_choice"] = "none"
     return body
 
 
 def to_openai_messages(system: str, messages: list[Message]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
-    for message in messages:
+    for message in wire_messages(messages):
         if message.role == "assistant":
             calls = [
                 {

@@ -6,17 +6,23 @@ import asyncio
 import json
 from pathlib import Path
 
+from covey.errors import ModelError
 from covey.messages import Message, TextBlock, ToolUseBlock, Usage, dump_message
 from covey.models.base import ModelRequest, ModelResponse, TextSink
 from covey.models.script import Script, load_script, select_turn, tool_use_id
 from covey.models.tokens import estimate_tokens
+from covey.models.wire import wire_messages
+from covey.models.wire_rules import anthropic_violation
 
 __all__ = ["ScriptedModel"]
 
 
 class ScriptedModel:
     """Answers each request with the script's next turn. Faults in the script are ignored
-    here; they are for the fake provider server."""
+    here; they are for the fake provider server. A request that allows no tool calls is
+    answered without the turn's tool calls. A conversation a provider would refuse
+    (`covey.models.wire_rules`, after the adapters' `wire_messages`) is a `ModelError`, as
+    the provider's 400 would be."""
 
     def __init__(self, script: Script, *, name: str = "scripted", context_window: int = 200_000):
         self._script = script
@@ -38,6 +44,9 @@ class ScriptedModel:
     async def complete(
         self, request: ModelRequest, on_text: TextSink | None = None
     ) -> ModelResponse:
+        sent = [dump_message(m) for m in wire_messages(request.messages)]
+        if problem := anthropic_violation(sent, tools_defined=bool(request.tools)):
+            raise ModelError(f"scripted model: a provider would refuse the request: {problem}")
         if request.purpose == "compact" and "compact" not in self._script.agents:
             return _summary_response(request)
         agent = "compact" if request.purpose == "compact" else request.agent_name
@@ -49,13 +58,13 @@ class ScriptedModel:
             content.append(TextBlock(text=turn.text))
             if on_text is not None:
                 on_text(turn.text)
-        for i, call in enumerate(turn.tool_calls):
+        calls = turn.tool_calls if request.allow_tool_calls else []
+        for i, call in enumerate(calls):
             content.append(ToolUseBlock(id=tool_use_id(index, i), name=call.name, input=call.input))
         message = Message(role="assistant", content=list(content))
         usage = turn.usage or _estimated_usage(request, message)
-        return ModelResponse(
-            message=message, stop_reason=turn.natural_stop_reason, usage=usage, model="scripted"
-        )
+        stop = turn.natural_stop_reason if calls else turn.stop_reason or "end_turn"
+        return ModelResponse(message=message, stop_reason=stop, usage=usage, model="scripted")
 
 
 def _estimated_usage(request: ModelRequest, reply: Message) -> Usage:

@@ -4,20 +4,27 @@ to the store as it happens, fenced by the host's lease epoch.
 One model response = one short write transaction: the transcript entry, its usage row, a UI
 event, and the session's one-line summary. Each single tool result is written as soon as it
 exists, so a crash mid-batch loses no finished result.
+
+The transcript is append-only and mirrors the conversation. When a session resumes after a
+crash left tool calls unanswered, the resumed conversation answers them (`covey.sessions.
+resume`); the first message this persister writes is preceded by that answer, so the stored
+conversation stays well-formed.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 from covey.agent import AgentEvent, Compacted, MessageAdded, ToolFinished, ToolStarted
 from covey.errors import LeaseLost
 from covey.messages import Message, dump_message
 from covey.models.pricing import cost_usd
+from covey.sessions.resume import interrupted_answer
 from covey.store import Store
 from covey.store.events import append_event
 from covey.store.sessions import update_session
-from covey.store.transcript import append_entry
+from covey.store.transcript import append_entry, read_entries
 from covey.store.usage import record_usage
 
 __all__ = ["Persister", "step_summary"]
@@ -39,6 +46,8 @@ class Persister:
         self.session_id = session_id
         self.epoch = epoch
         self.agent_path = agent_path
+        self._settled = False
+        """Whether the transcript's trailing tool calls are known to be answered."""
 
     def __call__(self, event: AgentEvent) -> None:
         if isinstance(event, MessageAdded):
@@ -51,8 +60,10 @@ class Persister:
                 "summary": event.summary,
                 "trigger": event.trigger,
                 "pre_tokens": event.pre_tokens,
+                "method": event.method,
             }
-            self._entry("compact_boundary", data, event=("compacted", {"trigger": event.trigger}))
+            ui_event = ("compacted", {"trigger": event.trigger, "method": event.method})
+            self._entry("compact_boundary", data, event=ui_event)
         elif isinstance(event, ToolStarted):
             with self.store.write() as conn:
                 append_event(conn, self.session_id, "tool_started", {"tool": event.call.name})
@@ -60,6 +71,8 @@ class Persister:
     def _message(self, event: MessageAdded) -> None:
         message = event.message
         with self.store.write() as conn:
+            if not self._settled:
+                self._record_interrupted_answer(conn)
             if (
                 append_entry(conn, self.session_id, self.epoch, "message", dump_message(message))
                 is None
@@ -76,6 +89,15 @@ class Persister:
                 )
                 if summary:
                     update_session(conn, self.session_id, self.epoch, summary=summary)
+
+    def _record_interrupted_answer(self, conn: sqlite3.Connection) -> None:
+        """Once: append the answer a resume gave to calls the transcript left unanswered."""
+        answer = interrupted_answer(read_entries(conn, self.session_id))
+        if answer is not None:
+            data = dump_message(answer)
+            if append_entry(conn, self.session_id, self.epoch, "message", data) is None:
+                raise self._lost()
+        self._settled = True
 
     def _entry(
         self, kind: str, data: dict[str, Any], event: tuple[str, dict[str, Any]] | None = None

@@ -16,8 +16,10 @@ From a shell (serves until SIGTERM/SIGINT; the port goes to the port file once l
 
 Routes: `POST /v1/messages` (Anthropic) and `POST /v1/chat/completions` (OpenAI), both with
 `"stream": true` (SSE, chunked transfer encoding) or without. The turn answered is the number
-of assistant messages in the request; the `x-covey-agent: NAME` header picks the script's
-`agents[NAME]` turns (else the main turns). A turn beyond the script is a 400.
+of assistant messages in the request, plus the turns a leading compaction summary stands for
+(`<compact-summary turns="N">`, as the scripted model counts); the `x-covey-agent: NAME`
+header picks the script's `agents[NAME]` turns (else the main turns). A turn beyond the
+script is a 400.
 
 Fault model: the server counts attempts per (agent header, turn). Attempt N at a turn gets
 the turn's `faults[N]` if there is one, else the normal answer. So `faults: [{status: 429,
@@ -31,7 +33,13 @@ retry_after: 0.1}]` fails the first request and answers the retry. A fault is ei
   (after a tool call's start and a fragment of its arguments). A point the reply lacks falls
   back to `before_blocks`. On a non-streaming request the connection closes with no response.
 
-A fault with neither `status` nor `drop` is a 500. `delay_s` is slept before any answer.
+A fault with neither `status` nor `drop` is a 500. `delay_s` is slept before any answer. A
+request with `tool_choice` none is answered without the turn's tool calls.
+
+A conversation the real API would refuse (a `tool_use` left unanswered, a `tool_result` that
+answers nothing in the message before, an id twice, text before tool results, an empty
+message; for OpenAI the `tool` message equivalents) is a 400 `invalid_request_error` in the
+provider's words, before any turn is chosen (`covey.models.wire_rules`).
 
 Every request is recorded (`FakeServer.requests` and one JSONL line in the log): time, path,
 agent, turn, attempt, fault, stream, headers (keys redacted) and the JSON body.
@@ -57,9 +65,10 @@ from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 from covey.errors import UserError
-from covey.messages import Usage
+from covey.messages import Message, Usage, compacted_turns
 from covey.models.script import Script, ScriptFault, load_script
 from covey.models.tokens import estimate_tokens
+from covey.models.wire_rules import anthropic_violation, openai_violation
 from covey.testing import _anthropic_wire, _openai_wire
 from covey.testing._wire import Reply, SseStream, to_json
 
@@ -229,7 +238,7 @@ class _Handler(BaseHTTPRequestHandler):
             fake._record(record)
             return self._error(*rejection, is_openai)
         messages = body["messages"]
-        index = sum(1 for m in messages if isinstance(m, dict) and m.get("role") == "assistant")
+        index = _turn_index(messages)
         record["turn"] = index
         turns = fake.script.turns_for(agent)
         if index >= len(turns):
@@ -242,20 +251,25 @@ class _Handler(BaseHTTPRequestHandler):
                 is_openai,
             )
         turn = turns[index]
+        if _no_tool_calls(body.get("tool_choice")):
+            turn = turn.model_copy(update={"tool_calls": []})
         attempt = fake._next_attempt(agent, index)
         fault = turn.faults[attempt] if attempt < len(turn.faults) else None
         record["attempt"] = attempt
         record["fault"] = fault.model_dump(exclude_none=True) if fault else None
-        fake._record(record)
-        if turn.delay_s:
-            time.sleep(turn.delay_s)
-        if fault is not None and (fault.status is not None or fault.drop is None):
-            return self._fault_status(fault, is_openai)
         usage = turn.usage or Usage(
             input=estimate_tokens(raw.decode("utf-8", "replace")),
             output=estimate_tokens(to_json([turn.text, [c.input for c in turn.tool_calls]])),
         )
-        record["usage"] = usage.model_dump()  # what this answer bills (tests compare the ledger)
+        failed = fault is not None and (fault.status is not None or fault.drop is None)
+        if not failed:
+            record["usage"] = usage.model_dump()  # what it bills (tests compare the ledger)
+        fake._record(record)
+        if turn.delay_s:
+            time.sleep(turn.delay_s)
+        if failed:
+            assert fault is not None
+            return self._fault_status(fault, is_openai)
         model = body.get("model") if isinstance(body.get("model"), str) else "fake-model"
         reply = Reply(index, turn, model, usage, seed=f"{agent or ''}/{index}")
         drop = fault.drop if fault is not None else None
@@ -286,7 +300,11 @@ class _Handler(BaseHTTPRequestHandler):
             return 400, "fake server: the request body is not valid JSON"
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
             return 400, "fake server: the request body has no messages list"
-        return None
+        if path == OPENAI_PATH:
+            problem = openai_violation(body["messages"])
+        else:
+            problem = anthropic_violation(body["messages"], tools_defined=bool(body.get("tools")))
+        return (400, problem) if problem else None
 
     def _provider_headers(self, is_openai: bool, *, limited: bool = False) -> dict[str, str]:
         seen = len(self.server.fake.requests)
@@ -337,6 +355,25 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return _cut(self.connection)
         self.wfile.write(b"0\r\n\r\n")
+
+
+def _turn_index(messages: list[Any]) -> int:
+    assistants = sum(1 for m in messages if isinstance(m, dict) and m.get("role") == "assistant")
+    first = next((m for m in messages if isinstance(m, dict) and m.get("role") == "user"), None)
+    content = first.get("content") if first is not None else None
+    if isinstance(content, list):
+        content = "".join(
+            str(b.get("text", ""))
+            for b in content
+            if isinstance(b, dict) and b.get("type") == "text"
+        )
+    summarised = compacted_turns([Message.user(content)]) if isinstance(content, str) else 0
+    return summarised + assistants
+
+
+def _no_tool_calls(choice: object) -> bool:
+    """`tool_choice` none, in either provider's shape."""
+    return choice == "none" or (isinstance(choice, dict) and choice.get("type") == "none")
 
 
 def _bearer(value: str) -> str:
