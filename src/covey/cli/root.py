@@ -10,6 +10,7 @@ import click
 
 from covey import __version__
 from covey.cli.print_output import OUTPUT_FORMATS, PrintOutput
+from covey.cli.prompt_input import prompt_text
 from covey.cli.subcommands import SUBCOMMAND_LIST
 from covey.errors import MaxTurnsExceeded, RunError, UserError
 from covey.sessions.runner import SessionOptions, prepare_session
@@ -119,10 +120,7 @@ def root(
         raise UserError("--resume needs a session id or name with -p (see covey sessions)")
     if resume is not None and continue_last:
         raise UserError("use either --resume or --continue, not both")
-    if prompt is None and not sys.stdin.isatty():
-        prompt = sys.stdin.read()
-    if not prompt or not prompt.strip():
-        raise UserError('no prompt: pass it as an argument (covey -p "...") or on stdin')
+    prompt = prompt_text(prompt, "-p")
     output = PrintOutput(output_format)
     session = prepare_session(
         SessionOptions(
@@ -173,10 +171,7 @@ def _background(
     from covey.store import Store
     from covey.supervisor import ensure_supervisor
 
-    if prompt is None and not sys.stdin.isatty():
-        prompt = sys.stdin.read()
-    if not prompt or not prompt.strip():
-        raise UserError('no prompt: pass it as an argument (covey --bg "...") or on stdin')
+    prompt = prompt_text(prompt, "--bg")
     store = Store.open()
     try:
         row = create_background_session(
