@@ -13,9 +13,11 @@ request into covey's errors (`covey.errors`) or a `Retryable` signal for the ret
 from __future__ import annotations
 
 import functools
+import ipaddress
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import httpx2
 
@@ -23,7 +25,9 @@ from covey.errors import ContextOverflowError, CredentialsError, ModelError
 from covey.models.retry import Retryable, parse_retry_after, should_retry_header
 
 __all__ = [
+    "AGENT_HEADER",
     "Endpoint",
+    "agent_headers",
     "connection_failure",
     "one_line",
     "ssl_context",
@@ -74,6 +78,29 @@ class Endpoint:
     """The environment variable whose value was sent as the credential."""
     key_set: bool = True
     """False when no key was configured and a placeholder was sent (local servers)."""
+
+
+AGENT_HEADER = "x-covey-agent"
+"""Names the (sub)agent asking, so the fake server can answer from that agent's script."""
+
+
+def agent_headers(endpoint: Endpoint, agent_name: str | None) -> dict[str, str]:
+    """`{AGENT_HEADER: agent_name}` when the base URL is a loopback address (the fake
+    server, a model server on this machine), else nothing: a real provider never learns
+    covey's agent names."""
+    if not agent_name or not is_loopback(endpoint.base_url):
+        return {}
+    return {AGENT_HEADER: agent_name}
+
+
+def is_loopback(url: str) -> bool:
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @functools.cache

@@ -31,6 +31,7 @@ from covey.messages import (
 )
 from covey.models._http import (
     Endpoint,
+    agent_headers,
     connection_failure,
     one_line,
     ssl_context,
@@ -119,7 +120,7 @@ class AnthropicModel:
         self, request: ModelRequest, on_text: TextSink | None = None
     ) -> ModelResponse:
         body = build_request(request, self._model_id, min(request.max_tokens, self._max_tokens))
-        headers = {"x-covey-agent": request.agent_name} if request.agent_name else {}
+        headers = agent_headers(self._endpoint, request.agent_name)
         # A client per call, closed at its end: no connection outlives the event loop that
         # opened it. The TLS context, the costly part, is shared.
         async with anthropic.DefaultAsyncHttpxClient(verify=ssl_context()) as http:

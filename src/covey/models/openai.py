@@ -29,6 +29,7 @@ from covey.errors import CredentialsError
 from covey.messages import INVALID_ARGUMENTS_KEY, Message, TextBlock, ToolUseBlock, Usage
 from covey.models._http import (
     Endpoint,
+    agent_headers,
     connection_failure,
     ssl_context,
     status_failure,
@@ -131,7 +132,7 @@ class OpenAIModel:
     ) -> ModelResponse:
         body = build_request(request, self._model_id)
         body[self._tokens_param] = min(request.max_tokens, self._max_tokens)
-        headers = {"x-covey-agent": request.agent_name} if request.agent_name else {}
+        headers = agent_headers(self._endpoint, request.agent_name)
         # A client per call, closed at its end: no connection outlives the event loop that
         # opened it. The TLS context, the costly part, is shared.
         async with openai.DefaultAsyncHttpxClient(verify=ssl_context()) as http:
