@@ -7,6 +7,9 @@ request into covey's errors (`covey.errors`) or a `Retryable` signal for the ret
     408, 409, 429, ≥500 (529 too)       Retryable (with the server's retry-after)
     connection error, dropped stream    Retryable, unless a tool call had begun streaming:
                                         then ModelError (a tool must not run twice)
+    malformed stream (a `data:` line    Retryable, as a dropped stream (same tool rule)
+    that is not JSON, an event for a
+    block that never started)
     anything else                       ModelError with the provider's message, one line
 """
 
@@ -27,8 +30,10 @@ from covey.models.retry import Retryable, parse_retry_after, should_retry_header
 __all__ = [
     "AGENT_HEADER",
     "Endpoint",
+    "MalformedStream",
     "agent_headers",
     "connection_failure",
+    "malformed_failure",
     "one_line",
     "ssl_context",
     "status_failure",
@@ -183,6 +188,23 @@ def connection_failure(exc: BaseException) -> Retryable:
         return Retryable("connection dropped")
     detail = one_line(cause, 120)
     return Retryable(f"connection error ({type(cause).__name__}{': ' + detail if detail else ''})")
+
+
+class MalformedStream(ValueError):
+    """Raised while assembling a reply from an event that does not fit it: a delta for a
+    content block that was never started, or of the wrong kind for its block."""
+
+
+def malformed_failure(exc: ValueError) -> Retryable:
+    """A stream that began with 200 but carried something other than the API's events (the
+    SDKs raise ValueError for a `data:` line that is not JSON or not UTF-8): worth another
+    try, like a dropped stream."""
+    if isinstance(exc, MalformedStream):
+        detail = str(exc)
+    else:
+        kind = "not UTF-8" if isinstance(exc, UnicodeDecodeError) else "not JSON"
+        detail = f"a data line is {kind}: {exc}"
+    return Retryable(f"malformed stream ({one_line(detail, 160)})")
 
 
 def unless_tool_began(endpoint: Endpoint, failure: Exception, tool_began: bool) -> Exception:

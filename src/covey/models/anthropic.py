@@ -31,8 +31,10 @@ from covey.messages import (
 )
 from covey.models._http import (
     Endpoint,
+    MalformedStream,
     agent_headers,
     connection_failure,
+    malformed_failure,
     one_line,
     ssl_context,
     status_failure,
@@ -163,6 +165,8 @@ class AnthropicModel:
             raise unless_tool_began(endpoint, connection_failure(e), reply.tool_began) from e
         except anthropic.APIError as e:  # e.g. a response that does not parse
             raise ModelError(f"anthropic: {one_line(e.message)}") from e
+        except ValueError as e:  # a `data:` line that is not JSON, an event that does not fit
+            raise unless_tool_began(endpoint, malformed_failure(e), reply.tool_began) from e
         if not reply.done:
             failure = Retryable("the stream ended before message_stop")
             raise unless_tool_began(endpoint, failure, reply.tool_began)
@@ -245,38 +249,68 @@ class _Reply:
         self.on_text = on_text
         self.model = ""
         self.blocks: dict[int, list[str] | _ToolPart] = {}
+        self.other_blocks: set[int] = set()
+        """Blocks of kinds covey does not keep (thinking…): their deltas are ignored."""
         self.usage: dict[str, int] = {}
         self.stop_reason: str | None = None
         self.done = False
         self.tool_began = False
 
     def feed(self, event: object) -> None:
+        """Take one stream event; MalformedStream when it does not fit the reply so far (the
+        SDK builds events without validating them, so a field may be missing or mistyped)."""
+        try:
+            self._feed(event)
+        except (AttributeError, TypeError) as e:
+            name = getattr(event, "type", type(event).__name__)
+            raise MalformedStream(f"a {name} event of the wrong shape: {e}") from e
+
+    def _feed(self, event: object) -> None:
         if isinstance(event, wire.RawMessageStartEvent):
             self.model = event.message.model
             self._count(event.message.usage)
         elif isinstance(event, wire.RawContentBlockStartEvent):
+            index = self._new_index(event.index)
             block = event.content_block
             if isinstance(block, wire.TextBlock):
-                self.blocks[event.index] = [block.text]
+                self.blocks[index] = [block.text]
                 self._emit(block.text)
             elif isinstance(block, wire.ToolUseBlock):
                 self.tool_began = True
                 start = block.input if isinstance(block.input, dict) else {}
-                self.blocks[event.index] = _ToolPart(block.id, block.name, start)
+                self.blocks[index] = _ToolPart(block.id, block.name, start)
+            else:
+                self.other_blocks.add(index)
         elif isinstance(event, wire.RawContentBlockDeltaEvent):
-            part = self.blocks.get(event.index)
-            delta = event.delta
-            if isinstance(delta, wire.TextDelta) and isinstance(part, list):
-                part.append(delta.text)
-                self._emit(delta.text)
-            elif isinstance(delta, wire.InputJSONDelta) and isinstance(part, _ToolPart):
-                part.json_parts.append(delta.partial_json)
+            self._delta(event.index, event.delta)
         elif isinstance(event, wire.RawMessageDeltaEvent):
             self.stop_reason = event.delta.stop_reason or self.stop_reason
             self._count(event.usage)
         elif isinstance(event, wire.RawMessageStopEvent):
             self.done = True
         # Other event types (thinking, future ones) are ignored, as the API asks.
+
+    def _new_index(self, index: object) -> int:
+        if not isinstance(index, int) or index in self.blocks or index in self.other_blocks:
+            raise MalformedStream(f"content_block_start with index {index!r} (already used)")
+        return index
+
+    def _delta(self, index: int, delta: object) -> None:
+        if index in self.other_blocks:
+            return
+        part = self.blocks.get(index)
+        if part is None:
+            raise MalformedStream(f"a delta for content block {index!r}, which never started")
+        if isinstance(delta, wire.TextDelta):
+            if not isinstance(part, list):
+                raise MalformedStream(f"a text_delta for content block {index}, a tool_use")
+            part.append(delta.text)
+            self._emit(delta.text)
+        elif isinstance(delta, wire.InputJSONDelta):
+            if not isinstance(part, _ToolPart):
+                raise MalformedStream(f"an input_json_delta for content block {index}, a text")
+            part.json_parts.append(delta.partial_json)
+        # Other deltas (citations…) add nothing covey keeps.
 
     def _emit(self, text: str) -> None:
         if text and self.on_text is not None:

@@ -29,8 +29,10 @@ from covey.errors import CredentialsError
 from covey.messages import INVALID_ARGUMENTS_KEY, Message, TextBlock, ToolUseBlock, Usage
 from covey.models._http import (
     Endpoint,
+    MalformedStream,
     agent_headers,
     connection_failure,
+    malformed_failure,
     ssl_context,
     status_failure,
     stream_error_failure,
@@ -182,6 +184,8 @@ class OpenAIModel:
             message, kind = _error_text(e)
             failure = stream_error_failure(endpoint, kind, message)
             raise unless_tool_began(endpoint, failure, reply.tool_began) from e
+        except ValueError as e:  # a `data:` line that is not JSON, a chunk that does not fit
+            raise unless_tool_began(endpoint, malformed_failure(e), reply.tool_began) from e
         if reply.finish_reason is None:
             failure = Retryable("the stream ended without a finish_reason")
             raise unless_tool_began(endpoint, failure, reply.tool_began)
@@ -289,6 +293,14 @@ class _Reply:
         self.tool_began = False
 
     def feed(self, chunk: ChatCompletionChunk) -> None:
+        """Take one chunk; MalformedStream when it does not fit (the SDK builds chunks without
+        validating them, so a field may be missing or mistyped)."""
+        try:
+            self._feed(chunk)
+        except (AttributeError, TypeError) as e:
+            raise MalformedStream(f"a chunk of the wrong shape: {e}") from e
+
+    def _feed(self, chunk: ChatCompletionChunk) -> None:
         self.model = chunk.model or self.model
         if chunk.usage is not None:
             details = chunk.usage.prompt_tokens_details
@@ -317,9 +329,15 @@ class _Reply:
         if refusal:
             self.refused = True
         for call in tool_calls:
-            self.tool_began = True
             index = call.index if call.index is not None else len(self.calls)
-            part = self.calls.setdefault(index, _CallPart())
+            part = self.calls.get(index)
+            if part is None:
+                if not call.id and not (call.function and call.function.name):
+                    raise MalformedStream(
+                        f"a fragment of tool call {index!r}, which never started (no id, no name)"
+                    )
+                part = self.calls[index] = _CallPart()
+            self.tool_began = True
             if call.id:
                 part.id = call.id
             function = call.function
