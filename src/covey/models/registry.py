@@ -14,7 +14,7 @@ from covey.errors import UserError
 from covey.models.base import Model
 from covey.models.retry import RetryNotice, RetryPolicy
 
-__all__ = ["BASE_URL_VARS", "DEFAULT_ALIASES", "DEFAULT_MODEL", "resolve_model"]
+__all__ = ["BASE_URL_VARS", "DEFAULT_ALIASES", "DEFAULT_MODEL", "PROVIDERS", "resolve_model"]
 
 DEFAULT_ALIASES = {
     "sonnet": "anthropic:claude-sonnet-4-5",
@@ -22,6 +22,8 @@ DEFAULT_ALIASES = {
     "haiku": "anthropic:claude-haiku-4-5",
 }
 DEFAULT_MODEL = "sonnet"
+PROVIDERS = ("anthropic", "openai", "scripted")
+"""The `provider:` prefixes `resolve_model` knows."""
 BASE_URL_VARS = {"anthropic": "ANTHROPIC_BASE_URL", "openai": "OPENAI_BASE_URL"}
 """The variable naming each provider's endpoint (recorded with a background session)."""
 

@@ -387,6 +387,5 @@ def _main_definition(definitions: Definitions, name: str | None) -> AgentDefinit
         return None
     found = definitions.get(name)
     if found is None:
-        names = ", ".join(d.name for d in definitions.all())
-        raise UserError(f"--agent {name!r}: no such agent definition; available: {names}")
+        raise UserError(f"--agent {name!r}: {definitions.why_missing(name)}")
     return found
