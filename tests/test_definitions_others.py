@@ -222,6 +222,9 @@ def test_covey_p_agent_with_an_unknown_model_runs_on_the_parent_model(
     run = covey("-p", "go", "--agent", "fabled", cwd=git_repo)
     assert run.code == 0, run.err
     assert run.out == "from the parent's model\n"
+    (warning,) = run.err.strip().splitlines()
+    path = _agents_dir(git_repo) / "fabled.md"
+    assert warning.startswith(f"covey: warning: agent fabled ({path}): model 'fable' is not")
 
 
 def test_model_aliases_name_a_definition_model_when_listing_and_running(
@@ -234,7 +237,7 @@ def test_model_aliases_name_a_definition_model_when_listing_and_running(
     (git_repo / ".covey" / "settings.json").write_text(json.dumps(settings))
     run = covey("-p", "go", "--agent", "fabled", cwd=git_repo)
     assert run.code == 0, run.err
-    assert run.out == "from the fable alias\n"
+    assert (run.out, run.err) == ("from the fable alias\n", "")
     listed = covey("subagents", "list", "--json", cwd=git_repo)
     [row] = [r for r in listed.json()["agents"] if r["name"] == "fabled"]
     assert (row["model"], row["warnings"]) == ("fable", [])

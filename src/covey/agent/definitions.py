@@ -111,6 +111,17 @@ class Definitions:
         """Every loaded definition (one per name), built-ins included."""
         return [r.definition for r in self.reports if r.status == "loaded" and r.definition]
 
+    def run_warnings(self, defn: AgentDefinition | None) -> list[str]:
+        """The warnings of `defn` that change how it runs (its model was replaced by the
+        parent's), worded for a session that runs it as the main agent."""
+        report = next((r for r in self.reports if r.definition is defn), None) if defn else None
+        if report is None:
+            return []
+        where = f" ({report.path})" if report.path else ""
+        return [
+            f"agent {report.name}{where}: {w}" for w in report.warnings if w.startswith("model ")
+        ]
+
     def why_missing(self, name: str) -> str:
         """Why `get(name)` is None, in words: a file by that name (its `name` field, else its
         file name) was found but skipped, and why; else what names there are."""

@@ -365,7 +365,7 @@ def _prepare(
         model_name=model.name,
         permission_mode=policy.mode,
         cwd=cwd,
-        warnings=loaded.warnings + hook_warnings,
+        warnings=loaded.warnings + hook_warnings + definitions.run_warnings(defn),
         resumed=previous is not None,
         hooks=hooks,
         worktree=worktree,
