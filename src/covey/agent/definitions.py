@@ -205,9 +205,7 @@ def load_definitions(
     of `cwd`), so a definition's `model` may name one. Raises UserError for bad `--agents`
     JSON (or a broken settings file, when `model_aliases` is not given).
     """
-    if model_aliases is None:
-        model_aliases = load_settings(cwd).settings.modelAliases
-    aliases = model_aliases
+    aliases = load_settings(cwd).settings.modelAliases if model_aliases is None else model_aliases
     reports = _from_json(cli_json, aliases) if cli_json is not None else []
     seen: set[Path] = set()
     for scope, directory in _directories(cwd, home or covey_home()):
