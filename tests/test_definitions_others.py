@@ -261,3 +261,22 @@ def test_a_name_clash_in_one_scope_names_the_winning_file(git_repo: Path, user_h
         assert row["reason"] == f"shadowed by dup in project ({winner})"
     text = covey("subagents", "list", cwd=git_repo).out
     assert f"dup  [project]  shadowed by dup in project ({winner})" in text
+
+
+def test_a_subagent_with_no_tools_answers_its_caller(git_repo: Path, user_home: Path) -> None:
+    text = "---\nname: oracle\ndescription: Answers.\ntools: []\n---\nYou only answer.\n"
+    _write(_agents_dir(git_repo) / "oracle.md", text)
+    call = {"description": "ask", "prompt": "what is six times seven?", "subagent_type": "oracle"}
+    script = {
+        "turns": [{"tool_calls": [{"name": "Agent", "input": call}]}, {"text": "It said 42."}],
+        "agents": {"oracle": {"turns": [{"text": "42"}]}},
+    }
+    with FakeServer(Script.model_validate(script)) as srv:
+        env = {"ANTHROPIC_API_KEY": "k", "ANTHROPIC_BASE_URL": srv.url}
+        run = covey("-p", "ask the oracle", "--model", "anthropic:claude-x", cwd=git_repo, env=env)
+    assert run.code == 0, run.err
+    assert run.out == "It said 42.\n"
+    [oracle] = [r for r in srv.requests if r["agent"] == "oracle"]
+    assert "tools" not in oracle["body"]
+    answered = json.dumps(srv.requests[-1]["body"]["messages"][-1])
+    assert "42" in answered
