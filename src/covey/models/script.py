@@ -10,6 +10,7 @@ A script (JSON or YAML) is::
         faults:                 # optional, fake server only: one per attempt at this turn
           - {status: 429, retry_after: 0.1}
           - {drop: before_blocks}
+          - {malformed: not_json, at: mid_text}   # or bad_index: a delta for no block
       - text: "Fixed."
     agents:                     # optional: per-agent scripts, chosen by agent name
       reviewer: {turns: [...]}
