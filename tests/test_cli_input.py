@@ -61,3 +61,19 @@ def test_a_utf8_prompt_on_stdin_runs(git_repo: Path, tmp_path: Path) -> None:
     )
     assert run.code == 0, run.err
     assert run.out == "done\n"
+
+
+def test_a_prompt_argument_that_is_not_utf8_is_refused_too(git_repo: Path, tmp_path: Path) -> None:
+    script = tmp_path / "s.yaml"
+    script.write_text(yaml.safe_dump({"turns": [{"text": "done"}]}))
+    proc = subprocess.run(
+        [sys.executable, "-m", "covey", "-p", b"caf\xe9", "--model", f"scripted:{script}"],
+        cwd=git_repo,
+        env=os.environ,
+        capture_output=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr
+    (line,) = proc.stderr.decode().strip().splitlines()
+    assert "the prompt argument is not UTF-8 text (invalid byte 0xe9 at offset 3)" in line
+    _no_sessions(git_repo)
