@@ -152,3 +152,18 @@ def test_deltas_of_a_block_covey_does_not_keep_are_not_malformed() -> None:
             return await m._attempt(client, request, {}, None)
 
     assert asyncio.run(run()).message.text == "ok"
+
+
+def test_the_malformed_fault_on_a_non_streaming_request_is_a_body_that_is_not_json() -> None:
+    import httpx2
+
+    turn = {"text": TEXT, "faults": [{"malformed": "not_json"}]}
+    with FakeServer(script(turn)) as srv:
+        body = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
+        headers = {"x-api-key": "k"}
+        first = httpx2.post(srv.url + "/v1/messages", json=body, headers=headers)
+        second = httpx2.post(srv.url + "/v1/messages", json=body, headers=headers)
+    assert first.status_code == 200
+    with pytest.raises(ValueError):
+        first.json()
+    assert second.json()["content"] == [{"type": "text", "text": TEXT}]
