@@ -3,6 +3,7 @@ file, exit 1, the transaction rolled back and the store intact."""
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import sqlite3
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from clitools import covey
 from covey.store import Store
 from covey.store.db import StoreWriteFailed
 
@@ -86,3 +88,9 @@ def test_covey_p_whose_store_cannot_grow_fails_in_one_line(
         store.close()
     assert (state, reason) == ("failed", "store_write_failed")
     assert "message" in kinds  # the prompt was saved; the reply that did not fit was not
+    # with room again, the session resumes from its last saved step
+    script.write_text(yaml.safe_dump({"turns": [{"text": "resumed fine"}]}))
+    sid = json.loads(covey("sessions", "--json", cwd=git_repo).out)[0]["id"]
+    resumed = covey("-p", "--resume", sid, "go on", cwd=git_repo)
+    assert resumed.code == 0, resumed.err
+    assert resumed.out == "resumed fine\n"
