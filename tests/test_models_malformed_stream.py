@@ -167,3 +167,82 @@ def test_the_malformed_fault_on_a_non_streaming_request_is_a_body_that_is_not_js
     with pytest.raises(ValueError):
         first.json()
     assert second.json()["content"] == [{"type": "text", "text": TEXT}]
+
+
+def _anthropic_events(events: list[dict[str, object]]) -> ModelResponse:
+    import anthropic
+    import httpx2
+
+    body = "".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in events).encode()
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, headers={"content-type": "text/event-stream"}, content=body)
+
+    async def run() -> ModelResponse:
+        m = AnthropicModel("c", api_key="k")
+        async with httpx2.AsyncClient(transport=httpx2.MockTransport(handler)) as http:
+            client = anthropic.AsyncAnthropic(
+                api_key="k", base_url="http://test", max_retries=0, http_client=http
+            )
+            request = {"model": "c", "max_tokens": 10, "messages": []}
+            return await m._attempt(client, request, {}, None)
+
+    return asyncio.run(run())
+
+
+TEXT_START = {
+    "type": "content_block_start",
+    "index": 0,
+    "content_block": {"type": "text", "text": ""},
+}
+
+
+def _delta(delta: object, index: int = 0) -> dict[str, object]:
+    return {"type": "content_block_delta", "index": index, "delta": delta}
+
+
+START = {"type": "message", "id": "m", "role": "assistant", "model": "c", "content": []}
+START |= {"stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 1}}
+MESSAGE_START = {"type": "message_start", "message": START}
+
+
+@pytest.mark.parametrize(
+    ("events", "words"),
+    [
+        ([TEXT_START, TEXT_START], "content_block_start for block 0, which already began"),
+        ([{**TEXT_START, "index": None}], "content_block_start with index None, not a number"),
+        ([TEXT_START, _delta("junk")], "a delta for content block 0 that is not an object"),
+        (
+            [TEXT_START, _delta({"type": "text_delta", "text": None})],
+            "the text_delta's text is NoneType, not text",
+        ),
+        ([{"type": "content_block_start", "index": 0}], "block 0 without a block"),
+    ],
+)
+def test_anthropic_events_that_do_not_fit_are_malformed(
+    events: list[dict[str, object]], words: str
+) -> None:
+    from covey.models.retry import Retryable
+
+    with pytest.raises(Retryable) as caught:
+        _anthropic_events([MESSAGE_START, *events])
+    assert caught.value.reason.startswith("malformed stream (")
+    assert words in caught.value.reason
+
+
+def test_anthropic_event_and_delta_types_covey_does_not_know_are_ignored() -> None:
+    """The SDK builds them as the first class of its union (a message start, a TextDelta):
+    covey goes by their `type` and skips them, as the API asks."""
+    response = _anthropic_events(
+        [
+            MESSAGE_START,
+            {"type": "future_event", "detail": {"x": 1}},
+            TEXT_START,
+            _delta({"type": "text_delta", "text": "ok"}),
+            _delta({"type": "future_delta", "x": 1}),
+            {"type": "content_block_start", "index": 1, "content_block": {"type": "future_block"}},
+            _delta({"type": "future_delta", "y": 2}, index=1),
+            {"type": "message_stop"},
+        ]
+    )
+    assert response.message.text == "ok"

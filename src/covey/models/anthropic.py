@@ -265,51 +265,70 @@ class _Reply:
             name = getattr(event, "type", type(event).__name__)
             raise MalformedStream(f"a {name} event of the wrong shape: {e}") from e
 
-    def _feed(self, event: object) -> None:
-        if isinstance(event, wire.RawMessageStartEvent):
-            self.model = event.message.model
+    def _feed(self, event: Any) -> None:
+        # Dispatch on `type`, not on the SDK's class: it builds an event or block of a type
+        # it does not know as the first class of its union (a future event as a message
+        # start, a thinking delta as a TextDelta).
+        kind = event.type
+        if kind == "message_start":
+            model = event.message.model
+            self.model = model if isinstance(model, str) else self.model
             self._count(event.message.usage)
-        elif isinstance(event, wire.RawContentBlockStartEvent):
-            index = self._new_index(event.index)
-            block = event.content_block
-            if isinstance(block, wire.TextBlock):
-                self.blocks[index] = [block.text]
-                self._emit(block.text)
-            elif isinstance(block, wire.ToolUseBlock):
-                self.tool_began = True
-                start = block.input if isinstance(block.input, dict) else {}
-                self.blocks[index] = _ToolPart(block.id, block.name, start)
-            else:
-                self.other_blocks.add(index)
-        elif isinstance(event, wire.RawContentBlockDeltaEvent):
+        elif kind == "content_block_start":
+            self._start(self._new_index(event.index), event.content_block)
+        elif kind == "content_block_delta":
             self._delta(event.index, event.delta)
-        elif isinstance(event, wire.RawMessageDeltaEvent):
+        elif kind == "message_delta":
             self.stop_reason = event.delta.stop_reason or self.stop_reason
             self._count(event.usage)
-        elif isinstance(event, wire.RawMessageStopEvent):
+        elif kind == "message_stop":
             self.done = True
-        # Other event types (thinking, future ones) are ignored, as the API asks.
+        # Other event types (content_block_stop, future ones) are ignored, as the API asks.
 
     def _new_index(self, index: object) -> int:
-        if not isinstance(index, int) or index in self.blocks or index in self.other_blocks:
-            raise MalformedStream(f"content_block_start with index {index!r} (already used)")
+        if not isinstance(index, int):
+            raise MalformedStream(f"content_block_start with index {index!r}, not a number")
+        if index in self.blocks or index in self.other_blocks:
+            raise MalformedStream(f"content_block_start for block {index}, which already began")
         return index
 
-    def _delta(self, index: int, delta: object) -> None:
+    def _start(self, index: int, block: Any) -> None:
+        kind = getattr(block, "type", None)
+        if kind == "text":
+            _expect_str(block.text, "text block's text")
+            self.blocks[index] = [block.text]
+            self._emit(block.text)
+        elif kind == "tool_use":
+            _expect_str(block.id, "tool_use block's id")
+            _expect_str(block.name, "tool_use block's name")
+            self.tool_began = True
+            start = block.input if isinstance(block.input, dict) else {}
+            self.blocks[index] = _ToolPart(block.id, block.name, start)
+        elif isinstance(kind, str):
+            self.other_blocks.add(index)  # thinking, server tools, future kinds
+        else:
+            raise MalformedStream(f"content_block_start for block {index} without a block")
+
+    def _delta(self, index: int, delta: Any) -> None:
         if index in self.other_blocks:
             return
         part = self.blocks.get(index)
         if part is None:
             raise MalformedStream(f"a delta for content block {index!r}, which never started")
-        if isinstance(delta, wire.TextDelta):
+        kind = getattr(delta, "type", None)
+        if kind == "text_delta":
             if not isinstance(part, list):
                 raise MalformedStream(f"a text_delta for content block {index}, a tool_use")
+            _expect_str(delta.text, "text_delta's text")
             part.append(delta.text)
             self._emit(delta.text)
-        elif isinstance(delta, wire.InputJSONDelta):
+        elif kind == "input_json_delta":
             if not isinstance(part, _ToolPart):
                 raise MalformedStream(f"an input_json_delta for content block {index}, a text")
+            _expect_str(delta.partial_json, "input_json_delta's partial_json")
             part.json_parts.append(delta.partial_json)
+        elif not isinstance(kind, str):
+            raise MalformedStream(f"a delta for content block {index} that is not an object")
         # Other deltas (citations…) add nothing covey keeps.
 
     def _emit(self, text: str) -> None:
@@ -350,3 +369,8 @@ class _Reply:
             usage=usage,
             model=self.model or requested_model,
         )
+
+
+def _expect_str(value: object, what: str) -> None:
+    if not isinstance(value, str):
+        raise MalformedStream(f"the {what} is {type(value).__name__}, not text")
