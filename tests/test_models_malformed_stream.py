@@ -246,3 +246,60 @@ def test_anthropic_event_and_delta_types_covey_does_not_know_are_ignored() -> No
         ]
     )
     assert response.message.text == "ok"
+
+
+def _openai_chunks(chunks: list[object]) -> ModelResponse:
+    import httpx2
+    import openai
+
+    body = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks).encode() + b"data: [DONE]\n\n"
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, headers={"content-type": "text/event-stream"}, content=body)
+
+    async def run() -> ModelResponse:
+        m = OpenAIModel("g", api_key="k")
+        async with httpx2.AsyncClient(transport=httpx2.MockTransport(handler)) as http:
+            client = openai.AsyncOpenAI(
+                api_key="k", base_url="http://test/v1", max_retries=0, http_client=http
+            )
+            return await m._attempt(client, {"model": "g", "messages": []}, {}, None)
+
+    return asyncio.run(run())
+
+
+def _chunk(delta: object, finish: object = None) -> dict[str, object]:
+    choice = {"index": 0, "delta": delta, "finish_reason": finish}
+    return {
+        "id": "c",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": "g",
+        "choices": [choice],
+    }
+
+
+@pytest.mark.parametrize(
+    ("chunks", "words"),
+    [
+        (["just a string"], "a chunk of the wrong shape"),
+        ([_chunk({"content": 42}, "stop")], "the delta's content or refusal is int, not text"),
+        ([_chunk({"content": "hi"}, {"why": "stop"})], "the finish_reason is dict, not text"),
+        (
+            [_chunk({"tool_calls": [{"index": 0, "id": "c1", "function": {"name": 7}}]})],
+            "the tool call's name is int, not text",
+        ),
+        (
+            [_chunk({"tool_calls": [{"index": 3, "function": {"arguments": "{}"}}]})],
+            "a fragment of tool call 3, which never started",
+        ),
+    ],
+)
+def test_openai_chunks_that_do_not_fit_are_malformed(chunks: list[object], words: str) -> None:
+    from covey.errors import ModelError
+    from covey.models.retry import Retryable
+
+    with pytest.raises((Retryable, ModelError)) as caught:
+        _openai_chunks(chunks)
+    assert "malformed stream (" in str(caught.value)
+    assert words in str(caught.value)

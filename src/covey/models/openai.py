@@ -318,10 +318,12 @@ class _Reply:
             if delta is not None:
                 self._delta(delta.content, delta.refusal, delta.tool_calls or [])
             if choice.finish_reason:
+                _expect_text(choice.finish_reason, "finish_reason")
                 self.finish_reason = choice.finish_reason
 
     def _delta(self, content: str | None, refusal: str | None, tool_calls: list[Any]) -> None:
         for piece in (content, refusal):
+            _expect_text(piece, "delta's content or refusal")
             if piece:
                 self.text.append(piece)
                 if self.on_text is not None:
@@ -338,10 +340,13 @@ class _Reply:
                     )
                 part = self.calls[index] = _CallPart()
             self.tool_began = True
+            _expect_text(call.id, "tool call's id")
             if call.id:
                 part.id = call.id
             function = call.function
             if function is not None:
+                _expect_text(function.name, "tool call's name")
+                _expect_text(function.arguments, "tool call's arguments")
                 if function.name and not part.name:
                     part.name = function.name
                 if function.arguments:
@@ -371,3 +376,8 @@ class _Reply:
             usage=self.usage,
             model=self.model or requested_model,
         )
+
+
+def _expect_text(value: object, what: str) -> None:
+    if value is not None and not isinstance(value, str):
+        raise MalformedStream(f"the {what} is {type(value).__name__}, not text")
