@@ -137,6 +137,10 @@ def test_corpus_file_outcome(
         assert report.status == ("shadowed" if EXPECTED[rel].startswith("shadowed") else "skipped")
         assert (report.definition is None) == (report.status == "skipped")
         outcome = str(report.reason)
+        if report.status == "shadowed":  # the reason ends with the winning file
+            assert report.shadowed_by is not None and report.shadowed_by.is_file()
+            assert outcome.endswith(f" ({report.shadowed_by})")
+            outcome = outcome.removesuffix(f" ({report.shadowed_by})")
     assert outcome == EXPECTED[rel]
 
 
@@ -160,11 +164,11 @@ def test_corpus_details(corpus_repo: Path) -> None:
     assert loaded.get("perf-reviewer").model == "anthropic:claude-sonnet-4-5"  # type: ignore[union-attr]
     assert loaded.get("github-triager").model == "anthropic:claude-haiku-4-5"  # type: ignore[union-attr]
     assert warnings["github-triager"] == [
-        f"tool 'mcp__github__{t}' dropped: no MCP server is connected"
-        for t in ("list_issues", "create_issue", "add_labels")
+        "tools dropped: mcp__github__list_issues, mcp__github__create_issue, "
+        "mcp__github__add_labels (no MCP server is connected)"
     ]
     assert loaded.get("orchestrator").tools == ["Agent(worker, researcher)", "Read", "Grep"]  # type: ignore[union-attr]
-    assert warnings["legacy-task"] == ["tool 'TodoWrite' dropped: not a covey tool"]
+    assert warnings["legacy-task"] == ["tools dropped: TodoWrite (covey has no such tool)"]
     assert warnings["empty-body"] == ["empty body: no system prompt beyond the environment details"]
     assert loaded.get("empty-body").prompt == ""  # type: ignore[union-attr]
 
@@ -194,7 +198,7 @@ def test_corpus_details(corpus_repo: Path) -> None:
         None,
         None,
     )
-    assert len(warnings["bad-values"]) == 5 and bad.model == "gpt-4o"
+    assert len(warnings["bad-values"]) == 5 and bad.model == "inherit"  # `gpt-4o`: unknown
 
     assert loaded.get("doc-writer").description == (  # type: ignore[union-attr]
         "Writes and updates documentation. Use proactively after public APIs change."
@@ -218,7 +222,12 @@ def test_scope_precedence_user_file_replaces_builtin(corpus_repo: Path) -> None:
     gp = loaded.get("general-purpose")
     assert gp is not None and gp.scope == "user" and gp.model == "opus"
     [builtin] = [r for r in loaded.reports if r.scope == "built-in" and r.name == "general-purpose"]
-    assert (builtin.status, builtin.reason) == ("shadowed", "shadowed by general-purpose in user")
+    user_file = gp.path
+    assert (builtin.status, builtin.reason, builtin.shadowed_by) == (
+        "shadowed",
+        f"shadowed by general-purpose in user ({user_file})",
+        user_file,
+    )
     names = [d.name for d in loaded.all()]
     assert len(names) == len(set(names))
     assert {"Explore", "Plan"} <= set(names)
@@ -266,7 +275,10 @@ def test_walk_up_nearest_directory_wins(tmp_path: Path, user_home: Path) -> None
     assert loaded.get("only-outer") is not None
     assert loaded.get("above") is None and loaded.get("z") is None
     outer = [r for r in loaded.reports if r.path == repo / ".covey" / "agents" / "x.md"]
-    assert [(r.status, r.reason) for r in outer] == [("shadowed", "shadowed by x in project")]
+    inner = repo / "pkg" / ".covey" / "agents" / "x.md"
+    assert [(r.status, r.reason) for r in outer] == [
+        ("shadowed", f"shadowed by x in project ({inner})")
+    ]
 
 
 def test_home_argument_overrides_covey_home(tmp_path: Path, user_home: Path) -> None:

@@ -11,7 +11,10 @@ Scopes, highest first (on a name clash the higher one wins, the other is "shadow
     built-in        general-purpose, Explore, Plan
 
 Directories are scanned recursively (`**/*.md`); identity is the `name` field, never the
-file name; within one directory its own files come before its subfolders', then by name.
+file name. Two files of one scope with the same name: the first found wins, and the other's
+report names the winning file. Found means: nearest directory first; within one directory its
+own files before its subfolders', then by path, compared name by name (so `a.md` before
+`b.md`, and `x/a.md` before `y/a.md`).
 A file that cannot be used is reported as skipped with its reason, never raised.
 """
 
@@ -20,12 +23,13 @@ from __future__ import annotations
 import copy
 import fnmatch
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from covey.agent.definitions_parse import Invalid, normalize, split_frontmatter
-from covey.config import covey_home, find_project_root
+from covey.config import covey_home, find_project_root, load_settings
 from covey.errors import UserError
 from covey.tools import core_tools
 
@@ -48,6 +52,7 @@ KNOWN_TOOLS = frozenset([t.name for t in core_tools()] + ["Agent"])
 ALWAYS_REMOVED = frozenset({"AskUserQuestion"})
 """Tools a subagent never gets, whatever its definition says."""
 Status = Literal["loaded", "shadowed", "skipped"]
+_NAMES_SHOWN = 12
 
 
 @dataclass
@@ -63,7 +68,8 @@ class AgentDefinition:
     disallowed_tools: list[str] = field(default_factory=list)
     """Denylist, applied first. A rule with a specifier (`Bash(rm *)`) removes no tool."""
     model: str = "inherit"
-    """`inherit`, an alias (sonnet, opus, haiku) or `provider:id`."""
+    """`inherit`, an alias (sonnet, opus, haiku, or one of settings `modelAliases`) or
+    `provider:id`; one covey cannot resolve was read as `inherit`, with a warning."""
     permission_mode: str | None = None
     max_turns: int | None = None
     background: bool = False
@@ -86,6 +92,8 @@ class DefinitionReport:
     reason: str | None = None
     warnings: list[str] = field(default_factory=list)
     definition: AgentDefinition | None = None
+    shadowed_by: Path | None = None
+    """When shadowed: the file of the definition that won (None for --agents or a built-in)."""
 
 
 @dataclass
@@ -102,6 +110,36 @@ class Definitions:
     def all(self) -> list[AgentDefinition]:
         """Every loaded definition (one per name), built-ins included."""
         return [r.definition for r in self.reports if r.status == "loaded" and r.definition]
+
+    def run_warnings(self, defn: AgentDefinition | None) -> list[str]:
+        """The warnings of `defn` that change how it runs (its model was replaced by the
+        parent's), worded for a session that runs it as the main agent."""
+        report = next((r for r in self.reports if r.definition is defn), None) if defn else None
+        if report is None:
+            return []
+        where = f" ({report.path})" if report.path else ""
+        return [
+            f"agent {report.name}{where}: {w}" for w in report.warnings if w.startswith("model ")
+        ]
+
+    def why_missing(self, name: str) -> str:
+        """Why `get(name)` is None, in words: a file by that name (its `name` field, else its
+        file name) was found but skipped, and why; else what names there are."""
+        skipped = [
+            r
+            for r in self.reports
+            if r.status == "skipped"
+            and (r.name == name or (r.name is None and r.path and r.path.stem == name))
+        ]
+        if skipped:
+            first = skipped[0]
+            more = f" (and {len(skipped) - 1} more such file(s))" if len(skipped) > 1 else ""
+            return f"{first.path} was found but skipped: {first.reason}{more}"
+        names = [d.name for d in self.all()]
+        shown = ", ".join(names[:_NAMES_SHOWN])
+        if len(names) > _NAMES_SHOWN:
+            shown += f", … ({len(names) - _NAMES_SHOWN} more)"
+        return f"no such agent definition (see covey subagents list); available: {shown}"
 
 
 _READ_ONLY = ["Read", "Glob", "Grep"]
@@ -154,14 +192,21 @@ BUILT_INS = (
 
 
 def load_definitions(
-    cwd: Path, *, cli_json: str | None = None, home: Path | None = None
+    cwd: Path,
+    *,
+    cli_json: str | None = None,
+    home: Path | None = None,
+    model_aliases: Mapping[str, str] | None = None,
 ) -> Definitions:
     """Find, parse and rank every definition for a session started in `cwd`.
 
     `home` is the covey home (default `$COVEY_HOME` or `~/.covey`); `~/.claude` follows
-    `$HOME`. Raises UserError only for bad `--agents` JSON.
+    `$HOME`. `model_aliases`: the settings' `modelAliases` (default: read from the settings
+    of `cwd`), so a definition's `model` may name one. Raises UserError for bad `--agents`
+    JSON (or a broken settings file, when `model_aliases` is not given).
     """
-    reports = _from_json(cli_json) if cli_json is not None else []
+    aliases = load_settings(cwd).settings.modelAliases if model_aliases is None else model_aliases
+    reports = _from_json(cli_json, aliases) if cli_json is not None else []
     seen: set[Path] = set()
     for scope, directory in _directories(cwd, home or covey_home()):
         key = directory.resolve()
@@ -170,20 +215,21 @@ def load_definitions(
         seen.add(key)
         for path in sorted(directory.rglob("*.md"), key=lambda p: _depth_first(p, directory)):
             if path.is_file():
-                reports.append(_from_file(path, scope))
+                reports.append(_from_file(path, scope, aliases))
     reports += [
         DefinitionReport(None, "built-in", b.name, "loaded", definition=copy.deepcopy(b))
         for b in BUILT_INS
     ]
-    winners: dict[str, str] = {}
+    winners: dict[str, DefinitionReport] = {}
     for report in reports:
         if report.status != "loaded" or report.name is None:
             continue
-        if report.name in winners:
+        winner = winners.setdefault(report.name, report)
+        if winner is not report:
             report.status = "shadowed"
-            report.reason = f"shadowed by {report.name} in {winners[report.name]}"
-        else:
-            winners[report.name] = report.scope
+            report.shadowed_by = winner.path
+            where = f" ({winner.path})" if winner.path else ""
+            report.reason = f"shadowed by {report.name} in {winner.scope}{where}"
     return Definitions(reports)
 
 
@@ -240,7 +286,7 @@ def _directories(cwd: Path, home: Path) -> list[tuple[str, Path]]:
     ]
 
 
-def _from_file(path: Path, scope: str) -> DefinitionReport:
+def _from_file(path: Path, scope: str, aliases: Mapping[str, str]) -> DefinitionReport:
     try:
         text = path.read_bytes().decode("utf-8")
     except (OSError, UnicodeDecodeError) as e:
@@ -249,10 +295,10 @@ def _from_file(path: Path, scope: str) -> DefinitionReport:
         meta, body, warnings = split_frontmatter(text)
     except Invalid as e:
         return DefinitionReport(path, scope, None, "skipped", str(e))
-    return _build(meta, body, warnings, scope, path)
+    return _build(meta, body, warnings, scope, path, aliases)
 
 
-def _from_json(text: str) -> list[DefinitionReport]:
+def _from_json(text: str, aliases: Mapping[str, str]) -> list[DefinitionReport]:
     hint = 'pass {"<name>": {"description": "…", "prompt": "…"}}'
     try:
         data = json.loads(text)
@@ -267,18 +313,24 @@ def _from_json(text: str) -> list[DefinitionReport]:
         fields = {k: v for k, v in entry.items() if k != "prompt"}
         prompt = entry.get("prompt")
         body = prompt.strip() if isinstance(prompt, str) else ""
-        reports.append(_build({**fields, "name": name}, body, [], "cli", None))
+        reports.append(_build({**fields, "name": name}, body, [], "cli", None, aliases))
     return reports
 
 
 def _build(
-    meta: dict[str, Any], body: str, warnings: list[str], scope: str, path: Path | None
+    meta: dict[str, Any],
+    body: str,
+    warnings: list[str],
+    scope: str,
+    path: Path | None,
+    aliases: Mapping[str, str],
 ) -> DefinitionReport:
     name = meta.get("name") if isinstance(meta.get("name"), str) else None
     try:
-        fields, more = normalize(meta, KNOWN_TOOLS)
+        fields, more = normalize(meta, KNOWN_TOOLS, aliases)
         defn = AgentDefinition(prompt=body, scope=scope, path=path, **fields)
-        if not resolve_tools(defn, sorted(KNOWN_TOOLS), depth_allows_agent=True):
+        no_tools = meta.get("tools") == []  # `tools: []`: an agent that only answers
+        if not no_tools and not resolve_tools(defn, sorted(KNOWN_TOOLS), depth_allows_agent=True):
             raise Invalid(_no_tool_reason(meta, defn))
     except Invalid as e:
         return DefinitionReport(path, scope, name, "skipped", str(e), warnings)

@@ -8,15 +8,17 @@ that cannot become a definition raises `Invalid` with a one-line reason; anythin
 from __future__ import annotations
 
 import re
+import textwrap
+from collections.abc import Mapping
 from typing import Any
 
 import yaml
 
 from covey.errors import UserError
-from covey.models.registry import DEFAULT_ALIASES
+from covey.models.registry import DEFAULT_ALIASES, PROVIDERS
 from covey.tools.permissions import PERMISSION_MODES, parse_tool_list
 
-__all__ = ["KNOWN_FIELDS", "Invalid", "normalize", "split_frontmatter"]
+__all__ = ["KNOWN_FIELDS", "OLD_TOOL_NAMES", "Invalid", "normalize", "split_frontmatter"]
 
 KNOWN_FIELDS = frozenset(
     {
@@ -32,9 +34,14 @@ KNOWN_FIELDS = frozenset(
         "color",
     }
 )
+_FRONTMATTER_KEYS = KNOWN_FIELDS | {"skills", "mcpServers", "hooks", "memory", "effort"}
+"""Claude Code's frontmatter fields: the lenient parser starts a new key only at one of these,
+so `user:`, `assistant:` or `Context:` lines inside a description stay in it."""
 _KEY_LINE = re.compile(r"([A-Za-z_][\w-]*)[ \t]*:(?:[ \t]+(.*)|)$")
 _ESCAPES = {"n": "\n", "t": "\t", '"': '"', "\\": "\\"}
 _TYPED = frozenset({"maxTurns", "background", "tools", "disallowedTools"})
+OLD_TOOL_NAMES = {"Task": "Agent", "MultiEdit": "Edit", "LS": "Glob", "NotebookRead": "Read"}
+"""Claude Code's older tool names, read as the covey tool that does the same."""
 _MODE_ALIASES = {"manual": "default"}
 
 
@@ -81,7 +88,8 @@ def _yaml_problem(e: yaml.YAMLError) -> str:
 
 
 def _lenient(front: str) -> dict[str, Any]:
-    """`key: value` lines; indented or key-less lines continue the previous value."""
+    """`key: value` lines, where a key is a frontmatter field name at the start of a line;
+    every other line (indented, key-less, or `word:` text) continues the previous value."""
     meta: dict[str, Any] = {}
     key: str | None = None
     parts: list[str] = []
@@ -92,7 +100,7 @@ def _lenient(front: str) -> dict[str, Any]:
 
     for line in front.split("\n"):
         match = _KEY_LINE.match(line)
-        if match:
+        if match and match[1] in _FRONTMATTER_KEYS:
             flush()
             key, parts = match[1], [match[2] or ""]
         elif key is not None:
@@ -107,7 +115,8 @@ def _lenient_value(key: str, parts: list[str]) -> Any:
     items = [p.strip()[2:].strip() for p in parts[1:] if p.strip().startswith("- ")]
     if not parts[0].strip() and items:
         return [_unquote(item) for item in items]
-    text = _unquote(" ".join(p.strip() for p in parts if p.strip()))
+    lines = [parts[0].strip(), *textwrap.dedent("\n".join(parts[1:])).split("\n")]
+    text = _unquote("\n".join(line.rstrip() for line in lines).strip())
     if key in _TYPED:
         try:
             value = yaml.safe_load(text)
@@ -126,10 +135,13 @@ def _unquote(text: str) -> str:
 
 
 def normalize(
-    meta: dict[str, Any], known_tools: frozenset[str]
+    meta: dict[str, Any],
+    known_tools: frozenset[str],
+    model_aliases: Mapping[str, str] | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
     """Frontmatter → the AgentDefinition fields other than prompt, scope and path, plus warnings.
 
+    `model_aliases` are the settings' `modelAliases` (the built-in aliases are always known).
     Raises Invalid for a missing or bad name or description, or an unreadable tool list.
     """
     warnings: list[str] = []
@@ -147,7 +159,7 @@ def normalize(
         "tools": _tools(meta.get("tools"), "tools", known_tools, warnings),
         "disallowed_tools": _tools(meta.get("disallowedTools"), "disallowedTools", None, warnings)
         or [],
-        "model": _model(meta.get("model"), warnings),
+        "model": _model(meta.get("model"), model_aliases or {}, warnings),
         "permission_mode": _permission_mode(meta.get("permissionMode"), warnings),
         "max_turns": _max_turns(meta.get("maxTurns"), warnings),
         "background": _flag(meta.get("background"), "background", warnings),
@@ -183,35 +195,59 @@ def _tools(
             rules += parse_tool_list(item, field)
         except UserError as e:
             raise Invalid(str(e)) from None
-    rules = ["Agent" + r[4:] if r.split("(")[0] == "Task" else r for r in rules]
+    rules = [_new_name(r) for r in rules]
     if known is None:
         return rules
     kept: list[str] = []
+    lacking: list[str] = []
+    no_server: list[str] = []
     for rule in rules:
         base, spec = rule.split("(", 1)[0], "(" in rule
         canonical = next((k for k in known if k.lower() == base.lower()), None)
         if canonical is None:
-            what = "no MCP server is connected" if base.startswith("mcp__") else "not a covey tool"
-            warnings.append(f"tool {base!r} dropped: {what}")
+            (no_server if base.startswith("mcp__") else lacking).append(base)
             continue
         if canonical != base:
             warnings.append(f"tool {base!r} read as {canonical!r}")
         if spec and canonical != "Agent":
             warnings.append(f"tool {rule!r}: the specifier is ignored, all of {canonical} is given")
-        kept.append(canonical + rule[len(base) :] if canonical == "Agent" else canonical)
+        tool = canonical + rule[len(base) :] if canonical == "Agent" else canonical
+        if tool not in kept:
+            kept.append(tool)
+    if lacking or no_server:
+        groups = [(lacking, "covey has no such tool"), (no_server, "no MCP server is connected")]
+        why = "; ".join(f"{', '.join(names)} ({reason})" for names, reason in groups if names)
+        warnings.append(f"tools dropped: {why}")
     return kept
 
 
-def _model(value: Any, warnings: list[str]) -> str:
+def _new_name(rule: str) -> str:
+    """`Task(worker)` → `Agent(worker)`, `MultiEdit` → `Edit`: older names, current tools."""
+    base = rule.split("(", 1)[0]
+    new = OLD_TOOL_NAMES.get(base)
+    return rule if new is None else new + rule[len(base) :]
+
+
+def _model(value: Any, aliases: Mapping[str, str], warnings: list[str]) -> str:
+    """`inherit`, an alias (built-in or from settings `modelAliases`) or `provider:id`. A model
+    covey cannot resolve becomes `inherit` (the parent's model), with a warning."""
     if value is None or value == "":
         return "inherit"
     model = str(value).strip()
+    if model in aliases:
+        return model
     if model.lower() == "inherit" or model.lower() in DEFAULT_ALIASES:
         return model.lower()
     if model.startswith("claude-"):
         return f"anthropic:{model}"
-    if ":" not in model:
-        warnings.append(f"model {model!r} is not sonnet, opus, haiku, inherit or provider:id")
+    provider, sep, rest = model.partition(":")
+    if not sep or not rest or provider not in PROVIDERS:
+        known = ", ".join([*DEFAULT_ALIASES, *(a for a in aliases if a not in DEFAULT_ALIASES)])
+        warnings.append(
+            f"model {model!r} is not a model covey knows (inherit, {known}, claude-…, "
+            "anthropic:…, openai:…, or a settings modelAliases entry); the parent's model is used"
+        )
+        return "inherit"
     return model
 
 

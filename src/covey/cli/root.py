@@ -12,6 +12,7 @@ import click
 
 from covey import __version__
 from covey.cli.print_output import OUTPUT_FORMATS, PrintOutput
+from covey.cli.prompt_input import prompt_text
 from covey.cli.subcommands import SUBCOMMAND_LIST
 from covey.errors import MaxTurnsExceeded, RunError, UserError
 from covey.sessions.background import BackgroundRequest, create_background_session
@@ -149,10 +150,7 @@ def root(
         raise UserError("--resume needs a session id or name with -p (see covey sessions)")
     if resume is not None and continue_last:
         raise UserError("use either --resume or --continue, not both")
-    if prompt is None and not sys.stdin.isatty():
-        prompt = sys.stdin.read()
-    if not prompt or not prompt.strip():
-        raise UserError('no prompt: pass it as an argument (covey -p "...") or on stdin')
+    prompt = prompt_text(prompt, "-p")
     output = PrintOutput(output_format)
     options = SessionOptions(
         cwd=Path.cwd(),
@@ -209,10 +207,7 @@ def _background(prompt: str | None, request: BackgroundRequest) -> None:
     Every flag is stored with the session and applied by the supervisor (none is dropped)."""
     from covey.supervisor import ensure_supervisor
 
-    if prompt is None and not sys.stdin.isatty():
-        prompt = sys.stdin.read()
-    if not prompt or not prompt.strip():
-        raise UserError('no prompt: pass it as an argument (covey --bg "...") or on stdin')
+    prompt = prompt_text(prompt, "--bg")
     with Store.open() as store:
         row = create_background_session(store, dataclasses.replace(request, prompt=prompt))
     ensure_supervisor()

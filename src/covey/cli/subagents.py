@@ -54,6 +54,7 @@ def _row(report: DefinitionReport) -> dict[str, Any]:
         "path": str(report.path) if report.path else None,
         "status": report.status,
         "reason": report.reason,
+        "shadowed_by": str(report.shadowed_by) if report.shadowed_by else None,
         "warnings": report.warnings,
         "model": defn.model if defn else None,
         "tools": resolve_tools(defn, available, depth_allows_agent=True) if defn else [],

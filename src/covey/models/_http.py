@@ -7,15 +7,20 @@ request into covey's errors (`covey.errors`) or a `Retryable` signal for the ret
     408, 409, 429, ≥500 (529 too)       Retryable (with the server's retry-after)
     connection error, dropped stream    Retryable, unless a tool call had begun streaming:
                                         then ModelError (a tool must not run twice)
+    malformed stream (a `data:` line    Retryable, as a dropped stream (same tool rule)
+    that is not JSON, an event for a
+    block that never started)
     anything else                       ModelError with the provider's message, one line
 """
 
 from __future__ import annotations
 
 import functools
+import ipaddress
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import httpx2
 
@@ -23,8 +28,12 @@ from covey.errors import ContextOverflowError, CredentialsError, ModelError
 from covey.models.retry import Retryable, parse_retry_after, should_retry_header
 
 __all__ = [
+    "AGENT_HEADER",
     "Endpoint",
+    "MalformedStream",
+    "agent_headers",
     "connection_failure",
+    "malformed_failure",
     "one_line",
     "ssl_context",
     "status_failure",
@@ -74,6 +83,29 @@ class Endpoint:
     """The environment variable whose value was sent as the credential."""
     key_set: bool = True
     """False when no key was configured and a placeholder was sent (local servers)."""
+
+
+AGENT_HEADER = "x-covey-agent"
+"""Names the (sub)agent asking, so the fake server can answer from that agent's script."""
+
+
+def agent_headers(endpoint: Endpoint, agent_name: str | None) -> dict[str, str]:
+    """`{AGENT_HEADER: agent_name}` when the base URL is a loopback address (the fake
+    server, a model server on this machine), else nothing: a real provider never learns
+    covey's agent names."""
+    if not agent_name or not is_loopback(endpoint.base_url):
+        return {}
+    return {AGENT_HEADER: agent_name}
+
+
+def is_loopback(url: str) -> bool:
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @functools.cache
@@ -156,6 +188,23 @@ def connection_failure(exc: BaseException) -> Retryable:
         return Retryable("connection dropped")
     detail = one_line(cause, 120)
     return Retryable(f"connection error ({type(cause).__name__}{': ' + detail if detail else ''})")
+
+
+class MalformedStream(ValueError):
+    """Raised while assembling a reply from an event that does not fit it: a delta for a
+    content block that was never started, or of the wrong kind for its block."""
+
+
+def malformed_failure(exc: ValueError) -> Retryable:
+    """A stream that began with 200 but carried something other than the API's events (the
+    SDKs raise ValueError for a `data:` line that is not JSON or not UTF-8): worth another
+    try, like a dropped stream."""
+    if isinstance(exc, MalformedStream):
+        detail = str(exc)
+    else:
+        kind = "not UTF-8" if isinstance(exc, UnicodeDecodeError) else "not JSON"
+        detail = f"a data line is {kind}: {exc}"
+    return Retryable(f"malformed stream ({one_line(detail, 160)})")
 
 
 def unless_tool_began(endpoint: Endpoint, failure: Exception, tool_began: bool) -> Exception:

@@ -34,7 +34,10 @@ from covey.messages import (
 )
 from covey.models._http import (
     Endpoint,
+    MalformedStream,
+    agent_headers,
     connection_failure,
+    malformed_failure,
     one_line,
     ssl_context,
     status_failure,
@@ -123,7 +126,7 @@ class AnthropicModel:
         self, request: ModelRequest, on_text: TextSink | None = None
     ) -> ModelResponse:
         body = build_request(request, self._model_id, min(request.max_tokens, self._max_tokens))
-        headers = {"x-covey-agent": request.agent_name} if request.agent_name else {}
+        headers = agent_headers(self._endpoint, request.agent_name)
         # A client per call, closed at its end: no connection outlives the event loop that
         # opened it. The TLS context, the costly part, is shared.
         async with anthropic.DefaultAsyncHttpxClient(verify=ssl_context()) as http:
@@ -166,6 +169,8 @@ class AnthropicModel:
             raise unless_tool_began(endpoint, connection_failure(e), reply.tool_began) from e
         except anthropic.APIError as e:  # e.g. a response that does not parse
             raise ModelError(f"anthropic: {one_line(e.message)}") from e
+        except ValueError as e:  # a `data:` line that is not JSON, an event that does not fit
+            raise unless_tool_began(endpoint, malformed_failure(e), reply.tool_began) from e
         if not reply.done:
             failure = Retryable("the stream ended before message_stop")
             raise unless_tool_began(endpoint, failure, reply.tool_began)
@@ -249,38 +254,87 @@ class _Reply:
         self.on_text = on_text
         self.model = ""
         self.blocks: dict[int, list[str] | _ToolPart] = {}
+        self.other_blocks: set[int] = set()
+        """Blocks of kinds covey does not keep (thinking…): their deltas are ignored."""
         self.usage: dict[str, int] = {}
         self.stop_reason: str | None = None
         self.done = False
         self.tool_began = False
 
     def feed(self, event: object) -> None:
-        if isinstance(event, wire.RawMessageStartEvent):
-            self.model = event.message.model
+        """Take one stream event; MalformedStream when it does not fit the reply so far (the
+        SDK builds events without validating them, so a field may be missing or mistyped)."""
+        try:
+            self._feed(event)
+        except (AttributeError, TypeError) as e:
+            name = getattr(event, "type", type(event).__name__)
+            raise MalformedStream(f"a {name} event of the wrong shape: {e}") from e
+
+    def _feed(self, event: Any) -> None:
+        # Dispatch on `type`, not on the SDK's class: it builds an event or block of a type
+        # it does not know as the first class of its union (a future event as a message
+        # start, a thinking delta as a TextDelta).
+        kind = event.type
+        if kind == "message_start":
+            model = event.message.model
+            self.model = model if isinstance(model, str) else self.model
             self._count(event.message.usage)
-        elif isinstance(event, wire.RawContentBlockStartEvent):
-            block = event.content_block
-            if isinstance(block, wire.TextBlock):
-                self.blocks[event.index] = [block.text]
-                self._emit(block.text)
-            elif isinstance(block, wire.ToolUseBlock):
-                self.tool_began = True
-                start = block.input if isinstance(block.input, dict) else {}
-                self.blocks[event.index] = _ToolPart(block.id, block.name, start)
-        elif isinstance(event, wire.RawContentBlockDeltaEvent):
-            part = self.blocks.get(event.index)
-            delta = event.delta
-            if isinstance(delta, wire.TextDelta) and isinstance(part, list):
-                part.append(delta.text)
-                self._emit(delta.text)
-            elif isinstance(delta, wire.InputJSONDelta) and isinstance(part, _ToolPart):
-                part.json_parts.append(delta.partial_json)
-        elif isinstance(event, wire.RawMessageDeltaEvent):
+        elif kind == "content_block_start":
+            self._start(self._new_index(event.index), event.content_block)
+        elif kind == "content_block_delta":
+            self._delta(event.index, event.delta)
+        elif kind == "message_delta":
             self.stop_reason = event.delta.stop_reason or self.stop_reason
             self._count(event.usage)
-        elif isinstance(event, wire.RawMessageStopEvent):
+        elif kind == "message_stop":
             self.done = True
-        # Other event types (thinking, future ones) are ignored, as the API asks.
+        # Other event types (content_block_stop, future ones) are ignored, as the API asks.
+
+    def _new_index(self, index: object) -> int:
+        if not isinstance(index, int):
+            raise MalformedStream(f"content_block_start with index {index!r}, not a number")
+        if index in self.blocks or index in self.other_blocks:
+            raise MalformedStream(f"content_block_start for block {index}, which already began")
+        return index
+
+    def _start(self, index: int, block: Any) -> None:
+        kind = getattr(block, "type", None)
+        if kind == "text":
+            _expect_str(block.text, "text block's text")
+            self.blocks[index] = [block.text]
+            self._emit(block.text)
+        elif kind == "tool_use":
+            _expect_str(block.id, "tool_use block's id")
+            _expect_str(block.name, "tool_use block's name")
+            self.tool_began = True
+            start = block.input if isinstance(block.input, dict) else {}
+            self.blocks[index] = _ToolPart(block.id, block.name, start)
+        elif isinstance(kind, str):
+            self.other_blocks.add(index)  # thinking, server tools, future kinds
+        else:
+            raise MalformedStream(f"content_block_start for block {index} without a block")
+
+    def _delta(self, index: int, delta: Any) -> None:
+        if index in self.other_blocks:
+            return
+        part = self.blocks.get(index)
+        if part is None:
+            raise MalformedStream(f"a delta for content block {index!r}, which never started")
+        kind = getattr(delta, "type", None)
+        if kind == "text_delta":
+            if not isinstance(part, list):
+                raise MalformedStream(f"a text_delta for content block {index}, a tool_use")
+            _expect_str(delta.text, "text_delta's text")
+            part.append(delta.text)
+            self._emit(delta.text)
+        elif kind == "input_json_delta":
+            if not isinstance(part, _ToolPart):
+                raise MalformedStream(f"an input_json_delta for content block {index}, a text")
+            _expect_str(delta.partial_json, "input_json_delta's partial_json")
+            part.json_parts.append(delta.partial_json)
+        elif not isinstance(kind, str):
+            raise MalformedStream(f"a delta for content block {index} that is not an object")
+        # Other deltas (citations…) add nothing covey keeps.
 
     def _emit(self, text: str) -> None:
         if text and self.on_text is not None:
@@ -320,3 +374,8 @@ class _Reply:
             usage=usage,
             model=self.model or requested_model,
         )
+
+
+def _expect_str(value: object, what: str) -> None:
+    if not isinstance(value, str):
+        raise MalformedStream(f"the {what} is {type(value).__name__}, not text")

@@ -30,7 +30,10 @@ from covey.errors import CredentialsError
 from covey.messages import INVALID_ARGUMENTS_KEY, Message, TextBlock, ToolUseBlock, Usage
 from covey.models._http import (
     Endpoint,
+    MalformedStream,
+    agent_headers,
     connection_failure,
+    malformed_failure,
     ssl_context,
     status_failure,
     stream_error_failure,
@@ -130,7 +133,7 @@ class OpenAIModel:
     ) -> ModelResponse:
         body = build_request(request, self._model_id)
         body[self._tokens_param] = min(request.max_tokens, self._max_tokens)
-        headers = {"x-covey-agent": request.agent_name} if request.agent_name else {}
+        headers = agent_headers(self._endpoint, request.agent_name)
         # A client per call, closed at its end: no connection outlives the event loop that
         # opened it. The TLS context, the costly part, is shared.
         async with openai.DefaultAsyncHttpxClient(verify=ssl_context()) as http:
@@ -180,6 +183,8 @@ class OpenAIModel:
             message, kind = _error_text(e)
             failure = stream_error_failure(endpoint, kind, message)
             raise unless_tool_began(endpoint, failure, reply.tool_began) from e
+        except ValueError as e:  # a `data:` line that is not JSON, a chunk that does not fit
+            raise unless_tool_began(endpoint, malformed_failure(e), reply.tool_began) from e
         if reply.finish_reason is None:
             failure = Retryable("the stream ended without a finish_reason")
             raise unless_tool_began(endpoint, failure, reply.tool_began)
@@ -289,6 +294,14 @@ class _Reply:
         self.tool_began = False
 
     def feed(self, chunk: ChatCompletionChunk) -> None:
+        """Take one chunk; MalformedStream when it does not fit (the SDK builds chunks without
+        validating them, so a field may be missing or mistyped)."""
+        try:
+            self._feed(chunk)
+        except (AttributeError, TypeError) as e:
+            raise MalformedStream(f"a chunk of the wrong shape: {e}") from e
+
+    def _feed(self, chunk: ChatCompletionChunk) -> None:
         self.model = chunk.model or self.model
         if chunk.usage is not None:
             details = chunk.usage.prompt_tokens_details
@@ -306,10 +319,12 @@ class _Reply:
             if delta is not None:
                 self._delta(delta.content, delta.refusal, delta.tool_calls or [])
             if choice.finish_reason:
+                _expect_text(choice.finish_reason, "finish_reason")
                 self.finish_reason = choice.finish_reason
 
     def _delta(self, content: str | None, refusal: str | None, tool_calls: list[Any]) -> None:
         for piece in (content, refusal):
+            _expect_text(piece, "delta's content or refusal")
             if piece:
                 self.text.append(piece)
                 if self.on_text is not None:
@@ -317,13 +332,22 @@ class _Reply:
         if refusal:
             self.refused = True
         for call in tool_calls:
-            self.tool_began = True
             index = call.index if call.index is not None else len(self.calls)
-            part = self.calls.setdefault(index, _CallPart())
+            part = self.calls.get(index)
+            if part is None:
+                if not call.id and not (call.function and call.function.name):
+                    raise MalformedStream(
+                        f"a fragment of tool call {index!r}, which never started (no id, no name)"
+                    )
+                part = self.calls[index] = _CallPart()
+            self.tool_began = True
+            _expect_text(call.id, "tool call's id")
             if call.id:
                 part.id = call.id
             function = call.function
             if function is not None:
+                _expect_text(function.name, "tool call's name")
+                _expect_text(function.arguments, "tool call's arguments")
                 if function.name and not part.name:
                     part.name = function.name
                 if function.arguments:
@@ -353,3 +377,8 @@ class _Reply:
             usage=self.usage,
             model=self.model or requested_model,
         )
+
+
+def _expect_text(value: object, what: str) -> None:
+    if value is not None and not isinstance(value, str):
+        raise MalformedStream(f"the {what} is {type(value).__name__}, not text")

@@ -19,6 +19,7 @@ __all__ = [
     "DEFAULT_ALIASES",
     "DEFAULT_MODEL",
     "MISSING_KEY",
+    "PROVIDERS",
     "check_model",
     "parse_model",
     "resolve_model",
@@ -30,11 +31,12 @@ DEFAULT_ALIASES = {
     "haiku": "anthropic:claude-haiku-4-5",
 }
 DEFAULT_MODEL = "sonnet"
+PROVIDERS = ("anthropic", "openai", "scripted")
+"""The `provider:` prefixes `resolve_model` knows."""
 BASE_URL_VARS = {"anthropic": "ANTHROPIC_BASE_URL", "openai": "OPENAI_BASE_URL"}
 """The variable naming each provider's endpoint (recorded with a background session)."""
 
 _FORMS = "an alias (sonnet, opus, haiku), anthropic:<id>, openai:<id> or scripted:<path>"
-_PROVIDERS = ("anthropic", "openai", "scripted")
 MISSING_KEY = {
     "anthropic": 'ANTHROPIC_API_KEY is not set: export it, or put it in the settings "env" block',
     "openai": 'OPENAI_API_KEY is not set: export it, or put it in the settings "env" block '
@@ -51,7 +53,7 @@ def parse_model(spec: str, aliases: Mapping[str, str] | None = None) -> tuple[st
     provider, sep, rest = spec.partition(":")
     if not sep or not rest:
         raise UserError(f"--model {spec!r} is not a model: use {_FORMS}")
-    if provider not in _PROVIDERS:
+    if provider not in PROVIDERS:
         raise UserError(f"--model {spec!r}: unknown provider {provider!r}; use {_FORMS}")
     return provider, rest
 

@@ -10,6 +10,7 @@ A script (JSON or YAML) is::
         faults:                 # optional, fake server only: one per attempt at this turn
           - {status: 429, retry_after: 0.1}
           - {drop: before_blocks}
+          - {malformed: not_json, at: mid_text}   # or bad_index: a delta for no block
       - text: "Fixed."
     agents:                     # optional: per-agent scripts, chosen by agent name
       reviewer: {turns: [...]}
@@ -50,13 +51,23 @@ class ScriptToolCall(_Strict):
     input: dict[str, Any] = Field(default_factory=dict)
 
 
+StreamPoint = Literal["before_blocks", "mid_text", "mid_tool"]
+
+
 class ScriptFault(_Strict):
-    """One failed attempt. Either an HTTP error status, or a stream dropped at a point."""
+    """One failed attempt. Either an HTTP error status, a stream dropped at a point, or a
+    stream with a malformed event in it."""
 
     status: int | None = None
     retry_after: float | None = None
     message: str | None = None
-    drop: Literal["before_blocks", "mid_text", "mid_tool"] | None = None
+    drop: StreamPoint | None = None
+    malformed: Literal["not_json", "bad_index"] | None = None
+    """`not_json`: a `data:` line that is not JSON; `bad_index`: a delta for a content block
+    (OpenAI: a tool call) that was never started. Sent at `at`; the stream then goes on."""
+    at: StreamPoint | None = None
+    """Where a `malformed` event goes, default `mid_text` (a point the reply lacks falls back
+    to `before_blocks`)."""
 
 
 class ScriptTurn(_Strict):

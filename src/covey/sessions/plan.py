@@ -194,7 +194,7 @@ def plan_session(options: SessionOptions, previous: SessionRow | None = None) ->
         system_prompt=_system_prompt(options, loaded, defn, cwd),
         tool_names=_tool_names(defn),
         max_turns=options.max_turns or (defn.max_turns if defn else None),
-        warnings=[*loaded.warnings, *hook_warnings],
+        warnings=[*loaded.warnings, *hook_warnings, *definitions.run_warnings(defn)],
     )
 
 
@@ -211,8 +211,7 @@ def _main_definition(definitions: Definitions, name: str | None) -> AgentDefinit
         return None
     found = definitions.get(name)
     if found is None:
-        names = ", ".join(d.name for d in definitions.all())
-        raise UserError(f"--agent {name!r}: no such agent definition; available: {names}")
+        raise UserError(f"--agent {name!r}: {definitions.why_missing(name)}")
     return found
 
 

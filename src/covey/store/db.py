@@ -39,11 +39,18 @@ from typing import TypeVar
 
 from covey.errors import RunError, UserError
 from covey.home import private_file, private_home
-from covey.store._check import check_store_file, newer_schema, open_failure
+from covey.store._check import check_store_file, error_code, newer_schema, open_failure
 from covey.store._tx import begin_read, retry_busy, rollback
 from covey.store.migrations import MIGRATIONS, SCHEMA_VERSION
 
-__all__ = ["BUSY_TIMEOUT_S", "RETRY_FOR_S", "Store", "StoreBusy", "StoreStatistics"]
+__all__ = [
+    "BUSY_TIMEOUT_S",
+    "RETRY_FOR_S",
+    "Store",
+    "StoreBusy",
+    "StoreStatistics",
+    "StoreWriteFailed",
+]
 
 BUSY_TIMEOUT_S = 0.05
 """How long SQLite's own busy handler waits for a lock in one attempt."""
@@ -64,6 +71,29 @@ class StoreBusy(RunError):
     """The store stayed locked longer than `RETRY_FOR_S`: another process holds it (hung?)."""
 
     reason = "store_busy"
+
+
+class StoreWriteFailed(RunError):
+    """The disk refused a write (full, or an I/O error): the transaction was rolled back, so
+    the store holds everything up to the last step and nothing half-written."""
+
+    reason = "store_write_failed"
+
+
+_WRITE_FAILURES = {
+    sqlite3.SQLITE_FULL: "the disk is full",
+    sqlite3.SQLITE_IOERR: "disk I/O error (is the disk full or failing?)",
+}
+
+
+def _write_failure(path: Path, e: sqlite3.Error) -> StoreWriteFailed | None:
+    why = _WRITE_FAILURES.get(error_code(e))
+    if why is None:
+        return None
+    return StoreWriteFailed(
+        f"{path}: cannot write the covey store: {why}; free some space and try again "
+        "(the failed step was not saved; a session resumes from its last saved step)"
+    )
 
 
 @dataclass(frozen=True)
@@ -166,11 +196,22 @@ class Store:
             try:
                 yield conn
                 self._retry(lambda: conn.execute("COMMIT"))
+            except sqlite3.Error as e:
+                rollback(conn)
+                failure = _write_failure(self.path, e)
+                if failure is None:
+                    raise
+                raise failure from e
             except BaseException:
                 rollback(conn)
                 raise
             finally:
                 state.depth, state.writing = 0, False
+        except sqlite3.Error as e:  # BEGIN failed
+            failure = _write_failure(self.path, e)
+            if failure is None:
+                raise
+            raise failure from e
         finally:
             self._writer.release()
 
@@ -245,7 +286,8 @@ class Store:
                     MIGRATIONS[version](conn)
                     conn.execute(f"PRAGMA user_version = {version + 1}")
         except sqlite3.Error as e:
-            failure = open_failure(self.path, e)
+            full = error_code(e) == sqlite3.SQLITE_FULL
+            failure = _write_failure(self.path, e) if full else open_failure(self.path, e)
             if failure is None:
                 raise
             raise failure from None

@@ -11,7 +11,7 @@ from typing import Any
 from covey.messages import Usage
 from covey.models.script import ScriptTurn
 
-__all__ = ["DROP_POINTS", "Reply", "SseStream", "split", "to_json"]
+__all__ = ["DROP_POINTS", "Reply", "SseStream", "malformed_frame", "split", "to_json"]
 
 DROP_POINTS = ("before_blocks", "mid_text", "mid_tool")
 
@@ -52,6 +52,10 @@ class SseStream:
         """A drop at `point` cuts the stream here (the first mark of a point wins)."""
         self.cuts.setdefault(point, len(self.frames))
 
+    def insert(self, point: str, frame: bytes) -> None:
+        """Put `frame` in where a drop at `point` would cut (a `malformed` fault)."""
+        self.frames.insert(self.cut_for(point), frame)
+
     def cut_for(self, point: str) -> int:
         """Where to cut for `point`; a point the reply lacks (mid_tool in a text-only reply)
         falls back to right after the stream's start."""
@@ -67,3 +71,20 @@ def split(text: str, rng: random.Random, lo: int, hi: int) -> list[str]:
         pieces.append(text[i : i + n])
         i += n
     return pieces or [text]
+
+
+def malformed_frame(kind: str, *, openai: bool) -> bytes:
+    """The SSE frame of a `malformed` fault: `not_json` (a `data:` line cut mid-object) or
+    `bad_index` (a delta for a content block, or OpenAI tool call, that never started)."""
+    if kind == "not_json":
+        head = "" if openai else "event: content_block_delta\n"
+        return f'{head}data: {{"type": "content_block_delta", "index\n\n'.encode()
+    if openai:
+        call = {"index": 99, "function": {"arguments": '{"lost": true}'}}
+        choice = {"index": 0, "delta": {"tool_calls": [call]}, "finish_reason": None}
+        chunk = {"id": "chatcmpl-x", "object": "chat.completion.chunk", "created": 0}
+        data = to_json({**chunk, "model": "fake-model", "choices": [choice]})
+        return f"data: {data}\n\n".encode()
+    text = {"type": "text_delta", "text": "lost"}
+    delta = {"type": "content_block_delta", "index": 99, "delta": text}
+    return f"event: content_block_delta\ndata: {to_json(delta)}\n\n".encode()

@@ -41,6 +41,13 @@ answers nothing in the message before, an id twice, text before tool results, an
 message; for OpenAI the `tool` message equivalents) is a 400 `invalid_request_error` in the
 provider's words, before any turn is chosen (`covey.models.wire_rules`).
 
+- `malformed`: the stream (200, SSE) carries one bad event at `at` (a drop point, default
+  `mid_text`) and then goes on to its normal end: `not_json` is a `data:` line that is not JSON,
+  `bad_index` a delta for a content block (OpenAI: a tool call) that never started. On a
+  non-streaming request the body is not JSON.
+
+A fault with none of `status`, `drop`, `malformed` is a 500. `delay_s` is slept before any answer.
+
 Every request is recorded (`FakeServer.requests` and one JSONL line in the log): time, path,
 agent, turn, attempt, fault, stream, headers (keys redacted) and the JSON body.
 """
@@ -70,7 +77,7 @@ from covey.models.script import Script, ScriptFault, load_script
 from covey.models.tokens import estimate_tokens
 from covey.models.wire_rules import anthropic_violation, openai_violation
 from covey.testing import _anthropic_wire, _openai_wire
-from covey.testing._wire import Reply, SseStream, to_json
+from covey.testing._wire import Reply, SseStream, malformed_frame, to_json
 
 __all__ = ["FakeServer", "main"]
 
@@ -261,7 +268,9 @@ class _Handler(BaseHTTPRequestHandler):
             input=estimate_tokens(raw.decode("utf-8", "replace")),
             output=estimate_tokens(to_json([turn.text, [c.input for c in turn.tool_calls]])),
         )
-        failed = fault is not None and (fault.status is not None or fault.drop is None)
+        failed = fault is not None and (
+            fault.status is not None or (fault.drop is None and fault.malformed is None)
+        )
         if not failed:
             record["usage"] = usage.model_dump()  # what it bills (tests compare the ledger)
         fake._record(record)
@@ -276,6 +285,9 @@ class _Handler(BaseHTTPRequestHandler):
         if drop is not None and not stream:
             self.close_connection = True
             return _cut(self.connection)
+        malformed = fault.malformed if fault is not None else None
+        if malformed is not None and not stream:
+            return self._malformed_json(self._provider_headers(is_openai))
         if not stream:
             answer = _openai_wire.message(reply) if is_openai else _anthropic_wire.message(reply)
             return self._json(200, answer, self._provider_headers(is_openai))
@@ -285,6 +297,8 @@ class _Handler(BaseHTTPRequestHandler):
             events = _openai_wire.stream(reply, include_usage=include_usage)
         else:
             events = _anthropic_wire.stream(reply)
+        if fault is not None and malformed is not None:
+            events.insert(fault.at or "mid_text", malformed_frame(malformed, openai=is_openai))
         self._sse(events, events.cut_for(drop) if drop else None, self._provider_headers(is_openai))
 
     def _rejection(self, path: str, headers: dict[str, str], body: Any) -> tuple[int, str] | None:
@@ -339,6 +353,16 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
+
+    def _malformed_json(self, headers: dict[str, str]) -> None:
+        """A `malformed` fault on a non-streaming request: a 200 whose body is not JSON."""
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", "9")
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(b'{"id": "m')
 
     def _sse(self, events: SseStream, cut: int | None, headers: dict[str, str]) -> None:
         """Send frames as HTTP chunks; with `cut`, stop after that many and drop the socket."""
