@@ -83,6 +83,8 @@ class GrepTool(Tool[GrepInput]):
             hits = await _search_rg(self.rg, root, args, mode)
         else:
             hits = await asyncio.to_thread(_search_python, root, args)
+        if ctx.rules is not None:  # a Read deny rule covers Grep: its files show no lines
+            hits = [h for h in hits if not ctx.rules.denied("Read", h.path)]
         return _format(hits, mode, args.line_numbers is not False, args.head_limit)
 
 
