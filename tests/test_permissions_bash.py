@@ -221,3 +221,9 @@ def test_tree_sitter_is_imported_only_when_a_command_is_checked() -> None:
     code = "import covey.tools, covey.tools.permissions, sys; print('tree_sitter' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_very_long_line_is_checked_without_recursion_limits(root: Path) -> None:
+    p = policy(root, allow=["Bash(echo:*)"])
+    assert decide(p, " && ".join(["echo x"] * 3000)) == "allow"
+    assert decide(p, " && ".join(["echo x"] * 3000) + " && rm f") == "ask"

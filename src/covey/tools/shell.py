@@ -113,18 +113,21 @@ class _Walker:
         self.depth = depth
         self.changes_dir = False
 
-    def visit(self, node: Node) -> None:
-        kind = node.type
-        if kind == "command":
-            self.command(node)
-        elif kind == "file_redirect":
-            self.redirect(node)
-        elif kind == "declaration_command" or kind == "unset_command":
-            keyword = node.children[0].type if node.children else kind
-            args = [(_static(c), _text(c)) for c in node.named_children if c.type != "comment"]
-            self.add_words([(keyword, keyword), *args], _text(node))
-        for child in node.children:
-            self.visit(child)
+    def visit(self, root: Node) -> None:
+        """Every node of the tree (iteratively: `a && b && …` nests as deep as it is long)."""
+        stack = [root]
+        while stack:
+            node = stack.pop()
+            kind = node.type
+            if kind == "command":
+                self.command(node)
+            elif kind == "file_redirect":
+                self.redirect(node)
+            elif kind in ("declaration_command", "unset_command"):
+                keyword = node.children[0].type if node.children else kind
+                args = [(_static(c), _text(c)) for c in node.named_children if c.type != "comment"]
+                self.add_words([(keyword, keyword), *args], _text(node))
+            stack.extend(reversed(node.children))
 
     def command(self, node: Node) -> None:
         assignments: list[Word] = []
