@@ -7,6 +7,7 @@ import asyncio
 import os
 import shutil
 import socket
+import stat
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -164,10 +165,19 @@ def test_fifos_and_sockets_are_refused_not_waited_on(ws: Path, odd_files: dict[s
 
 
 @pytest.mark.timeout(20)
-def test_a_char_device_is_refused(ws: Path) -> None:
+def test_a_device_is_refused(ws: Path) -> None:
+    ctx = ToolContext(workspace=ws)
     os.symlink("/dev/zero", ws / "zero")  # resolves outside: refused before any open
     with pytest.raises(ToolError, match="resolves outside"):
-        call(ReadTool(), ToolContext(workspace=ws), file_path="zero")
+        call(ReadTool(), ctx, file_path="zero")
+    try:  # a device node inside the workspace needs root (CI runs as root)
+        os.mknod(ws / "null", stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    except PermissionError:
+        return
+    with pytest.raises(ToolError, match="not a regular file \\(a device\\)"):
+        call(ReadTool(), ctx, file_path="null")
+    with pytest.raises(ToolError, match="not a regular file \\(a device\\)"):
+        call(WriteTool(), ctx, file_path="null", content="x")
 
 
 # --- names -------------------------------------------------------------------------------
