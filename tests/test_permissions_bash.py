@@ -227,3 +227,13 @@ def test_a_very_long_line_is_checked_without_recursion_limits(root: Path) -> Non
     p = policy(root, allow=["Bash(echo:*)"])
     assert decide(p, " && ".join(["echo x"] * 3000)) == "allow"
     assert decide(p, " && ".join(["echo x"] * 3000) + " && rm f") == "ask"
+
+
+def test_text_the_grammar_leaves_out_of_the_tree_asks(root: Path) -> None:
+    """tree-sitter-bash drops the `-` of `python3 - <<EOF` without reporting an error; text
+    that no token covers could be a command nobody checked, so the line asks."""
+    p = policy(root, allow=["Bash(python3:*)", "Bash(cat:*)"])
+    assert decide(p, "python3 - <<EOF\nprint(1)\nEOF") == "ask"
+    assert decide(p, "python3 <<EOF\nprint(1)\nEOF") == "allow"
+    assert decide(p, "cat > notes.md <<'EOF'\nliteral $(rm x)\nEOF") == "allow"
+    assert decide(p, "cat > notes.md <<EOF\nexpanded $(rm x)\nEOF") == "ask"

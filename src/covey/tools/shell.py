@@ -98,12 +98,33 @@ def _analyze(script: str, out: CommandAnalysis, relative: list[str], depth: int)
     if depth > MAX_DEPTH:
         out.problems.append(f"commands nested more than {MAX_DEPTH} levels deep")
         return False
-    root = _parser().parse(script.encode("utf-8", "surrogateescape")).root_node
-    if root.has_error:
+    source = script.encode("utf-8", "surrogateescape")
+    root = _parser().parse(source).root_node
+    if root.has_error or _skipped(root, source):
         out.problems.append("the command line could not be parsed")
     walker = _Walker(out, relative, depth)
     walker.visit(root)
     return walker.changes_dir
+
+
+_LITERAL = frozenset({"heredoc_body", "string", "raw_string", "comment"})
+"""Nodes whose text between their children is literal (`x` in a heredoc `x $(y)`)."""
+
+
+def _skipped(root: Node, source: bytes) -> bool:
+    """Whether the grammar left text out of the tree without flagging an error (it drops
+    the `-` of `python3 - <<EOF`): text no token covers might be a command nobody checked."""
+    covered = bytearray(len(source))
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node.child_count == 0 or node.type in _LITERAL:
+            covered[node.start_byte : node.end_byte] = b"\1" * (node.end_byte - node.start_byte)
+        else:
+            stack.extend(node.children)
+    return any(
+        not seen and byte not in b" \t\r\n\\" for seen, byte in zip(covered, source, strict=True)
+    )
 
 
 class _Walker:
