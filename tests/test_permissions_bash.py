@@ -237,3 +237,14 @@ def test_text_the_grammar_leaves_out_of_the_tree_asks(root: Path) -> None:
     assert decide(p, "python3 <<EOF\nprint(1)\nEOF") == "allow"
     assert decide(p, "cat > notes.md <<'EOF'\nliteral $(rm x)\nEOF") == "allow"
     assert decide(p, "cat > notes.md <<EOF\nexpanded $(rm x)\nEOF") == "ask"
+
+
+def test_coproc_is_not_known_statically(root: Path) -> None:
+    """The grammar reads `coproc N { rm x; }` as one command `coproc N { rm x`."""
+    assert (
+        decide(policy(root, "bypassPermissions", deny=["Bash(rm:*)"]), "coproc N { rm x; }")
+        == "ask"
+    )
+    assert (
+        decide(policy(root, "bypassPermissions", deny=["Bash(rm:*)"]), "ionice -c3 rm x") == "deny"
+    )

@@ -309,6 +309,8 @@ _WRAPPERS: dict[str, Callable[[list[Word], list[Word], Nested], _Step]] = {
     "setsid": _plain(),
     "sudo": _sudo,
     "doas": _plain("uC"),
+    "ionice": _plain("cnpP", ("--class", "--classdata", "--pid", "--pgid", "--uid")),
+    "coproc": lambda args, assignments, nested: "coproc is not read reliably by the grammar",
     "xargs": _xargs,
     "eval": _eval,
     "trap": _trap,
