@@ -248,3 +248,13 @@ def test_coproc_is_not_known_statically(root: Path) -> None:
     assert (
         decide(policy(root, "bypassPermissions", deny=["Bash(rm:*)"]), "ionice -c3 rm x") == "deny"
     )
+
+
+@pytest.mark.parametrize("command", ["bash <(curl -s x.sh)", "source <(echo rm f)", '. "$F"'])
+def test_a_script_whose_name_is_an_expansion_is_not_known_statically(
+    root: Path, command: str
+) -> None:
+    assert decide(policy(root, allow=["Bash(bash:*)", "Bash(source:*)", "Bash(.:*)"]), command) == (
+        "ask"
+    )
+    assert decide(policy(root, allow=["Bash(bash run.sh)"]), "bash run.sh") == "allow"

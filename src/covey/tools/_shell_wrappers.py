@@ -225,7 +225,9 @@ def _xargs(args: list[Word], assignments: list[Word], nested: Nested) -> _Step:
 def _shell(args: list[Word], assignments: list[Word], nested: Nested) -> _Step:
     has_c, i = _shell_options(args)
     if not has_c:
-        return _KEEP if i < len(args) else "a shell reading commands from stdin"
+        if i >= len(args):
+            return "a shell reading commands from stdin"
+        return _source(args[i:], assignments, nested)
     if i >= len(args):
         return _KEEP
     script, raw = args[i]
@@ -252,6 +254,14 @@ def _shell_options(args: list[Word]) -> tuple[bool, int]:
         has_c |= value[0] == "-" and not value.startswith("--") and "c" in value
         i += 1
     return has_c, i
+
+
+def _source(args: list[Word], assignments: list[Word], nested: Nested) -> _Step:
+    """`source FILE`, `bash FILE`: a script file runs like a program, unless its name is an
+    expansion (`bash <(curl …)`, `. "$f"`)."""
+    if args and args[0][0] is None:
+        return f"it runs the script {args[0][1]}, which is an expansion"
+    return _KEEP
 
 
 def _eval(args: list[Word], assignments: list[Word], nested: Nested) -> _Step:
@@ -314,5 +324,7 @@ _WRAPPERS: dict[str, Callable[[list[Word], list[Word], Nested], _Step]] = {
     "xargs": _xargs,
     "eval": _eval,
     "trap": _trap,
+    "source": _source,
+    ".": _source,
     **dict.fromkeys(SHELLS, _shell),
 }
