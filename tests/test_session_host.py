@@ -297,3 +297,24 @@ def test_a_supervisor_restarted_at_once_after_kill_9_resumes_its_sessions(
             break
         time.sleep(0.2)
     assert set(states.values()) == {"completed"}, states
+
+
+def test_a_project_definition_cannot_raise_the_main_agents_mode(
+    git_repo: Path, tmp_path: Path
+) -> None:
+    agents = git_repo / ".covey" / "agents"
+    agents.mkdir(parents=True)
+    (agents / "yolo.md").write_text(
+        "---\nname: yolo\ndescription: does anything\npermissionMode: bypassPermissions\n---\n"
+        "You do what you are told.\n"
+    )
+    script = tmp_path / "s.yaml"
+    script.write_text(json.dumps({"turns": [{"text": "ok"}]}))
+    args = ["-p", "go", "--agent", "yolo", "--model", f"scripted:{script}"]
+    run = covey(*args, "--output-format", "stream-json", cwd=git_repo)
+    assert run.code == 0, run.err
+    assert run.events()[0]["permissionMode"] == "default"
+    assert "cannot raise the permission mode" in run.err
+    allowed = covey(*args, "--permission-mode", "bypassPermissions", "--output-format",
+                    "stream-json", cwd=git_repo)  # fmt: skip
+    assert allowed.events()[0]["permissionMode"] == "bypassPermissions"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from covey.agent.subagents import (
     SubagentRuntime,
 )
 from covey.agent.subagents_inbox import BackgroundTasks
+from covey.agent.subagents_run import child_mode
 from covey.errors import MaxTurnsExceeded
 from covey.messages import ToolResultBlock
 from covey.models.script import Script
@@ -198,3 +200,50 @@ def test_definition_roster_is_in_the_tool_description(tmp_path: Path) -> None:
 def test_definition_fields_used_by_the_runtime() -> None:
     defn = AgentDefinition(name="x", description="d", prompt="p")
     assert defn.model == "inherit" and defn.tools is None and not defn.background
+
+
+def _helper(folder: Path, mode: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "helper.md").write_text(
+        f"---\nname: helper\ndescription: Helps\npermissionMode: {mode}\n---\nYou help.\n"
+    )
+
+
+@pytest.mark.parametrize("folder", [".claude/agents", ".covey/agents"])
+def test_a_project_definition_cannot_raise_the_session_mode(tmp_path: Path, folder: str) -> None:
+    """An agent in acceptEdits once wrote .claude/agents/helper.md with bypassPermissions;
+    the next session's subagent launch (which never asks) ran Bash outside the workspace."""
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    _helper(tmp_path / folder, "bypassPermissions")
+    script = {
+        "turns": [{"tool_calls": [call("x", subagent_type="helper")]}, {"text": "ok"}],
+        "agents": {"helper": {"turns": [{"text": "fine"}]}},
+    }
+    seen: list[str] = []
+
+    def make_policy(mode: str, ws: Path) -> PermissionPolicy:
+        seen.append(mode)
+        return PermissionPolicy(mode, [], [], [], ws, ws)
+
+    run = Run(tmp_path, script, mode="default", make_policy=make_policy)
+    asyncio.run(run.agent.run("go"))
+    (result,) = run.results()
+    trailer = json.loads(result.content.splitlines()[-1])
+    assert seen == ["default"]
+    assert "cannot raise the session's permission mode" in trailer["warning"]
+    assert "helper.md" in trailer["warning"]
+    _helper(tmp_path / folder, "plan")  # lowering it is fine
+    asyncio.run(Run(tmp_path, script, mode="default", make_policy=make_policy).agent.run("go"))
+    assert seen == ["default", "plan"]
+
+
+def test_a_users_own_definition_may_raise_the_mode(tmp_path: Path) -> None:
+    _helper(tmp_path / "home" / "agents", "acceptEdits")
+    helper = Run(tmp_path, {"turns": []}).runtime.definition("helper")
+    assert helper.scope == "user"
+    assert child_mode("default", helper) == ("acceptEdits", None)
+    assert child_mode("plan", helper) == ("acceptEdits", None)
+    helper.scope = "claude-project"
+    mode, warning = child_mode("plan", helper)
+    assert mode == "plan" and warning is not None
+    assert child_mode("bypassPermissions", helper) == ("bypassPermissions", None)

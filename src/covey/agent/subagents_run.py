@@ -28,15 +28,40 @@ if TYPE_CHECKING:
     from covey.agent.subagents import AgentInput, AgentTool
 
 __all__ = [
+    "MODE_RANK",
     "OVERRIDING_MODES",
+    "PROJECT_SCOPES",
     "ChildHooks",
     "Spawn",
+    "child_mode",
     "task_notification",
     "usage_json",
 ]
 
 OVERRIDING_MODES = ("bypassPermissions", "acceptEdits")
 """A parent in one of these modes gives it to its subagents, whatever their definition says."""
+MODE_RANK = {"plan": 0, "dontAsk": 1, "default": 2, "acceptEdits": 3, "bypassPermissions": 4}
+"""Permission modes from the most to the least careful."""
+PROJECT_SCOPES = ("project", "claude-project")
+"""Definitions that came with the repository: anyone who can commit can write them."""
+
+
+def child_mode(parent: str, defn: AgentDefinition) -> tuple[str, str | None]:
+    """The permission mode a subagent runs in, and a warning when its definition asked for
+    more than it gets. A parent in an overriding mode passes it on; otherwise the definition's
+    `permissionMode` applies, except that a definition found in the project (which an agent
+    or a cloned repository may have written) never raises the session's mode."""
+    wanted = defn.permission_mode
+    if parent in OVERRIDING_MODES or wanted is None:
+        return parent, None
+    if defn.scope in PROJECT_SCOPES and MODE_RANK.get(wanted, 4) > MODE_RANK.get(parent, 4):
+        where = defn.path or defn.scope
+        return parent, (
+            f"subagent {defn.name} runs in {parent} mode, not {wanted}: a definition from the "
+            f"project ({where}) cannot raise the session's permission mode; start the session "
+            f"with --permission-mode {wanted}, or keep the definition in $COVEY_HOME/agents/"
+        )
+    return wanted, None
 
 
 def usage_json(usage: Usage) -> dict[str, int]:
@@ -154,6 +179,8 @@ class Spawn:
     model: Model
     mode: str
     record: ChildRecord
+    warning: str | None = None
+    """Why the mode is not the one the definition asked for (shown in the trailer)."""
 
     @classmethod
     def prepare(cls, tool: AgentTool, args: AgentInput, ctx: ToolContext) -> Spawn:
@@ -161,7 +188,7 @@ class Spawn:
         rt = tool.runtime
         defn = rt.definition(args.subagent_type or "general-purpose")
         model = rt.child_model(args.model, defn, tool.model)
-        mode = tool.mode if tool.mode in OVERRIDING_MODES else defn.permission_mode or tool.mode
+        mode, warning = child_mode(tool.mode, defn)
         try:
             record = rt.recorder.start(
                 defn,
@@ -174,7 +201,7 @@ class Spawn:
             )
         except UserError as e:
             raise ToolError(f"cannot start subagent {defn.name}: {e}") from None
-        return cls(tool, args, ctx, defn, model, mode, record)
+        return cls(tool, args, ctx, defn, model, mode, record, warning)
 
     def launched(self) -> str:
         return json.dumps(
@@ -229,6 +256,8 @@ class Spawn:
                 out.duration_ms = _ms(started)
         finally:
             out.extra = self.record.finish(state, reason)
+            if self.warning:
+                out.extra["warning"] = self.warning
             rt.recorder.notice(self._notice("finished", state=state))
         return out
 

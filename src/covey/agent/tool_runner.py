@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from covey.agent.events import AgentEvent, ToolFinished, ToolStarted
@@ -35,7 +36,7 @@ class ToolRunner:
         approver: Approver | None = None,
     ):
         self.tools = tools
-        self.ctx = ctx
+        self.ctx = replace(ctx, rules=policy)  # tools check the paths they really open
         self.policy = policy
         self.hooks = hooks
         self.emit = emit

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from covey.agent.definitions import AgentDefinition, Definitions, load_definitions, resolve_tools
 from covey.agent.prompt import build_system_prompt, definition_system_prompt
+from covey.agent.subagents_run import MODE_RANK, PROJECT_SCOPES
 from covey.config import LoadedSettings, Settings, effective_env, load_settings
 from covey.errors import UserError
 from covey.hooks import HooksConfig
@@ -179,6 +180,7 @@ def plan_session(options: SessionOptions, previous: SessionRow | None = None) ->
     )
     model_name = check_model(spec, env=env, aliases=settings.modelAliases)
     hooks, hook_warnings = load_hooks(loaded)
+    options, clamped = _clamp_definition_mode(options, loaded, defn)
     return SessionPlan(
         options=options,
         previous=previous,
@@ -194,7 +196,12 @@ def plan_session(options: SessionOptions, previous: SessionRow | None = None) ->
         system_prompt=_system_prompt(options, loaded, defn, cwd),
         tool_names=_tool_names(defn),
         max_turns=options.max_turns or (defn.max_turns if defn else None),
-        warnings=[*loaded.warnings, *hook_warnings, *definitions.run_warnings(defn)],
+        warnings=[
+            *loaded.warnings,
+            *hook_warnings,
+            *definitions.run_warnings(defn),
+            *([clamped] if clamped else []),
+        ],
     )
 
 
@@ -204,6 +211,25 @@ def _check_options(options: SessionOptions) -> None:
     mode = options.permission_mode
     if mode is not None and mode not in PERMISSION_MODES:
         raise UserError(f"--permission-mode {mode!r} is not one of: {', '.join(PERMISSION_MODES)}")
+
+
+def _clamp_definition_mode(
+    options: SessionOptions, loaded: LoadedSettings, defn: AgentDefinition | None
+) -> tuple[SessionOptions, str | None]:
+    """A main agent's definition found in the project (which an agent or a cloned repository
+    may have written) cannot raise the session's permission mode; `--permission-mode` can."""
+    wanted = defn.permission_mode if defn else None
+    if defn is None or wanted is None or options.permission_mode is not None:
+        return options, None
+    base = loaded.settings.permissions.defaultMode or "default"
+    if defn.scope not in PROJECT_SCOPES or MODE_RANK.get(wanted, 4) <= MODE_RANK.get(base, 4):
+        return options, None
+    warning = (
+        f"--agent {defn.name} runs in {base} mode, not {wanted}: a definition from the project "
+        f"({defn.path or defn.scope}) cannot raise the permission mode; pass "
+        f"--permission-mode {wanted} to allow it"
+    )
+    return dataclasses.replace(options, permission_mode=base), warning
 
 
 def _main_definition(definitions: Definitions, name: str | None) -> AgentDefinition | None:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 from typing import Any
 
 from pydantic import Field
 
 from covey.errors import ToolError
 
-__all__ = ["optional", "read_text", "require_text_file", "write_text"]
+__all__ = ["optional", "read_text", "require_text", "write_text"]
 
 _SNIFF_BYTES = 8192
 
@@ -27,34 +27,37 @@ def _plain(schema: dict[str, Any]) -> None:
         schema.update(alternatives[0])
 
 
-def require_text_file(real: Path, path: str) -> None:
-    """ToolError unless `real` is a regular file that does not look binary (no NUL early on)."""
-    if real.is_dir():
-        raise ToolError(f"{path} is a directory, not a file; use Glob or Bash ls to list it")
+def require_text(fd: int, path: str) -> None:
+    """ToolError when the open file looks binary (a NUL early on); leaves it at the start."""
     try:
-        with real.open("rb") as f:
-            head = f.read(_SNIFF_BYTES)
+        head = os.pread(fd, _SNIFF_BYTES, 0)
     except OSError as e:
         raise ToolError(f"cannot read {path}: {e.strerror or e}") from None
     if b"\0" in head:
         raise ToolError(f"{path} is a binary file; only text files can be read or edited")
 
 
-def read_text(real: Path, path: str) -> str:
-    """The whole file as text, line endings and undecodable bytes kept for a faithful rewrite."""
-    require_text_file(real, path)
+def read_text(fd: int, path: str) -> str:
+    """The whole open file as text, line endings and undecodable bytes kept for a faithful
+    rewrite."""
+    require_text(fd, path)
+    chunks = []
     try:
-        with real.open(encoding="utf-8", errors="surrogateescape", newline="") as f:
-            return f.read()
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
     except OSError as e:
         raise ToolError(f"cannot read {path}: {e.strerror or e}") from None
+    return b"".join(chunks).decode("utf-8", "surrogateescape")
 
 
-def write_text(real: Path, path: str, content: str) -> None:
-    """Write `content` exactly (no newline translation), creating parent directories."""
+def write_text(fd: int, path: str, content: str) -> None:
+    """Replace the open file's content by `content` exactly (no newline translation)."""
+    data = content.encode("utf-8", "surrogateescape")
     try:
-        real.parent.mkdir(parents=True, exist_ok=True)
-        with real.open("w", encoding="utf-8", errors="surrogateescape", newline="") as f:
-            f.write(content)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.ftruncate(fd, 0)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
     except OSError as e:
         raise ToolError(f"cannot write {path}: {e.strerror or e}") from None

@@ -18,7 +18,8 @@ from covey.errors import ToolError
 from covey.messages import INVALID_ARGUMENTS_KEY
 from covey.models.base import ToolSpec
 
-__all__ = ["AskUser", "SandboxOptions", "Tool", "ToolContext", "ToolInput", "compact_schema"]
+__all__ = ["AskUser", "PathRules", "SandboxOptions", "Tool", "ToolContext", "ToolInput"]
+__all__ += ["compact_schema"]
 
 AskUser = Callable[[str, list[str]], Awaitable[str]]
 """Asks the person a question (with optional choices) and returns the answer."""
@@ -28,6 +29,14 @@ class ToolInput(BaseModel):
     """Base of tool inputs: unknown keys are refused so a typo reaches the model as an error."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class PathRules(Protocol):
+    """The permission rules a tool applies to the files it opens or lists itself."""
+
+    def denied(self, kind: str, path: str) -> str | None:
+        """The deny rule covering `kind` ("Read" or "Edit") of this real path, or None."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -59,6 +68,9 @@ class ToolContext:
     sandbox: SandboxOptions = field(default_factory=SandboxOptions)
     ask_user: AskUser | None = None
     """None when nobody can answer (print mode): AskUserQuestion then tells the model so."""
+    rules: PathRules | None = None
+    """The session's permission rules (set by the tool runner): Read, Write and Edit check
+    the path they really open, Glob and Grep leave out files a Read rule denies."""
     tool_runs: ToolRuns | None = None
     """Where the host records running tool processes (None: not recorded)."""
 

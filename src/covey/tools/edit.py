@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 from pydantic import Field
 
 from covey.errors import ToolError
 from covey.tools._common import optional, read_text, write_text
+from covey.tools._fs import open_regular
 from covey.tools.base import Tool, ToolContext, ToolInput
-from covey.tools.paths import resolve_in_workspace
+from covey.tools.paths import check_denied, resolve_in_workspace
 
 __all__ = ["EditInput", "EditTool"]
 
@@ -37,17 +39,26 @@ class EditTool(Tool[EditInput]):
 
     async def run(self, args: EditInput, ctx: ToolContext) -> str:
         real = resolve_in_workspace(ctx, args.file_path, must_exist=True)
+        check_denied(ctx, "Edit", real, args.file_path)
         if args.old_string == args.new_string:
             raise ToolError("old_string and new_string are the same; there is nothing to change")
         if not args.old_string:
             raise ToolError("old_string is empty; use Write to create or overwrite a whole file")
-        count = await asyncio.to_thread(_edit, real, args)
+        count = await asyncio.to_thread(_edit, ctx, real, args)
         return f"Edited {real}: {count} replacement{'s' if count != 1 else ''}"
 
 
-def _edit(real: Path, args: EditInput) -> int:
+def _edit(ctx: ToolContext, real: Path, args: EditInput) -> int:
+    fd = open_regular(ctx, real, args.file_path, write=True)
+    try:
+        return _replace(fd, args)
+    finally:
+        os.close(fd)
+
+
+def _replace(fd: int, args: EditInput) -> int:
     path = args.file_path
-    text = read_text(real, path)
+    text = read_text(fd, path)
     old, new = args.old_string, args.new_string
     count = text.count(old)
     if count == 0 and "\r\n" in text and "\n" in old:
@@ -64,9 +75,7 @@ def _edit(real: Path, args: EditInput) -> int:
             f"old_string occurs {count} times in {path}; include more surrounding lines to make "
             "it unique, or set replace_all to true to replace every occurrence"
         )
-    write_text(
-        real, path, text.replace(old, new) if args.replace_all else text.replace(old, new, 1)
-    )
+    write_text(fd, path, text.replace(old, new) if args.replace_all else text.replace(old, new, 1))
     return count if args.replace_all else 1
 
 

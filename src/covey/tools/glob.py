@@ -11,7 +11,7 @@ from pydantic import Field
 from covey.errors import ToolError
 from covey.tools._common import optional
 from covey.tools._walk import glob_regex, walk_files
-from covey.tools.base import Tool, ToolContext, ToolInput
+from covey.tools.base import PathRules, Tool, ToolContext, ToolInput
 from covey.tools.paths import resolve_in_workspace
 
 __all__ = ["GlobInput", "GlobTool"]
@@ -41,7 +41,7 @@ class GlobTool(Tool[GlobInput]):
         if not root.is_dir():
             raise ToolError(f"{args.path} is not a directory")
         pattern = _relative_pattern(args.pattern, args.path or str(ctx.workspace), root)
-        return await asyncio.to_thread(_glob, root, pattern)
+        return await asyncio.to_thread(_glob, root, pattern, ctx.rules)
 
 
 def _relative_pattern(pattern: str, given_root: str, root: Path) -> str:
@@ -54,11 +54,14 @@ def _relative_pattern(pattern: str, given_root: str, root: Path) -> str:
     raise ToolError(f"pattern {pattern} is absolute; give it relative to path ({root})")
 
 
-def _glob(root: Path, pattern: str) -> str:
+def _glob(root: Path, pattern: str, rules: PathRules | None) -> str:
+    """Matching files, newest first, without those a Read deny rule covers."""
     regex = glob_regex(pattern)
     found: list[tuple[float, str]] = []
     for path in walk_files(root, respect_ignores=False):
-        if regex.fullmatch(path.relative_to(root).as_posix()):
+        if not regex.fullmatch(path.relative_to(root).as_posix()):
+            continue
+        if rules is None or rules.denied("Read", str(path)) is None:
             try:
                 found.append((-path.stat().st_mtime, str(path)))
             except OSError:

@@ -10,6 +10,7 @@ import asyncio
 import os
 import re
 import shutil
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,10 +20,11 @@ from pydantic import Field
 
 from covey.errors import ToolError
 from covey.proc import run_process
-from covey.tools._common import optional, require_text_file
+from covey.tools._common import optional, require_text
+from covey.tools._fs import open_regular
 from covey.tools._walk import glob_regex, walk_files
 from covey.tools.base import Tool, ToolContext, ToolInput
-from covey.tools.paths import resolve_in_workspace
+from covey.tools.paths import check_denied, resolve_in_workspace
 
 __all__ = ["GrepInput", "GrepTool"]
 
@@ -74,13 +76,24 @@ class GrepTool(Tool[GrepInput]):
     async def run(self, args: GrepInput, ctx: ToolContext) -> str:
         root = resolve_in_workspace(ctx, args.path or ".", must_exist=True)
         if not root.is_dir():
-            require_text_file(root, args.path or ".")  # rg and Python disagree on binaries
+            check_denied(ctx, "Read", root, args.path or ".")
+            _require_text_file(ctx, root, args.path or ".")  # rg and Python disagree on binaries
         mode: OutputMode = args.output_mode or "files_with_matches"
         if self.rg is not None:
             hits = await _search_rg(self.rg, root, args, mode)
         else:
             hits = await asyncio.to_thread(_search_python, root, args)
+        if ctx.rules is not None:  # a Read deny rule covers Grep: its files show no lines
+            hits = [h for h in hits if not ctx.rules.denied("Read", h.path)]
         return _format(hits, mode, args.line_numbers is not False, args.head_limit)
+
+
+def _require_text_file(ctx: ToolContext, real: Path, path: str) -> None:
+    fd = open_regular(ctx, real, path)  # a FIFO is refused here, not searched forever
+    try:
+        require_text(fd, path)
+    finally:
+        os.close(fd)
 
 
 async def _search_rg(rg: str, root: Path, args: GrepInput, mode: OutputMode) -> list[_Hits]:
@@ -125,11 +138,8 @@ def _search_python(root: Path, args: GrepInput) -> list[_Hits]:
     for path in walk_files(root, respect_ignores=True):
         if root.is_dir() and not keep(path.relative_to(root).as_posix()):
             continue
-        try:
-            data = path.read_bytes()
-        except OSError:
-            continue
-        if b"\0" in data:
+        data = _read_regular(path)
+        if data is None or b"\0" in data:
             continue
         rows = data.decode(errors="replace").split("\n")
         if rows[-1] == "":
@@ -138,6 +148,23 @@ def _search_python(root: Path, args: GrepInput) -> list[_Hits]:
         if lines:
             hits.append(_Hits(str(path), len(lines), lines))
     return hits
+
+
+def _read_regular(path: Path) -> bytes | None:
+    """The bytes of a regular file; None for anything else (a FIFO swapped in never hangs)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        with open(fd, "rb", closefd=False) as f:
+            return f.read()
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def _glob_filter(glob: str | None) -> Callable[[str], bool]:

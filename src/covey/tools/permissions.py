@@ -8,40 +8,60 @@ absolute, `~/x/**` under home); `Edit` rules cover every file-editing tool and `
 cover Read, Glob and Grep; for other tools `param:value` or the tool's main argument.
 
 Evaluation: deny rules → plan mode denies what is not read-only → bypassPermissions allows →
-ask rules → allow rules → the mode's default. A compound Bash command (`a && b`, `a | b`,
-`$(b)`) is allowed by rules only when every command in it is; a deny matching any one wins.
+ask rules → writes into `.git`, `.covey` or `.claude` ask → allow rules → the mode's default.
+
+A Bash command line is parsed (`covey.tools.shell`): it is allowed by rules only when every
+simple command in it is, wrappers looked through (`timeout 5 npm test` is `npm test`); a deny
+or ask rule matching any one of them, in any of its forms (`/bin/rm` is also `rm`), wins. A
+command whose program is not known statically (`$X`, `$(…)`, `eval "$s"`) matches no allow
+rule, and in bypassPermissions it asks when Bash deny rules exist (they cannot be checked).
+A file it writes by redirection or `tee` is an edit of that file: Edit deny and ask rules
+apply, and an allow needs it inside the workspace (or an Edit allow rule covering it).
 """
 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
+from functools import lru_cache
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Literal, cast, get_args
-from urllib.parse import urlsplit
-
-import pathspec
 
 from covey.config import PermissionMode, Settings, split_permission_rule
 from covey.errors import UserError
+from covey.tools._rules import (
+    EDIT_TOOLS,
+    READ_TOOLS,
+    Rule,
+    allow_rule,
+    applies,
+    command_rule,
+    compile_all,
+    generic_hit,
+    path_hit,
+    path_rule,
+    relative,
+    root_forms,
+    write_rule,
+)
 from covey.tools.base import Tool
+from covey.tools.paths import absolute_path
+from covey.tools.shell import CommandAnalysis, analyze_command
 
 __all__ = ["EDIT_TOOLS", "PERMISSION_MODES", "READ_TOOLS", "Behavior", "Decision"]
-__all__ += ["PermissionPolicy", "parse_tool_list", "rule_matches", "subcommands"]
+__all__ += ["PROTECTED_DIRS", "PermissionPolicy", "parse_tool_list", "rule_matches"]
 
 PERMISSION_MODES: tuple[str, ...] = get_args(PermissionMode)
-READ_TOOLS = frozenset({"Read", "Glob", "Grep"})
-"""The tools a `Read(...)` rule covers."""
-EDIT_TOOLS = frozenset({"Edit", "Write", "MultiEdit", "NotebookEdit"})
-"""The tools an `Edit(...)` rule covers (with any tool whose `edits_files` is true)."""
-_MAIN_ARG = {"Agent": "subagent_type", "Skill": "skill", "WebFetch": "url", "WebSearch": "query"}
-_PROTECTED = frozenset({".git", ".covey"})  # acceptEdits still asks about files in these
+PROTECTED_DIRS = frozenset({".git", ".covey", ".claude"})
+"""Writes into these ask in every mode but bypassPermissions (a broad allow rule such as
+`Edit` does not cover them; one naming the path, such as `Edit(.claude/agents/**)`, does)."""
 
 Behavior = Literal["allow", "ask", "deny"]
+_PROTECTED_REASON = (
+    "{} writes into .git, .covey or .claude, which asks in every mode but bypassPermissions"
+)
 
 
 @dataclass(frozen=True)
@@ -50,16 +70,6 @@ class Decision:
     rule: str | None
     """The rule (or rules, comma-separated) that decided; None when the mode did."""
     reason: str
-
-
-@dataclass(frozen=True)
-class _Rule:
-    text: str
-    tool: str
-    spec: str | None
-    command: re.Pattern[str] | None = None  # Bash with wildcards; None: an exact command
-    paths: pathspec.PathSpec[Any] | None = None
-    bases: tuple[str, ...] = ()  # the directories a path specifier is relative to
 
 
 class PermissionPolicy:
@@ -80,10 +90,10 @@ class PermissionPolicy:
             raise UserError(f"unknown permission mode {mode!r}; use one of {PERMISSION_MODES}")
         self.mode = mode
         self.workspace = workspace
-        self._roots = _forms(project_root, workspace)
+        self._roots = root_forms(project_root, workspace)
         self._workdirs = tuple(dict.fromkeys(os.path.realpath(d) for d in (workspace, *extra_dirs)))
         self.allow, self.ask, self.deny = (
-            _compile_all(rules, kind, self._roots)
+            compile_all(rules, kind, self._roots)
             for rules, kind in ((allow, "allow"), (ask, "ask"), (deny, "deny"))
         )
 
@@ -113,9 +123,20 @@ class PermissionPolicy:
 
     def tool_enabled(self, name: str) -> bool:
         """False when a bare-name deny rule takes the tool out of the model's context."""
-        return not any(r.spec is None and _applies(r.tool, name) for r in self.deny)
+        return not any(r.spec is None and applies(r.tool, name) for r in self.deny)
+
+    def denied(self, kind: str, path: str) -> str | None:
+        """The deny rule covering `kind` ("Read" or "Edit") of `path`, or None: what the file
+        tools check on the path they open, and Glob and Grep on each file they list."""
+        tools = {"Read"} if kind == "Read" else EDIT_TOOLS
+        rules = [r for r in self.deny if r.tool in tools]
+        if not rules:
+            return None
+        return path_rule(rules, *self._forms(path))
 
     def decide(self, tool: Tool[Any], tool_input: Mapping[str, Any]) -> Decision:
+        if tool.name == "Bash":
+            return self._decide_bash(str(tool_input.get("command", "")).strip())
         if rule := self._match(self.deny, tool, tool_input, every=False):
             return Decision("deny", rule, f"denied by permission rule {rule}")
         read_only = tool.read_only_for(tool_input)
@@ -125,7 +146,11 @@ class PermissionPolicy:
             return Decision("allow", None, "bypassPermissions mode allows what no rule denies")
         if rule := self._match(self.ask, tool, tool_input, every=False):
             return self._ask(rule, f"permission rule {rule} asks first")
-        if rule := self._match(self.allow, tool, tool_input, every=True):
+        rule = self._match(self.allow, tool, tool_input, every=True)
+        target = self._target(tool, tool_input) if tool.edits_files else None
+        if target and self._protected(target[0]) and (rule is None or "(" not in rule):
+            return self._ask(None, _PROTECTED_REASON.format(tool.name))
+        if rule:
             return Decision("allow", rule, f"allowed by permission rule {rule}")
         if read_only:
             return Decision("allow", None, f"{tool.name} is read-only")
@@ -133,27 +158,72 @@ class PermissionPolicy:
             return Decision("allow", None, "acceptEdits mode accepts edits inside the workspace")
         return self._ask(None, f"{tool.name} needs permission in {self.mode} mode")
 
+    def _decide_bash(self, command: str) -> Decision:
+        shell = _analysis(command)
+        bash = {kind: [r for r in rules if applies(r.tool, "Bash")] for kind, rules in self._all()}
+        edit = {kind: [r for r in rules if r.tool in EDIT_TOOLS] for kind, rules in self._all()}
+        writes = [(w, self._forms(w)[0]) for w in shell.writes if w is not None]
+        if rule := command_rule(bash["deny"], command, shell):
+            return Decision("deny", rule, f"denied by permission rule {rule}")
+        if found := write_rule(edit["deny"], writes):
+            return Decision("deny", found[0], f"denied by permission rule {found[0]} ({found[1]})")
+        if self.mode == "plan":
+            return Decision("deny", None, "plan mode is read-only; Bash may not run")
+        if self.mode == "bypassPermissions":
+            unchecked = list(shell.dynamic) if any(r.spec for r in bash["deny"]) else []
+            if None in shell.writes and edit["deny"]:
+                unchecked.append("it writes a file whose name is not known statically")
+            if unchecked:
+                return Decision(
+                    "ask", None, f"deny rules cannot be checked: {'; '.join(unchecked)}"
+                )
+            return Decision("allow", None, "bypassPermissions mode allows what no rule denies")
+        if rule := command_rule(bash["ask"], command, shell):
+            return self._ask(rule, f"permission rule {rule} asks first")
+        if found := write_rule(edit["ask"], writes):
+            return self._ask(found[0], f"permission rule {found[0]} asks first ({found[1]})")
+        problems = []
+        for path, forms in writes:
+            covered = path_rule(edit["allow"], forms, False)
+            if self._protected(forms) and (covered is None or "(" not in covered):
+                return self._ask(None, _PROTECTED_REASON.format(f"Bash (writing {path})"))
+            if covered is None and not any(self._inside(f) for f in forms):
+                problems.append(f"it writes {path}, outside the workspace")
+        if None in shell.writes:
+            problems.append("it writes a file whose name is not known statically")
+        rule = allow_rule(bash["allow"], command, shell)
+        if rule is not None and not problems:
+            return Decision("allow", rule, f"allowed by permission rule {rule}")
+        problems = [*shell.dynamic, *problems]
+        why = f" ({'; '.join(problems)})" if problems else ""
+        return self._ask(None, f"Bash needs permission in {self.mode} mode{why}")
+
+    def _all(self) -> list[tuple[str, list[Rule]]]:
+        return [("deny", self.deny), ("ask", self.ask), ("allow", self.allow)]
+
     def _ask(self, rule: str | None, reason: str) -> Decision:
         if self.mode == "dontAsk":
             return Decision("deny", rule, f"dontAsk mode denies what would ask ({reason})")
         return Decision("ask", rule, reason)
 
     def _match(
-        self, rules: list[_Rule], tool: Tool[Any], inp: Mapping[str, Any], *, every: bool
+        self, rules: list[Rule], tool: Tool[Any], inp: Mapping[str, Any], *, every: bool
     ) -> str | None:
         """The first rule matching the call; with `every`, all of its commands or path forms."""
-        rules = [r for r in rules if _applies(r.tool, tool.name, tool.edits_files)]
+        rules = [r for r in rules if applies(r.tool, tool.name, tool.edits_files)]
         if bare := next((r for r in rules if r.spec is None), None):
             return bare.text
         if tool.name == "Bash":
-            return _match_command(rules, str(inp.get("command", "")).strip(), every=every)
+            command = str(inp.get("command", "")).strip()
+            shell = _analysis(command)
+            return (allow_rule if every else command_rule)(rules, command, shell)
         target = self._target(tool, inp)
         for rule in rules:
             if rule.paths is None:
-                if _generic_hit(rule.spec or "", tool.name, inp):
+                if generic_hit(rule.spec or "", tool.name, inp):
                     return rule.text
             elif target is not None:
-                hits = [_path_hit(rule, form, target[1]) for form in target[0]]
+                hits = [path_hit(rule, form, target[1]) for form in target[0]]
                 if all(hits) if every else any(hits):
                     return rule.text
         return None
@@ -165,16 +235,27 @@ class PermissionPolicy:
             if tool.name not in ("Glob", "Grep"):
                 return None
             raw = "."  # they search the workspace by default
-        path = os.path.join(self.workspace, os.path.expanduser(raw))
+        return self._forms(raw)
+
+    def _forms(self, raw: str) -> tuple[list[str], bool]:
+        """A path as written (made absolute as the tools do) and resolved; whether a dir."""
+        path = absolute_path(self.workspace, raw)
         real = os.path.realpath(path)
         return list(dict.fromkeys((os.path.abspath(path), real))), os.path.isdir(real)
+
+    def _inside(self, path: str) -> bool:
+        return any(path == d or relative(path, d) is not None for d in self._workdirs)
+
+    def _protected(self, forms: list[str]) -> bool:
+        """Whether a form of the path lies in a protected folder of a workspace dir."""
+        rels = [relative(form, d) for form in forms for d in self._workdirs]
+        return any(rel is not None and PROTECTED_DIRS & set(rel.split("/")) for rel in rels)
 
     def _edit_inside(self, tool: Tool[Any], inp: Mapping[str, Any]) -> bool:
         if not (tool.edits_files or tool.name in EDIT_TOOLS):
             return False
         target = self._target(tool, inp)
-        rels = [_relative(target[0][-1], d) for d in self._workdirs] if target else []
-        return any(rel is not None and not _PROTECTED & set(rel.split("/")) for rel in rels)
+        return target is not None and self._inside(target[0][-1])
 
 
 def rule_matches(
@@ -215,178 +296,6 @@ def _cli_rules(values: Sequence[str], flag: str) -> list[str]:
     return rules
 
 
-def _compile_all(rules: Iterable[str], kind: str, roots: tuple[str, ...]) -> list[_Rule]:
-    try:
-        return [_compile(text, roots) for text in rules]
-    except ValueError as e:
-        raise UserError(f"invalid {kind} permission rule: {e}") from None
-
-
-def _compile(text: str, roots: tuple[str, ...]) -> _Rule:
-    tool, spec = split_permission_rule(text)
-    text = text.strip()
-    if spec is None:
-        return _Rule(text, tool, None)
-    if tool == "Bash":
-        return _Rule(text, tool, spec, command=_command_pattern(spec))
-    if tool not in READ_TOOLS | EDIT_TOOLS:
-        return _Rule(text, tool, spec)
-    bases, pattern = roots, spec
-    if spec.startswith("//"):
-        bases, pattern = ("/",), spec[1:]
-    elif spec == "~" or spec.startswith("~/"):
-        bases, pattern = _forms(Path.home()), "/" + spec[2:] if spec != "~" else "**"
-    elif spec.startswith("./"):
-        pattern = spec[1:]
-    paths = pathspec.PathSpec.from_lines("gitignore", [pattern])
-    return _Rule(text, tool, spec, paths=paths, bases=bases)
-
-
-def _command_pattern(spec: str) -> re.Pattern[str] | None:
-    """`git *` and `git:*` match `git` and `git ...` (a word boundary); `*` spans anything."""
-    spec = spec[:-2] + " *" if spec.endswith(":*") else spec
-    if "*" not in spec:
-        return None
-    tail = spec.endswith(" *")
-    return _glob(spec[:-2] if tail else spec, "(?: .*)?" if tail else "")
-
-
-def _glob(pattern: str, suffix: str = "") -> re.Pattern[str]:
-    return re.compile(".*".join(map(re.escape, pattern.split("*"))) + suffix, re.DOTALL)
-
-
-def _command_hit(rule: _Rule, command: str) -> bool:
-    if rule.command is None:
-        return (rule.spec or "").strip() == command
-    return rule.command.fullmatch(command) is not None
-
-
-def _match_command(rules: list[_Rule], command: str, *, every: bool) -> str | None:
-    parts = subcommands(command)
-    if not every:  # deny/ask: the whole command or any command inside it
-        candidates = [command, *parts]
-        return next((r.text for r in rules if any(_command_hit(r, c) for c in candidates)), None)
-    if exact := next((r for r in rules if r.command is None and _command_hit(r, command)), None):
-        return exact.text
-    found: list[str] = []
-    for part in parts:
-        rule = next((r for r in rules if _command_hit(r, part)), None)
-        if rule is None:
-            return None
-        found += [] if rule.text in found else [rule.text]
-    return ", ".join(found) or None
-
-
-def subcommands(command: str) -> list[str]:
-    """The simple commands in a shell command line, split at `;`, `&&`, `||`, `|`, `&`,
-    newlines, subshells, `$(...)`, `<(...)` and backticks outside quotes.
-
-    Conservative: what it cannot tell apart stays split, so an allow rule sees too many
-    pieces rather than too few. The text around a substitution stays one command (`echo $()`).
-    """
-    parts: list[str] = []
-    stack: list[str] = []  # open contexts: ' " ( $( `
-    saved: list[str] = []  # the command around each open substitution
-    cur, i = "", 0
-
-    def flush() -> None:
-        nonlocal cur
-        if cur.strip():
-            parts.append(cur.strip())
-        cur = ""
-
-    while i < len(command):
-        ch, two, step = command[i], command[i : i + 2], 1
-        top = stack[-1] if stack else ""
-        if top == "'":
-            cur += ch
-            if ch == "'":
-                stack.pop()
-        elif ch == "\\":
-            cur, step = cur + two, 2
-        elif ch == '"' and top == '"':
-            cur += ch
-            stack.pop()
-        elif two == "$(" or (two in ("<(", ">(") and top != '"') or (ch == "`" and top != "`"):
-            step = 1 if ch == "`" else 2
-            saved.append(cur + command[i : i + step])
-            stack.append("`" if ch == "`" else "$(")
-            cur = ""
-        elif (ch == "`" and top == "`") or (ch == ")" and top == "$("):
-            flush()
-            stack.pop()
-            cur = saved.pop() + ch
-        elif top == '"':
-            cur += ch
-        elif ch in "'\"":
-            stack.append(ch)
-            cur += ch
-        elif ch in "()":
-            flush()
-            if ch == "(":
-                stack.append(ch)
-            elif top == "(":
-                stack.pop()
-        elif ch in ";|\n" or (ch == "&" and two != "&>" and not cur.endswith(("<", ">"))):
-            flush()
-        else:
-            cur += ch
-        i += step
-    flush()
-    return parts
-
-
-def _applies(rule_tool: str, name: str, edits_files: bool = False) -> bool:
-    """Whether a rule naming `rule_tool` is about the tool called `name`."""
-    rule_tool = "Agent" if rule_tool == "Task" else rule_tool
-    if rule_tool == name:
-        return True
-    if rule_tool == "Edit":
-        return name in EDIT_TOOLS or edits_files
-    if rule_tool == "Read":
-        return name in READ_TOOLS
-    if rule_tool.startswith("mcp__") and name.startswith("mcp__"):
-        if "*" in rule_tool:
-            return fnmatchcase(name, rule_tool)
-        return rule_tool.count("__") == 1 and name.startswith(rule_tool + "__")
-    return False
-
-
-def _path_hit(rule: _Rule, path: str, is_dir: bool) -> bool:
-    assert rule.paths is not None
-    for base in rule.bases:
-        rel = _relative(path, base)
-        if rel is not None and (
-            rule.paths.match_file(rel) or (is_dir and rule.paths.match_file(rel + "/"))
-        ):
-            return True
-    return False
-
-
-def _generic_hit(spec: str, name: str, inp: Mapping[str, Any]) -> bool:
-    key, sep, value = spec.partition(":")
-    if name == "WebFetch" and sep and key == "domain":
-        host = urlsplit(str(inp.get("url", ""))).hostname or ""
-        return _wild(value, host) or host.endswith("." + value)
-    if sep and key in inp:
-        return _wild(value.strip(), str(inp[key]))
-    main = _MAIN_ARG.get(name)
-    if main is None:
-        strings = [k for k, v in inp.items() if isinstance(v, str)]
-        main = strings[0] if len(strings) == 1 else None
-    return main is not None and main in inp and _wild(spec, str(inp[main]))
-
-
-def _wild(pattern: str, text: str) -> bool:
-    return _glob(pattern).fullmatch(text) is not None
-
-
-def _relative(path: str, base: str) -> str | None:
-    """`path` relative to `base` in POSIX form, or None when it is not strictly inside."""
-    prefix = base if base.endswith("/") else base + "/"
-    return path[len(prefix) :] if path.startswith(prefix) and path != prefix else None
-
-
-def _forms(*dirs: Path) -> tuple[str, ...]:
-    forms = [f(str(d)) for d in dirs for f in (os.path.abspath, os.path.realpath)]
-    return tuple(dict.fromkeys(os.path.normpath(f) for f in forms))
+@lru_cache(maxsize=256)
+def _analysis(command: str) -> CommandAnalysis:
+    return analyze_command(command)

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 from pydantic import Field
 
 from covey.errors import ToolError
-from covey.tools._common import optional, require_text_file
+from covey.tools._common import optional, require_text
+from covey.tools._fs import open_regular
 from covey.tools.base import Tool, ToolContext, ToolInput
-from covey.tools.paths import resolve_in_workspace
+from covey.tools.paths import check_denied, resolve_in_workspace
 
 __all__ = ["ReadInput", "ReadTool"]
 
@@ -41,19 +43,25 @@ class ReadTool(Tool[ReadInput]):
 
     async def run(self, args: ReadInput, ctx: ToolContext) -> str:
         real = resolve_in_workspace(ctx, args.file_path, must_exist=True)
+        check_denied(ctx, "Read", real, args.file_path)
         return await asyncio.to_thread(
-            _numbered, real, args.file_path, args.offset or 1, args.limit or DEFAULT_LIMIT
+            _numbered, ctx, real, args.file_path, args.offset or 1, args.limit or DEFAULT_LIMIT
         )
 
 
-def _numbered(real: Path, path: str, first: int, limit: int) -> str:
-    require_text_file(real, path)
+def _numbered(ctx: ToolContext, real: Path, path: str, first: int, limit: int) -> str:
+    fd = open_regular(ctx, real, path)
+    try:
+        require_text(fd, path)
+    except BaseException:
+        os.close(fd)
+        raise
     out: list[str] = []
     size = 0
     line_no = 0
     next_line: int | None = None
     try:
-        with real.open(encoding="utf-8", errors="replace") as f:
+        with open(fd, encoding="utf-8", errors="replace") as f:
             for line_no, line in enumerate(f, 1):
                 if line_no < first:
                     continue

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import os
+from pathlib import Path
 
 from pydantic import Field
 
-from covey.errors import ToolError
 from covey.tools._common import write_text
+from covey.tools._fs import create_or_truncate
 from covey.tools.base import Tool, ToolContext, ToolInput
-from covey.tools.paths import resolve_in_workspace
+from covey.tools.paths import check_denied, resolve_in_workspace
 
 __all__ = ["WriteInput", "WriteTool"]
 
@@ -33,9 +35,16 @@ class WriteTool(Tool[WriteInput]):
 
     async def run(self, args: WriteInput, ctx: ToolContext) -> str:
         real = resolve_in_workspace(ctx, args.file_path, must_exist=False)
-        if real.is_dir():
-            raise ToolError(f"{args.file_path} is a directory; give a file path")
-        existed = real.exists()
-        await asyncio.to_thread(write_text, real, args.file_path, args.content)
+        check_denied(ctx, "Edit", real, args.file_path)
+        existed = await asyncio.to_thread(_write, ctx, real, args.file_path, args.content)
         lines = args.content.count("\n") + (not args.content.endswith("\n") and bool(args.content))
         return f"{'Overwrote' if existed else 'Created'} {real} ({lines} lines)"
+
+
+def _write(ctx: ToolContext, real: Path, path: str, content: str) -> bool:
+    fd, existed = create_or_truncate(ctx, real, path)
+    try:
+        write_text(fd, path, content)
+    finally:
+        os.close(fd)
+    return existed
