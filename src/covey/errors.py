@@ -8,7 +8,14 @@
         ├── ModelError         the provider failed after retries (overloaded, 5xx, dropped)
         │   └── ContextOverflowError   the conversation no longer fits the model's window
         ├── MaxTurnsExceeded   the run hit --max-turns
-        └── LeaseLost          another host took the session over; this one lets go
+        ├── LeaseLost          another host took the session over; this one lets go
+        ├── PromptBlocked      a UserPromptSubmit hook blocked the prompt
+        ├── StoreBusy          the store stayed locked past the retry time
+        └── StoreWriteFailed   the disk refused a store write (full, I/O error); rolled back
+    GitError                   a git command failed (git's own words)
+    MergeConflict              `covey merge` would conflict; nothing changed (exit 1)
+    ProcessStartError          a program could not be started
+    CommandFailed              `proc.run(check=True)` saw a failure
 
 Foreign exceptions (SDK, sqlite, git) are translated into these once, at the boundary
 that calls the foreign code.
@@ -16,14 +23,28 @@ that calls the foreign code.
 
 from __future__ import annotations
 
+import shlex
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # types named in signatures only: this module imports nothing of covey's
+    from covey.git.merge import ConflictFile
+    from covey.proc import ProcessResult
+
 __all__ = [
+    "CommandFailed",
     "ContextOverflowError",
     "CoveyError",
     "CredentialsError",
+    "GitError",
     "LeaseLost",
     "MaxTurnsExceeded",
+    "MergeConflict",
     "ModelError",
+    "ProcessStartError",
+    "PromptBlocked",
     "RunError",
+    "StoreBusy",
+    "StoreWriteFailed",
     "ToolError",
     "UserError",
 ]
@@ -70,3 +91,64 @@ class LeaseLost(RunError):
     """Another host took this session over; this one must stop writing and let go."""
 
     reason = "lease_lost"
+
+
+class PromptBlocked(RunError):
+    """A UserPromptSubmit hook blocked the prompt."""
+
+    reason = "prompt_blocked"
+
+
+class GitError(CoveyError):
+    """A git command failed; the message carries git's own words."""
+
+
+class MergeConflict(CoveyError):
+    """The merge would conflict; nothing was changed. `report()` is the multi-line story."""
+
+    exit_code = 1
+
+    def __init__(self, name: str, into: str, files: list[ConflictFile], step: str = "") -> None:
+        self.name, self.into, self.files, self.step = name, into, files, step
+        what = f"rebasing {step} onto {into}" if step else f"merging worktree {name!r} into {into}"
+        super().__init__(f"{what} would conflict in {len(files)} file(s); nothing was changed")
+
+    def report(self) -> str:
+        width = max(len(f.path) for f in self.files) if self.files else 0
+        lines = [f"{self}.", "conflicting files:"]
+        for f in self.files:
+            also = f"  also changed in worktrees: {', '.join(f.touched_by)}" if f.touched_by else ""
+            lines.append(f"  {f.path.ljust(width)}{also}".rstrip())
+        how = f"git rebase {self.into}" if self.step else f"git merge {self.into}"
+        lines.append(
+            f"Resolve them in the worktree (cd .covey/worktrees/{self.name} && {how}), "
+            f"then run `covey merge {self.name}` again."
+        )
+        return "\n".join(lines)
+
+
+class StoreBusy(RunError):
+    """The store stayed locked longer than `RETRY_FOR_S`: another process holds it (hung?)."""
+
+    reason = "store_busy"
+
+
+class StoreWriteFailed(RunError):
+    """The disk refused a write (full, or an I/O error): the transaction was rolled back, so
+    the store holds everything up to the last step and nothing half-written."""
+
+    reason = "store_write_failed"
+
+
+class ProcessStartError(CoveyError):
+    """The program could not be started (not found, not executable, bad cwd)."""
+
+
+class CommandFailed(CoveyError):
+    """`run(..., check=True)` saw a non-zero exit or a timeout. Adapters translate it."""
+
+    def __init__(self, result: ProcessResult) -> None:
+        self.result = result
+        why = "timed out" if result.timed_out else f"exited with {result.exit_code}"
+        detail = (result.stderr.strip() or result.stdout.strip())[-500:]
+        super().__init__(f"{shlex.join(result.argv)} {why}" + (f": {detail}" if detail else ""))

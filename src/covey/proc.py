@@ -18,7 +18,6 @@ import contextlib
 import functools
 import os
 import re
-import shlex
 import shutil
 import signal
 import subprocess
@@ -29,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from covey.errors import CoveyError
+from covey.errors import CommandFailed, ProcessStartError
 
 __all__ = [
     "CREDENTIAL_VARS",
@@ -89,20 +88,6 @@ class ProcessResult:
     @property
     def ok(self) -> bool:
         return self.exit_code == 0 and not self.timed_out
-
-
-class ProcessStartError(CoveyError):
-    """The program could not be started (not found, not executable, bad cwd)."""
-
-
-class CommandFailed(CoveyError):
-    """`run(..., check=True)` saw a non-zero exit or a timeout. Adapters translate it."""
-
-    def __init__(self, result: ProcessResult) -> None:
-        self.result = result
-        why = "timed out" if result.timed_out else f"exited with {result.exit_code}"
-        detail = (result.stderr.strip() or result.stdout.strip())[-500:]
-        super().__init__(f"{shlex.join(result.argv)} {why}" + (f": {detail}" if detail else ""))
 
 
 def elide(data: bytes | str, limit: int | None) -> str:

@@ -19,7 +19,7 @@ from covey.agent.events import AgentEvent, Compacted, MessageAdded, TextDelta
 from covey.agent.hooks import AgentHooks, NoHooks
 from covey.agent.subagents_inbox import BackgroundTasks
 from covey.agent.tool_runner import Approver, ToolRunner
-from covey.errors import MaxTurnsExceeded, RunError
+from covey.errors import MaxTurnsExceeded, PromptBlocked
 from covey.messages import Message, Usage
 from covey.models.base import Model, ModelRequest
 from covey.tools.base import Tool, ToolContext
@@ -30,10 +30,6 @@ __all__ = ["MAX_STOP_BLOCKS", "Agent", "Approver", "Observer", "PromptBlocked", 
 Observer = Callable[[AgentEvent], None]
 MAX_STOP_BLOCKS = 8
 """A Stop hook that keeps blocking is overridden after this many times in a row."""
-
-
-class PromptBlocked(RunError):
-    reason = "prompt_blocked"
 
 
 @dataclass

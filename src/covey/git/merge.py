@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from covey.errors import CoveyError, UserError
+from covey.errors import MergeConflict, UserError
 from covey.git.layout import lock_reason
 from covey.git.overlaps import (
     Checkout,
@@ -60,30 +60,6 @@ class ConflictFile:
     path: str
     touched_by: list[str]
     """Other live worktrees that also changed this path."""
-
-
-class MergeConflict(CoveyError):
-    """The merge would conflict; nothing was changed. `report()` is the multi-line story."""
-
-    exit_code = 1
-
-    def __init__(self, name: str, into: str, files: list[ConflictFile], step: str = "") -> None:
-        self.name, self.into, self.files, self.step = name, into, files, step
-        what = f"rebasing {step} onto {into}" if step else f"merging worktree {name!r} into {into}"
-        super().__init__(f"{what} would conflict in {len(files)} file(s); nothing was changed")
-
-    def report(self) -> str:
-        width = max(len(f.path) for f in self.files) if self.files else 0
-        lines = [f"{self}.", "conflicting files:"]
-        for f in self.files:
-            also = f"  also changed in worktrees: {', '.join(f.touched_by)}" if f.touched_by else ""
-            lines.append(f"  {f.path.ljust(width)}{also}".rstrip())
-        how = f"git rebase {self.into}" if self.step else f"git merge {self.into}"
-        lines.append(
-            f"Resolve them in the worktree (cd .covey/worktrees/{self.name} && {how}), "
-            f"then run `covey merge {self.name}` again."
-        )
-        return "\n".join(lines)
 
 
 @dataclass(frozen=True)

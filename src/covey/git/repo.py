@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from covey import proc
-from covey.errors import CoveyError
+from covey.errors import GitError
 
 __all__ = [
     "NO_HOOKS",
@@ -43,10 +43,6 @@ NO_HOOKS = ("-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false")
 def git_argv(*args: str) -> list[str]:
     """The argv of a git command covey runs: `git`, `NO_HOOKS`, then `args`."""
     return ["git", *NO_HOOKS, *args]
-
-
-class GitError(CoveyError):
-    """A git command failed; the message carries git's own words."""
 
 
 def git(

@@ -23,7 +23,6 @@ from pathlib import Path
 
 from covey.agent.definitions import AgentDefinition, Definitions, load_definitions, resolve_tools
 from covey.agent.prompt import build_system_prompt, definition_system_prompt
-from covey.agent.subagents_run import MODE_RANK, PROJECT_SCOPES
 from covey.config import LoadedSettings, Settings, effective_env, load_settings
 from covey.errors import UserError
 from covey.hooks import HooksConfig
@@ -218,6 +217,8 @@ def _clamp_definition_mode(
 ) -> tuple[SessionOptions, str | None]:
     """A main agent's definition found in the project (which an agent or a cloned repository
     may have written) cannot raise the session's permission mode; `--permission-mode` can."""
+    from covey.agent.subagents_run import MODE_RANK, PROJECT_SCOPES  # the loop: only when needed
+
     wanted = defn.permission_mode if defn else None
     if defn is None or wanted is None or options.permission_mode is not None:
         return options, None

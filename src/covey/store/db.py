@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from covey.errors import RunError, UserError
+from covey.errors import StoreBusy, StoreWriteFailed, UserError
 from covey.home import private_file, private_home
 from covey.store._check import check_store_file, error_code, newer_schema, open_failure
 from covey.store._tx import begin_read, retry_busy, rollback
@@ -65,19 +65,6 @@ _VERIFIED: set[str] = set()
 _VERIFIED_LOCK = threading.Lock()
 _WRITERS: dict[str, threading.Lock] = {}
 """Per store file: held by this process's thread that is inside a write transaction."""
-
-
-class StoreBusy(RunError):
-    """The store stayed locked longer than `RETRY_FOR_S`: another process holds it (hung?)."""
-
-    reason = "store_busy"
-
-
-class StoreWriteFailed(RunError):
-    """The disk refused a write (full, or an I/O error): the transaction was rolled back, so
-    the store holds everything up to the last step and nothing half-written."""
-
-    reason = "store_write_failed"
 
 
 _WRITE_FAILURES = {
