@@ -51,14 +51,18 @@ async def compact_messages(
     *,
     keep_turns: int = 2,
     agent_name: str | None = None,
+    instructions: str | None = None,
 ) -> Compaction | None:
-    """Summarise all but the last `keep_turns` turns; None when there is too little to drop."""
+    """Summarise all but the last `keep_turns` turns; None when there is too little to drop.
+    `instructions`: a person's focus for the summary, added to the request."""
     cut = _cut_index(messages, keep_turns)
     if cut is None:
         return None
     head, tail = messages[:cut], messages[cut:]
     last = head[-1]
-    ask = Message(role="user", content=[*last.content, TextBlock(text=COMPACT_INSTRUCTIONS)])
+    focus = f"\n\nFocus the summary on: {instructions}" if instructions else ""
+    request = COMPACT_INSTRUCTIONS + focus
+    ask = Message(role="user", content=[*last.content, TextBlock(text=request)])
     response = await model.complete(
         ModelRequest(
             system=system,

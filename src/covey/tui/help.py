@@ -10,7 +10,18 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-__all__ = ["HELP_TEXT", "HelpScreen"]
+from covey.sessions.slash import help_lines
+
+__all__ = ["HELP_TEXT", "SESSION_KEYS", "HelpScreen"]
+
+SESSION_KEYS = [
+    "keys:",
+    "  Enter            answer the pending question, or send the next prompt",
+    "  /                a command (listed as you type; → completes)",
+    "  ← (empty input)  detach: back to the list; plain covey sends the session to the background",
+    "  Ctrl+C           stop the turn running here; twice within 2 s: quit (attached: detach)",
+]
+"""The session screen's keys, shown by `/help` too."""
 
 HELP_TEXT = """\
 covey agents — keys
@@ -26,11 +37,13 @@ covey agents — keys
 
 session screen
 
-  Enter            answer the pending question, or send the next prompt
-  ← (empty input)  detach: back to the list; plain covey sends the session to the background
-  Ctrl+C           stop the turn running here; twice within 2 s: quit (attached: detach)
+{keys}
 
-Esc, q or ? closes this help."""
+{commands}
+
+Esc, q or ? closes this help.""".format(
+    keys="\n".join(SESSION_KEYS[1:]), commands="\n".join(help_lines())
+)
 
 
 class HelpScreen(ModalScreen[None]):
