@@ -104,8 +104,8 @@ class SessionScreen(Screen[None]):
         yield Log(id="transcript", auto_scroll=True)
         yield Static("", id="live")
         yield Static("", id="ask")
-        yield Static("", id="session-message")
-        yield Static("", id="slash-hints")
+        yield Static("", id="session-message", markup=False)
+        yield Static("", id="slash-hints", markup=False)
         names = [f"/{name}" for command in COMMANDS for name in command.names]
         suggester = SuggestFromList(names, case_sensitive=False)
         yield PromptInput(placeholder=self._placeholder(), id="prompt", suggester=suggester)
