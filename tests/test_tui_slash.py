@@ -84,6 +84,8 @@ def test_help_usage_model_agents_permissions_and_mode(store: Store, git_repo: Pa
             await command(pilot, app, "/cost", "> /usage")
             await command(pilot, app, "/model", f"model: {first}")
             await command(pilot, app, f"/model {other}", "from the next turn")
+            title = app.screen.query_one("#session-title", Static)
+            await wait_for(pilot, lambda: other in str(title.render()), "the model in the title")
             await prompt_and_wait(pilot, app, host, "again")
             await wait_for(pilot, lambda: "● from the other model" in transcript(app), "switch")
             await command(pilot, app, "/model scripted:", "scripted")
@@ -161,6 +163,9 @@ def test_clear_starts_a_fresh_session_and_resume_brings_the_old_one_back(
             await command(pilot, app, "/resume", "recent sessions here")
             assert any(line.strip().startswith(old) for line in transcript(app))
             await command(pilot, app, "/resume nosuch", "no session 'nosuch'")
+            busy, _ = seed_session(store, git_repo, name="busy", state="working")
+            await command(pilot, app, "/resume busy", f"{busy} is running elsewhere: attach")
+            assert host.session_id == new
             await command(pilot, app, f"/resume {old}", f"resumed session {old}")
             assert host.session_id == old
             assert "> first task" in transcript(app)[0]

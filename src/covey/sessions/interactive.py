@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,11 +23,12 @@ from covey.messages import ToolUseBlock
 from covey.sessions import control
 from covey.sessions.hooks_bridge import CommandHooks
 from covey.sessions.host import CancelCause, SessionHost
+from covey.sessions.lease import holder_alive
 from covey.sessions.pending import Pending, is_yes, set_waiting
 from covey.sessions.plan import SessionOptions, SessionPlan, plan_session
 from covey.sessions.slash import compact_session
 from covey.store import Store
-from covey.store.sessions import SessionRow, get_session
+from covey.store.sessions import SessionRow, get_session, update_session
 from covey.tools.permissions import Decision
 
 __all__ = ["ForegroundHost"]
@@ -142,6 +142,10 @@ class ForegroundHost:
         except UserError:
             self.model, self.permission_mode = before
             raise
+        previous = self._plan.previous
+        if model and previous is not None:  # the session goes on with it (title, resume)
+            with self.store.write() as conn:
+                update_session(conn, previous.id, previous.epoch, model=self._plan.model_name)
         self.on_change()
 
     def resume(self, session: SessionRow) -> None:
@@ -149,7 +153,7 @@ class ForegroundHost:
         self._idle("/resume")
         if session.parent_id is not None:
             raise UserError(f"session {session.id} is a subagent or teammate: resume its lead")
-        if session.host_id is not None and (session.lease_expires_at or 0) > time.time():
+        if session.host_id is not None and holder_alive(session.host_id):
             raise UserError(
                 f"session {session.id} is running elsewhere: attach to it (covey attach "
                 f"{session.id})"
