@@ -55,6 +55,12 @@ class SlashCommand:
     def names(self) -> tuple[str, ...]:
         return (self.name, *self.aliases)
 
+    @property
+    def described(self) -> str:
+        """What it does, with its aliases."""
+        alias = f" (also {', '.join('/' + a for a in self.aliases)})" if self.aliases else ""
+        return self.help + alias
+
 
 COMMANDS: tuple[SlashCommand, ...] = (
     SlashCommand("help", "/help", "the commands and keys"),
@@ -129,9 +135,7 @@ def matching(text: str) -> list[SlashCommand]:
 def help_lines() -> list[str]:
     width = max(len(c.usage) for c in COMMANDS)
     lines = ["commands (a line starting with / is never sent; //text sends /text):"]
-    for c in COMMANDS:
-        alias = f" (also {', '.join('/' + a for a in c.aliases)})" if c.aliases else ""
-        lines.append(f"  {c.usage:<{width}}  {c.help}{alias}")
+    lines += [f"  {c.usage:<{width}}  {c.described}" for c in COMMANDS]
     return lines
 
 

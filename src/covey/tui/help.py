@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from typing import ClassVar
 
 from textual.app import ComposeResult
@@ -10,7 +11,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from covey.sessions.slash import help_lines
+from covey.sessions.slash import COMMANDS
 
 __all__ = ["HELP_TEXT", "SESSION_KEYS", "HelpScreen"]
 
@@ -38,11 +39,17 @@ covey agents — keys
 session screen
 
 {keys}
-
 {commands}
 
 Esc, q or ? closes this help.""".format(
-    keys="\n".join(SESSION_KEYS[1:]), commands="\n".join(help_lines())
+    keys="\n".join(SESSION_KEYS[1:]),
+    commands=textwrap.fill(
+        "  ".join(f"/{name}" for c in COMMANDS for name in c.names),
+        width=88,
+        initial_indent="  /commands        ",
+        subsequent_indent=" " * 19,
+        break_on_hyphens=False,
+    ),
 )
 
 
@@ -59,7 +66,7 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Static(HELP_TEXT, id="help-text")
+            yield Static(HELP_TEXT, id="help-text", markup=False)
 
     def action_dismiss_help(self) -> None:
         self.dismiss(None)

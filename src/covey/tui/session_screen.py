@@ -189,7 +189,7 @@ class SessionScreen(Screen[None]):
         found = matching(event.value)
         hints = self.query_one("#slash-hints", Static)
         hints.display = bool(found)
-        hints.update("\n".join(f"  {c.usage:<26} {c.help}" for c in found))
+        hints.update("\n".join(f"  {c.usage:<26} {c.described}" for c in found))
 
     @on(Input.Submitted, "#prompt")
     def on_prompt_submitted(self, event: Input.Submitted) -> None:
