@@ -9,9 +9,6 @@ from typing import Any
 from covey.agent import Compacted
 from covey.agent.hooks import NoHooks
 from covey.messages import compacted_turns
-from covey.models.base import ModelRequest, TextSink
-from covey.models.script import Script
-from covey.models.scripted import ScriptedModel
 from test_agent_loop import Record, call, make_agent
 
 
@@ -88,33 +85,3 @@ def test_a_pre_compact_hook_can_block_compaction(tmp_path: Path) -> None:
     assert asyncio.run(agent.run("go")).result == "finished"
     assert hooks.asked == 4
     assert agent.messages[0].text == "go"
-
-
-class RecordingModel(ScriptedModel):
-    """The scripted model, keeping every request it answered."""
-
-    def __init__(self, script: Script) -> None:
-        super().__init__(script)
-        self.requests: list[ModelRequest] = []
-
-    async def complete(self, request: ModelRequest, on_text: TextSink | None = None) -> Any:
-        self.requests.append(request)
-        return await super().complete(request, on_text)
-
-
-def test_manual_compaction_carries_the_focus_instructions(tmp_path: Path) -> None:
-    events: list[Compacted] = []
-    agent = make_agent(
-        tmp_path,
-        long_script(4),
-        [Record()],
-        observers=[lambda e: events.append(e) if isinstance(e, Compacted) else None],
-    )
-    asyncio.run(agent.run("do four steps"))
-    model = RecordingModel(Script.model_validate({"turns": long_script(4)}))
-    agent.model = model
-    assert asyncio.run(agent.compact("manual", "the failing parser test"))
-    [request] = model.requests
-    assert request.purpose == "compact"
-    assert "Focus the summary on: the failing parser test" in request.messages[-1].text
-    assert [e.trigger for e in events] == ["manual"]

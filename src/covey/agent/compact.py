@@ -53,8 +53,7 @@ async def compact_messages(
     agent_name: str | None = None,
     instructions: str | None = None,
 ) -> Compaction | None:
-    """Summarise all but the last `keep_turns` turns; None when there is too little to drop.
-    `instructions`: a person's focus for the summary, added to the request."""
+    """Summarise all but the last `keep_turns` turns; None when there is too little to drop."""
     cut = _cut_index(messages, keep_turns)
     if cut is None:
         return None

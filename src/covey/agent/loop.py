@@ -148,8 +148,7 @@ class Agent:
         self.add(Message(role="user", content=list(results)))
 
     async def compact(self, trigger: str, instructions: str | None = None) -> bool:
-        """Replace older turns by a summary; False when blocked or there is too little.
-        `instructions`: what the summary should focus on (`/compact <focus>`)."""
+        """Replace older turns by a summary; False when blocked or there is too little."""
         if not await self.hooks.pre_compact(trigger):
             return False
         tools = [t.spec() for t in self.tools.values()]
