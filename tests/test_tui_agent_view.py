@@ -257,7 +257,9 @@ def test_question_mark_shows_help_and_escape_closes_it(store: Store, tmp_path: P
         async with app.run_test(size=(120, 30)) as pilot:
             await pilot.press("question_mark")
             assert isinstance(app.screen, HelpScreen)
-            assert "Ctrl+X, Ctrl+X" in str(app.screen.query_one("#help-text", Static).render())
+            shown = str(app.screen.query_one("#help-text", Static).render())
+            assert "Ctrl+X, Ctrl+X" in shown
+            assert "/compact  /usage  /cost" in shown  # the session screen's commands too
             await pilot.press("escape")
             assert app.screen is app.agents
 

@@ -65,6 +65,7 @@ async def compact_messages(
     *,
     keep_turns: int = 2,
     agent_name: str | None = None,
+    instructions: str | None = None,
 ) -> Compaction | None:
     """Summarise all but the last `keep_turns` turns (or trim their tool outputs when the
     model gives no summary); None when there is too little to drop."""
@@ -72,9 +73,10 @@ async def compact_messages(
     if cut is None:
         return None
     head, tail = messages[:cut], messages[cut:]
+    focus = f"\n\nFocus the summary on: {instructions}" if instructions else ""
     request = ModelRequest(
         system=system,
-        messages=[*head, Message.user(COMPACT_INSTRUCTIONS)],
+        messages=[*head, Message.user(COMPACT_INSTRUCTIONS + focus)],
         tools=tools,
         agent_name=agent_name,
         purpose="compact",

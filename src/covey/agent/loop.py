@@ -143,14 +143,19 @@ class Agent:
         results = await self.runner.execute(calls)
         self.add(Message(role="user", content=list(results)))
 
-    async def compact(self, trigger: str) -> bool:
+    async def compact(self, trigger: str, instructions: str | None = None) -> bool:
         """Replace older turns by a summary (or trim their tool outputs when the model gives
         no summary); False when blocked or there is too little."""
         if not await self.hooks.pre_compact(trigger):
             return False
         tools = [t.spec() for t in self.tools.values()]
         done = await compact_messages(
-            self.model, self.system, self.messages, tools, agent_name=self.agent_name
+            self.model,
+            self.system,
+            self.messages,
+            tools,
+            agent_name=self.agent_name,
+            instructions=instructions,
         )
         if done is None:
             return False

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from covey import __version__
+from covey.cli.compact import compact_now
 from covey.cli.print_output import OUTPUT_FORMATS, PrintOutput
 from covey.cli.prompt_input import prompt_text
 from covey.cli.subcommands import SUBCOMMAND_LIST
@@ -18,6 +19,7 @@ from covey.errors import MaxTurnsExceeded, RunError, UserError
 from covey.sessions.background import BackgroundRequest, create_background_session
 from covey.sessions.host import SessionHost
 from covey.sessions.plan import SessionOptions, find_previous, plan_session
+from covey.sessions.slash import CompactRequest, headless
 from covey.store import Store
 
 __all__ = ["root"]
@@ -175,6 +177,10 @@ def _print_run(store: Store, options: SessionOptions, prompt: str, output: Print
     """`covey -p`: plan, host and run one turn, print the result; the exit code."""
     from covey.supervisor import ensure_supervisor
 
+    parsed = headless(prompt)  # a slash command is never sent as a prompt
+    if isinstance(parsed, CompactRequest):
+        click.echo(compact_now(store, options, parsed.instructions))
+        return 0
     plan = plan_session(options, find_previous(store, options))
     host = SessionHost.open(
         store,
@@ -189,7 +195,7 @@ def _print_run(store: Store, options: SessionOptions, prompt: str, output: Print
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        result = asyncio.run(host.run_turn(prompt))
+        result = asyncio.run(host.run_turn(parsed))
     except MaxTurnsExceeded as e:
         output.finish(host, None, str(e), subtype="error_max_turns")
         return e.exit_code

@@ -19,6 +19,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "subagents": ("subagents",),
     "agents": ("agents", "stop", "reply", "respawn", "rm", "daemon"),
     "attach": ("attach",),
+    "compact": ("compact",),
 }
 """`covey.cli.<module>` → the names of the commands in its `COMMANDS` (a test checks them)."""
 

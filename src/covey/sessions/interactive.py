@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,10 +23,12 @@ from covey.messages import ToolUseBlock
 from covey.sessions import control
 from covey.sessions.hooks_bridge import CommandHooks
 from covey.sessions.host import CancelCause, SessionHost
+from covey.sessions.lease import holder_alive
 from covey.sessions.pending import Pending, is_yes, set_waiting
 from covey.sessions.plan import SessionOptions, SessionPlan, plan_session
+from covey.sessions.slash import compact_session
 from covey.store import Store
-from covey.store.sessions import get_session
+from covey.store.sessions import SessionRow, get_session, update_session
 from covey.tools.permissions import Decision
 
 __all__ = ["ForegroundHost"]
@@ -91,21 +92,95 @@ class ForegroundHost:
 
     def _next_plan(self) -> SessionPlan:
         """The session's plan: made once, then continuing the session the first turn made."""
-        if self._plan is None:
-            options = SessionOptions(
-                cwd=self.cwd,
-                model=self.model,
-                permission_mode=self.permission_mode,
-                kind="interactive",
-            )
-            self._plan = plan_session(options)
-        elif self.session_id is not None and self._plan.session_id != self.session_id:
-            with self.store.read() as conn:
-                row = get_session(conn, self.session_id)
-            if row is None:
-                raise UserError(f"session {self.session_id} is gone from the store")
-            self._plan = dataclasses.replace(self._plan, previous=row)
+        if self._plan is None or self._plan.session_id != self.session_id:
+            self._plan = self._replan()
         return self._plan
+
+    def _replan(self) -> SessionPlan:
+        """A plan from this screen's options, continuing `session_id` (if any)."""
+        options = SessionOptions(
+            cwd=self.cwd,
+            model=self.model,
+            permission_mode=self.permission_mode,
+            kind="interactive",
+        )
+        previous = None
+        if self.session_id is not None:
+            with self.store.read() as conn:
+                previous = get_session(conn, self.session_id)
+            if previous is None:
+                raise UserError(f"session {self.session_id} is gone from the store")
+        return plan_session(options, previous)
+
+    @property
+    def plan(self) -> SessionPlan:
+        """The plan the next turn runs with (checked: `UserError` for bad input)."""
+        return self._next_plan()
+
+    def _idle(self, what: str) -> None:
+        if self.running:
+            raise UserError(f"a turn is running: wait for it (or Ctrl+C) before {what}")
+
+    def clear(self) -> str | None:
+        """`/clear`: the next prompt starts a fresh session in the same place; the id of the
+        session left behind (it stays resumable), None when none had started."""
+        self._idle("/clear")
+        left, self.session_id = self.session_id, None
+        self._plan, self._session, self._started, self.error = None, None, False, None
+        self.on_change()
+        return left
+
+    def switch(self, *, model: str | None = None, permission_mode: str | None = None) -> None:
+        """`/model NAME`, `/mode MODE`: the next turns run with it (checked first: a bad
+        model or mode changes nothing)."""
+        self._idle("switching")
+        before = (self.model, self.permission_mode)
+        self.model = model or self.model
+        self.permission_mode = permission_mode or self.permission_mode
+        try:
+            self._plan = self._replan()
+        except UserError:
+            self.model, self.permission_mode = before
+            raise
+        previous = self._plan.previous
+        if model and previous is not None:  # the session goes on with it (title, resume)
+            with self.store.write() as conn:
+                update_session(conn, previous.id, previous.epoch, model=self._plan.model_name)
+        self.on_change()
+
+    def resume(self, session: SessionRow) -> None:
+        """`/resume`: continue `session` in this screen from the next prompt."""
+        self._idle("/resume")
+        if session.parent_id is not None:
+            raise UserError(f"session {session.id} is a subagent or teammate: resume its lead")
+        if session.host_id is not None and holder_alive(session.host_id):
+            raise UserError(
+                f"session {session.id} is running elsewhere: attach to it (covey attach "
+                f"{session.id})"
+            )
+        before = (self.session_id, self._plan)
+        self.session_id = session.id
+        try:
+            self._plan = self._replan()
+        except UserError:
+            self.session_id, self._plan = before
+            raise
+        self._session, self._started, self.error = None, False, None
+        self.on_change()
+
+    async def compact(self, instructions: str | None = None) -> str:
+        """`/compact`: summarise this session's conversation now; one line saying so."""
+        self._idle("/compact")
+        if self.session_id is None:
+            raise UserError("nothing to compact: send a prompt first")
+        message = await compact_session(self.store, self._next_plan(), instructions)
+        self.on_change()
+        return message
+
+    @property
+    def context_window(self) -> int | None:
+        """The window of the model of the latest turn run here (None before one ran)."""
+        return self._session.agent.model.context_window if self._session else None
 
     def bind(self, session_id: str, epoch: int, hooks: CommandHooks) -> None:
         """`Asker`: this host asks only while its own turn runs; nothing to keep."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from typing import ClassVar
 
 from textual.app import ComposeResult
@@ -10,7 +11,18 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-__all__ = ["HELP_TEXT", "HelpScreen"]
+from covey.sessions.slash import COMMANDS
+
+__all__ = ["HELP_TEXT", "SESSION_KEYS", "HelpScreen"]
+
+SESSION_KEYS = [
+    "keys:",
+    "  Enter            answer the pending question, or send the next prompt",
+    "  /                a command (listed as you type; → completes)",
+    "  ← (empty input)  detach: back to the list; plain covey sends the session to the background",
+    "  Ctrl+C           stop the turn running here; twice within 2 s: quit (attached: detach)",
+]
+"""The session screen's keys, shown by `/help` too."""
 
 HELP_TEXT = """\
 covey agents — keys
@@ -26,11 +38,19 @@ covey agents — keys
 
 session screen
 
-  Enter            answer the pending question, or send the next prompt
-  ← (empty input)  detach: back to the list; plain covey sends the session to the background
-  Ctrl+C           stop the turn running here; twice within 2 s: quit (attached: detach)
+{keys}
+{commands}
 
-Esc, q or ? closes this help."""
+Esc, q or ? closes this help.""".format(
+    keys="\n".join(SESSION_KEYS[1:]),
+    commands=textwrap.fill(
+        "  ".join(f"/{name}" for c in COMMANDS for name in c.names),
+        width=88,
+        initial_indent="  /commands        ",
+        subsequent_indent=" " * 19,
+        break_on_hyphens=False,
+    ),
+)
 
 
 class HelpScreen(ModalScreen[None]):
@@ -46,7 +66,7 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Static(HELP_TEXT, id="help-text")
+            yield Static(HELP_TEXT, id="help-text", markup=False)
 
     def action_dismiss_help(self) -> None:
         self.dismiss(None)

@@ -5,6 +5,10 @@ whichever process hosts the session). A foreground session (plain `covey`) also 
 text of the response being written. The input answers a pending question or permission
 prompt; otherwise it is the next prompt. ← on the empty input detaches: a background
 session goes on where it is; a foreground one is handed to the supervisor.
+
+A line starting with `/` is a slash command, never a prompt: parsed and run by
+`covey.sessions.slash` and `covey.sessions.slash_run`; the screen shows the commands matching
+what is typed, completes inline (→ accepts), and shows what a command answers.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.message import Message
 from textual.screen import Screen
+from textual.suggester import SuggestFromList
 from textual.widgets import Input, Log, Static
 
 from covey.agent import AgentEvent, MessageAdded, TextDelta
@@ -24,9 +29,12 @@ from covey.sessions import control
 from covey.sessions.interactive import ForegroundHost
 from covey.sessions.listing import display_state
 from covey.sessions.pending import Pending
+from covey.sessions.slash import COMMANDS, Invocation, matching, parse
+from covey.sessions.slash_run import run_command
 from covey.store import Store
 from covey.store.sessions import get_session
 from covey.store.transcript import read_entries
+from covey.tui.help import SESSION_KEYS
 from covey.tui.inputs import PromptInput
 from covey.tui.transcript import entry_lines
 
@@ -56,6 +64,7 @@ class SessionScreen(Screen[None]):
     SessionScreen #live { height: auto; max-height: 10; color: $text-muted; }
     SessionScreen #ask { height: auto; color: $warning; border-left: thick $warning; }
     SessionScreen #session-message { height: auto; color: $text-muted; }
+    SessionScreen #slash-hints { height: auto; max-height: 12; color: $text-muted; }
     """
 
     class Detached(Message):
@@ -95,12 +104,16 @@ class SessionScreen(Screen[None]):
         yield Log(id="transcript", auto_scroll=True)
         yield Static("", id="live")
         yield Static("", id="ask")
-        yield Static("", id="session-message")
-        yield PromptInput(placeholder=self._placeholder(), id="prompt")
+        yield Static("", id="session-message", markup=False)
+        yield Static("", id="slash-hints", markup=False)
+        names = [f"/{name}" for command in COMMANDS for name in command.names]
+        suggester = SuggestFromList(names, case_sensitive=False)
+        yield PromptInput(placeholder=self._placeholder(), id="prompt", suggester=suggester)
 
     def on_mount(self) -> None:
         self.query_one("#live").display = False
         self.query_one("#ask").display = False
+        self.query_one("#slash-hints").display = False
         self.query_one(PromptInput).focus()
         self.refresh_session()
         self.set_interval(POLL_S, self.poll)
@@ -170,6 +183,14 @@ class SessionScreen(Screen[None]):
             live.display = False
             self.refresh_session()
 
+    @on(Input.Changed, "#prompt")
+    def show_slash_hints(self, event: Input.Changed) -> None:
+        """As `/…` is typed: the commands it may become, one a line."""
+        found = matching(event.value)
+        hints = self.query_one("#slash-hints", Static)
+        hints.display = bool(found)
+        hints.update("\n".join(f"  {c.usage:<26} {c.described}" for c in found))
+
     @on(Input.Submitted, "#prompt")
     def on_prompt_submitted(self, event: Input.Submitted) -> None:
         text = event.value
@@ -179,8 +200,18 @@ class SessionScreen(Screen[None]):
         self.submit(text)
 
     def submit(self, text: str) -> None:
-        """Answer what the session waits for, or send `text` as its next prompt."""
+        """Run a slash command, answer what the session waits for, or send `text` as its
+        next prompt."""
         self.show_message("")
+        try:
+            parsed = parse(text)
+        except UserError as e:  # an unknown command: nothing is sent
+            self.show_message(str(e))
+            return
+        if isinstance(parsed, Invocation):
+            self.run_worker(self.run_slash(parsed), group="slash")
+            return
+        text = parsed
         try:
             if self.host is not None:
                 if self.host.pending is not None:
@@ -195,6 +226,32 @@ class SessionScreen(Screen[None]):
                 self._ensure_host_soon()
         except UserError as e:
             self.show_message(str(e))
+        self.refresh_session()
+
+    async def run_slash(self, invocation: Invocation) -> None:
+        """Run a slash command; show what it answers and do what it asks of the screen."""
+        try:
+            reply = await run_command(invocation, self.store, self.host, self.session_id)
+        except UserError as e:
+            self.show_message(str(e))
+            return
+        if reply.action == "reload":
+            self._reload()
+        lines = reply.lines + (SESSION_KEYS if invocation.command.name == "help" else [])
+        if lines:
+            self.query_one(Log).write_lines([f"> /{invocation.command.name}", *lines])
+        self.show_message(reply.notice)
+        if reply.action == "exit":
+            self.app.exit(None)
+        elif reply.action == "background":
+            await self.detach()
+
+    def _reload(self) -> None:
+        """The screen now shows another session (or a fresh one): its transcript anew."""
+        self._seq = 0
+        self.query_one(Log).clear()
+        self.session_id = self.host.session_id if self.host is not None else self.session_id
+        self.query_one(PromptInput).placeholder = self._placeholder()
         self.refresh_session()
 
     def _ensure_host_soon(self) -> None:
