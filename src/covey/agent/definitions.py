@@ -27,7 +27,7 @@ from typing import Any, Literal
 from covey.agent.definitions_parse import Invalid, normalize, split_frontmatter
 from covey.config import covey_home, find_project_root
 from covey.errors import UserError
-from covey.tools import core_tools
+from covey.tools import CORE_TOOL_NAMES
 
 __all__ = [
     "ALWAYS_REMOVED",
@@ -43,7 +43,7 @@ __all__ = [
 
 SCOPES = ("cli", "project", "claude-project", "user", "claude-user", "built-in")
 """Every scope, highest precedence first."""
-KNOWN_TOOLS = frozenset([t.name for t in core_tools()] + ["Agent"])
+KNOWN_TOOLS = frozenset([*CORE_TOOL_NAMES, "Agent"])
 """Tool names a definition may list; anything else is dropped with a warning."""
 ALWAYS_REMOVED = frozenset({"AskUserQuestion"})
 """Tools a subagent never gets, whatever its definition says."""

@@ -32,7 +32,7 @@ from covey.models.retry import RetryNotice, RetryPolicy
 from covey.sessions.hooks_bridge import load_hooks
 from covey.store import Store
 from covey.store.sessions import SessionKind, SessionRow, find_session, list_sessions
-from covey.tools import core_tools
+from covey.tools import CORE_TOOL_NAMES
 from covey.tools.permissions import PERMISSION_MODES, PermissionPolicy
 
 __all__ = ["SessionOptions", "SessionPlan", "find_previous", "plan_session"]
@@ -241,5 +241,5 @@ def _system_prompt(
 def _tool_names(defn: AgentDefinition | None) -> tuple[str, ...] | None:
     if defn is None:
         return None
-    available = [*(t.name for t in core_tools()), "Agent"]
+    available = [*CORE_TOOL_NAMES, "Agent"]
     return tuple(resolve_tools(defn, available, depth_allows_agent=True, main_agent=True))
