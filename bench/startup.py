@@ -22,6 +22,13 @@ the number of modules imported (`python -X importtime`, one run) and which of th
 side when it is on PATH (same fake server); otherwise the last Claude Code figures measured
 (issue 18, Claude Code 2.1.197) are quoted. The load average is printed, since the machine
 is shared: compare ratios and import counts across runs rather than absolute times.
+
+A second table weighs the model path's options, each a `python -c`/script process: the
+provider SDKs alone (`import anthropic`, `import openai`), `anthropic._client` with the
+package's `__init__` bypassed (what "import only part of the SDK" could save), `httpx2` alone
+(what a thin client of covey's own would import instead), and covey's own `-p` stack without
+any SDK: every `covey.*` module the `-p "say hi"` run imported except the two adapters, plus
+`httpx2` and `core_tools()` — the floor a thin client would start from.
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -81,6 +88,7 @@ class Row:
     samples: list[Sample]
     imports: int | None = None
     heavy: tuple[str, ...] = ()
+    modules: list[str] = field(default_factory=list)
 
     @property
     def wall(self) -> float:
@@ -114,6 +122,57 @@ def imported(cmd: list[str], cwd: Path, env: dict[str, str]) -> list[str]:
     ][1:]  # the first line is the header
 
 
+PART_OF_ANTHROPIC = """
+import importlib.util, sys, types
+spec = importlib.util.find_spec("anthropic")
+package = types.ModuleType("anthropic")
+package.__path__ = list(spec.submodule_search_locations)
+package.__spec__ = spec
+sys.modules["anthropic"] = package  # skip anthropic/__init__.py (`from . import types`)
+import anthropic._client
+"""
+ADAPTERS = ("covey.models.anthropic", "covey.models.openai")
+
+
+def sdk_options(
+    covey_modules: list[str], tmp: Path, cwd: Path, env: dict[str, str], runs: int
+) -> list[Row]:
+    """The model path's options, each measured as a process of its own."""
+    floor = tmp / "covey_without_sdk.py"
+    stack = [m for m in covey_modules if m.startswith("covey.") and m not in ADAPTERS]
+    floor.write_text(
+        "import httpx2\n"
+        + "".join(f"import {m}\n" for m in stack)
+        + "from covey.tools import core_tools\ncore_tools()\n"
+    )
+    part = tmp / "part_of_anthropic.py"
+    part.write_text(PART_OF_ANTHROPIC)
+    py = sys.executable
+    options = [
+        ("`import httpx2`", [py, "-c", "import httpx2"]),
+        ("`import anthropic`", [py, "-c", "import anthropic"]),
+        ("`anthropic._client`, package `__init__` skipped", [py, str(part)]),
+        ("`import openai`", [py, "-c", "import openai"]),
+        (f"covey's `-p` stack, no SDK ({len(stack)} covey modules + httpx2)", [py, str(floor)]),
+    ]
+    return [measure(label, "sdk", cmd, cwd, env, runs) for label, cmd in options]
+
+
+def options_table(rows: list[Row], say_hi: Row) -> str:
+    lines = [
+        '| option | wall, median (min–max) | peak RSS | modules imported | vs `-p "say hi"` |',
+        "|---|---|---|---|---|",
+    ]
+    for row in rows:
+        walls = [s.wall_s for s in row.samples]
+        lines.append(
+            f"| {row.label} | {fmt_s(row.wall)} ({min(walls):.3f}–{max(walls):.3f}) | "
+            f"{row.rss_mib:.1f} MiB | {row.imports} | {row.wall / say_hi.wall:.2f}× time, "
+            f"{row.rss_mib / say_hi.rss_mib:.2f}× RSS |"
+        )
+    return "\n".join(lines)
+
+
 def measure(label: str, key: str, cmd: list[str], cwd: Path, env: dict[str, str], runs: int) -> Row:
     samples = [run_once(cmd, cwd, env) for _ in range(runs)]
     failed = [s.code for s in samples if s.code != 0]
@@ -122,6 +181,7 @@ def measure(label: str, key: str, cmd: list[str], cwd: Path, env: dict[str, str]
     row = Row(label, key, samples)
     if cmd[0] == sys.executable:
         modules = imported(cmd, cwd, env)
+        row.modules = modules
         row.imports = len(modules)
         row.heavy = tuple(h for h in HEAVY if h in modules)
     return row
@@ -225,7 +285,8 @@ def bench(tmp: Path, runs: int) -> None:
         floor = measure("`python -c pass`", "floor", [py, "-c", "pass"], repo, env, runs)
         rows.append(floor)
         say_hi = [*covey, "-p", "say hi", "--model", MODEL]
-        rows.append(measure('`-p "say hi"`', "-p", say_hi, repo, hi_env, runs))
+        hi_row = measure('`-p "say hi"`', "-p", say_hi, repo, hi_env, runs)
+        rows.append(hi_row)
         rows.append(measure("`--version`", "--version", [*covey, "--version"], repo, env, runs))
         bg = [*covey, "--bg", "say hi", "--model", MODEL]
         run_once(bg, repo, hi_env)  # starts the supervisor: not what a dispatch costs
@@ -240,6 +301,7 @@ def bench(tmp: Path, runs: int) -> None:
         env3 = {**env, "ANTHROPIC_API_KEY": "bench-key", "ANTHROPIC_BASE_URL": url3}
         three = [*covey, "-p", "read README.md twice", "--model", MODEL]
         rows.append(measure("3-turn `-p` (2 × Read)", "rss", three, repo, env3, runs))
+        options = sdk_options(hi_row.modules, tmp, repo, env, runs)
         if claude_bin:
             claude["-p"] = measure(
                 "claude -p", "-p", [claude_bin, "-p", "say hi"], repo, hi_env, runs
@@ -256,6 +318,8 @@ def bench(tmp: Path, runs: int) -> None:
         print("(`claude` is not on PATH: its column quotes issue 18's last measurement)")
     print()
     print(table(rows, claude, floor))
+    print()
+    print(options_table(options, hi_row))
 
 
 if __name__ == "__main__":
