@@ -66,3 +66,17 @@ def test_bg_dispatch_plans_without_sdk_loop_or_tools(supervisor: Path) -> None: 
 
 def test_core_tool_names_are_the_names_of_core_tools() -> None:
     assert [t.name for t in core_tools()] == list(CORE_TOOL_NAMES)
+
+
+def test_lazy_package_names_resolve_to_their_modules() -> None:
+    import covey.agent
+    import covey.tools
+    from covey.agent.loop import Agent, RunResult
+    from covey.tools.bash import BashTool
+
+    assert (covey.agent.Agent, covey.agent.RunResult) == (Agent, RunResult)
+    assert covey.tools.BashTool is BashTool
+    with pytest.raises(AttributeError):
+        _ = covey.tools.NoSuchTool
+    with pytest.raises(AttributeError):
+        _ = covey.agent.NoSuchName
