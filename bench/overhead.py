@@ -3,8 +3,9 @@
     .venv/bin/python bench/overhead.py [--turns 1000]
 
 Prints a table. The overhead is what every request carries before any conversation; Claude
-Code 2.1.197 sends about 78,000 bytes of system prompt and tool definitions (the figure the
-issue cites). The loop cost is measured with the scripted model (no network, no delay), each
+Code 2.1.197's first request carries 108,441 bytes of system prompt and tool definitions
+(measured against the fake provider, issue 18; plus 6.9 KB of reminders, not counted).
+The loop cost is measured with the scripted model (no network, no delay), each
 turn one Read tool call of a small file, so it is covey's own work per turn: building the
 request, running the tool, checking permissions, appending messages and emitting events.
 """
@@ -32,7 +33,7 @@ from covey.tools import core_tools
 from covey.tools.base import Tool, ToolContext
 from covey.tools.permissions import PermissionPolicy
 
-CLAUDE_CODE_BYTES = 78_000
+CLAUDE_CODE_BYTES = 108_441
 TARGET_BYTES = 15_000
 TARGET_MS_PER_TURN = 2.0
 
@@ -120,7 +121,7 @@ def main() -> None:
             f"target ≤ {TARGET_BYTES:,} B: {'met' if total <= TARGET_BYTES else 'MISSED'}",
         ),
         (
-            "vs Claude Code 2.1.197 (~78,000 B)",
+            "vs Claude Code 2.1.197 (108,441 B)",
             f"{total / CLAUDE_CODE_BYTES:.3f}×",
             f"{CLAUDE_CODE_BYTES / total:.1f}× smaller",
             "",

@@ -375,6 +375,8 @@ def test_public_surface() -> None:
         "ALWAYS_REMOVED",
         "BUILT_INS",
         "KNOWN_TOOLS",
+        "MODE_RANK",
+        "PROJECT_SCOPES",
         "SCOPES",
         "AgentDefinition",
         "DefinitionReport",

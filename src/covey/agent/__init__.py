@@ -1,4 +1,11 @@
-"""The agent: one loop of model ⇄ tools, its events, hooks points and system prompt."""
+"""The agent: one loop of model ⇄ tools, its events, hooks points and system prompt.
+
+The loop's names load on first use (PEP 562), so a module that needs only a part of the
+agent (definitions, events, the prompt) does not import the loop and every tool with it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from covey.agent.events import (
     AgentEvent,
@@ -8,7 +15,9 @@ from covey.agent.events import (
     ToolFinished,
     ToolStarted,
 )
-from covey.agent.loop import Agent, Approver, PromptBlocked, RunResult
+
+if TYPE_CHECKING:
+    from covey.agent.loop import Agent, Approver, PromptBlocked, RunResult
 
 __all__ = [
     "Agent",
@@ -22,3 +31,13 @@ __all__ = [
     "ToolFinished",
     "ToolStarted",
 ]
+
+_FROM_LOOP = frozenset({"Agent", "Approver", "PromptBlocked", "RunResult"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FROM_LOOP:
+        from covey.agent import loop
+
+        return getattr(loop, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -31,12 +31,14 @@ from typing import Any, Literal
 from covey.agent.definitions_parse import Invalid, normalize, split_frontmatter
 from covey.config import covey_home, find_project_root, load_settings
 from covey.errors import UserError
-from covey.tools import core_tools
+from covey.tools import CORE_TOOL_NAMES
 
 __all__ = [
     "ALWAYS_REMOVED",
     "BUILT_INS",
     "KNOWN_TOOLS",
+    "MODE_RANK",
+    "PROJECT_SCOPES",
     "SCOPES",
     "AgentDefinition",
     "DefinitionReport",
@@ -47,7 +49,11 @@ __all__ = [
 
 SCOPES = ("cli", "project", "claude-project", "user", "claude-user", "built-in")
 """Every scope, highest precedence first."""
-KNOWN_TOOLS = frozenset([t.name for t in core_tools()] + ["Agent"])
+KNOWN_TOOLS = frozenset([*CORE_TOOL_NAMES, "Agent"])
+MODE_RANK = {"plan": 0, "dontAsk": 1, "default": 2, "acceptEdits": 3, "bypassPermissions": 4}
+"""Permission modes from the most to the least careful."""
+PROJECT_SCOPES = ("project", "claude-project")
+"""Definitions that came with the repository: anyone who can commit can write them."""
 """Tool names a definition may list; anything else is dropped with a warning."""
 ALWAYS_REMOVED = frozenset({"AskUserQuestion"})
 """Tools a subagent never gets, whatever its definition says."""

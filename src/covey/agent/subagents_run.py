@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from covey.agent.definitions import AgentDefinition, resolve_tools
+from covey.agent.definitions import MODE_RANK, PROJECT_SCOPES, AgentDefinition, resolve_tools
 from covey.agent.events import AgentEvent, MessageAdded, ToolFinished
 from covey.agent.hooks import AgentHooks, PreToolOutcome, PromptOutcome
 from covey.agent.loop import Agent
@@ -40,10 +40,6 @@ __all__ = [
 
 OVERRIDING_MODES = ("bypassPermissions", "acceptEdits")
 """A parent in one of these modes gives it to its subagents, whatever their definition says."""
-MODE_RANK = {"plan": 0, "dontAsk": 1, "default": 2, "acceptEdits": 3, "bypassPermissions": 4}
-"""Permission modes from the most to the least careful."""
-PROJECT_SCOPES = ("project", "claude-project")
-"""Definitions that came with the repository: anyone who can commit can write them."""
 
 
 def child_mode(parent: str, defn: AgentDefinition) -> tuple[str, str | None]:

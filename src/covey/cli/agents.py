@@ -13,7 +13,6 @@ from pathlib import Path
 
 import click
 
-from covey.sessions import control
 from covey.sessions.listing import ALL_KINDS, agent_rows
 from covey.store import Store
 from covey.store.sessions import list_sessions
@@ -46,6 +45,8 @@ def agents_command(
 @click.argument("session")
 def stop_command(session: str) -> None:
     """Stop a session: its host cancels it, or it is marked stopped if no host runs it."""
+    from covey.sessions import control  # the plan and git load only to act on a session
+
     with _store() as store:
         row, outcome = control.stop(store, session)
     messages = {
@@ -61,6 +62,8 @@ def stop_command(session: str) -> None:
 @click.argument("text")
 def reply_command(session: str, text: str) -> None:
     """Answer a session's pending question or permission prompt, or give it its next prompt."""
+    from covey.sessions import control  # the plan and git load only to act on a session
+
     with _store() as store:
         row, _ = control.reply(store, session, text)
     ensure_supervisor()
@@ -71,6 +74,8 @@ def reply_command(session: str, text: str) -> None:
 @click.argument("session")
 def respawn_command(session: str) -> None:
     """Continue a finished, failed, stopped or interrupted session from its transcript."""
+    from covey.sessions import control  # the plan and git load only to act on a session
+
     with _store() as store:
         row, command = control.respawn(store, session)
     ensure_supervisor()
@@ -81,6 +86,8 @@ def respawn_command(session: str) -> None:
 @click.argument("session")
 def rm_command(session: str) -> None:
     """Stop a session, snapshot and remove its worktree, and hide it (the transcript stays)."""
+    from covey.sessions import control  # the plan and git load only to act on a session
+
     with _store() as store:
         report = control.remove(store, session)
     parts = [f"removed · {report.session.id}"]

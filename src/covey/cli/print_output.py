@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from covey.agent import AgentEvent, Compacted, MessageAdded, RunResult
-from covey.messages import Usage, dump_message
-from covey.models.retry import RetryNotice
-from covey.sessions.host import SessionHost
+if TYPE_CHECKING:  # `covey --help` and `--version` read OUTPUT_FORMATS without the agent stack
+    from covey.agent import AgentEvent, RunResult
+    from covey.models.retry import RetryNotice
+    from covey.sessions.host import SessionHost
 
 __all__ = ["OUTPUT_FORMATS", "PrintOutput"]
 
@@ -54,6 +54,9 @@ class PrintOutput:
             )
 
     def event(self, event: AgentEvent) -> None:
+        from covey.agent.events import Compacted, MessageAdded
+        from covey.messages import Usage, dump_message
+
         if self.fmt != "stream-json":
             return
         if isinstance(event, Compacted):

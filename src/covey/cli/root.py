@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from covey import __version__
-from covey.cli.compact import compact_now
-from covey.cli.print_output import OUTPUT_FORMATS, PrintOutput
+from covey.cli.print_output import OUTPUT_FORMATS
 from covey.cli.prompt_input import prompt_text
 from covey.cli.subcommands import SUBCOMMAND_LIST
 from covey.errors import MaxTurnsExceeded, RunError, UserError
-from covey.sessions.background import BackgroundRequest, create_background_session
-from covey.sessions.host import SessionHost
-from covey.sessions.plan import SessionOptions, find_previous, plan_session
-from covey.sessions.slash import CompactRequest, headless
-from covey.store import Store
+
+if TYPE_CHECKING:
+    from covey.cli.print_output import PrintOutput
+    from covey.sessions.background import BackgroundRequest
+    from covey.sessions.plan import SessionOptions
+    from covey.store import Store
+
+# What a run needs loads in the branch that runs it: `--version` and `--help` import click
+# and nothing of the agent, `--bg` dispatch the plan and the store but no model SDK, loop or
+# tool (tests/test_startup_imports.py pins this).
 
 __all__ = ["root"]
 
@@ -98,6 +101,8 @@ def root(
 ) -> None:
     """Run AI coding agents on this repository. `covey -p "fix the failing test"`."""
     if background:
+        from covey.sessions.background import BackgroundRequest
+
         if print_mode:
             raise UserError("use either --bg or -p, not both")
         not_bg = {
@@ -153,6 +158,10 @@ def root(
     if resume is not None and continue_last:
         raise UserError("use either --resume or --continue, not both")
     prompt = prompt_text(prompt, "-p")
+    from covey.cli.print_output import PrintOutput
+    from covey.sessions.plan import SessionOptions
+    from covey.store import Store
+
     output = PrintOutput(output_format)
     options = SessionOptions(
         cwd=Path.cwd(),
@@ -175,6 +184,13 @@ def root(
 
 def _print_run(store: Store, options: SessionOptions, prompt: str, output: PrintOutput) -> int:
     """`covey -p`: plan, host and run one turn, print the result; the exit code."""
+    import asyncio
+    import signal
+
+    from covey.cli.compact import compact_now
+    from covey.sessions.host import SessionHost
+    from covey.sessions.plan import find_previous, plan_session
+    from covey.sessions.slash import CompactRequest, headless
     from covey.supervisor import ensure_supervisor
 
     parsed = headless(prompt)  # a slash command is never sent as a prompt
@@ -211,6 +227,8 @@ def _print_run(store: Store, options: SessionOptions, prompt: str, output: Print
 def _background(prompt: str | None, request: BackgroundRequest) -> None:
     """`covey --bg PROMPT`: queue a background session and make sure the supervisor runs it.
     Every flag is stored with the session and applied by the supervisor (none is dropped)."""
+    from covey.sessions.background import create_background_session
+    from covey.store import Store
     from covey.supervisor import ensure_supervisor
 
     prompt = prompt_text(prompt, "--bg")

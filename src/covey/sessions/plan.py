@@ -21,7 +21,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from covey.agent.definitions import AgentDefinition, Definitions, load_definitions, resolve_tools
+from covey.agent.definitions import (
+    MODE_RANK,
+    PROJECT_SCOPES,
+    AgentDefinition,
+    Definitions,
+    load_definitions,
+    resolve_tools,
+)
 from covey.agent.prompt import build_system_prompt, definition_system_prompt
 from covey.config import LoadedSettings, Settings, effective_env, load_settings
 from covey.errors import UserError
@@ -32,7 +39,7 @@ from covey.models.retry import RetryNotice, RetryPolicy
 from covey.sessions.hooks_bridge import load_hooks
 from covey.store import Store
 from covey.store.sessions import SessionKind, SessionRow, find_session, list_sessions
-from covey.tools import core_tools
+from covey.tools import CORE_TOOL_NAMES
 from covey.tools.permissions import PERMISSION_MODES, PermissionPolicy
 
 __all__ = ["SessionOptions", "SessionPlan", "find_previous", "plan_session"]
@@ -217,8 +224,6 @@ def _clamp_definition_mode(
 ) -> tuple[SessionOptions, str | None]:
     """A main agent's definition found in the project (which an agent or a cloned repository
     may have written) cannot raise the session's permission mode; `--permission-mode` can."""
-    from covey.agent.subagents_run import MODE_RANK, PROJECT_SCOPES  # the loop: only when needed
-
     wanted = defn.permission_mode if defn else None
     if defn is None or wanted is None or options.permission_mode is not None:
         return options, None
@@ -267,5 +272,5 @@ def _system_prompt(
 def _tool_names(defn: AgentDefinition | None) -> tuple[str, ...] | None:
     if defn is None:
         return None
-    available = [*(t.name for t in core_tools()), "Agent"]
+    available = [*CORE_TOOL_NAMES, "Agent"]
     return tuple(resolve_tools(defn, available, depth_allows_agent=True, main_agent=True))

@@ -1,0 +1,82 @@
+"""Quick commands load only what they use: no model SDK, agent loop, tool or Textual.
+
+Each command runs as a new `python -X importtime -m covey …` process (the console script runs
+the same code), and the modules it imported are read from importtime's report on stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bgtools import supervisor  # noqa: F401  (fixture: stops the daemon a dispatch starts)
+from covey.tools import CORE_TOOL_NAMES, core_tools
+
+HEAVY = ("anthropic", "openai", "textual", "covey.agent.loop", "covey.tools.bash", "httpx")
+"""Provider SDKs (and their HTTP client), the agent loop, a tool, the TUI."""
+
+
+def imported_modules(*args: str, cwd: Path, env: dict[str, str] | None = None) -> set[str]:
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "covey", *args],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return {
+        line.rsplit("|", 1)[1].strip()
+        for line in proc.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+
+
+def heavy_in(modules: set[str]) -> list[str]:
+    return [h for h in HEAVY if h in modules]
+
+
+@pytest.mark.parametrize(
+    "args", [("--version",), ("--help",), ("agents", "--json"), ("sessions", "--json")]
+)
+def test_listing_and_version_load_no_sdk_loop_tool_or_tui(git_repo: Path, args: str) -> None:
+    modules = imported_modules(*args, cwd=git_repo)
+    assert "covey.cli.main" in modules  # the report was read
+    assert heavy_in(modules) == []
+
+
+def test_version_loads_neither_the_store_nor_the_plan(git_repo: Path) -> None:
+    modules = imported_modules("--version", cwd=git_repo)
+    assert {"covey.store", "covey.sessions.plan", "pydantic"} & modules == set()
+
+
+def test_bg_dispatch_plans_without_sdk_loop_or_tools(supervisor: Path) -> None:  # noqa: F811
+    env = {"ANTHROPIC_API_KEY": "test-key", "ANTHROPIC_BASE_URL": "http://127.0.0.1:9"}
+    modules = imported_modules(
+        "--bg", "say hi", "--model", "anthropic:claude-sonnet-4-5", cwd=supervisor, env=env
+    )
+    assert "covey.sessions.plan" in modules  # the dispatch did plan the session
+    assert heavy_in(modules) == []
+
+
+def test_core_tool_names_are_the_names_of_core_tools() -> None:
+    assert [t.name for t in core_tools()] == list(CORE_TOOL_NAMES)
+
+
+def test_lazy_package_names_resolve_to_their_modules() -> None:
+    import covey.agent
+    import covey.tools
+    from covey.agent.loop import Agent, RunResult
+    from covey.tools.bash import BashTool
+
+    assert (covey.agent.Agent, covey.agent.RunResult) == (Agent, RunResult)
+    assert covey.tools.BashTool is BashTool
+    with pytest.raises(AttributeError):
+        _ = covey.tools.NoSuchTool
+    with pytest.raises(AttributeError):
+        _ = covey.agent.NoSuchName
