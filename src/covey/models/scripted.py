@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Any
 
 from covey.errors import ModelError
 from covey.messages import Message, TextBlock, ToolUseBlock, Usage, dump_message
@@ -43,7 +42,7 @@ class ScriptedModel:
     def context_window(self) -> int:
         return self._context_window
 
-    def _unchecked_from(self, sent: list[dict[str, Any]], purpose: str) -> int:
+    def _unchecked_from(self, sent: list[Message], purpose: str) -> int:
         """Where the part of `sent` not checked by an earlier request of this conversation
         starts: a conversation only grows, so a long run checks each turn once, not every
         turn on every request (a compaction request, or a shorter conversation, checks all)."""
@@ -51,13 +50,13 @@ class ScriptedModel:
         if purpose == "compact" or not 0 < checked <= len(sent):
             return 0
         # from the latest answer already seen: its tool calls pair with what follows
-        return next((i for i in range(checked - 1, -1, -1) if sent[i]["role"] == "assistant"), 0)
+        return next((i for i in range(checked - 1, -1, -1) if sent[i].role == "assistant"), 0)
 
     async def complete(
         self, request: ModelRequest, on_text: TextSink | None = None
     ) -> ModelResponse:
-        sent = [dump_message(m) for m in wire_messages(request.messages)]
-        window = sent[self._unchecked_from(sent, request.purpose) :]
+        sent = wire_messages(request.messages)
+        window = [dump_message(m) for m in sent[self._unchecked_from(sent, request.purpose) :]]
         if problem := anthropic_violation(window, tools_defined=bool(request.tools)):
             raise ModelError(f"scripted model: a provider would refuse the request: {problem}")
         if request.purpose == "compact" and "compact" not in self._script.agents:

@@ -40,6 +40,8 @@ def wire_messages(messages: Sequence[Message]) -> list[Message]:
 
 def _joined(run: list[Message]) -> Message:
     """One message from a run of messages of one role."""
+    if len(run) == 1 and _well_formed(run[0]):
+        return run[0]  # the common case, checked in one pass: a long conversation costs little
     blocks = [b for m in run for b in m.content if not isinstance(b, TextBlock) or b.text]
     if run[0].role == "user":
         answered: set[str] = set()
@@ -51,6 +53,27 @@ def _joined(run: list[Message]) -> Message:
         blocks = [*results, *(b for b in blocks if not isinstance(b, ToolResultBlock))]
     if not blocks:
         blocks = [TextBlock(text=NO_CONTENT)]
-    if len(run) == 1 and blocks == run[0].content:
+    if len(run) == 1 and _same(blocks, run[0].content):
         return run[0]
     return Message(role=run[0].role, content=blocks)
+
+
+def _well_formed(message: Message) -> bool:
+    """Nothing to change: content, no empty text, tool results first and each id once."""
+    seen_other = False
+    ids: set[str] = set()
+    for block in message.content:
+        if isinstance(block, ToolResultBlock):
+            if seen_other or block.tool_use_id in ids:
+                return False
+            ids.add(block.tool_use_id)
+        elif isinstance(block, TextBlock) and not block.text:
+            return False
+        else:
+            seen_other = True
+    return bool(message.content)
+
+
+def _same(blocks: list[ContentBlock], content: Sequence[ContentBlock]) -> bool:
+    """The same blocks in the same order (by identity: no deep comparison per request)."""
+    return len(blocks) == len(content) and all(a is b for a, b in zip(blocks, content, strict=True))
