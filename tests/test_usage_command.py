@@ -106,3 +106,33 @@ def test_usage_since_bad_date_is_one_line_exit_2(git_repo: Path) -> None:
     assert run.code == 2
     assert run.err.strip().count("\n") == 0
     assert "--since 'yesterdayish'" in run.err
+
+
+def test_settings_pricing_overrides_the_table_for_sessions_and_subagents(git_repo: Path) -> None:
+    price = {"input": 10.0, "output": 100.0, "cacheWrite": 20.0, "cacheRead": 1.0}
+    settings = git_repo / ".covey" / "settings.json"
+    settings.parent.mkdir(exist_ok=True)
+    settings.write_text(json.dumps({"pricing": {"claude-sonnet-4-5": price}}))
+    session, billed = _run(git_repo, WITH_SUBAGENT)
+    expected = sum(
+        (u.input * 10 + u.output * 100 + u.cache_write * 20 + u.cache_read * 1) / 1e6
+        for u in billed
+    )
+    [row] = _usage_json(git_repo)
+    assert row["session"] == session
+    assert row["cost_usd"] == pytest.approx(expected, abs=1e-6)
+    by_agent = {r["agent"]: r for r in _usage_json(git_repo, "--by", "agent")}
+    sub = billed[1:3]
+    assert by_agent["main/general-purpose-1"]["cost_usd"] == pytest.approx(
+        sum((u.input * 10 + u.output * 100 + u.cache_write * 20 + u.cache_read) / 1e6 for u in sub),
+        abs=1e-6,
+    )
+
+
+def test_a_pricing_entry_missing_a_price_is_refused_naming_the_field(git_repo: Path) -> None:
+    settings = git_repo / ".covey" / "settings.json"
+    settings.parent.mkdir(exist_ok=True)
+    settings.write_text(json.dumps({"pricing": {"claude-sonnet-4-5": {"input": 1, "output": 2}}}))
+    run = covey("-p", "go", *MODEL, cwd=git_repo, env={"ANTHROPIC_API_KEY": "k"})
+    assert run.code == 2
+    assert "pricing" in run.err and "cacheWrite" in run.err

@@ -26,6 +26,7 @@ from covey.errors import CredentialsError, UserError
 __all__ = [
     "BackgroundSettings",
     "LoadedSettings",
+    "ModelPrice",
     "PermissionMode",
     "PermissionSettings",
     "RetrySettings",
@@ -192,6 +193,20 @@ class BackgroundSettings(BaseModel):
     never); the next command that needs it starts it again."""
 
 
+class ModelPrice(BaseModel):
+    """The price of one model (or `prefix*` of models) in USD per million tokens (`pricing`)."""
+
+    model_config = _MODEL
+    input: float = Field(ge=0)
+    """Uncached input tokens."""
+    output: float = Field(ge=0)
+    """Output tokens."""
+    cacheWrite: float = Field(ge=0)
+    """Input tokens written to the prompt cache."""
+    cacheRead: float = Field(ge=0)
+    """Input tokens read from the prompt cache."""
+
+
 class Settings(BaseModel):
     """One settings file, or all of them merged."""
 
@@ -218,6 +233,10 @@ class Settings(BaseModel):
     """How `covey -w` makes worktrees: base, pool, symlinked and sparse directories."""
     subagents: SubagentSettings = Field(default_factory=SubagentSettings)
     """Nesting depth and concurrency of subagents."""
+    pricing: dict[str, ModelPrice] = Field(default_factory=dict)
+    """Prices by model id (or `prefix*`), merged over the built-in table; they apply to usage
+    recorded from then on, e.g. {"claude-sonnet-4*": {"input": 3, "output": 15,
+    "cacheWrite": 3.75, "cacheRead": 0.3}}."""
     background: BackgroundSettings = Field(default_factory=BackgroundSettings)
     """Background sessions: whether the supervisor resumes interrupted ones on start."""
 
