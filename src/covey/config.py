@@ -179,6 +179,10 @@ class SubagentSettings(BaseModel):
     0 = no Agent tool at all."""
     maxConcurrent: int = Field(default=10, ge=1, le=1000)
     """How many subagents run at once in a session; extra spawns wait in a queue."""
+    listBudgetChars: int = Field(default=8_000, ge=0, le=1_000_000)
+    """Characters the list of agent types may take in the Agent tool's description, sent with
+    every request: each type gets the first sentence of its description (at most 120
+    characters); past the budget, names only, grouped by scope. Every type stays usable."""
 
 
 class BackgroundSettings(BaseModel):

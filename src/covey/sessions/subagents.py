@@ -214,7 +214,11 @@ def subagent_runtime(
             worktree_hooks=worktree_hooks,
             pricing=settings.pricing,
         ),
-        limits=SubagentLimits(settings.subagents.maxDepth, settings.subagents.maxConcurrent),
+        limits=SubagentLimits(
+            settings.subagents.maxDepth,
+            settings.subagents.maxConcurrent,
+            settings.subagents.listBudgetChars,
+        ),
         resolve=resolve,
         env=env,
         make_policy=make_policy,
