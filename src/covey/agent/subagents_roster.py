@@ -38,20 +38,33 @@ def _names_only(definitions: list[AgentDefinition]) -> list[str]:
     ]
 
 
-def _size(lines: list[str]) -> int:
-    return sum(len(line) + 1 for line in lines)
+def _names_only_sizes(definitions: list[AgentDefinition]) -> list[int]:
+    """`sizes[i]`: characters (newlines included) `_names_only(definitions[i:])` takes; 0 for
+    an empty rest. One pass from the end, so the roster is linear in the definitions."""
+    sizes = [0] * (len(definitions) + 1)
+    scopes: dict[str, int] = {}  # scope → its line's length so far, newline included
+    for i in range(len(definitions) - 1, -1, -1):
+        d = definitions[i]
+        scopes[d.scope] = (
+            scopes[d.scope] + len(d.name) + 2
+            if d.scope in scopes
+            else len(f"- {d.scope}: ") + len(d.name) + 1
+        )
+        sizes[i] = len(NAMES_ONLY_HEADER) + 1 + sum(scopes.values())
+    return sizes
 
 
 def agent_roster(
     definitions: list[AgentDefinition], budget: int = DEFAULT_LIST_BUDGET_CHARS
 ) -> str:
     """One line per described type, in precedence order, then the rest by name."""
+    tails = _names_only_sizes(definitions)
     described: list[str] = []
+    used = 0
     for i, d in enumerate(definitions):
         line = f"- {d.name}: {first_sentence(d.description)}"
-        rest = definitions[i + 1 :]
-        tail = _names_only(rest) if rest else []
-        if _size([*described, line, *tail]) > budget:
+        if used + len(line) + 1 + tails[i + 1] > budget:
             return "\n".join([*described, *_names_only(definitions[i:])])
         described.append(line)
+        used += len(line) + 1
     return "\n".join(described)
