@@ -87,3 +87,15 @@ def test_settings_budget_reaches_the_request(git_repo: Path) -> None:
     assert len(roster) <= 6_000  # the 400 names alone take ~5,700; the default would be 8,000
     assert roster.startswith("- reviewer-000: Reviews pull requests")
     assert all(f"reviewer-{i:03d}" in roster for i in range(400))
+
+
+def test_roster_meets_every_budget_the_names_fit_in() -> None:
+    definitions = [
+        AgentDefinition(f"t-{i}", f"Does task {i}. More.", "p", scope=("project", "user")[i % 2])
+        for i in range(60)
+    ]
+    names_only = len(agent_roster(definitions, 0))
+    for budget in range(names_only, names_only + 1_500, 7):
+        roster = agent_roster(definitions, budget)
+        assert len(roster) <= budget
+        assert all(f"t-{i}" in roster for i in range(60))
