@@ -2,7 +2,11 @@
 
     .venv/bin/python bench/overhead.py [--turns 1000]
 
-Prints a table. The overhead is what every request carries before any conversation; Claude
+Prints two tables: the overhead and loop cost, then the overhead with 0, 50 and 400 agent
+definitions installed (generated files in a temp directory), before and after the Agent
+tool's list of types was kept within `subagents.listBudgetChars`.
+
+The overhead is what every request carries before any conversation; Claude
 Code 2.1.197's first request carries 108,441 bytes of system prompt and tool definitions
 (measured against the fake provider, issue 18; plus 6.9 KB of reminders, not counted).
 The loop cost is measured with the scripted model (no network, no delay), each
@@ -24,7 +28,8 @@ from typing import Any
 from covey.agent import Agent
 from covey.agent.definitions import load_definitions
 from covey.agent.prompt import build_system_prompt
-from covey.agent.subagents import SubagentRuntime
+from covey.agent.subagents import AgentTool, SubagentLimits, SubagentRuntime
+from covey.agent.subagents_roster import DEFAULT_LIST_BUDGET_CHARS
 from covey.messages import Usage
 from covey.models.script import Script, ScriptToolCall, ScriptTurn
 from covey.models.scripted import ScriptedModel
@@ -36,23 +41,49 @@ from covey.tools.permissions import PermissionPolicy
 CLAUDE_CODE_BYTES = 108_441
 TARGET_BYTES = 15_000
 TARGET_MS_PER_TURN = 2.0
+DEFINITION_COUNTS = (0, 50, 400)
+DESCRIPTION = (
+    "Use this agent when the user asks to review {area} code for correctness, security and "
+    "style. It reads the changed files, runs the project's linters and reports each finding "
+    "with its file, line and a suggested fix. Example: 'review my {area} changes'."
+)
+"""~250 characters, two to three sentences: the size of a typical public collection's entry."""
+AREAS = ("backend", "frontend", "database", "infrastructure", "mobile", "security", "data")
 
 
-def session_tools(workspace: Path) -> list[Tool[Any]]:
+def write_definitions(workspace: Path, count: int) -> None:
+    agents = workspace / ".covey" / "agents"
+    agents.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        area = AREAS[i % len(AREAS)]
+        name = f"{area}-reviewer-{i:03d}"
+        text = f"---\nname: {name}\ndescription: {DESCRIPTION.format(area=area)}\n---\nReview.\n"
+        (agents / f"{name}.md").write_text(text)
+
+
+def session_tools(workspace: Path, budget: int = DEFAULT_LIST_BUDGET_CHARS) -> list[Tool[Any]]:
     """What a session's main agent is given: the core tools and the Agent tool, whose
-    description lists the agent types (here the three built-ins)."""
-    runtime = SubagentRuntime(load_definitions(workspace, home=workspace / "home"))
+    description lists the agent types (the three built-ins and those of `workspace`)."""
+    definitions = load_definitions(workspace, home=workspace / "home")
+    runtime = SubagentRuntime(definitions, limits=SubagentLimits(list_budget_chars=budget))
     spawner = runtime.agent_tool(model=ScriptedModel(Script()), mode="default")
     return [*core_tools(), *([spawner] if spawner else [])]
 
 
-def request_overhead(workspace: Path) -> tuple[int, int, int]:
+def request_overhead(
+    workspace: Path, budget: int = DEFAULT_LIST_BUDGET_CHARS, *, full: bool = False
+) -> tuple[int, int, int]:
     """Bytes of the system prompt and of the tool definitions, as sent to the API."""
     system = build_system_prompt(workspace)
     tools = [
         {"name": s.name, "description": s.description, "input_schema": s.input_schema}
-        for s in (t.spec() for t in session_tools(workspace))
+        for s in (t.spec() for t in session_tools(workspace, budget))
     ]
+    if full:  # as the list was built before the budget: every description in full
+        definitions = load_definitions(workspace, home=workspace / "home").all()
+        roster = "\n".join(f"- {d.name}: {d.description}" for d in definitions)
+        agent = next(t for t in tools if t["name"] == "Agent")
+        agent["description"] = f"{AgentTool.description}\n\nAgent types:\n{roster}"
     return len(system.encode()), len(json.dumps(tools).encode()), len(tools)
 
 
@@ -141,6 +172,24 @@ def main() -> None:
     print(f"|{'-' * (width + 2)}|---|---|---|")
     for name, value, extra, target in rows:
         print(f"| {name.ljust(width)} | {value} | {extra} | {target} |")
+    print()
+    definitions_table()
+
+
+def definitions_table() -> None:
+    """Fixed overhead per request with N definitions: full descriptions vs the budget."""
+    print("| definitions | before (full descriptions) | listBudgetChars 8,000 | ratio |")
+    print("|---|---|---|---|")
+    for count in DEFINITION_COUNTS:
+        with tempfile.TemporaryDirectory() as tmp:
+            ws = Path(tmp)
+            write_definitions(ws, count)
+            before = sum(request_overhead(ws, full=True)[:2])
+            after = sum(request_overhead(ws)[:2])
+        print(
+            f"| {count} | {before:,} B (~{before // 4:,} tok) | {after:,} B (~{after // 4:,} tok)"
+            f" | {before / after:.1f}× |"
+        )
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ def test_public_surface() -> None:
     assert set(config.__all__) == {
         "BackgroundSettings",
         "LoadedSettings",
+        "ModelPrice",
         "PermissionMode",
         "PermissionSettings",
         "RetrySettings",

@@ -42,7 +42,14 @@ def heavy_in(modules: set[str]) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    "args", [("--version",), ("--help",), ("agents", "--json"), ("sessions", "--json")]
+    "args",
+    [
+        ("--version",),
+        ("--help",),
+        ("agents", "--json"),
+        ("sessions", "--json"),
+        ("usage", "--json"),
+    ],
 )
 def test_listing_and_version_load_no_sdk_loop_tool_or_tui(git_repo: Path, args: str) -> None:
     modules = imported_modules(*args, cwd=git_repo)

@@ -26,6 +26,7 @@ from covey.errors import CredentialsError, UserError
 __all__ = [
     "BackgroundSettings",
     "LoadedSettings",
+    "ModelPrice",
     "PermissionMode",
     "PermissionSettings",
     "RetrySettings",
@@ -178,6 +179,10 @@ class SubagentSettings(BaseModel):
     0 = no Agent tool at all."""
     maxConcurrent: int = Field(default=10, ge=1, le=1000)
     """How many subagents run at once in a session; extra spawns wait in a queue."""
+    listBudgetChars: int = Field(default=8_000, ge=0, le=1_000_000)
+    """Characters the list of agent types may take in the Agent tool's description, sent with
+    every request: each type gets the first sentence of its description (at most 120
+    characters); past the budget, names only, grouped by scope. Every type stays usable."""
 
 
 class BackgroundSettings(BaseModel):
@@ -190,6 +195,20 @@ class BackgroundSettings(BaseModel):
     idleExitMinutes: float = Field(default=10.0, ge=0)
     """The supervisor exits after this long with nothing to host (user settings only; 0 =
     never); the next command that needs it starts it again."""
+
+
+class ModelPrice(BaseModel):
+    """The price of one model (or `prefix*` of models) in USD per million tokens (`pricing`)."""
+
+    model_config = _MODEL
+    input: float = Field(ge=0)
+    """Uncached input tokens."""
+    output: float = Field(ge=0)
+    """Output tokens."""
+    cacheWrite: float = Field(ge=0)
+    """Input tokens written to the prompt cache."""
+    cacheRead: float = Field(ge=0)
+    """Input tokens read from the prompt cache."""
 
 
 class Settings(BaseModel):
@@ -218,6 +237,10 @@ class Settings(BaseModel):
     """How `covey -w` makes worktrees: base, pool, symlinked and sparse directories."""
     subagents: SubagentSettings = Field(default_factory=SubagentSettings)
     """Nesting depth and concurrency of subagents."""
+    pricing: dict[str, ModelPrice] = Field(default_factory=dict)
+    """Prices by model id (or `prefix*`), merged over the built-in table; they apply to usage
+    recorded from then on, e.g. {"claude-sonnet-4*": {"input": 3, "output": 15,
+    "cacheWrite": 3.75, "cacheRead": 0.3}}."""
     background: BackgroundSettings = Field(default_factory=BackgroundSettings)
     """Background sessions: whether the supervisor resumes interrupted ones on start."""
 

@@ -41,6 +41,7 @@ from covey.agent.subagents_records import (
     SubagentNotice,
     SubagentRecorder,
 )
+from covey.agent.subagents_roster import DEFAULT_LIST_BUDGET_CHARS, agent_roster
 from covey.agent.subagents_run import Spawn
 from covey.errors import ToolError, UserError
 from covey.models.base import Model, ToolSpec
@@ -71,6 +72,8 @@ class SubagentLimits:
     """1: the main agent may spawn, subagents may not; 0: no Agent tool at all."""
     max_concurrent: int = 10
     """Children running at once in the session; more spawns wait for a slot."""
+    list_budget_chars: int = DEFAULT_LIST_BUDGET_CHARS
+    """Characters the agent types may take in the Agent tool's description (`agent_roster`)."""
 
 
 PolicyFactory = Callable[[str, Path], PermissionPolicy]
@@ -205,7 +208,7 @@ class AgentTool(Tool[AgentInput]):
 
     def spec(self) -> ToolSpec:
         base = super().spec()
-        roster = "\n".join(f"- {d.name}: {d.description}" for d in self.runtime.definitions.all())
+        roster = agent_roster(self.runtime.definitions.all(), self.runtime.limits.list_budget_chars)
         return ToolSpec(
             base.name, f"{base.description}\n\nAgent types:\n{roster}", base.input_schema
         )

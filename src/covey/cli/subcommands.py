@@ -20,6 +20,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "agents": ("agents", "stop", "reply", "respawn", "rm", "daemon"),
     "attach": ("attach",),
     "compact": ("compact",),
+    "usage": ("usage",),
 }
 """`covey.cli.<module>` → the names of the commands in its `COMMANDS` (a test checks them)."""
 

@@ -406,7 +406,7 @@ def _agent(
         max_turns=plan.max_turns,
         auto_compact_tokens=settings.autoCompactWindow or int(model.context_window * 0.9),
         agent_name=plan.definition.name if plan.definition else None,
-        observers=[Persister(store, session_id, epoch), *observers],
+        observers=[Persister(store, session_id, epoch, pricing=settings.pricing), *observers],
         messages=messages,
         inbox=spawner.inbox if spawner else None,
     )

@@ -14,12 +14,13 @@ conversation stays well-formed.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Mapping
 from typing import Any
 
 from covey.agent import AgentEvent, Compacted, MessageAdded, ToolFinished, ToolStarted
 from covey.errors import LeaseLost
 from covey.messages import Message, dump_message
-from covey.models.pricing import cost_usd
+from covey.models.pricing import PriceSetting, cost_usd
 from covey.sessions.resume import interrupted_answer
 from covey.store import Store
 from covey.store.events import append_event
@@ -41,8 +42,18 @@ def step_summary(message: Message) -> str | None:
 
 
 class Persister:
-    def __init__(self, store: Store, session_id: str, epoch: int, agent_path: str = "main"):
+    def __init__(
+        self,
+        store: Store,
+        session_id: str,
+        epoch: int,
+        agent_path: str = "main",
+        *,
+        pricing: Mapping[str, PriceSetting] | None = None,
+    ):
         self.store = store
+        self.pricing = pricing
+        """Settings `pricing`, over the built-in table."""
         self.session_id = session_id
         self.epoch = epoch
         self.agent_path = agent_path
@@ -79,7 +90,7 @@ class Persister:
             ):
                 raise self._lost()
             if event.usage is not None and event.model:
-                cost = cost_usd(event.model, event.usage)
+                cost = cost_usd(event.model, event.usage, self.pricing)
                 record_usage(conn, self.session_id, self.agent_path, event.model, event.usage, cost)
             if message.role == "assistant":
                 summary = step_summary(message)

@@ -33,6 +33,7 @@ from covey.git.worktrees import (
     unlock_worktree,
 )
 from covey.models.base import Model
+from covey.models.pricing import PriceSetting
 from covey.sessions.lease import HostLease
 from covey.sessions.persist import Persister
 from covey.sessions.state import set_state
@@ -99,8 +100,10 @@ class StoreRecorder:
         worktree_settings: WorktreeSettings | None = None,
         worktree_hooks: WorktreeHooks | None = None,
         host_id: str | None = None,
+        pricing: Mapping[str, PriceSetting] | None = None,
     ):
         self.store = store
+        self.pricing = pricing
         self.worktree_settings = worktree_settings or WorktreeSettings()
         self.worktree_hooks = worktree_hooks
         self.host_id = host_id
@@ -152,7 +155,9 @@ class StoreRecorder:
         child = _StoreChild(
             self.store, agent_id, agent_path, workspace, lease, epoch, worktree, self.worktree_hooks
         )
-        child.observers.append(Persister(self.store, agent_id, epoch, agent_path))
+        child.observers.append(
+            Persister(self.store, agent_id, epoch, agent_path, pricing=self.pricing)
+        )
         return child
 
     def notice(self, notice: SubagentNotice) -> None:
@@ -204,9 +209,16 @@ def subagent_runtime(
     return SubagentRuntime(
         definitions,
         recorder=StoreRecorder(
-            store, worktree_settings=settings.worktree, worktree_hooks=worktree_hooks
+            store,
+            worktree_settings=settings.worktree,
+            worktree_hooks=worktree_hooks,
+            pricing=settings.pricing,
         ),
-        limits=SubagentLimits(settings.subagents.maxDepth, settings.subagents.maxConcurrent),
+        limits=SubagentLimits(
+            settings.subagents.maxDepth,
+            settings.subagents.maxConcurrent,
+            settings.subagents.listBudgetChars,
+        ),
         resolve=resolve,
         env=env,
         make_policy=make_policy,

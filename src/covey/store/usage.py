@@ -13,7 +13,17 @@ from typing import Any
 
 from covey.messages import Usage
 
-__all__ = ["UsageRow", "last_usage_id", "record_usage", "root_costs", "session_usage", "usage_rows"]
+__all__ = [
+    "GROUPINGS",
+    "UsageRow",
+    "UsageTotal",
+    "last_usage_id",
+    "record_usage",
+    "root_costs",
+    "session_usage",
+    "usage_rows",
+    "usage_totals",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,4 +146,52 @@ def usage_rows(
             ts=r[9],
         )
         for r in conn.execute(sql, args)
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class UsageTotal:
+    key: str
+    usage: Usage
+    requests: int
+    cost_usd: float
+
+
+_GROUP_KEY = {
+    "session": "roots.root",
+    "agent": "u.agent_path",
+    "model": "u.model",
+    "day": "date(u.ts, 'unixepoch', 'localtime')",
+}
+GROUPINGS = tuple(_GROUP_KEY)
+"""What `usage_totals` groups by: the top-level session (its descendants' rows included), the
+agent path, the model, or the local day."""
+
+
+def usage_totals(
+    conn: sqlite3.Connection, by: str, *, since: float | None = None
+) -> list[UsageTotal]:
+    """Ledger sums per `by` key (one of `GROUPINGS`), rows with `ts >= since`, largest cost
+    first (days: oldest first)."""
+    key = _GROUP_KEY[by]
+    order = "key" if by == "day" else "SUM(u.cost_usd) DESC, key"
+    rows = conn.execute(
+        f"""WITH RECURSIVE roots(id, root) AS (
+            SELECT id, id FROM sessions WHERE parent_id IS NULL
+            UNION ALL SELECT s.id, roots.root FROM sessions s JOIN roots ON s.parent_id = roots.id
+        )
+        SELECT COALESCE({key}, u.session_id) AS key, SUM(u.input), SUM(u.output),
+            SUM(u.cache_read), SUM(u.cache_write), COUNT(*), SUM(u.cost_usd)
+        FROM usage u LEFT JOIN roots ON u.session_id = roots.id
+        WHERE u.ts >= ? GROUP BY key ORDER BY {order}""",
+        (since if since is not None else float("-inf"),),
+    ).fetchall()
+    return [
+        UsageTotal(
+            key=str(r[0]),
+            usage=Usage(input=r[1], output=r[2], cache_read=r[3], cache_write=r[4]),
+            requests=r[5],
+            cost_usd=float(r[6]),
+        )
+        for r in rows
     ]
