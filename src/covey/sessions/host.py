@@ -228,7 +228,9 @@ class SessionHost:
         self.cancel_cause = None
         try:
             async with self.lease.heartbeat():
-                await asyncio.to_thread(self._set_working, epoch)
+                # on the loop, at once: a queue of other sessions' work in the thread pool
+                # must not hold this turn back (and line every session's turns up behind it)
+                self._set_working(epoch)
                 if start_hooks:
                     prompt = await self.started(prompt)
                 result = await self.agent.run(prompt)
@@ -269,6 +271,7 @@ class SessionHost:
     def close(self) -> None:
         """Let go of the worktree lock and the lease (the session stays as recorded)."""
         try:
+            StoreToolRuns(self.store, self.session_id).forget()
             if self.worktree is not None:
                 unlock_worktree(self.worktree)
         finally:
@@ -366,6 +369,7 @@ def _agent(
     observers: Sequence[Observer],
 ) -> Agent:
     settings = plan.settings
+    tool_runs = StoreToolRuns(store, session_id)
     ctx = ToolContext(
         workspace=plan.cwd,
         extra_dirs=[Path(d).expanduser() for d in settings.permissions.additionalDirectories],
@@ -377,7 +381,7 @@ def _agent(
             credential_names=credential_names(settings),
         ),
         ask_user=asker.ask_user if asker else None,
-        tool_runs=StoreToolRuns(store, session_id),
+        tool_runs=tool_runs,
     )
     approver = asker.approve if asker else None
     runtime = subagent_runtime(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from covey.proc import kill_tagged_group
 from covey.store import Store
-from covey.store.tool_runs import forget_run, forget_runs, record_run, runs_of
+from covey.store.tool_runs import forget_runs, record_run, runs_of
 
 __all__ = ["StoreToolRuns", "end_leftover_runs"]
 
@@ -29,8 +29,13 @@ class StoreToolRuns:
             record_run(conn, self.session_id, pgid, tag)
 
     def ended(self, pgid: int, tag: str) -> None:
+        """Nothing to write: an ended run's group was killed to the last process, so its row
+        names nothing `end_leftover_runs` could find; the host forgets its rows when it
+        closes (one write per session, not one more per command)."""
+
+    def forget(self) -> None:
         with self.store.write() as conn:
-            forget_run(conn, self.session_id, tag)
+            forget_runs(conn, self.session_id)
 
 
 def end_leftover_runs(store: Store, session_id: str) -> int:
