@@ -326,14 +326,7 @@ def test_stop_interrupts_a_foreground_session_running_in_a_terminal(
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 60
-        rows: list[dict[str, Any]] = []
-        while time.monotonic() < deadline:
-            rows = json.loads(covey("sessions", "--json", cwd=git_repo).out)
-            if rows and rows[0]["state"] == "working":
-                break
-            time.sleep(0.05)
-        assert rows and rows[0]["state"] == "working", rows
+        rows = _wait_working(git_repo)
         stop = covey("stop", rows[0]["id"], cwd=git_repo)
         assert stop.code == 0 and stop.out.strip() == f"stop requested · {rows[0]['id']}"
         _, err = proc.communicate(timeout=60)
@@ -359,14 +352,7 @@ def test_stop_reaches_a_run_started_with_sigint_ignored(git_repo: Path, tmp_path
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
     try:
-        deadline = time.monotonic() + 60
-        rows: list[dict[str, Any]] = []
-        while time.monotonic() < deadline:
-            rows = json.loads(covey("sessions", "--json", cwd=git_repo).out)
-            if rows and rows[0]["state"] == "working":
-                break
-            time.sleep(0.05)
-        assert rows and rows[0]["state"] == "working", rows
+        rows = _wait_working(git_repo)
         assert covey("stop", rows[0]["id"], cwd=git_repo).code == 0
         _, err = proc.communicate(timeout=30)
         assert proc.returncode == 130, err
@@ -375,3 +361,16 @@ def test_stop_reaches_a_run_started_with_sigint_ignored(git_repo: Path, tmp_path
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _wait_working(repo: Path) -> list[dict[str, Any]]:
+    """`covey sessions --json` once the newest session is working."""
+    deadline = time.monotonic() + 60
+    rows: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        rows = json.loads(covey("sessions", "--json", cwd=repo).out)
+        if rows and rows[0]["state"] == "working":
+            break
+        time.sleep(0.05)
+    assert rows and rows[0]["state"] == "working", rows
+    return rows
