@@ -99,12 +99,13 @@ def kill_supervisor(cwd: Path) -> int:
 
 
 def wait_for_summary(cwd: Path, sid: str, prefix: str) -> dict[str, Any]:
-    """The session's row once its summary starts with `prefix` (or the last one seen)."""
+    """The session's row once its summary starts with `prefix` and its turn has ended (the
+    answer's one-line step shows while the host still commits; or the last row seen)."""
     deadline = time.monotonic() + DEADLINE_S
     row: dict[str, Any] = {}
     while time.monotonic() < deadline:
         row = next(r for r in agents(cwd) if r["id"] == sid)
-        if (row["summary"] or "").startswith(prefix):
+        if (row["summary"] or "").startswith(prefix) and row["state"] not in ("queued", "working"):
             break
         time.sleep(0.1)
     return row
