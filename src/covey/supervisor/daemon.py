@@ -376,7 +376,7 @@ class Supervisor:
 
         try:
             await host.run_turn(prompt, start_hooks=True, finish=commit)
-        except (RunError, Exception):  # recorded by the host (failed, with its reason)
+        except Exception:  # recorded by the host (failed, with its reason)
             log.exception("session %s failed", sid)
             return
         finally:
