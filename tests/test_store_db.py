@@ -100,6 +100,11 @@ def test_open_defaults_to_covey_home_with_wal_and_the_schema(covey_home: Path) -
                 "commands",
                 "usage",
                 "tool_runs",
+                "teams",
+                "team_members",
+                "team_tasks",
+                "team_task_blockers",
+                "team_mailbox",
             }
 
 

@@ -7,7 +7,7 @@ that re-reads the version first, so two processes opening a fresh store at once 
 migrate. A migration runs statements one by one with `conn.execute` (never `executescript`,
 which commits) and must not commit or roll back itself.
 
-Later migrations will add the team tables (tasks, mailbox), worktrees and rate-limit buckets.
+Later migrations will add rate-limit buckets.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ __all__ = [
     "Migration",
     "m0001_initial",
     "m0002_session_deleted_at",
+    "m0003_tool_runs",
+    "m0004_teams",
 ]
 
 Migration = Callable[[sqlite3.Connection], None]
@@ -128,7 +130,75 @@ def m0003_tool_runs(conn: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: tuple[Migration, ...] = (m0001_initial, m0002_session_deleted_at, m0003_tool_runs)
+def m0004_teams(conn: sqlite3.Connection) -> None:
+    """Agent teams: one team per lead session, its members, its task list and its mailbox."""
+    _run(
+        conn,
+        [
+            """CREATE TABLE teams (
+                id TEXT PRIMARY KEY,
+                lead_session_id TEXT NOT NULL UNIQUE,
+                next_task INTEGER NOT NULL DEFAULT 1,
+                created_at REAL NOT NULL,
+                ended_at REAL
+            )""",
+            """CREATE TABLE team_members (
+                team_id TEXT NOT NULL REFERENCES teams (id) ON DELETE CASCADE,
+                name TEXT NOT NULL,
+                session_id TEXT NOT NULL UNIQUE,
+                agent_type TEXT,
+                owns TEXT NOT NULL DEFAULT '[]',
+                isolation TEXT,
+                joined_at REAL NOT NULL,
+                PRIMARY KEY (team_id, name)
+            )""",
+            """CREATE TABLE team_tasks (
+                team_id TEXT NOT NULL REFERENCES teams (id) ON DELETE CASCADE,
+                id INTEGER NOT NULL,
+                subject TEXT NOT NULL,
+                description TEXT NOT NULL,
+                active_form TEXT,
+                status TEXT NOT NULL DEFAULT 'pending',
+                owner TEXT,
+                metadata TEXT NOT NULL DEFAULT '{}',
+                created_at REAL NOT NULL,
+                updated_at REAL NOT NULL,
+                PRIMARY KEY (team_id, id)
+            )""",
+            """CREATE TABLE team_task_blockers (
+                team_id TEXT NOT NULL,
+                task_id INTEGER NOT NULL,
+                blocker_id INTEGER NOT NULL,
+                PRIMARY KEY (team_id, task_id, blocker_id),
+                FOREIGN KEY (team_id, task_id) REFERENCES team_tasks (team_id, id)
+                    ON DELETE CASCADE,
+                FOREIGN KEY (team_id, blocker_id) REFERENCES team_tasks (team_id, id)
+                    ON DELETE CASCADE
+            )""",
+            """CREATE TABLE team_mailbox (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                team_id TEXT NOT NULL REFERENCES teams (id) ON DELETE CASCADE,
+                kind TEXT NOT NULL DEFAULT 'message',
+                sender TEXT NOT NULL,
+                recipient TEXT NOT NULL,
+                body TEXT NOT NULL,
+                summary TEXT,
+                sent_at REAL NOT NULL,
+                delivered_at REAL,
+                delivered_seq INTEGER
+            )""",
+            "CREATE INDEX team_mailbox_undelivered ON team_mailbox (team_id, recipient, id)"
+            " WHERE delivered_at IS NULL",
+        ],
+    )
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    m0001_initial,
+    m0002_session_deleted_at,
+    m0003_tool_runs,
+    m0004_teams,
+)
 """Every migration, oldest first; append only."""
 
 SCHEMA_VERSION = len(MIGRATIONS)
