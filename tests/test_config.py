@@ -38,6 +38,7 @@ def test_public_surface() -> None:
         "RetrySettings",
         "SandboxSettings",
         "SubagentSettings",
+        "TeamSettings",
         "ToolSettings",
         "WorktreeSettings",
         "Settings",

@@ -33,6 +33,7 @@ __all__ = [
     "SandboxSettings",
     "Settings",
     "SubagentSettings",
+    "TeamSettings",
     "ToolSettings",
     "WorktreeSettings",
     "covey_home",
@@ -185,6 +186,14 @@ class SubagentSettings(BaseModel):
     characters); past the budget, names only, grouped by scope. Every type stays usable."""
 
 
+class TeamSettings(BaseModel):
+    """Agent teams (`teams`), on with `COVEY_EXPERIMENTAL_AGENT_TEAMS=1`."""
+
+    model_config = _MODEL
+    maxTeammates: int = Field(default=8, ge=1, le=100)
+    """How many teammates one lead may start."""
+
+
 class BackgroundSettings(BaseModel):
     """Background sessions hosted by the supervisor (`background`)."""
 
@@ -237,6 +246,8 @@ class Settings(BaseModel):
     """How `covey -w` makes worktrees: base, pool, symlinked and sparse directories."""
     subagents: SubagentSettings = Field(default_factory=SubagentSettings)
     """Nesting depth and concurrency of subagents."""
+    teams: TeamSettings = Field(default_factory=TeamSettings)
+    """Agent teams (experimental): how many teammates a lead may start."""
     pricing: dict[str, ModelPrice] = Field(default_factory=dict)
     """Prices by model id (or `prefix*`), merged over the built-in table; they apply to usage
     recorded from then on, e.g. {"claude-sonnet-4*": {"input": 3, "output": 15,

@@ -8,7 +8,9 @@ These are the hook points where a session is persisted.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from covey.messages import Message, ToolResultBlock, ToolUseBlock, Usage
 
@@ -22,6 +24,9 @@ class MessageAdded:
     """Set on model responses only."""
     model: str | None = None
     stop_reason: str | None = None
+    receipt: Callable[[Any, int], None] | None = None
+    """Called by the persister inside the transaction that writes this message, with the
+    connection and the entry's seq (`covey.agent.mailbox.Receipt`)."""
 
 
 @dataclass(frozen=True)

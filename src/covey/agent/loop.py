@@ -17,6 +17,7 @@ from typing import Any
 from covey.agent.compact import compact_messages
 from covey.agent.events import AgentEvent, Compacted, MessageAdded, TextDelta
 from covey.agent.hooks import AgentHooks, NoHooks
+from covey.agent.mailbox import Mailbox, Receipt
 from covey.agent.subagents_inbox import BackgroundTasks
 from covey.agent.tool_runner import Approver, ToolRunner
 from covey.errors import MaxTurnsExceeded, PromptBlocked
@@ -64,6 +65,7 @@ class Agent:
         observers: Sequence[Observer] = (),
         messages: Sequence[Message] = (),
         inbox: BackgroundTasks | None = None,
+        mailbox: Mailbox | None = None,
     ):
         self.model = model
         self.tools = {t.name: t for t in tools if policy.tool_enabled(t.name)}
@@ -77,6 +79,8 @@ class Agent:
         self.messages: list[Message] = list(messages)
         self.inbox = inbox or BackgroundTasks()
         """Background subagents this agent launched; their notices join the conversation."""
+        self.mailbox = mailbox
+        """Messages from other agents (teams); it also decides whether a turn's end ends the run."""
         self.num_turns = 0
         self.usage = Usage()
         self.context_tokens = 0
@@ -107,6 +111,8 @@ class Agent:
                         stop_blocks += 1
                         self.add_prompt(reason)
                         continue
+                    if self.mailbox is not None and await self.mailbox.turn_ended(end.message.text):
+                        continue
                     return RunResult(
                         result=end.message.text,
                         num_turns=self.num_turns,
@@ -116,6 +122,8 @@ class Agent:
                     )
         finally:
             await self.inbox.aclose()
+            if self.mailbox is not None:
+                await self.mailbox.aclose()
 
     async def step(self) -> None:
         if self.max_turns is not None and self.num_turns >= self.max_turns:
@@ -124,6 +132,9 @@ class Agent:
             await self.compact("auto")
         for notice in self.inbox.drain():
             self.add_prompt(notice)
+        if self.mailbox is not None:
+            for delivery in await self.mailbox.collect():
+                self.add(Message.user(delivery.text), receipt=delivery.receipt)
         response = await self.model.complete(
             ModelRequest(
                 system=self.system,
@@ -179,9 +190,11 @@ class Agent:
         usage: Usage | None = None,
         model: str | None = None,
         stop_reason: str | None = None,
+        *,
+        receipt: Receipt | None = None,
     ) -> None:
         self.messages.append(message)
-        self._emit(MessageAdded(message, usage, model, stop_reason))
+        self._emit(MessageAdded(message, usage, model, stop_reason, receipt))
 
     def _emit(self, event: AgentEvent) -> None:
         for observer in self.observers:

@@ -27,7 +27,7 @@ import os
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Protocol
 
 from pydantic import Field
 
@@ -60,6 +60,9 @@ __all__ = [
     "SubagentNotice",
     "SubagentRecorder",
     "SubagentRuntime",
+    "TeamAgentInput",
+    "TeamAgentTool",
+    "TeammateLauncher",
 ]
 
 SUBAGENT_MODEL_ENV = "COVEY_SUBAGENT_MODEL"
@@ -83,6 +86,15 @@ PolicyFactory = Callable[[str, Path], PermissionPolicy]
 def _bare_policy(mode: str, workspace: Path) -> PermissionPolicy:
     """No rules but one: launching a subagent never asks (its own calls are checked)."""
     return PermissionPolicy(mode, ["Agent"], [], [], workspace, workspace)
+
+
+class TeammateLauncher(Protocol):
+    """Agent teams behind the Agent tool's `name` (`covey.teams`). `lead`: this session leads
+    (a `name` starts a teammate); otherwise it is a teammate and a `name` is refused."""
+
+    lead: bool
+
+    async def launch(self, args: AgentInput, ctx: ToolContext) -> str: ...
 
 
 class SubagentRuntime:
@@ -112,6 +124,8 @@ class SubagentRuntime:
         self.approver = approver
         self.project_root = project_root
         self.tools = tools
+        self.teammates: TeammateLauncher | None = None
+        """Set when agent teams are on: the main agent's `name` goes there."""
         self.slots = asyncio.Semaphore(self.limits.max_concurrent)
         self.waiting = 0
         self.started = 0
@@ -130,7 +144,10 @@ class SubagentRuntime:
         """The Agent tool for an agent at `depth`, or None when that depth may not spawn."""
         if depth >= self.limits.max_depth:
             return None
-        return AgentTool(self, model=model, mode=mode, agent_path=agent_path, depth=depth)
+        kind = AgentTool
+        if depth == 0 and self.teammates is not None and self.teammates.lead:
+            kind = TeamAgentTool
+        return kind(self, model=model, mode=mode, agent_path=agent_path, depth=depth)
 
     def child_model(self, call_model: str | None, defn: AgentDefinition, parent: Model) -> Model:
         """env COVEY_SUBAGENT_MODEL > the call's model > the definition's > the parent's."""
@@ -181,6 +198,15 @@ class AgentInput(ToolInput):
     isolation: Literal["worktree"] | None = Field(
         default=None, description="worktree: work in a temporary git worktree."
     )
+    name: str | None = Field(default=None, description="A name for the agent.")
+
+
+class TeamAgentInput(AgentInput):
+    owns: list[str] | None = Field(
+        default=None,
+        description="With name: gitignore-style globs (from the repository root) only this "
+        "teammate may Write/Edit.",
+    )
 
 
 class AgentTool(Tool[AgentInput]):
@@ -226,8 +252,23 @@ class AgentTool(Tool[AgentInput]):
         return bool(names) and set(names) <= read_only
 
     async def run(self, args: AgentInput, ctx: ToolContext) -> str:
+        teammates = self.runtime.teammates
+        if args.name and self.depth == 0 and teammates is not None:
+            return await teammates.launch(args, ctx)
         spawn = Spawn.prepare(self, args, ctx)
         if args.run_in_background or spawn.definition.background:
             self.inbox.launch(spawn.run_in_background())
             return spawn.launched()
         return await spawn.run_in_foreground()
+
+
+class TeamAgentTool(AgentTool):
+    """The lead's Agent tool when agent teams are on: `name` starts a teammate."""
+
+    description = (
+        f"{AgentTool.description} With a name, it starts a teammate instead: a separate "
+        "session that works concurrently with its own context, the shared task list and "
+        "SendMessage; it returns at once with the teammate's name and id, and you hear from "
+        "it as <teammate-message> and <teammate-idle> messages."
+    )
+    input_model = TeamAgentInput

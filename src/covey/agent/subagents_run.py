@@ -280,6 +280,7 @@ class Spawn:
             session_id=record.agent_id,
             sandbox=self.ctx.sandbox,
             tool_runs=self.ctx.tool_runs,
+            file_owners=self.ctx.file_owners,
         )
         watch = _Watch()
         agent = Agent(

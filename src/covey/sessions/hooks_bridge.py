@@ -61,6 +61,10 @@ class CommandHooks:
         self.notes += result.errors + result.system_messages
         return result
 
+    async def team_event(self, event: str, payload: dict[str, Any]) -> HookResult:
+        """TeammateIdle, TaskCreated, TaskCompleted (no matcher); the caller reads the result."""
+        return await self._run(event, payload, None)
+
     async def session_start(self, source: str) -> str:
         result = await self._run("SessionStart", {"source": source}, source)
         return "\n".join(result.additional_context)

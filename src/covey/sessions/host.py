@@ -57,6 +57,7 @@ from covey.store.sessions import (
 )
 from covey.store.transcript import read_entries
 from covey.store.usage import last_usage_id, session_usage
+from covey.teams.join import join_team
 from covey.tools import core_tools
 from covey.tools.base import SandboxOptions, Tool, ToolContext
 from covey.tools.permissions import Decision
@@ -326,6 +327,7 @@ def _session_row(
         id=session_id,
         name=plan.options.name,
         kind=plan.options.kind,
+        parent_id=plan.options.parent_id,
         cwd=str(plan.cwd),
         model=model_name,
         permission_mode=plan.policy.mode,
@@ -369,20 +371,7 @@ def _agent(
     observers: Sequence[Observer],
 ) -> Agent:
     settings = plan.settings
-    tool_runs = StoreToolRuns(store, session_id)
-    ctx = ToolContext(
-        workspace=plan.cwd,
-        extra_dirs=[Path(d).expanduser() for d in settings.permissions.additionalDirectories],
-        session_id=session_id,
-        sandbox=SandboxOptions(
-            enabled=settings.sandbox.enabled,
-            network=settings.sandbox.network,
-            pass_credentials=settings.tools.passCredentials,
-            credential_names=credential_names(settings),
-        ),
-        ask_user=asker.ask_user if asker else None,
-        tool_runs=tool_runs,
-    )
+    ctx = _tool_context(store, plan, session_id, asker)
     approver = asker.approve if asker else None
     runtime = subagent_runtime(
         store,
@@ -395,10 +384,14 @@ def _agent(
         hooks=hooks,
         approver=approver,
     )
+    team = join_team(store, plan, session_id, epoch, hooks)  # None unless teams are on
+    if team is not None:
+        runtime.teammates, ctx.file_owners = team.launcher, team.owners
     spawner = runtime.agent_tool(model=model, mode=plan.policy.mode)
     tools: list[Tool[Any]] = [*core_tools(), *([spawner] if spawner else [])]
     if plan.tool_names is not None:
         tools = [t for t in tools if t.name in plan.tool_names]
+    tools += team.tools if team is not None else []
     return Agent(
         model,
         tools,
@@ -409,8 +402,36 @@ def _agent(
         hooks=hooks,
         max_turns=plan.max_turns,
         auto_compact_tokens=settings.autoCompactWindow or int(model.context_window * 0.9),
-        agent_name=plan.definition.name if plan.definition else None,
+        agent_name=_agent_name(plan),
         observers=[Persister(store, session_id, epoch, pricing=settings.pricing), *observers],
         messages=messages,
         inbox=spawner.inbox if spawner else None,
+        mailbox=team.mailbox if team else None,
     )
+
+
+def _tool_context(
+    store: Store, plan: SessionPlan, session_id: str, asker: Asker | None
+) -> ToolContext:
+    settings = plan.settings
+    return ToolContext(
+        workspace=plan.cwd,
+        extra_dirs=[Path(d).expanduser() for d in settings.permissions.additionalDirectories],
+        session_id=session_id,
+        sandbox=SandboxOptions(
+            enabled=settings.sandbox.enabled,
+            network=settings.sandbox.network,
+            pass_credentials=settings.tools.passCredentials,
+            credential_names=credential_names(settings),
+        ),
+        ask_user=asker.ask_user if asker else None,
+        tool_runs=StoreToolRuns(store, session_id),
+    )
+
+
+def _agent_name(plan: SessionPlan) -> str | None:
+    """What requests are tagged with: a teammate's own name (each has its own route in the
+    fake provider), else the main agent's definition."""
+    if plan.options.kind == "teammate":
+        return plan.options.name
+    return plan.definition.name if plan.definition else None

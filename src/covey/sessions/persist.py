@@ -84,11 +84,11 @@ class Persister:
         with self.store.write() as conn:
             if not self._settled:
                 self._record_interrupted_answer(conn)
-            if (
-                append_entry(conn, self.session_id, self.epoch, "message", dump_message(message))
-                is None
-            ):
+            seq = append_entry(conn, self.session_id, self.epoch, "message", dump_message(message))
+            if seq is None:
                 raise self._lost()
+            if event.receipt is not None:  # e.g. team mail: marked delivered with its entry
+                event.receipt(conn, seq)
             if event.usage is not None and event.model:
                 cost = cost_usd(event.model, event.usage, self.pricing)
                 record_usage(conn, self.session_id, self.agent_path, event.model, event.usage, cost)

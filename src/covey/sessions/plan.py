@@ -39,6 +39,7 @@ from covey.models.retry import RetryNotice, RetryPolicy
 from covey.sessions.hooks_bridge import load_hooks
 from covey.store import Store
 from covey.store.sessions import SessionKind, SessionRow, find_session, list_sessions
+from covey.teams import TEAM_TOOL_NAMES
 from covey.tools import CORE_TOOL_NAMES
 from covey.tools.permissions import PERMISSION_MODES, PermissionPolicy
 
@@ -64,6 +65,8 @@ class SessionOptions:
     worktree: str | None = None
     """Run in `.covey/worktrees/NAME` (created or reopened); "" = a generated name."""
     kind: SessionKind = "print"
+    parent_id: str | None = None
+    """The session that started this one (a teammate's lead)."""
     agent: str | None = None
     """Run the main agent as this subagent definition (its prompt, tools, model, mode)."""
     agents_json: str | None = None
@@ -253,7 +256,7 @@ def _policy(
     return PermissionPolicy.from_settings(
         loaded.settings,
         mode_override=options.permission_mode or (defn.permission_mode if defn else None),
-        allowed_tools=[*options.allowed_tools, "Agent"],
+        allowed_tools=[*options.allowed_tools, "Agent", *TEAM_TOOL_NAMES],
         disallowed_tools=list(options.disallowed_tools),
         project_root=loaded.project_root,
         workspace=cwd,

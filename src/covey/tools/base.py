@@ -18,7 +18,8 @@ from covey.errors import ToolError
 from covey.messages import INVALID_ARGUMENTS_KEY
 from covey.models.base import ToolSpec
 
-__all__ = ["AskUser", "PathRules", "SandboxOptions", "Tool", "ToolContext", "ToolInput"]
+__all__ = ["AskUser", "FileOwners", "PathRules", "SandboxOptions", "Tool", "ToolContext"]
+__all__ += ["ToolInput"]
 __all__ += ["compact_schema"]
 
 AskUser = Callable[[str, list[str]], Awaitable[str]]
@@ -49,6 +50,14 @@ class SandboxOptions:
     """Variables removed from commands' environment besides `proc.CREDENTIAL_VARS`."""
 
 
+class FileOwners(Protocol):
+    """Who may change which files (agent teams' `owns`)."""
+
+    def refusal(self, real: Path) -> str | None:
+        """Why this agent may not Write/Edit the real path `real`, or None."""
+        ...
+
+
 class ToolRuns(Protocol):
     """Records tool processes while they run, so a host that takes a session over after a
     crash can kill what is left of them (`covey.proc.kill_tagged_group`)."""
@@ -73,6 +82,8 @@ class ToolContext:
     the path they really open, Glob and Grep leave out files a Read rule denies."""
     tool_runs: ToolRuns | None = None
     """Where the host records running tool processes (None: not recorded)."""
+    file_owners: FileOwners | None = None
+    """Team file ownership Write and Edit respect (None: no team)."""
 
 
 InputT = TypeVar("InputT", bound=ToolInput)

@@ -64,6 +64,9 @@ def check_denied(ctx: ToolContext, kind: str, real: Path, path: str) -> None:
     rule = ctx.rules.denied(kind, str(real)) if ctx.rules is not None else None
     if rule is not None:
         raise ToolError(f"{path} ({real}) is denied by permission rule {rule}")
+    refusal = ctx.file_owners.refusal(real) if kind == "Edit" and ctx.file_owners else None
+    if refusal is not None:
+        raise ToolError(f"{path}: {refusal}")
 
 
 def _check_lengths(absolute: str, path: str) -> None:

@@ -1,0 +1,280 @@
+"""The team tools, with the reference's input and result shapes: TaskCreate, TaskUpdate,
+TaskGet, TaskList and SendMessage. Each change is one store transaction; refusals are
+`ToolError`s naming why (the owner, the open blockers, the valid recipients)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any, Literal
+
+from pydantic import Field
+
+from covey.errors import ToolError
+from covey.store.teams import (
+    LEAD,
+    TaskRow,
+    TaskUpdate,
+    create_task,
+    discard_task,
+    get_task,
+    list_tasks,
+    send_message,
+    update_task,
+)
+from covey.teams.seat import TeamSeat
+from covey.teams.text import structured, summary_of
+from covey.tools.base import Tool, ToolContext, ToolInput
+
+__all__ = ["SendMessageTool", "TaskCreateTool", "TaskGetTool", "TaskListTool", "TaskUpdateTool"]
+__all__ += ["team_tools"]
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+class _TeamTool(Tool[Any]):
+    def __init__(self, seat: TeamSeat) -> None:
+        self.seat = seat
+
+
+class TaskCreateInput(ToolInput):
+    subject: str = Field(description='A brief title, imperative ("Fix the parser").')
+    description: str = Field(description="What needs to be done, and how to know it is done.")
+    activeForm: str | None = Field(default=None, description='Shown while in progress ("Fixing…").')
+    metadata: dict[str, Any] | None = Field(default=None, description="Free-form data.")
+
+
+class TaskCreateTool(_TeamTool):
+    name = "TaskCreate"
+    description = "Add a task (status pending, no owner) to the team's shared task list."
+    input_model = TaskCreateInput
+
+    async def run(self, args: TaskCreateInput, ctx: ToolContext) -> str:
+        seat = self.seat
+        with seat.store.write() as conn:
+            task = create_task(
+                conn,
+                seat.team_id,
+                args.subject,
+                args.description,
+                active_form=args.activeForm,
+                metadata=args.metadata,
+            )
+        hook = await seat.hook(
+            "TaskCreated",
+            task_id=task.id,
+            task_subject=task.subject,
+            task_description=task.description,
+        )
+        if hook.blocked:
+            with seat.store.write() as conn:
+                discard_task(conn, seat.team_id, task.id)
+            raise ToolError(f"a TaskCreated hook refused the task: {hook.feedback or 'blocked'}")
+        seat.bell.ring()
+        return _json({"task": {"id": task.id, "subject": task.subject}})
+
+
+class TaskUpdateInput(ToolInput):
+    taskId: str = Field(description="The task's id.")
+    status: Literal["pending", "in_progress", "completed", "deleted"] | None = None
+    subject: str | None = None
+    description: str | None = None
+    activeForm: str | None = None
+    addBlocks: list[str] | None = Field(default=None, description="Tasks that wait for this one.")
+    addBlockedBy: list[str] | None = Field(default=None, description="Tasks this one waits for.")
+    owner: str | None = Field(default=None, description="Claim it: your own name.")
+    metadata: dict[str, Any] | None = Field(default=None, description="Merged; null deletes a key.")
+
+
+class _Preview(Exception):
+    def __init__(self, update: TaskUpdate) -> None:
+        self.update = update
+
+
+class TaskUpdateTool(_TeamTool):
+    name = "TaskUpdate"
+    description = (
+        "Change a task: claim it (owner: your name), set its status (in_progress claims an "
+        "unowned task; completed only when fully done), edit it, or add dependencies."
+    )
+    input_model = TaskUpdateInput
+
+    def _apply(self, conn: Any, args: TaskUpdateInput) -> TaskUpdate:
+        return update_task(
+            conn,
+            self.seat.team_id,
+            args.taskId,
+            by=self.seat.name,
+            status=args.status,
+            owner=... if args.owner is None else args.owner,
+            subject=args.subject,
+            description=args.description,
+            active_form=args.activeForm,
+            add_blocks=args.addBlocks or (),
+            add_blocked_by=args.addBlockedBy or (),
+            metadata=args.metadata,
+        )
+
+    async def run(self, args: TaskUpdateInput, ctx: ToolContext) -> str:
+        seat = self.seat
+        if args.status == "completed":
+            await self._completion_hook(args)
+        with seat.store.write() as conn:
+            update = self._apply(conn, args)
+        if update.status_change and update.status_change[1] == "completed":
+            seat.completed.append(update.task)
+        seat.bell.ring()
+        result: dict[str, Any] = {
+            "success": True,
+            "taskId": update.task.id,
+            "updatedFields": list(update.updated_fields),
+        }
+        if update.status_change:
+            result["statusChange"] = {
+                "from": update.status_change[0],
+                "to": update.status_change[1],
+            }
+        return _json(result)
+
+    async def _completion_hook(self, args: TaskUpdateInput) -> None:
+        """TaskCompleted runs before the change is made, on the checked change (a preview
+        rolled back): exit 2 leaves the task as it was."""
+        try:
+            with self.seat.store.write() as conn:
+                raise _Preview(self._apply(conn, args))
+        except _Preview as preview:
+            task, change = preview.update.task, preview.update.status_change
+        if change is None:
+            return
+        hook = await self.seat.hook(
+            "TaskCompleted",
+            task_id=task.id,
+            task_subject=task.subject,
+            task_description=task.description,
+        )
+        if hook.blocked:
+            raise ToolError(
+                f"a TaskCompleted hook kept task {task.id} open: {hook.feedback or 'blocked'}"
+            )
+
+
+class TaskGetInput(ToolInput):
+    taskId: str = Field(description="The task's id.")
+
+
+def _full(task: TaskRow) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": task.id,
+        "subject": task.subject,
+        "description": task.description,
+        "status": task.status,
+        "blocks": list(task.blocks),
+        "blockedBy": list(task.blocked_by),
+    }
+    if task.owner:
+        out["owner"] = task.owner
+    if task.metadata:
+        out["metadata"] = task.metadata
+    return out
+
+
+class TaskGetTool(_TeamTool):
+    name = "TaskGet"
+    description = "One task of the team's list, in full (null when there is none)."
+    input_model = TaskGetInput
+    read_only = True
+
+    async def run(self, args: TaskGetInput, ctx: ToolContext) -> str:
+        with self.seat.store.read() as conn:
+            task = get_task(conn, self.seat.team_id, args.taskId)
+        return _json({"task": None if task is None else _full(task)})
+
+
+class TaskListInput(ToolInput):
+    pass
+
+
+class TaskListTool(_TeamTool):
+    name = "TaskList"
+    description = "The team's tasks: id, subject, status, owner, open blockers."
+    input_model = TaskListInput
+    read_only = True
+
+    async def run(self, args: TaskListInput, ctx: ToolContext) -> str:
+        with self.seat.store.read() as conn:
+            tasks = list_tasks(conn, self.seat.team_id)
+        rows = []
+        for t in tasks:
+            row: dict[str, Any] = {"id": t.id, "subject": t.subject, "status": t.status}
+            if t.owner:
+                row["owner"] = t.owner
+            row["blockedBy"] = list(t.blocked_by)
+            rows.append(row)
+        return _json({"tasks": rows})
+
+
+class SendMessageInput(ToolInput):
+    to: str = Field(description=f'A member\'s name, "{LEAD}", or "*" for everyone else.')
+    message: str | dict[str, Any] = Field(
+        description='Text, or a structured message such as {"type": "shutdown_request"}.'
+    )
+    summary: str | None = Field(default=None, description="A 5-10 word preview.")
+
+
+class SendMessageTool(_TeamTool):
+    name = "SendMessage"
+    description = (
+        "Send a message to team members (your plain text output is visible to no one). It "
+        "reaches them before their next model call."
+    )
+    input_model = SendMessageInput
+
+    async def run(self, args: SendMessageInput, ctx: ToolContext) -> str:
+        seat = self.seat
+        message = args.message
+        if isinstance(message, dict):
+            message = self._structured(message)
+        with seat.store.write() as conn:
+            sent = send_message(
+                conn,
+                seat.team_id,
+                seat.name,
+                args.to,
+                structured(message),
+                summary=summary_of(message, args.summary),
+            )
+        seat.bell.ring()
+        names = [m.recipient for m in sent]
+        request = message.get("request_id") if isinstance(message, dict) else None
+        out: dict[str, Any] = {"success": True, "message": f"Message sent to {', '.join(names)}"}
+        out["recipients"] = names
+        if request and message.get("type") == "shutdown_request":  # type: ignore[union-attr]
+            out["request_id"] = request
+        return _json(out)
+
+    def _structured(self, message: dict[str, Any]) -> dict[str, Any]:
+        kind = message.get("type")
+        if kind == "shutdown_request":
+            if self.seat.name != LEAD:
+                raise ToolError("only the lead sends shutdown_request")
+            return {"request_id": f"shutdown-{secrets.token_hex(4)}", **message}
+        if kind == "shutdown_response":
+            if self.seat.is_lead:
+                raise ToolError("shutdown_response answers a shutdown_request; the lead sends none")
+            if "approve" not in message:
+                raise ToolError('shutdown_response needs "approve": true or false')
+            if message.get("approve") is True:
+                self.seat.shutdown_approved = True
+        return message
+
+
+def team_tools(seat: TeamSeat) -> list[Tool[Any]]:
+    return [
+        TaskCreateTool(seat),
+        TaskUpdateTool(seat),
+        TaskGetTool(seat),
+        TaskListTool(seat),
+        SendMessageTool(seat),
+    ]

@@ -1,0 +1,90 @@
+"""Agent teams end to end: `covey -p` in a real git repository, the fake provider with a route
+per teammate (its name in the `x-covey-agent` header), the real store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from covey.store import Store
+from covey.store import teams as team_store
+from covey.store.sessions import get_session
+from teamtools import call, fake, requests_of, run, spawn, texts, tool_names, tool_results
+
+TEAM_TOOLS = {"TaskCreate", "TaskUpdate", "TaskGet", "TaskList", "SendMessage"}
+
+BASIC = {
+    "turns": [
+        {
+            "tool_calls": [
+                call("TaskCreate", subject="Write notes", description="notes.md with one line"),
+                spawn("alice", "Take task 1 and do it."),
+            ]
+        },
+        {"text": "Spawned alice; waiting."},
+        {"text": "Team done: alice wrote the notes."},
+        {"text": "spare turn"},
+    ],
+    "agents": {
+        "alice": {
+            "turns": [
+                {
+                    "tool_calls": [
+                        call("TaskUpdate", taskId="1", owner="alice"),
+                        call("Write", file_path="notes.md", content="hello\n"),
+                        call("TaskUpdate", taskId="1", status="completed"),
+                    ]
+                },
+                {"text": "ALICE-REPORT: notes.md written."},
+            ]
+        }
+    },
+}
+
+
+def test_a_teammate_works_reports_idle_and_the_run_ends_with_the_team(git_repo: Path) -> None:
+    with fake(BASIC) as (srv, env):
+        result = run(git_repo, env)
+    assert result.code == 0, result.err
+    assert result.json()["result"] == "Team done: alice wrote the notes."
+    lead, alice = requests_of(srv, None), requests_of(srv, "alice")
+    assert [r["turn"] for r in lead] == [0, 1, 2]
+    assert [r["turn"] for r in alice] == [0, 1]
+    assert tool_names(lead[0]) >= TEAM_TOOLS | {"Agent"}
+    assert tool_names(alice[0]) >= TEAM_TOOLS
+    created, spawned = tool_results(lead[1])
+    assert json.loads(created[0]) == {"task": {"id": "1", "subject": "Write notes"}}
+    started = json.loads(spawned[0])
+    assert started["name"] == "alice" and started["status"] == "teammate_spawned"
+    # the teammate's context: the preamble and the prompt, not the lead's history
+    assert 'You are teammate "alice"' in alice[0]["body"]["system"][0]["text"]
+    assert "Write notes" not in texts(alice[0])
+    claimed, _, completed = tool_results(alice[1])
+    assert json.loads(claimed[0])["updatedFields"] == ["owner"]
+    assert json.loads(completed[0])["statusChange"] == {"from": "pending", "to": "completed"}
+    idle = texts(lead[2])
+    assert '<teammate-idle from=\\"alice\\">' in idle and "ALICE-REPORT" in idle
+    assert "completed tasks: #1 Write notes" in idle
+    assert (git_repo / "notes.md").read_text() == "hello\n"
+    with Store.open() as store, store.read() as conn:
+        row = get_session(conn, started["agentId"])
+        assert row is not None and row.kind == "teammate" and row.state == "completed"
+        assert row.parent_id == result.json()["session_id"]
+        team = team_store.team_of_lead(conn, row.parent_id)
+        assert team is not None and team.ended_at is not None
+        assert team_store.undelivered_count(conn, team.id) == 0
+
+
+def test_teams_off_no_team_tools_and_a_named_agent_is_a_subagent(git_repo: Path) -> None:
+    script = {
+        "turns": [{"tool_calls": [spawn("alice", "say hi")]}, {"text": "done"}],
+        "agents": {"general-purpose": {"turns": [{"text": "SUBAGENT-HI"}]}},
+    }
+    with fake(script, teams=False) as (srv, env):
+        result = run(git_repo, env)
+    assert result.code == 0, result.err
+    lead = requests_of(srv, None)
+    assert not tool_names(lead[0]) & TEAM_TOOLS
+    ((text, is_error),) = tool_results(lead[1])
+    assert not is_error and text.startswith("SUBAGENT-HI")
+    assert requests_of(srv, "alice") == []
