@@ -88,3 +88,99 @@ def test_teams_off_no_team_tools_and_a_named_agent_is_a_subagent(git_repo: Path)
     ((text, is_error),) = tool_results(lead[1])
     assert not is_error and text.startswith("SUBAGENT-HI")
     assert requests_of(srv, "alice") == []
+
+
+MID_TURN = {
+    "turns": [
+        {"tool_calls": [spawn("alice", "Run the slow check.")]},
+        {
+            "tool_calls": [
+                call("SendMessage", to="carol", message="lost?"),
+                call("SendMessage", to="alice", message="MID-TURN-NOTE use port 8080"),
+            ]
+        },
+        {"text": "Told alice."},
+        {"text": "Done."},
+        {"text": "spare turn"},
+    ],
+    "agents": {
+        "alice": {
+            "turns": [
+                {"tool_calls": [call("Bash", command="sleep 2", description="slow check")]},
+                {"text": "ALICE got the note."},
+                {"text": "spare"},
+            ]
+        }
+    },
+}
+
+
+def test_a_message_reaches_a_working_teammate_mid_turn_exactly_once(git_repo: Path) -> None:
+    with fake(MID_TURN) as (srv, env):
+        result = run(git_repo, env, "--allowedTools", "Bash")
+    assert result.code == 0, result.err
+    lead, alice = requests_of(srv, None), requests_of(srv, "alice")
+    (unknown, is_error), (sent, _) = tool_results(lead[2])
+    assert is_error and "no team member named 'carol'" in unknown
+    assert "valid recipients: alice, *" in unknown
+    assert json.loads(sent)["recipients"] == ["alice"]
+    # turn 1 of alice follows her Bash result: the note came mid-turn, after the tool batch
+    assert [r["turn"] for r in alice] == [0, 1]
+    last = alice[1]["body"]["messages"][-1]["content"]
+    kinds = [b["type"] for b in last]
+    assert kinds[0] == "tool_result" and "MID-TURN-NOTE" in json.dumps(last[1:])
+    assert '<teammate-message from=\\"team-lead\\" summary=' in json.dumps(last)
+    assert texts(alice[1]).count("<teammate-message") == 1
+    assert "ALICE got the note." in texts(lead[3])
+    with Store.open() as store, store.read() as conn:
+        team = team_store.team_of_lead(conn, result.json()["session_id"])
+        assert team is not None
+        (mail,) = [m for m in team_store.mailbox(conn, team.id) if m.recipient == "alice"]
+        assert mail.delivered_seq is not None
+
+
+def _claimer(name: str) -> dict[str, object]:
+    return {
+        "turns": [
+            {"tool_calls": [call("TaskUpdate", taskId="1", owner=name)]},
+            {"tool_calls": [spawn("carol", "nested?")]},
+            {"text": f"{name} finished"},
+        ]
+    }
+
+
+RACE = {
+    "turns": [
+        {
+            "tool_calls": [
+                call("TaskCreate", subject="The one job", description="only one may own it"),
+                spawn("alice", "Claim task 1."),
+                spawn("bob", "Claim task 1."),
+            ]
+        },
+        *[{"text": "waiting"} for _ in range(4)],
+    ],
+    "agents": {"alice": _claimer("alice"), "bob": _claimer("bob")},
+}
+
+
+def test_two_teammates_claiming_one_task_one_wins_and_none_can_spawn(git_repo: Path) -> None:
+    with fake(RACE) as (srv, env):
+        result = run(git_repo, env)
+    assert result.code == 0, result.err
+    outcomes = {}
+    for name in ("alice", "bob"):
+        reqs = requests_of(srv, name)
+        ((claim, claim_error),) = tool_results(reqs[1])
+        outcomes[name] = (claim, claim_error)
+        ((nested, nested_error),) = tool_results(reqs[2])
+        assert nested_error and "teammates cannot start teammates" in nested
+    winners = [n for n, (_, err) in outcomes.items() if not err]
+    assert len(winners) == 1
+    (loser,) = {"alice", "bob"} - set(winners)
+    assert f"task 1 is owned by {winners[0]}" in outcomes[loser][0]
+    with Store.open() as store, store.read() as conn:
+        team = team_store.team_of_lead(conn, result.json()["session_id"])
+        assert team is not None
+        (task,) = team_store.list_tasks(conn, team.id)
+        assert task.owner == winners[0]
