@@ -52,9 +52,12 @@ def test_task_ids_count_per_team_and_a_refused_creation_leaves_nothing(store: St
         assert [teams.create_task(conn, tid, f"s{i}", "d").id for i in range(3)] == ["1", "2", "3"]
         assert teams.create_task(conn, other, "x", "d").id == "1"
         assert teams.discard_task(conn, tid, "3")
+        assert teams.create_task(conn, tid, "again", "d").id == "3"  # the refused id, reused
+        assert teams.discard_task(conn, tid, "1")
+        assert teams.create_task(conn, tid, "later", "d").id == "4"  # not the latest: a gap
     with store.read() as conn:
-        assert [t.id for t in teams.list_tasks(conn, tid)] == ["1", "2"]
-        task = teams.get_task(conn, tid, "1")
+        assert [t.id for t in teams.list_tasks(conn, tid)] == ["2", "3", "4"]
+        task = teams.get_task(conn, tid, "2")
         assert task is not None and task.status == "pending" and task.owner is None
 
 

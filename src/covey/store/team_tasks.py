@@ -166,9 +166,13 @@ def create_task(
 
 
 def discard_task(conn: sqlite3.Connection, team_id: str, task_id: str | int) -> bool:
-    """Remove a task as if it was never created (a TaskCreated hook refused it)."""
-    cursor = conn.execute(
-        "DELETE FROM team_tasks WHERE team_id = ? AND id = ?", (team_id, _task_id(task_id))
+    """Remove a task as if it was never created (a TaskCreated hook refused it); its id is
+    given out again when it was the latest."""
+    tid = _task_id(task_id)
+    cursor = conn.execute("DELETE FROM team_tasks WHERE team_id = ? AND id = ?", (team_id, tid))
+    conn.execute(
+        "UPDATE teams SET next_task = next_task - 1 WHERE id = ? AND next_task = ?",
+        (team_id, tid + 1),
     )
     return cursor.rowcount == 1
 
