@@ -7,11 +7,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from teamtools import call, fake, requests_of, run, spawn, texts, tool_results
-
 from covey.store import Store
 from covey.store import teams as team_store
 from covey.store.sessions import get_session
+from teamtools import call, fake, requests_of, run, spawn, texts, tool_results
 
 SPARE = [{"text": "spare turn"} for _ in range(4)]
 
@@ -56,7 +55,7 @@ def test_owned_files_are_refused_to_others_and_overlaps_at_spawn(git_repo: Path)
         result = run(git_repo, env)
     assert result.code == 0, result.err
     lead = requests_of(srv, None)
-    (alice, a_err), (bob, b_err), (carol, c_err) = tool_results(lead[1])
+    (_, a_err), (bob, b_err), (_, c_err) = tool_results(lead[1])
     assert not a_err and not c_err
     assert b_err and "'src/api/**' overlaps 'src/**' owned by teammate alice" in bob
     ((lead_write, lead_err),) = tool_results(lead[2])
@@ -115,6 +114,14 @@ def test_the_teammate_limit_comes_from_settings(git_repo: Path) -> None:
     assert not a_err and b_err and "teams.maxTeammates" in bob
 
 
+def once(log: Path, flag: Path, feedback: str) -> str:
+    """A hook command that logs its input and blocks (exit 2) the first time only."""
+    return (
+        f"{{ cat; echo; }} >> {log}; test -f {flag} || "
+        f"{{ touch {flag}; echo '{feedback}' >&2; exit 2; }}"
+    )
+
+
 HOOKED = {
     "turns": [
         {
@@ -158,14 +165,8 @@ def test_team_hooks_block_with_exit_2_and_get_the_reference_inputs(git_repo: Pat
                     f'p=$(cat); echo "$p" >> {log}; case "$p" in *BLOCKME*) '
                     "echo 'no BLOCKME tasks' >&2; exit 2;; esac"
                 ),
-                "TaskCompleted": hook(
-                    f"{{ cat; echo; }} >> {log}; test -f {git_repo.parent}/done.flag || "
-                    f"{{ touch {git_repo.parent}/done.flag; echo 'run the tests first' >&2; exit 2; }}"
-                ),
-                "TeammateIdle": hook(
-                    f"{{ cat; echo; }} >> {log}; test -f {git_repo.parent}/idle.flag || "
-                    f"{{ touch {git_repo.parent}/idle.flag; echo 'IDLE-FEEDBACK go on' >&2; exit 2; }}"
-                ),
+                "TaskCompleted": hook(once(log, git_repo.parent / "done", "run the tests first")),
+                "TeammateIdle": hook(once(log, git_repo.parent / "idle", "IDLE-FEEDBACK go on")),
             }
         },
     )
