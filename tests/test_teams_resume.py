@@ -12,12 +12,11 @@ import sys
 import time
 from pathlib import Path
 
-from teamtools import MODEL, call, fake, requests_of, run, spawn, texts
-
 from covey.sessions.resume import INTERRUPTED
 from covey.store import Store
 from covey.store import teams as team_store
 from covey.store.sessions import get_session, list_sessions
+from teamtools import MODEL, call, fake, requests_of, run, spawn, texts
 
 RUNS = "runs.log"
 
