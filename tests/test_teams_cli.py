@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from clitools import covey
 from covey.store import Store
 from covey.store import teams as team_store
 from covey.store.sessions import get_session
@@ -73,6 +74,23 @@ def test_a_teammate_works_reports_idle_and_the_run_ends_with_the_team(git_repo: 
         team = team_store.team_of_lead(conn, row.parent_id)
         assert team is not None and team.ended_at is not None
         assert team_store.undelivered_count(conn, team.id) == 0
+    # `covey team`: of the lead, or of the team a teammate belongs to
+    shown = covey("team", result.json()["session_id"], "--json", cwd=git_repo, env=env)
+    assert shown.code == 0, shown.err
+    view = shown.json()
+    assert [(m["name"], m["state"]) for m in view["members"]] == [
+        ("team-lead", "completed"),
+        ("alice", "completed"),
+    ]
+    assert view["members"][1]["id"] == started["agentId"] and view["members"][1]["cost_usd"] > 0
+    assert view["tasks"] == [
+        {"id": "1", "subject": "Write notes", "status": "completed", "owner": "alice",
+         "blockedBy": [], "blocks": []}
+    ]  # fmt: skip
+    text = covey("team", started["agentId"], cwd=git_repo, env=env)
+    assert text.code == 0 and "#1" in text.out and "alice" in text.out
+    missing = covey("team", "nosuchsession", cwd=git_repo, env=env)
+    assert missing.code == 2 and "no such session" in missing.err
 
 
 def test_teams_off_no_team_tools_and_a_named_agent_is_a_subagent(git_repo: Path) -> None:

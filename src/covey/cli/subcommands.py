@@ -21,6 +21,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "attach": ("attach",),
     "compact": ("compact",),
     "usage": ("usage",),
+    "team": ("team",),
 }
 """`covey.cli.<module>` → the names of the commands in its `COMMANDS` (a test checks them)."""
 
