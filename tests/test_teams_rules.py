@@ -240,3 +240,52 @@ def test_the_shutdown_handshake_ends_the_teammate(git_repo: Path) -> None:
         (alice_member,) = [m for m in team_store.list_members(conn, team.id) if m.name == "alice"]
         row = get_session(conn, alice_member.session_id)
         assert row is not None and row.state == "completed"
+
+
+UNFINISHED = {
+    "turns": [
+        {
+            "tool_calls": [
+                call("TaskCreate", subject="Half done", description="d"),
+                spawn("alice", "Do task 1."),
+            ]
+        },
+        *SPARE,
+    ],
+    "agents": {
+        "alice": {
+            "turns": [
+                {"tool_calls": [call("TaskUpdate", taskId="1", status="in_progress")]},
+                {"text": "stopping early"},
+                {"tool_calls": [call("TaskUpdate", taskId="1", status="completed")]},
+                {"text": "ALICE really done"},
+            ]
+        }
+    },
+}
+
+
+def test_task_completed_runs_when_a_teammate_ends_with_a_task_in_progress(
+    git_repo: Path,
+) -> None:
+    log, flag = git_repo.parent / "hooks.jsonl", git_repo.parent / "unfinished"
+    settings(
+        git_repo,
+        {
+            "hooks": {
+                "TaskCompleted": [
+                    {"hooks": [{"type": "command", "command": once(log, flag, "FINISH-FIRST")}]}
+                ]
+            }
+        },
+    )
+    with fake(UNFINISHED) as (srv, env):
+        result = run(git_repo, env)
+    assert result.code == 0, result.err
+    alice = requests_of(srv, "alice")
+    assert [r["turn"] for r in alice] == [0, 1, 2, 3]
+    assert "FINISH-FIRST" in texts(alice[2])
+    lead_saw = "".join(texts(r) for r in requests_of(srv, None))
+    assert "ALICE really done" in lead_saw and "stopping early" not in lead_saw
+    (event, _) = [json.loads(line) for line in log.read_text().splitlines()]
+    assert event["task_id"] == "1" and event["teammate_name"] == "alice"

@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING, Any
 from covey.agent.mailbox import Delivery
 from covey.errors import LeaseLost
 from covey.sessions.state import set_state
-from covey.store.teams import LEAD, mark_delivered, send_message, undelivered, undelivered_count
+from covey.store.teams import (
+    LEAD,
+    list_tasks,
+    mark_delivered,
+    send_message,
+    undelivered,
+    undelivered_count,
+)
 from covey.teams.seat import TeamSeat
 from covey.teams.text import idle_body, mail_text
 
@@ -73,6 +80,9 @@ class TeammateMailbox(_MemberMailbox):
 
     async def turn_ended(self, final_text: str) -> bool:
         seat, store = self.seat, self.seat.store
+        if feedback := await self._unfinished_tasks():
+            self.notes.append(feedback)
+            return True
         hook = await seat.hook("TeammateIdle")
         if hook.blocked:  # exit 2: keep working, with the hook's words
             self.notes.append(hook.feedback or "A TeammateIdle hook asks you to keep working.")
@@ -94,3 +104,21 @@ class TeammateMailbox(_MemberMailbox):
                 return True
             await seat.bell.wait()
         return False
+
+    async def _unfinished_tasks(self) -> str:
+        """TaskCompleted also runs when a teammate ends its turn with tasks in progress; its
+        exit 2 keeps the teammate working (the tasks stay as they are)."""
+        seat = self.seat
+        with seat.store.read() as conn:
+            tasks = list_tasks(conn, seat.team_id)
+        for task in tasks:
+            if task.owner == seat.name and task.status == "in_progress":
+                hook = await seat.hook(
+                    "TaskCompleted",
+                    task_id=task.id,
+                    task_subject=task.subject,
+                    task_description=task.description,
+                )
+                if hook.blocked:
+                    return hook.feedback or f"Task {task.id} is still in progress."
+        return ""
