@@ -289,3 +289,26 @@ def test_task_completed_runs_when_a_teammate_ends_with_a_task_in_progress(
     assert "ALICE really done" in lead_saw and "stopping early" not in lead_saw
     (event, _) = [json.loads(line) for line in log.read_text().splitlines()]
     assert event["task_id"] == "1" and event["teammate_name"] == "alice"
+
+
+ENDED = {
+    "turns": [
+        {"tool_calls": [spawn("alice", "Say hi.")]},
+        {"text": "waiting"},
+        {"text": "alice said hi"},
+        {"tool_calls": [call("SendMessage", to="alice", message="are you there?")]},
+        {"text": "alice has ended"},
+        *SPARE,
+    ],
+    "agents": {"alice": {"turns": [{"delay_s": 1.0, "text": "hi"}]}},
+}
+
+
+def test_mail_to_a_teammate_that_has_ended_is_refused(git_repo: Path) -> None:
+    with fake(ENDED) as (srv, env):
+        first = run(git_repo, env)
+        assert first.code == 0, first.err
+        again = run(git_repo, env, "--resume", first.json()["session_id"], prompt="message alice")
+    assert again.code == 0, again.err
+    ((refused, is_error),) = tool_results(requests_of(srv, None)[4])
+    assert is_error and "teammate alice has ended (completed)" in refused

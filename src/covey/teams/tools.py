@@ -11,12 +11,15 @@ from typing import Any, Literal
 from pydantic import Field
 
 from covey.errors import ToolError
+from covey.sessions.state import TERMINAL_STATES
+from covey.store.sessions import get_session
 from covey.store.teams import (
     LEAD,
     TaskRow,
     TaskUpdate,
     create_task,
     discard_task,
+    get_member,
     get_task,
     list_tasks,
     send_message,
@@ -237,6 +240,7 @@ class SendMessageTool(_TeamTool):
         if isinstance(message, dict):
             message = self._structured(message)
         with seat.store.write() as conn:
+            _refuse_ended(conn, seat.team_id, args.to)
             sent = send_message(
                 conn,
                 seat.team_id,
@@ -268,6 +272,16 @@ class SendMessageTool(_TeamTool):
             if message.get("approve") is True:
                 self.seat.shutdown_approved = True
         return message
+
+
+def _refuse_ended(conn: Any, team_id: str, to: str) -> None:
+    """Mail to a teammate whose session has ended would never be read: say so."""
+    member = get_member(conn, team_id, to)
+    row = get_session(conn, member.session_id) if member is not None else None
+    if row is not None and row.state in TERMINAL_STATES and to != LEAD:
+        raise ToolError(
+            f"teammate {to} has ended ({row.state}); start a new teammate with another name"
+        )
 
 
 def team_tools(seat: TeamSeat) -> list[Tool[Any]]:
