@@ -30,11 +30,12 @@ BASIC = {
         "alice": {
             "turns": [
                 {
+                    "delay_s": 1.0,  # the lead's next turn comes first: its request count is fixed
                     "tool_calls": [
                         call("TaskUpdate", taskId="1", owner="alice"),
                         call("Write", file_path="notes.md", content="hello\n"),
                         call("TaskUpdate", taskId="1", status="completed"),
-                    ]
+                    ],
                 },
                 {"text": "ALICE-REPORT: notes.md written."},
             ]
@@ -91,6 +92,9 @@ def test_a_teammate_works_reports_idle_and_the_run_ends_with_the_team(git_repo: 
     assert text.code == 0 and "#1" in text.out and "alice" in text.out
     missing = covey("team", "nosuchsession", cwd=git_repo, env=env)
     assert missing.code == 2 and "no such session" in missing.err
+    listed = covey("sessions", "--all", "--json", cwd=git_repo, env=env)
+    (row,) = [r for r in json.loads(listed.out) if r["id"] == started["agentId"]]
+    assert row["kind"] == "teammate" and row["parent_id"] == result.json()["session_id"]
 
 
 def test_teams_off_no_team_tools_and_a_named_agent_is_a_subagent(git_repo: Path) -> None:

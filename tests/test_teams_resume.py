@@ -59,10 +59,14 @@ def _wait_for(check: object, timeout: float = 60) -> None:
         time.sleep(0.1)
 
 
-def _mail_sent(store: Store) -> bool:
+def _lead_waits(store: Store) -> bool:
+    """The lead sent its note and its turn ended (it now waits for alice)."""
     with store.read() as conn:
-        rows = conn.execute("SELECT body FROM team_mailbox").fetchall()
-    return any("KEEP-THIS" in body for (body,) in rows)
+        mail = conn.execute("SELECT body FROM team_mailbox").fetchall()
+        waiting = conn.execute(
+            "SELECT 1 FROM transcript WHERE data LIKE '%waiting for alice%'"
+        ).fetchone()
+    return waiting is not None and any("KEEP-THIS" in body for (body,) in mail)
 
 
 def test_kill_9_of_the_lead_then_resume_continues_the_team(git_repo: Path) -> None:
@@ -75,7 +79,7 @@ def test_kill_9_of_the_lead_then_resume_continues_the_team(git_repo: Path) -> No
         )  # fmt: skip
         try:
             store = Store.open()
-            _wait_for(lambda: (git_repo / RUNS).exists() and _mail_sent(store))
+            _wait_for(lambda: (git_repo / RUNS).exists() and _lead_waits(store))
             lead.send_signal(signal.SIGKILL)
             lead.wait(timeout=30)
         finally:

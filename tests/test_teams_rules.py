@@ -77,7 +77,10 @@ ISOLATED = {
     "agents": {
         "dave": {
             "turns": [
-                {"tool_calls": [call("Write", file_path="README.md", content="dave's\n")]},
+                {
+                    "delay_s": 1.0,  # after the lead's next request
+                    "tool_calls": [call("Write", file_path="README.md", content="dave's\n")],
+                },
                 {"text": "dave changed the readme"},
             ]
         }
@@ -205,7 +208,7 @@ SHUTDOWN = {
     "agents": {
         "alice": {
             "turns": [
-                {"text": "ready"},
+                {"delay_s": 1.0, "text": "ready"},  # after the lead's "spawned"
                 {
                     "tool_calls": [
                         call(
