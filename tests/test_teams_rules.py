@@ -4,13 +4,25 @@ hooks, the shutdown handshake."""
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from covey.store import Store
 from covey.store import teams as team_store
 from covey.store.sessions import get_session
 from teamtools import call, fake, requests_of, run, spawn, texts, tool_results
+
+
+def bwrap_works() -> bool:
+    probe = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "true"]
+    try:
+        return subprocess.run(probe, capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
 
 SPARE = [{"text": "spare turn"} for _ in range(4)]
 
@@ -315,3 +327,35 @@ def test_mail_to_a_teammate_that_has_ended_is_refused(git_repo: Path) -> None:
     assert again.code == 0, again.err
     ((refused, is_error),) = tool_results(requests_of(srv, None)[4])
     assert is_error and "teammate alice has ended (completed)" in refused
+
+
+SANDBOXED = {
+    "turns": [{"tool_calls": [spawn("alice", "Write files.", owns=["src/**"])]}, *SPARE],
+    "agents": {
+        "alice": {
+            "turns": [
+                {
+                    "tool_calls": [
+                        call("Bash", command="echo in > src/in.txt", description="own dir"),
+                        call("Bash", command="echo out > outside.txt", description="elsewhere"),
+                    ]
+                },
+                {"text": "alice tried both"},
+            ]
+        }
+    },
+}
+
+
+@pytest.mark.skipif(not bwrap_works(), reason="bubblewrap missing or not allowed")
+def test_with_the_sandbox_a_teammates_bash_writes_only_its_own_directories(
+    git_repo: Path,
+) -> None:
+    settings(git_repo, {"sandbox": {"enabled": True}})
+    with fake(SANDBOXED) as (srv, env):
+        result = run(git_repo, env, "--allowedTools", "Bash")
+    assert result.code == 0, result.err
+    (_, _), (outside, _) = tool_results(requests_of(srv, "alice")[1])
+    assert (git_repo / "src" / "in.txt").read_text() == "in\n"
+    assert not (git_repo / "outside.txt").exists()
+    assert "Read-only file system" in outside and "Exit code" in outside

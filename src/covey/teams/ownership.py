@@ -4,6 +4,7 @@ Write/Edit inside another member's globs. Overlapping globs are refused at spawn
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -63,6 +64,30 @@ class TeamFileOwners:
 
     def __init__(self, store: Store, team_id: str, name: str, root: Path) -> None:
         self.store, self.team_id, self.name, self.root = store, team_id, name, root.resolve()
+
+    def writable(self) -> list[Path] | None:
+        """For the Bash sandbox: the directories this teammate's globs name (a glob's part
+        before its first wildcard; a file's directory), made if missing. None (the whole
+        workspace) for the lead, a teammate without globs, or a glob that matches at any depth
+        (`*.md`)."""
+        with self.store.read() as conn:
+            me = next((m for m in list_members(conn, self.team_id) if m.name == self.name), None)
+        if me is None or me.name == LEAD or not me.owns:
+            return None
+        dirs = []
+        for glob in me.owns:
+            parts = glob.strip().strip("/").split("/")
+            fixed = list(itertools.takewhile(lambda p: not _WILD.search(p), parts))
+            if len(parts) == 1 and not glob.strip().startswith("/") and not glob.endswith("/"):
+                return None  # no slash: gitignore matches it in every directory
+            if fixed == parts and not glob.strip().endswith("/"):
+                fixed = fixed[:-1]  # a file: its directory
+            if not fixed:
+                return None
+            path = self.root.joinpath(*fixed)
+            path.mkdir(parents=True, exist_ok=True)
+            dirs.append(path)
+        return dirs
 
     def refusal(self, real: Path) -> str | None:
         try:

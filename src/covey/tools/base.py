@@ -57,6 +57,11 @@ class FileOwners(Protocol):
         """Why this agent may not Write/Edit the real path `real`, or None."""
         ...
 
+    def writable(self) -> list[Path] | None:
+        """The directories a sandboxed command of this agent may write in the workspace
+        (made if missing); None: all of the workspace."""
+        ...
+
 
 class ToolRuns(Protocol):
     """Records tool processes while they run, so a host that takes a session over after a

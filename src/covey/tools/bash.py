@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+from pathlib import Path
 
 from pydantic import Field
 
@@ -102,8 +103,15 @@ def sandbox_argv(ctx: ToolContext, argv: list[str], guard: GitGuard | None = Non
         raise ToolError(BWRAP_MISSING)
     wrapped = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
     wrapped += ["--tmpfs", "/tmp"]
+    owned = ctx.file_owners.writable() if ctx.file_owners is not None else None
+    workspace = Path(os.path.realpath(ctx.workspace))
     for root in allowed_roots(ctx):  # after /tmp, so a workspace under /tmp stays visible
-        wrapped += ["--bind", str(root), str(root)]
+        if owned is not None and root == workspace:  # a team member: its own dirs only
+            wrapped += ["--ro-bind", str(root), str(root)]
+            for path in owned:
+                wrapped += ["--bind", str(path), str(path)]
+        else:
+            wrapped += ["--bind", str(root), str(root)]
     guard = guard or GitGuard()
     for pinned in guard.pinned:  # before the read-only binds inside them
         wrapped += ["--bind", str(pinned), str(pinned)]
