@@ -8,22 +8,36 @@ its own random order and calling `update_task(owner=me)` in one write transactio
 tries per second, and double claims: tasks two processes both believe they won, or whose
 final owner is not the process that won it (must be 0).
 
-Not measured yet (issue #14 asks for them): message delivery latency with the recipient
-mid-turn, and the token overhead of a team against one agent on the same scripted job.
+(b) Mail delivery latency with the recipient mid-turn: a real `covey -p` team against the
+loopback fake provider. The lead sends `--messages` messages, one per model turn (each answer
+delayed 150 ms), while teammate alice works through short Bash calls (`sleep 0.1`); for each
+message, the time from its commit (`sent_at`) to alice's first model request that carries it.
+Prints p50, p99 and max. The floor is the rest of the tool batch the message lands in.
+
+Not measured yet (issue #14 asks for it): the token overhead of a team against one agent on
+the same scripted job.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing as mp
+import os
 import random
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
+from typing import Any
 
+from covey.models.script import Script
 from covey.store import Store, teams
+from covey.testing.fakeserver import FakeServer
 
 
 def _claimer(path: str, team_id: str, name: str, tasks: int, gate: Barrier, out: mp.Queue) -> None:  # type: ignore[type-arg]
@@ -45,11 +59,80 @@ def _claimer(path: str, team_id: str, name: str, tasks: int, gate: Barrier, out:
     store.close()
 
 
+def _latency_script(messages: int) -> dict[str, Any]:
+    def call(tool: str, **tool_input: Any) -> dict[str, Any]:
+        return {"name": tool, "input": tool_input}
+
+    spawn = {
+        "name": "Agent",
+        "input": {"name": "alice", "description": "worker", "prompt": "Work through the list."},
+    }
+    sends = [
+        {"delay_s": 0.15, "tool_calls": [call("SendMessage", to="alice", message=f"MSG-{i:03d}")]}
+        for i in range(messages)
+    ]
+    work = [
+        {"tool_calls": [call("Bash", command="sleep 0.1", description="work")]}
+        for _ in range(messages * 3)
+    ]
+    spare = [{"text": "done"} for _ in range(messages + 5)]
+    return {
+        "turns": [{"tool_calls": [spawn]}, *sends, *spare],
+        "agents": {"alice": {"turns": [*work, *spare]}},
+    }
+
+
+def _latency(messages: int) -> list[float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        repo, home = Path(tmp) / "repo", Path(tmp) / "home"
+        repo.mkdir()
+        home.mkdir()
+        subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+        script = Script.model_validate(_latency_script(messages))
+        with FakeServer(script) as srv:
+            env = {
+                **os.environ,
+                "COVEY_HOME": str(home),
+                "COVEY_EXPERIMENTAL_AGENT_TEAMS": "1",
+                "ANTHROPIC_API_KEY": "bench",
+                "ANTHROPIC_BASE_URL": srv.url,
+            }
+            argv = [sys.executable, "-m", "covey", "-p", "go", "--model"]
+            argv += ["anthropic:claude-sonnet-4-5", "--permission-mode", "bypassPermissions"]
+            subprocess.run(argv, cwd=repo, env=env, check=True, capture_output=True, timeout=600)
+            alice = [
+                (datetime.fromisoformat(r["ts"]).timestamp(), json.dumps(r["body"]["messages"]))
+                for r in srv.requests
+                if r["agent"] == "alice" and r["turn"] is not None
+            ]
+        with Store.open(home / "covey.db") as store, store.read() as conn:
+            sent = conn.execute(
+                "SELECT body, sent_at FROM team_mailbox WHERE recipient = 'alice'"
+            ).fetchall()
+    latencies = []
+    for body, sent_at in sent:
+        first = min(ts for ts, text in alice if body in text)
+        latencies.append(first - sent_at)
+    return sorted(latencies)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--claimers", type=int, default=32)
     parser.add_argument("--tasks", type=int, default=2000)
+    parser.add_argument("--messages", type=int, default=30)
     args = parser.parse_args()
+    code = _claims(args)
+    lat = _latency(args.messages)
+    p99 = lat[min(len(lat) - 1, round(0.99 * (len(lat) - 1)))]
+    print(f"{'messages':<22}{len(lat):>12}")
+    print(f"{'latency p50 (ms)':<22}{statistics.median(lat) * 1000:>12.0f}")
+    print(f"{'latency p99 (ms)':<22}{p99 * 1000:>12.0f}")
+    print(f"{'latency max (ms)':<22}{lat[-1] * 1000:>12.0f}")
+    return code
+
+
+def _claims(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "covey.db"
         names = [f"c{i:02d}" for i in range(args.claimers)]
