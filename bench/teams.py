@@ -14,8 +14,11 @@ delayed 150 ms), while teammate alice works through short Bash calls (`sleep 0.1
 message, the time from its commit (`sent_at`) to alice's first model request that carries it.
 Prints p50, p99 and max. The floor is the rest of the tool batch the message lands in.
 
-Not measured yet (issue #14 asks for it): the token overhead of a team against one agent on
-the same scripted job.
+(c) Token overhead of coordination: the same scripted job (`--files` file writes, one per
+turn) done by one agent, and by a lead that starts three teammates each writing a third of
+the files. Input tokens as the fake provider bills them (its estimate of each request), team
+/ single, and what the team's extra input is made of: the team tool schemas sent with every
+request, the teammates' preamble, the extra requests (the lead waking on idle notices).
 """
 
 from __future__ import annotations
@@ -116,13 +119,90 @@ def _latency(messages: int) -> list[float]:
     return sorted(latencies)
 
 
+def _run_team_job(script: dict[str, Any], teams_on: bool) -> list[dict[str, Any]]:
+    """Run `covey -p` on `script` in a fresh repository and home; the fake server's requests."""
+    with tempfile.TemporaryDirectory() as tmp:
+        repo, home = Path(tmp) / "repo", Path(tmp) / "home"
+        repo.mkdir()
+        home.mkdir()
+        subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+        with FakeServer(Script.model_validate(script)) as srv:
+            env = {
+                **os.environ,
+                "COVEY_HOME": str(home),
+                "ANTHROPIC_API_KEY": "bench",
+                "ANTHROPIC_BASE_URL": srv.url,
+            }
+            if teams_on:
+                env["COVEY_EXPERIMENTAL_AGENT_TEAMS"] = "1"
+            else:
+                env.pop("COVEY_EXPERIMENTAL_AGENT_TEAMS", None)
+            argv = [sys.executable, "-m", "covey", "-p", "go", "--model"]
+            argv += ["anthropic:claude-sonnet-4-5", "--permission-mode", "bypassPermissions"]
+            subprocess.run(argv, cwd=repo, env=env, check=True, capture_output=True, timeout=600)
+            return [r for r in srv.requests if r["turn"] is not None]
+
+
+def _overhead(files: int) -> None:
+    from covey.models.tokens import estimate_tokens
+    from covey.store.teams import LEAD, MemberRow
+    from covey.teams.text import preamble
+    from covey.teams.tools import team_tools
+
+    def write(i: int) -> dict[str, Any]:
+        args = {"file_path": f"f{i:02d}.txt", "content": f"file {i}\n"}
+        return {"tool_calls": [{"name": "Write", "input": args}]}
+
+    single = {"turns": [*(write(i) for i in range(files)), {"text": "done"}]}
+    mates = ["ann", "bo", "cy"]
+    share = [list(range(files))[k :: len(mates)] for k in range(len(mates))]
+    spawns = [
+        {
+            "name": "Agent",
+            "input": {
+                "name": m,
+                "description": f"files {m}",
+                "prompt": f"Write files {', '.join(f'f{i:02d}.txt' for i in share[k])}.",
+            },
+        }
+        for k, m in enumerate(mates)
+    ]
+    team = {
+        "turns": [{"tool_calls": spawns}, *({"text": "waiting"} for _ in range(len(mates) + 3))],
+        "agents": {
+            m: {"turns": [*(write(i) for i in share[k]), {"text": f"{m}: wrote my files"}]}
+            for k, m in enumerate(mates)
+        },
+    }
+    one = _run_team_job(single, teams_on=False)
+    many = _run_team_job(team, teams_on=True)
+    tokens_one = sum(r["usage"]["input"] for r in one)
+    tokens_many = sum(r["usage"]["input"] for r in many)
+    schema = estimate_tokens(
+        json.dumps([t.spec().__dict__ for t in team_tools(None)], default=str)  # type: ignore[arg-type]
+    )
+    members = [MemberRow("t", n, "") for n in (LEAD, *mates)]
+    pre = estimate_tokens(preamble(members[1], members))
+    mate_requests = sum(1 for r in many if r["agent"] in mates)
+    lead_requests = sum(1 for r in many if r["agent"] is None)
+    print(f"{'single: requests':<34}{len(one):>10}")
+    print(f"{'single: input tokens':<34}{tokens_one:>10,}")
+    print(f"{'team: requests (lead + mates)':<34}{f'{lead_requests} + {mate_requests}':>10}")
+    print(f"{'team: input tokens':<34}{tokens_many:>10,}")
+    print(f"{'team / single':<34}{tokens_many / tokens_one:>10.2f}")
+    print(f"{'  team tool schemas, per request':<34}{schema:>10,}")
+    print(f"{'  teammate preamble, per request':<34}{pre:>10,}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--claimers", type=int, default=32)
     parser.add_argument("--tasks", type=int, default=2000)
     parser.add_argument("--messages", type=int, default=30)
+    parser.add_argument("--files", type=int, default=12)
     args = parser.parse_args()
     code = _claims(args)
+    _overhead(args.files)
     lat = _latency(args.messages)
     p99 = lat[min(len(lat) - 1, round(0.99 * (len(lat) - 1)))]
     print(f"{'messages':<22}{len(lat):>12}")

@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from covey.errors import ToolError
+from covey.models.base import ToolSpec
 from covey.sessions.state import TERMINAL_STATES
 from covey.store.sessions import get_session
 from covey.store.teams import (
@@ -38,8 +39,40 @@ def _json(value: Any) -> str:
 
 
 class _TeamTool(Tool[Any]):
+    """Team tools go with every request of every member: their schemas are kept lean
+    (an optional field is its type, not `anyOf […, null]` with `default: null`)."""
+
     def __init__(self, seat: TeamSeat) -> None:
         self.seat = seat
+
+    def spec(self) -> ToolSpec:
+        lean = _LEAN.get(self.name)
+        if lean is None:
+            base = super().spec()
+            lean = _LEAN[self.name] = ToolSpec(
+                base.name, base.description, _lean(base.input_schema)
+            )
+        return lean
+
+
+_LEAN: dict[str, ToolSpec] = {}
+
+
+def _lean(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_lean(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _lean(v) for k, v in node.items() if not (k == "default" and v is None)}
+    options = out.get("anyOf")
+    if isinstance(options, list):
+        kept = [o for o in options if o != {"type": "null"}]
+        if len(kept) == 1 and len(kept) < len(options):
+            del out["anyOf"]
+            out = {**kept[0], **out}
+    if out.get("additionalProperties") is False:
+        del out["additionalProperties"]
+    return out
 
 
 class TaskCreateInput(ToolInput):
