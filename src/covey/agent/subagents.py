@@ -33,7 +33,7 @@ from pydantic import Field
 
 from covey.agent.definitions import AgentDefinition, Definitions, resolve_tools
 from covey.agent.hooks import AgentHooks, NoHooks
-from covey.agent.loop import Approver
+from covey.agent.loop import Approver, RequestGuard
 from covey.agent.subagents_inbox import BackgroundTasks
 from covey.agent.subagents_records import (
     ChildRecord,
@@ -101,6 +101,7 @@ class SubagentRuntime:
         approver: Approver | None = None,
         project_root: Path | None = None,
         tools: Callable[[], list[Tool[Any]]] = core_tools,
+        request_guard: RequestGuard | None = None,
     ):
         self.definitions = definitions
         self.recorder: SubagentRecorder = recorder or MemoryRecorder()
@@ -112,6 +113,8 @@ class SubagentRuntime:
         self.approver = approver
         self.project_root = project_root
         self.tools = tools
+        self.request_guard = request_guard
+        """The session's check before each model request, shared by every child."""
         self.slots = asyncio.Semaphore(self.limits.max_concurrent)
         self.waiting = 0
         self.started = 0

@@ -23,7 +23,7 @@ from typing import Any, Literal, Protocol
 from covey.agent import RunResult
 from covey.agent.loop import Agent, Observer
 from covey.config import credential_names
-from covey.errors import LeaseLost, RunError
+from covey.errors import BudgetExceeded, LeaseLost, RunError
 from covey.git.worktrees import (
     Worktree,
     find_repo,
@@ -35,10 +35,11 @@ from covey.git.worktrees import (
 from covey.messages import Message, ToolUseBlock, Usage
 from covey.models.base import Model
 from covey.models.retry import RetryNotice
+from covey.sessions.budget import BudgetLimits, SessionBudget, budget_pending, warn_host
 from covey.sessions.control import request_pool_refill
 from covey.sessions.hooks_bridge import CommandHooks, WorktreeCommandHooks, hook_runner
 from covey.sessions.lease import HostLease
-from covey.sessions.pending import with_meta
+from covey.sessions.pending import set_waiting, with_meta
 from covey.sessions.persist import Persister
 from covey.sessions.plan import SessionPlan
 from covey.sessions.resume import load_conversation
@@ -87,6 +88,8 @@ def outcome(error: BaseException | None, cause: CancelCause | None = None) -> Fi
         return None
     if isinstance(error, asyncio.CancelledError | KeyboardInterrupt):
         return _CANCELLED[cause]
+    if isinstance(error, BudgetExceeded):
+        return ("stopped", f"{error.reason}: {error.summary}"[:300])
     if isinstance(error, RunError):
         return ("failed", f"{error.reason}: {error}"[:300])
     return ("failed", f"{type(error).__name__}: {error}"[:300])
@@ -237,7 +240,9 @@ class SessionHost:
                 summary = await finish(result) if finish is not None else None
         except BaseException as e:
             final = outcome(e, self.cancel_cause)
-            if final is not None and not self._stays_waiting():
+            if isinstance(e, BudgetExceeded) and self.plan.options.kind == "background":
+                await self._wait_for_budget(epoch, e)
+            elif final is not None and not self._stays_waiting():
                 with contextlib.suppress(RunError):
                     set_state(self.store, self.session_id, epoch, *final)
             raise
@@ -258,6 +263,14 @@ class SessionHost:
             row = get_session(conn, self.session_id)
         meta = with_meta(row.meta, pending=None) if row is not None else SessionMeta()
         set_state(self.store, self.session_id, epoch, "working", None, meta=meta)
+
+    async def _wait_for_budget(self, epoch: int, error: BudgetExceeded) -> None:
+        """A background session stopped by a budget waits in `needs_input` for a raise
+        (`covey reply`) or a respawn; its host lets go of it."""
+        pending = budget_pending(error, self.session_id)
+        with contextlib.suppress(RunError):
+            set_waiting(self.store, self.session_id, epoch, pending)
+        await self.hooks.notify("agent_needs_input", f"session {self.session_id}: {pending.text}")
 
     def _stays_waiting(self) -> bool:
         """A supervisor going down leaves a session waiting on a stored question as it is:
@@ -384,6 +397,18 @@ def _agent(
         tool_runs=tool_runs,
     )
     approver = asker.approve if asker else None
+    told: list[Observer] = [
+        Persister(store, session_id, epoch, pricing=settings.pricing),
+        *observers,
+    ]
+
+    budget = SessionBudget(
+        store,
+        session_id,
+        BudgetLimits.of(settings.budget, plan.options.max_budget_usd),
+        pricing=settings.pricing,
+        warn=warn_host(told, hooks.notify, session_id),
+    )
     runtime = subagent_runtime(
         store,
         plan.loaded,
@@ -394,6 +419,7 @@ def _agent(
         disallowed_tools=plan.options.disallowed_tools,
         hooks=hooks,
         approver=approver,
+        request_guard=budget,
     )
     spawner = runtime.agent_tool(model=model, mode=plan.policy.mode)
     tools: list[Tool[Any]] = [*core_tools(), *([spawner] if spawner else [])]
@@ -410,7 +436,8 @@ def _agent(
         max_turns=plan.max_turns,
         auto_compact_tokens=settings.autoCompactWindow or int(model.context_window * 0.9),
         agent_name=plan.definition.name if plan.definition else None,
-        observers=[Persister(store, session_id, epoch, pricing=settings.pricing), *observers],
+        observers=told,
         messages=messages,
         inbox=spawner.inbox if spawner else None,
+        request_guard=budget,
     )

@@ -48,6 +48,7 @@ from covey.sessions.background import (
     supervisor_environ,
     take_orphan,
 )
+from covey.sessions.budget import BUDGET_CONTINUE_PROMPT, budget_raise, raise_budget
 from covey.sessions.host import CancelCause, SessionHost
 from covey.sessions.lease import SUPERVISOR_ROLE, holder_alive, new_host_id
 from covey.sessions.pending import Pending, with_meta
@@ -85,6 +86,8 @@ class Start:
     """Resumed because its previous host died (not asked for by a command)."""
     prompt: str | None = None
     grants: tuple[Grant, ...] = ()
+    budget_raise: tuple[str, float] | None = None
+    """A budget the reply raised: (`session` | `daily`, USD), stored before the turn."""
 
 
 class Supervisor:
@@ -261,7 +264,11 @@ class Supervisor:
                 return
         pending = row.meta.pending
         start = Start(fresh=False)
-        if command.type == "reply":
+        if pending is not None and pending.kind == "budget":  # a reply may raise it
+            text = str(command.data.get("text", "")) if command.type == "reply" else ""
+            raised = budget_raise(pending, text)
+            start = Start(fresh=False, prompt=BUDGET_CONTINUE_PROMPT, budget_raise=raised)
+        elif command.type == "reply":
             text = str(command.data.get("text", ""))
             if pending is not None:
                 prompt, grants = resume_prompt(pending, text)
@@ -370,6 +377,9 @@ class Supervisor:
         prompt = self._first_prompt(host, row, start)
         if start.grants:
             await asyncio.to_thread(add_grants, self.store, sid, host.lease.epoch, start.grants)
+        if start.budget_raise is not None:
+            which, usd = start.budget_raise
+            await asyncio.to_thread(raise_budget, self.store, sid, host.lease.epoch, which, usd)
 
         async def commit(result: RunResult) -> str:
             return await asyncio.to_thread(self._commit, host, result.result)
