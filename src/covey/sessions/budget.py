@@ -198,17 +198,22 @@ class SessionBudget:
         estimate = request_cost(model.name, self._tokens(request), request.max_tokens, self.pricing)
         # read, check and reserve with no await in between: parallel subagents see each
         # other's requests in flight
-        warnings = self._check(estimate)
-        self._in_flight.append(estimate)
+        warnings, exceeded = self._check(estimate)
+        if exceeded is None:
+            self._in_flight.append(estimate)
         try:
-            for warning in warnings:
+            for warning in warnings:  # a limit reached now was 80% used, too
                 if self.warn is not None:
                     await self.warn(warning)
+            if exceeded is not None:
+                raise exceeded
             yield
         finally:
-            self._in_flight.remove(estimate)
+            if exceeded is None:
+                self._in_flight.remove(estimate)
 
-    def _check(self, estimate: float) -> list[BudgetWarning]:
+    def _check(self, estimate: float) -> tuple[list[BudgetWarning], BudgetExceeded | None]:
+        """The warnings due (recorded as given), and the limit the request would overrun."""
         now = time.time()
         day = datetime.fromtimestamp(now).date().isoformat()
         with self.store.read() as conn:
@@ -223,9 +228,14 @@ class SessionBudget:
                 "daily": cost_since(conn, _local_midnight(now)) if "daily" in limits else 0.0,
             }
         in_flight = sum(self._in_flight)
-        for budget, limit in limits.items():
-            if spent[budget] + in_flight + estimate > limit:
-                raise BudgetExceeded(budget, spent[budget] + in_flight, limit, estimate)
+        exceeded = next(
+            (
+                BudgetExceeded(budget, spent[budget] + in_flight, limit, estimate)
+                for budget, limit in limits.items()
+                if spent[budget] + in_flight + estimate > limit
+            ),
+            None,
+        )
         warnings = []
         for budget, limit in limits.items():
             key = budget if budget == "session" else f"daily:{day}"
@@ -235,7 +245,7 @@ class SessionBudget:
                 data = {"budget": budget, "spent_usd": spent[budget], "limit_usd": limit}
                 with self.store.write() as conn:
                     append_event(conn, self.session_id, "budget_warning", {**data, "day": day})
-        return warnings
+        return warnings, exceeded
 
 
 def _warned_before(conn: sqlite3.Connection, session_id: str) -> set[str]:
