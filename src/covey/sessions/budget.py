@@ -59,6 +59,7 @@ __all__ = [
     "raise_budget",
     "request_cost",
     "warn_host",
+    "warning_text",
 ]
 
 WARN_AT = 0.8
@@ -81,14 +82,18 @@ def warn_host(
     async def warn(warning: BudgetWarning) -> None:
         for observer in observers:
             observer(warning)
-        used = warning.spent_usd / warning.limit_usd
-        await notify(
-            "budget_warning",
-            f"session {session_id}: {warning.budget} budget {used:.0%} used "
-            f"(${warning.spent_usd:.2f} of ${warning.limit_usd:.2f})",
-        )
+        await notify("budget_warning", f"session {session_id}: {warning_text(warning)}")
 
     return warn
+
+
+def warning_text(warning: BudgetWarning) -> str:
+    """`session budget 83% used ($0.83 of $1.00)`."""
+    used = warning.spent_usd / warning.limit_usd
+    return (
+        f"{warning.budget} budget {used:.0%} used "
+        f"(${warning.spent_usd:.2f} of ${warning.limit_usd:.2f})"
+    )
 
 
 @dataclass(frozen=True)
