@@ -52,6 +52,7 @@ __all__ = [
     "OUTPUT_SHARE",
     "WARN_AT",
     "BudgetLimits",
+    "InputTokens",
     "SessionBudget",
     "budget_pending",
     "budget_raise",
@@ -114,7 +115,7 @@ class BudgetLimits:
         return {k: max(v, raises.get(k, 0.0)) for k, v in limits.items() if v is not None}
 
 
-class _InputTokens:
+class InputTokens:
     """Input tokens of a request, estimated once per message (a conversation only grows)."""
 
     def __init__(self) -> None:
@@ -183,7 +184,7 @@ class SessionBudget:
         self.pricing = pricing
         self.warn = warn
         """Told of each warning (the host's observers and the Notification hook)."""
-        self._tokens = _InputTokens()
+        self._tokens = InputTokens()
         self._in_flight: list[float] = []
         """Estimates of this host's requests sent and not answered yet."""
         self._root: str | None = None
