@@ -18,7 +18,9 @@ is off, or the session waits on a stored question (its reply will continue it). 
 it: its sessions are marked `interrupted` (a waiting one stays `needs_input`) and the pid file
 is removed; so does having had nothing to host for `background.idleExitMinutes` (see
 `lifecycle`). Credentials: see `session_environ`; a session whose key is missing waits in
-`needs_input` naming the variable, and a reply or `covey respawn` retries it.
+`needs_input` naming the variable, and a reply or `covey respawn` retries it. A session a
+budget stopped waits in `needs_input` too: a reply naming an amount raises that budget for it
+(`covey.sessions.budget`), a respawn checks again with the settings as they are now.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from typing import Any, Literal
 
 from covey.agent import RunResult
 from covey.config import load_settings
-from covey.errors import CredentialsError, RunError
+from covey.errors import BudgetExceeded, CredentialsError, RunError
 from covey.git.pool import refill_pool
 from covey.git.repo import commit_all, git
 from covey.models.registry import BASE_URL_VARS
@@ -386,6 +388,9 @@ class Supervisor:
 
         try:
             await host.run_turn(prompt, start_hooks=True, finish=commit)
+        except BudgetExceeded as e:  # recorded by the host: needs_input, asking for a raise
+            log.info("session %s waits for a budget raise: %s", sid, e.summary)
+            return
         except Exception:  # recorded by the host (failed, with its reason)
             log.exception("session %s failed", sid)
             return
