@@ -369,6 +369,29 @@ def _existing_worktree(row: SessionRow) -> Worktree | None:
     return Worktree(path.name, path, row.meta.branch or "", "", repo, created=False)
 
 
+def _observers_and_budget(
+    store: Store,
+    plan: SessionPlan,
+    session_id: str,
+    epoch: int,
+    observers: Sequence[Observer],
+    hooks: CommandHooks,
+) -> tuple[list[Observer], SessionBudget]:
+    """The agent's observers (the persister first) and the session's budget check, which
+    warns them."""
+    settings = plan.settings
+    told: list[Observer] = [Persister(store, session_id, epoch, pricing=settings.pricing)]
+    told += observers
+    budget = SessionBudget(
+        store,
+        session_id,
+        BudgetLimits.of(settings.budget, plan.options.max_budget_usd),
+        pricing=settings.pricing,
+        warn=warn_host(told, hooks.notify, session_id),
+    )
+    return told, budget
+
+
 def _agent(
     store: Store,
     plan: SessionPlan,
@@ -382,7 +405,6 @@ def _agent(
     observers: Sequence[Observer],
 ) -> Agent:
     settings = plan.settings
-    tool_runs = StoreToolRuns(store, session_id)
     ctx = ToolContext(
         workspace=plan.cwd,
         extra_dirs=[Path(d).expanduser() for d in settings.permissions.additionalDirectories],
@@ -394,21 +416,10 @@ def _agent(
             credential_names=credential_names(settings),
         ),
         ask_user=asker.ask_user if asker else None,
-        tool_runs=tool_runs,
+        tool_runs=StoreToolRuns(store, session_id),
     )
     approver = asker.approve if asker else None
-    told: list[Observer] = [
-        Persister(store, session_id, epoch, pricing=settings.pricing),
-        *observers,
-    ]
-
-    budget = SessionBudget(
-        store,
-        session_id,
-        BudgetLimits.of(settings.budget, plan.options.max_budget_usd),
-        pricing=settings.pricing,
-        warn=warn_host(told, hooks.notify, session_id),
-    )
+    told, budget = _observers_and_budget(store, plan, session_id, epoch, observers, hooks)
     runtime = subagent_runtime(
         store,
         plan.loaded,
