@@ -31,6 +31,7 @@ def project(tmp_path: Path) -> Path:
 def test_public_surface() -> None:
     assert set(config.__all__) == {
         "BackgroundSettings",
+        "BudgetSettings",
         "LoadedSettings",
         "ModelPrice",
         "PermissionMode",

@@ -25,6 +25,7 @@ from covey.errors import CredentialsError, UserError
 
 __all__ = [
     "BackgroundSettings",
+    "BudgetSettings",
     "LoadedSettings",
     "ModelPrice",
     "PermissionMode",
@@ -220,6 +221,17 @@ class ModelPrice(BaseModel):
     """Input tokens read from the prompt cache."""
 
 
+class BudgetSettings(BaseModel):
+    """Spend limits in USD, priced like `covey usage` (`budget`); null: no limit."""
+
+    model_config = _MODEL
+    sessionUsd: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    """What one session may spend, its subagents and teammates included (`--max-budget-usd`
+    sets it for one run)."""
+    dailyUsd: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    """What all sessions of the user may spend together per local day, across processes."""
+
+
 class Settings(BaseModel):
     """One settings file, or all of them merged."""
 
@@ -254,6 +266,9 @@ class Settings(BaseModel):
     "cacheWrite": 3.75, "cacheRead": 0.3}}."""
     background: BackgroundSettings = Field(default_factory=BackgroundSettings)
     """Background sessions: whether the supervisor resumes interrupted ones on start."""
+    budget: BudgetSettings = Field(default_factory=BudgetSettings)
+    """Spend limits per session and per day; a session stops before a request they cannot
+    cover."""
 
 
 @dataclass

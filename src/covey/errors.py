@@ -8,6 +8,7 @@
         ├── ModelError         the provider failed after retries (overloaded, 5xx, dropped)
         │   └── ContextOverflowError   the conversation no longer fits the model's window
         ├── MaxTurnsExceeded   the run hit --max-turns
+        ├── BudgetExceeded     the next model request could overrun a spend limit
         ├── LeaseLost          another host took the session over; this one lets go
         ├── PromptBlocked      a UserPromptSubmit hook blocked the prompt
         ├── StoreBusy          the store stayed locked past the retry time
@@ -31,6 +32,7 @@ if TYPE_CHECKING:  # types named in signatures only: this module imports nothing
     from covey.proc import ProcessResult
 
 __all__ = [
+    "BudgetExceeded",
     "CommandFailed",
     "ContextOverflowError",
     "CoveyError",
@@ -85,6 +87,28 @@ class ContextOverflowError(ModelError):
 
 class MaxTurnsExceeded(RunError):
     reason = "max_turns"
+
+
+class BudgetExceeded(RunError):
+    """The remaining budget cannot cover the next model request; it was not sent.
+    `budget` names the limit (`session` or `daily`)."""
+
+    reason = "budget"
+
+    def __init__(self, budget: str, spent_usd: float, limit_usd: float, estimate_usd: float):
+        self.budget = budget
+        self.spent_usd, self.limit_usd, self.estimate_usd = spent_usd, limit_usd, estimate_usd
+        what = "session budget" if budget == "session" else "daily budget"
+        self.summary = (
+            f"{what} of ${limit_usd:.2f} reached: ${spent_usd:.4f} spent, and the next model "
+            f"request may cost up to ${estimate_usd:.4f}, so it was not sent"
+        )
+        how = (
+            "--max-budget-usd or settings budget.sessionUsd"
+            if budget == "session"
+            else "settings budget.dailyUsd"
+        )
+        super().__init__(f"{self.summary} (to go on, raise {how})")
 
 
 class LeaseLost(RunError):

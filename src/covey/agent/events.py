@@ -3,7 +3,8 @@
 `MessageAdded` fires after every message joins the conversation (the prompt, each model
 response, each batch of tool results); `ToolFinished` after each single tool result, before
 its batch is complete; `Compacted` when the conversation was replaced by a summary and a tail.
-These are the hook points where a session is persisted.
+These are the hook points where a session is persisted. `BudgetWarning` comes from the
+session's budget check (`covey.sessions.budget`), told to the same observers.
 """
 
 from __future__ import annotations
@@ -14,7 +15,15 @@ from typing import Any
 
 from covey.messages import Message, ToolResultBlock, ToolUseBlock, Usage
 
-__all__ = ["AgentEvent", "Compacted", "MessageAdded", "TextDelta", "ToolFinished", "ToolStarted"]
+__all__ = [
+    "AgentEvent",
+    "BudgetWarning",
+    "Compacted",
+    "MessageAdded",
+    "TextDelta",
+    "ToolFinished",
+    "ToolStarted",
+]
 
 
 @dataclass(frozen=True)
@@ -60,4 +69,14 @@ class Compacted:
     `trimmed_tool_outputs` (no summary twice: the history kept, older tool outputs trimmed)."""
 
 
-AgentEvent = MessageAdded | TextDelta | ToolStarted | ToolFinished | Compacted
+@dataclass(frozen=True)
+class BudgetWarning:
+    """A spend limit is 80% used (once per budget per session)."""
+
+    budget: str
+    """`session` or `daily`."""
+    spent_usd: float
+    limit_usd: float
+
+
+AgentEvent = MessageAdded | TextDelta | ToolStarted | ToolFinished | Compacted | BudgetWarning

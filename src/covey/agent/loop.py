@@ -9,8 +9,10 @@ raises stops the run (a session that cannot be persisted must not go on).
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,9 +28,20 @@ from covey.models.base import Model, ModelRequest
 from covey.tools.base import Tool, ToolContext
 from covey.tools.permissions import PermissionPolicy
 
-__all__ = ["MAX_STOP_BLOCKS", "Agent", "Approver", "Observer", "PromptBlocked", "RunResult"]
+__all__ = [
+    "MAX_STOP_BLOCKS",
+    "Agent",
+    "Approver",
+    "Observer",
+    "PromptBlocked",
+    "RequestGuard",
+    "RunResult",
+]
 
 Observer = Callable[[AgentEvent], None]
+RequestGuard = Callable[[ModelRequest, Model], AbstractAsyncContextManager[None]]
+"""Entered just before each model request of a turn and left when it is answered: it may
+raise a `RunError` to stop the run instead (a session's budget, `covey.sessions.budget`)."""
 MAX_STOP_BLOCKS = 8
 """A Stop hook that keeps blocking is overridden after this many times in a row."""
 
@@ -41,6 +54,10 @@ class RunResult:
     usage: Usage
     duration_ms: int
     permission_denials: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _unguarded(_request: ModelRequest, _model: Model) -> AbstractAsyncContextManager[None]:
+    return contextlib.nullcontext()
 
 
 class _TurnEnded(Exception):
@@ -66,6 +83,7 @@ class Agent:
         messages: Sequence[Message] = (),
         inbox: BackgroundTasks | None = None,
         mailbox: Mailbox | None = None,
+        request_guard: RequestGuard | None = None,
     ):
         self.model = model
         self.tools = {t.name: t for t in tools if policy.tool_enabled(t.name)}
@@ -81,6 +99,8 @@ class Agent:
         """Background subagents this agent launched; their notices join the conversation."""
         self.mailbox = mailbox
         """Messages from other agents (teams); it also decides whether a turn's end ends the run."""
+        self.request_guard = request_guard
+        """The session's budget check around each model request (None: none)."""
         self.num_turns = 0
         self.usage = Usage()
         self.context_tokens = 0
@@ -135,15 +155,17 @@ class Agent:
         if self.mailbox is not None:
             for delivery in await self.mailbox.collect():
                 self.add(Message.user(delivery.text), receipt=delivery.receipt)
-        response = await self.model.complete(
-            ModelRequest(
-                system=self.system,
-                messages=self.messages,
-                tools=[t.spec() for t in self.tools.values()],
-                agent_name=self.agent_name,
-            ),
-            on_text=self._on_text if self.observers else None,
+        request = ModelRequest(
+            system=self.system,
+            messages=self.messages,
+            tools=[t.spec() for t in self.tools.values()],
+            agent_name=self.agent_name,
         )
+        guard = self.request_guard or _unguarded
+        async with guard(request, self.model):  # the budget check
+            response = await self.model.complete(
+                request, on_text=self._on_text if self.observers else None
+            )
         self.num_turns += 1
         self.usage = self.usage + response.usage
         self.context_tokens = response.usage.total_input + response.usage.output

@@ -33,7 +33,7 @@ from pydantic import Field
 
 from covey.agent.definitions import AgentDefinition, Definitions, resolve_tools
 from covey.agent.hooks import AgentHooks, NoHooks
-from covey.agent.loop import Approver
+from covey.agent.loop import Approver, RequestGuard
 from covey.agent.subagents_inbox import BackgroundTasks
 from covey.agent.subagents_records import (
     ChildRecord,
@@ -113,6 +113,7 @@ class SubagentRuntime:
         approver: Approver | None = None,
         project_root: Path | None = None,
         tools: Callable[[], list[Tool[Any]]] = core_tools,
+        request_guard: RequestGuard | None = None,
     ):
         self.definitions = definitions
         self.recorder: SubagentRecorder = recorder or MemoryRecorder()
@@ -126,6 +127,8 @@ class SubagentRuntime:
         self.tools = tools
         self.teammates: TeammateLauncher | None = None
         """Set when agent teams are on: the main agent's `name` goes there."""
+        self.request_guard = request_guard
+        """The session's check before each model request, shared by every child."""
         self.slots = asyncio.Semaphore(self.limits.max_concurrent)
         self.waiting = 0
         self.started = 0

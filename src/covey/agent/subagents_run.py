@@ -296,6 +296,7 @@ class Spawn:
             agent_name=defn.name,
             observers=[*record.observers, watch],
             inbox=spawner.inbox if spawner is not None else None,
+            request_guard=rt.request_guard,
         )
         context = await rt.hooks.subagent_start(record.agent_id, defn.name)
         try:

@@ -5,6 +5,8 @@ assistant  {"type":"assistant","message":{…Anthropic message…},"session_id",
 user       {"type":"user","message":{"role":"user","content":[tool_result…]},"session_id",…}
 compacted  {"type":"system","subtype":"compact_boundary","session_id",
             "compact_metadata":{"trigger":"auto"|"manual","pre_tokens"}}
+budget     {"type":"system","subtype":"budget_warning","budget":"session"|"daily",
+            "spent_usd","limit_usd","session_id"}   (80% of a limit, once per budget)
 result     {"type":"result","subtype","is_error","result","session_id","num_turns",
             "duration_ms","total_cost_usd","usage","permission_denials"}
 """
@@ -54,7 +56,7 @@ class PrintOutput:
             )
 
     def event(self, event: AgentEvent) -> None:
-        from covey.agent.events import Compacted, MessageAdded
+        from covey.agent.events import BudgetWarning, Compacted, MessageAdded
         from covey.messages import Usage, dump_message
 
         if self.fmt != "stream-json":
@@ -67,6 +69,17 @@ class PrintOutput:
                     "subtype": "compact_boundary",
                     "session_id": self.session_id,
                     "compact_metadata": metadata,
+                }
+            )
+        if isinstance(event, BudgetWarning):
+            self._line(
+                {
+                    "type": "system",
+                    "subtype": "budget_warning",
+                    "budget": event.budget,
+                    "spent_usd": round(event.spent_usd, 6),
+                    "limit_usd": event.limit_usd,
+                    "session_id": self.session_id,
                 }
             )
         if not isinstance(event, MessageAdded):

@@ -13,7 +13,7 @@ from covey import __version__
 from covey.cli.print_output import OUTPUT_FORMATS
 from covey.cli.prompt_input import prompt_text
 from covey.cli.subcommands import SUBCOMMAND_LIST
-from covey.errors import MaxTurnsExceeded, RunError, UserError
+from covey.errors import BudgetExceeded, MaxTurnsExceeded, RunError, UserError
 
 if TYPE_CHECKING:
     from covey.cli.print_output import PrintOutput
@@ -48,6 +48,12 @@ def _split_tools(values: tuple[str, ...]) -> list[str]:
     help="With -p: text, one json result, or stream-json (a JSON event per line).",
 )
 @click.option("--max-turns", type=int, help="Stop after this many model turns.")
+@click.option(
+    "--max-budget-usd",
+    type=float,
+    metavar="USD",
+    help="Stop before a model request this session's spend could not cover.",
+)
 @click.option("--permission-mode", help="default|acceptEdits|plan|dontAsk|bypassPermissions.")
 @click.option(
     "--allowedTools", "--allowed-tools", "allowed_tools", multiple=True, help="Allow rules."
@@ -88,6 +94,7 @@ def root(
     model: str | None,
     output_format: str,
     max_turns: int | None,
+    max_budget_usd: float | None,
     permission_mode: str | None,
     allowed_tools: tuple[str, ...],
     disallowed_tools: tuple[str, ...],
@@ -129,6 +136,7 @@ def root(
             disallowed_tools=_split_tools(disallowed_tools),
             max_turns=max_turns,
             append_system_prompt=append_system_prompt,
+            max_budget_usd=max_budget_usd,
         )
         _background(prompt, request)
         return
@@ -151,7 +159,13 @@ def root(
         for flag, given in refused.items():
             if given:
                 raise UserError(f"{flag} works with -p (or --bg), not in the session screen yet")
-        run_session_screen(Path.cwd(), prompt=prompt, model=model, permission_mode=permission_mode)
+        run_session_screen(
+            Path.cwd(),
+            prompt=prompt,
+            model=model,
+            permission_mode=permission_mode,
+            max_budget_usd=max_budget_usd,
+        )
         return
     if resume == "":
         raise UserError("--resume needs a session id or name with -p (see covey sessions)")
@@ -177,6 +191,7 @@ def root(
         worktree=worktree,
         agent=agent,
         agents_json=agents_json,
+        max_budget_usd=max_budget_usd,
     )
     with Store.open() as store:
         sys.exit(_print_run(store, options, prompt, output))
@@ -214,6 +229,9 @@ def _print_run(store: Store, options: SessionOptions, prompt: str, output: Print
         result = asyncio.run(host.run_turn(parsed))
     except MaxTurnsExceeded as e:
         output.finish(host, None, str(e), subtype="error_max_turns")
+        return e.exit_code
+    except BudgetExceeded as e:
+        output.finish(host, None, str(e), subtype="error_budget")
         return e.exit_code
     except RunError as e:
         output.finish(host, None, str(e), subtype="error_during_execution")

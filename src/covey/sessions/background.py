@@ -75,6 +75,7 @@ class BackgroundRequest:
     disallowed_tools: Sequence[str] = ()
     max_turns: int | None = None
     append_system_prompt: str | None = None
+    max_budget_usd: float | None = None
 
     def options(self, environ: Mapping[str, str]) -> SessionOptions:
         return SessionOptions(
@@ -88,6 +89,7 @@ class BackgroundRequest:
             kind="background",
             agent=self.agent,
             environ=environ,
+            max_budget_usd=self.max_budget_usd,
         )
 
 
@@ -128,6 +130,7 @@ def create_background_session(store: Store, req: BackgroundRequest) -> SessionRo
                     disallowed_tools=tuple(options.disallowed_tools),
                     max_turns=options.max_turns,
                     append_system_prompt=options.append_system_prompt,
+                    max_budget_usd=options.max_budget_usd,
                 ),
             ),
         )
@@ -148,6 +151,7 @@ def stored_options(row: SessionRow, environ: Mapping[str, str]) -> SessionOption
         append_system_prompt=stored.append_system_prompt,
         kind="background",
         environ=environ,
+        max_budget_usd=stored.max_budget_usd,
     )
 
 

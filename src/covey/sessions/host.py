@@ -23,7 +23,7 @@ from typing import Any, Literal, Protocol
 from covey.agent import RunResult
 from covey.agent.loop import Agent, Observer
 from covey.config import credential_names
-from covey.errors import LeaseLost, RunError
+from covey.errors import BudgetExceeded, LeaseLost, RunError
 from covey.git.worktrees import (
     Worktree,
     find_repo,
@@ -35,10 +35,11 @@ from covey.git.worktrees import (
 from covey.messages import Message, ToolUseBlock, Usage
 from covey.models.base import Model
 from covey.models.retry import RetryNotice
+from covey.sessions.budget import BudgetLimits, SessionBudget, budget_pending, warn_host
 from covey.sessions.control import request_pool_refill
 from covey.sessions.hooks_bridge import CommandHooks, WorktreeCommandHooks, hook_runner
 from covey.sessions.lease import HostLease
-from covey.sessions.pending import with_meta
+from covey.sessions.pending import set_waiting, with_meta
 from covey.sessions.persist import Persister
 from covey.sessions.plan import SessionPlan
 from covey.sessions.resume import load_conversation
@@ -88,6 +89,8 @@ def outcome(error: BaseException | None, cause: CancelCause | None = None) -> Fi
         return None
     if isinstance(error, asyncio.CancelledError | KeyboardInterrupt):
         return _CANCELLED[cause]
+    if isinstance(error, BudgetExceeded):
+        return ("stopped", f"{error.reason}: {error.summary}"[:300])
     if isinstance(error, RunError):
         return ("failed", f"{error.reason}: {error}"[:300])
     return ("failed", f"{type(error).__name__}: {error}"[:300])
@@ -238,7 +241,9 @@ class SessionHost:
                 summary = await finish(result) if finish is not None else None
         except BaseException as e:
             final = outcome(e, self.cancel_cause)
-            if final is not None and not self._stays_waiting():
+            if isinstance(e, BudgetExceeded) and self.plan.options.kind == "background":
+                await self._wait_for_budget(epoch, e)
+            elif final is not None and not self._stays_waiting():
                 with contextlib.suppress(RunError):
                     set_state(self.store, self.session_id, epoch, *final)
             raise
@@ -259,6 +264,14 @@ class SessionHost:
             row = get_session(conn, self.session_id)
         meta = with_meta(row.meta, pending=None) if row is not None else SessionMeta()
         set_state(self.store, self.session_id, epoch, "working", None, meta=meta)
+
+    async def _wait_for_budget(self, epoch: int, error: BudgetExceeded) -> None:
+        """A background session stopped by a budget waits in `needs_input` for a raise
+        (`covey reply`) or a respawn; its host lets go of it."""
+        pending = budget_pending(error, self.session_id)
+        with contextlib.suppress(RunError):
+            set_waiting(self.store, self.session_id, epoch, pending)
+        await self.hooks.notify("agent_needs_input", f"session {self.session_id}: {pending.text}")
 
     def _stays_waiting(self) -> bool:
         """A supervisor going down leaves a session waiting on a stored question as it is:
@@ -358,6 +371,29 @@ def _existing_worktree(row: SessionRow) -> Worktree | None:
     return Worktree(path.name, path, row.meta.branch or "", "", repo, created=False)
 
 
+def _observers_and_budget(
+    store: Store,
+    plan: SessionPlan,
+    session_id: str,
+    epoch: int,
+    observers: Sequence[Observer],
+    hooks: CommandHooks,
+) -> tuple[list[Observer], SessionBudget]:
+    """The agent's observers (the persister first) and the session's budget check, which
+    warns them."""
+    settings = plan.settings
+    told: list[Observer] = [Persister(store, session_id, epoch, pricing=settings.pricing)]
+    told += observers
+    budget = SessionBudget(
+        store,
+        session_id,
+        BudgetLimits.of(settings.budget, plan.options.max_budget_usd),
+        pricing=settings.pricing,
+        warn=warn_host(told, hooks.notify, session_id),
+    )
+    return told, budget
+
+
 def _agent(
     store: Store,
     plan: SessionPlan,
@@ -373,6 +409,7 @@ def _agent(
     settings = plan.settings
     ctx = _tool_context(store, plan, session_id, asker)
     approver = asker.approve if asker else None
+    told, budget = _observers_and_budget(store, plan, session_id, epoch, observers, hooks)
     runtime = subagent_runtime(
         store,
         plan.loaded,
@@ -383,6 +420,7 @@ def _agent(
         disallowed_tools=plan.options.disallowed_tools,
         hooks=hooks,
         approver=approver,
+        request_guard=budget,
     )
     team = join_team(store, plan, session_id, epoch, hooks)  # None unless teams are on
     if team is not None:
@@ -403,10 +441,11 @@ def _agent(
         max_turns=plan.max_turns,
         auto_compact_tokens=settings.autoCompactWindow or int(model.context_window * 0.9),
         agent_name=_agent_name(plan),
-        observers=[Persister(store, session_id, epoch, pricing=settings.pricing), *observers],
+        observers=told,
         messages=messages,
         inbox=spawner.inbox if spawner else None,
         mailbox=team.mailbox if team else None,
+        request_guard=budget,
     )
 
 

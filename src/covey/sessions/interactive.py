@@ -51,6 +51,7 @@ class ForegroundHost:
         *,
         model: str | None = None,
         permission_mode: str | None = None,
+        max_budget_usd: float | None = None,
         on_event: Callable[[AgentEvent], None] = lambda _e: None,
         on_change: Callable[[], None] = lambda: None,
     ) -> None:
@@ -58,6 +59,7 @@ class ForegroundHost:
         self.cwd = cwd
         self.model = model
         self.permission_mode = permission_mode
+        self.max_budget_usd = max_budget_usd
         self.on_event = on_event
         self.on_change = on_change
         self.session_id: str | None = None
@@ -103,6 +105,7 @@ class ForegroundHost:
             model=self.model,
             permission_mode=self.permission_mode,
             kind="interactive",
+            max_budget_usd=self.max_budget_usd,
         )
         previous = None
         if self.session_id is not None:

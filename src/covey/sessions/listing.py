@@ -36,6 +36,7 @@ WAITING_FOR = {
     "question": "input needed",
     "permission": "permission prompt",
     "credentials": "credentials",
+    "budget": "budget",
 }
 """`meta.pending.kind` → what `waiting_for` says."""
 

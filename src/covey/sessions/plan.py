@@ -16,6 +16,7 @@ with the worktree as workspace and project root.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -74,6 +75,8 @@ class SessionOptions:
     environ: Mapping[str, str] | None = None
     """The environment credentials come from (merged under the settings `env` block);
     None: this process's."""
+    max_budget_usd: float | None = None
+    """`--max-budget-usd`: the session's spend limit, over settings `budget.sessionUsd`."""
 
 
 @dataclass(frozen=True)
@@ -217,6 +220,9 @@ def plan_session(options: SessionOptions, previous: SessionRow | None = None) ->
 def _check_options(options: SessionOptions) -> None:
     if options.max_turns is not None and options.max_turns < 1:
         raise UserError(f"--max-turns must be at least 1 (got {options.max_turns})")
+    budget = options.max_budget_usd
+    if budget is not None and not (math.isfinite(budget) and budget > 0):
+        raise UserError(f"--max-budget-usd must be a number of dollars above 0 (got {budget})")
     mode = options.permission_mode
     if mode is not None and mode not in PERMISSION_MODES:
         raise UserError(f"--permission-mode {mode!r} is not one of: {', '.join(PERMISSION_MODES)}")

@@ -18,7 +18,7 @@ from typing import Any
 
 from covey.agent.definitions import AgentDefinition, Definitions
 from covey.agent.hooks import AgentHooks
-from covey.agent.loop import Approver, Observer
+from covey.agent.loop import Approver, Observer, RequestGuard
 from covey.agent.subagents import SubagentLimits, SubagentRuntime
 from covey.agent.subagents_records import AgentPaths, ChildRecord, SubagentNotice
 from covey.config import LoadedSettings, WorktreeSettings
@@ -189,6 +189,7 @@ def subagent_runtime(
     hooks: AgentHooks,
     approver: Approver | None,
     worktree_hooks: WorktreeHooks | None = None,
+    request_guard: RequestGuard | None = None,
 ) -> SubagentRuntime:
     """The subagent runtime of one session: its settings' limits, the store as recorder.
 
@@ -225,4 +226,5 @@ def subagent_runtime(
         hooks=hooks,
         approver=approver,
         project_root=loaded.project_root,
+        request_guard=request_guard,
     )

@@ -34,6 +34,8 @@ class Pending(BaseModel):
     tool: str | None = None
     """A permission: the tool call waiting for the person's yes or no."""
     tool_input: dict[str, Any] | None = Field(default=None, alias="input")
+    budget: str | None = None
+    """A budget stop: the limit reached (`session` or `daily`), which a reply raises."""
 
     @classmethod
     def permission(cls, tool: str, tool_input: dict[str, Any], reason: str) -> Pending:
@@ -68,6 +70,7 @@ class StoredOptions(BaseModel):
     disallowed_tools: tuple[str, ...] = ()
     max_turns: int | None = None
     append_system_prompt: str | None = None
+    max_budget_usd: float | None = None
 
 
 class SessionMeta(BaseModel):
@@ -97,6 +100,9 @@ class SessionMeta(BaseModel):
     """What a `needs_input` session waits for."""
     grants: tuple[Grant, ...] = ()
     """Allowed tool calls not yet run (see `Grant`)."""
+    budget_raises: dict[str, float] = Field(default_factory=dict)
+    """Limits the person raised by reply (`covey reply ID "raise to 5"`), by budget
+    (`session`, `daily`); each counts when above the configured limit."""
 
     def dump(self) -> dict[str, Any]:
         """The JSON object stored in the row (unset keys left out)."""

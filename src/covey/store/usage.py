@@ -17,6 +17,7 @@ __all__ = [
     "GROUPINGS",
     "UsageRow",
     "UsageTotal",
+    "cost_since",
     "last_usage_id",
     "record_usage",
     "root_costs",
@@ -91,6 +92,12 @@ def session_usage(
     ).fetchone()
     usage = Usage(input=row[0], output=row[1], cache_read=row[2], cache_write=row[3])
     return usage, float(row[4])
+
+
+def cost_since(conn: sqlite3.Connection, since: float) -> float:
+    """USD of every row with `ts >= since`, all sessions (a day's spending)."""
+    row = conn.execute("SELECT COALESCE(SUM(cost_usd), 0.0) FROM usage WHERE ts >= ?", (since,))
+    return float(row.fetchone()[0])
 
 
 def root_costs(conn: sqlite3.Connection) -> dict[str, float]:

@@ -18,7 +18,9 @@ is off, or the session waits on a stored question (its reply will continue it). 
 it: its sessions are marked `interrupted` (a waiting one stays `needs_input`) and the pid file
 is removed; so does having had nothing to host for `background.idleExitMinutes` (see
 `lifecycle`). Credentials: see `session_environ`; a session whose key is missing waits in
-`needs_input` naming the variable, and a reply or `covey respawn` retries it.
+`needs_input` naming the variable, and a reply or `covey respawn` retries it. A session a
+budget stopped waits in `needs_input` too: a reply naming an amount raises that budget for it
+(`covey.sessions.budget`), a respawn checks again with the settings as they are now.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from typing import Any, Literal
 
 from covey.agent import RunResult
 from covey.config import load_settings
-from covey.errors import CredentialsError, RunError
+from covey.errors import BudgetExceeded, CredentialsError, RunError
 from covey.git.pool import refill_pool
 from covey.git.repo import commit_all, git
 from covey.models.registry import BASE_URL_VARS
@@ -48,6 +50,7 @@ from covey.sessions.background import (
     supervisor_environ,
     take_orphan,
 )
+from covey.sessions.budget import BUDGET_CONTINUE_PROMPT, budget_raise, raise_budget
 from covey.sessions.host import CancelCause, SessionHost
 from covey.sessions.lease import SUPERVISOR_ROLE, holder_alive, new_host_id
 from covey.sessions.pending import Pending, with_meta
@@ -85,6 +88,8 @@ class Start:
     """Resumed because its previous host died (not asked for by a command)."""
     prompt: str | None = None
     grants: tuple[Grant, ...] = ()
+    budget_raise: tuple[str, float] | None = None
+    """A budget the reply raised: (`session` | `daily`, USD), stored before the turn."""
 
 
 class Supervisor:
@@ -261,7 +266,11 @@ class Supervisor:
                 return
         pending = row.meta.pending
         start = Start(fresh=False)
-        if command.type == "reply":
+        if pending is not None and pending.kind == "budget":  # a reply may raise it
+            text = str(command.data.get("text", "")) if command.type == "reply" else ""
+            raised = budget_raise(pending, text)
+            start = Start(fresh=False, prompt=BUDGET_CONTINUE_PROMPT, budget_raise=raised)
+        elif command.type == "reply":
             text = str(command.data.get("text", ""))
             if pending is not None:
                 prompt, grants = resume_prompt(pending, text)
@@ -370,12 +379,18 @@ class Supervisor:
         prompt = self._first_prompt(host, row, start)
         if start.grants:
             await asyncio.to_thread(add_grants, self.store, sid, host.lease.epoch, start.grants)
+        if start.budget_raise is not None:
+            which, usd = start.budget_raise
+            await asyncio.to_thread(raise_budget, self.store, sid, host.lease.epoch, which, usd)
 
         async def commit(result: RunResult) -> str:
             return await asyncio.to_thread(self._commit, host, result.result)
 
         try:
             await host.run_turn(prompt, start_hooks=True, finish=commit)
+        except BudgetExceeded as e:  # recorded by the host: needs_input, asking for a raise
+            log.info("session %s waits for a budget raise: %s", sid, e.summary)
+            return
         except Exception:  # recorded by the host (failed, with its reason)
             log.exception("session %s failed", sid)
             return

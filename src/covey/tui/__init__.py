@@ -50,6 +50,7 @@ def run_session_screen(
     prompt: str | None = None,
     model: str | None = None,
     permission_mode: str | None = None,
+    max_budget_usd: float | None = None,
 ) -> None:
     """Open the session screen: `session` (id, prefix or name) attached, or None for a new
     foreground session in `cwd` (`prompt`, if given, is its first message; `model` and
@@ -68,7 +69,13 @@ def run_session_screen(
             app = SessionApp(store, row.id, ensure_host=ensure_supervisor)
         else:
             _require_terminal('for a run without one use covey -p "..."')
-            host = ForegroundHost(store, cwd, model=model, permission_mode=permission_mode)
+            host = ForegroundHost(
+                store,
+                cwd,
+                model=model,
+                permission_mode=permission_mode,
+                max_budget_usd=max_budget_usd,
+            )
             app = SessionApp(store, host=host, initial_prompt=prompt, ensure_host=ensure_supervisor)
         handed_over = app.run()
     if handed_over:

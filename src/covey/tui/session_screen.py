@@ -24,8 +24,10 @@ from textual.suggester import SuggestFromList
 from textual.widgets import Input, Log, Static
 
 from covey.agent import AgentEvent, MessageAdded, TextDelta
+from covey.agent.events import BudgetWarning
 from covey.errors import UserError
 from covey.sessions import control
+from covey.sessions.budget import warning_text
 from covey.sessions.interactive import ForegroundHost
 from covey.sessions.listing import display_state
 from covey.sessions.pending import Pending
@@ -94,6 +96,7 @@ class SessionScreen(Screen[None]):
         self.live_text = ""
         self.pending: Pending | None = None
         self._seq = 0
+        self._error_shown: str | None = None
         self._version: int | None = None
         if host is not None:
             host.on_event = self._on_agent_event
@@ -162,6 +165,9 @@ class SessionScreen(Screen[None]):
         if self.host is not None:
             self.pending = self.host.pending
             error = f" · {self.host.error}" if self.host.error else ""
+            if self.host.error and self.host.error != self._error_shown:
+                self.show_message(self.host.error)  # in full (a budget stop says what to do)
+            self._error_shown = self.host.error
         else:
             self.pending = row.meta.pending if state == "needs_input" else None
             error = ""
@@ -182,6 +188,8 @@ class SessionScreen(Screen[None]):
             self.live_text = ""
             live.display = False
             self.refresh_session()
+        elif isinstance(event, BudgetWarning):
+            self.show_message(f"warning: {warning_text(event)}")
 
     @on(Input.Changed, "#prompt")
     def show_slash_hints(self, event: Input.Changed) -> None:

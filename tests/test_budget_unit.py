@@ -1,0 +1,133 @@
+"""The budget check without a provider: estimates, requests in flight, raises, warnings."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from covey.agent.events import BudgetWarning
+from covey.config import BudgetSettings
+from covey.errors import BudgetExceeded
+from covey.messages import Message, Usage, dump_message
+from covey.models.base import ModelRequest
+from covey.models.script import Script
+from covey.models.scripted import ScriptedModel
+from covey.models.tokens import estimate_tokens
+from covey.sessions.budget import (
+    BudgetLimits,
+    InputTokens,
+    SessionBudget,
+    parse_raise,
+    raise_budget,
+    request_cost,
+)
+from covey.store import Store
+from covey.store.usage import record_usage
+from tui_seed import seed_session, store
+
+__all__ = ["store"]  # the fixture, used by name
+
+SONNET = ScriptedModel(Script(turns=[]), name="anthropic:claude-sonnet-4-5")
+
+
+def _request(*texts: str) -> ModelRequest:
+    return ModelRequest(system="be brief", messages=[Message.user(t) for t in texts])
+
+
+@pytest.mark.parametrize(
+    ("reply", "usd"),
+    [("raise to 5", 5.0), ("$7.50 please", 7.5), ("make it 10 dollars", 10.0), ("no", None)],
+)
+def test_a_reply_names_the_new_limit(reply: str, usd: float | None) -> None:
+    assert parse_raise(reply) == usd
+
+
+def test_the_input_estimate_counts_a_growing_conversation_once_per_message() -> None:
+    tokens = InputTokens()
+    messages: list[Message] = []
+    for i in range(5):
+        messages.append(Message.user(f"message {i} " * (i + 1)))
+        request = ModelRequest(system="be brief", messages=messages)
+        full = estimate_tokens("be brief") + sum(
+            estimate_tokens(json.dumps(dump_message(m))) for m in messages
+        )
+        assert tokens(request) == full == InputTokens()(request)
+    assert tokens(ModelRequest(system="be brief", messages=messages[:2])) == InputTokens()(
+        ModelRequest(system="be brief", messages=messages[:2])
+    )
+
+
+def test_a_model_without_a_price_costs_nothing() -> None:
+    assert request_cost("scripted:x.yaml", 10_000, 16_000) == 0.0
+    assert request_cost("anthropic:claude-sonnet-4-5", 10_000, 16_000) > 0
+
+
+def test_requests_in_flight_count_against_the_limit(store: Store, tmp_path: Path) -> None:
+    sid, _ = seed_session(store, tmp_path, name=None, state="working", kind="print")
+    request = _request("hello")
+    one = request_cost(SONNET.name, InputTokens()(request), request.max_tokens)
+    budget = SessionBudget(store, sid, BudgetLimits(session_usd=one * 1.5))
+
+    async def run() -> None:
+        async with budget(request, SONNET):  # the first request is still running
+            with pytest.raises(BudgetExceeded) as stopped:
+                async with budget(request, SONNET):
+                    pass
+            assert stopped.value.budget == "session"
+        async with budget(request, SONNET):  # answered (and it cost nothing): room again
+            pass
+
+    asyncio.run(run())
+
+
+def test_a_raise_counts_above_the_configured_limit_only(store: Store, tmp_path: Path) -> None:
+    sid, epoch = seed_session(store, tmp_path, name=None, state="working", kind="background")
+    with store.write() as conn:
+        record_usage(conn, sid, "main", "claude-sonnet-4-5", Usage(input=1), 0.95)
+    request = _request("hello")
+    budget = SessionBudget(store, sid, BudgetLimits.of(BudgetSettings(sessionUsd=1.0)))
+
+    async def check() -> None:
+        async with budget(request, SONNET):
+            pass
+
+    with pytest.raises(BudgetExceeded):
+        asyncio.run(check())
+    raise_budget(store, sid, epoch, "session", 0.5)  # below the configured $1: no effect
+    with pytest.raises(BudgetExceeded):
+        asyncio.run(check())
+    raise_budget(store, sid, epoch, "session", 5.0)
+    asyncio.run(check())
+    assert BudgetLimits.of(BudgetSettings(sessionUsd=1.0), 2.0).session_usd == 2.0
+
+
+def test_a_warning_comes_once_per_budget_even_for_the_next_host(
+    store: Store, tmp_path: Path
+) -> None:
+    sid, _ = seed_session(store, tmp_path, name=None, state="working", kind="print")
+    with store.write() as conn:
+        record_usage(conn, sid, "main", "claude-sonnet-4-5", Usage(input=1), 8.5)
+    heard: list[BudgetWarning] = []
+
+    async def warn(warning: BudgetWarning) -> None:
+        heard.append(warning)
+
+    limits = BudgetLimits(session_usd=10.0, daily_usd=100.0)
+
+    async def two_requests(budget: SessionBudget) -> None:
+        for _ in range(2):
+            async with budget(_request("hi"), SONNET):
+                pass
+
+    asyncio.run(two_requests(SessionBudget(store, sid, limits, warn=warn)))
+    assert heard == [BudgetWarning("session", 8.5, 10.0)]
+    asyncio.run(two_requests(SessionBudget(store, sid, limits, warn=warn)))  # a new host
+    assert len(heard) == 1
+    other, _ = seed_session(store, tmp_path, name=None, state="completed", kind="print")
+    with store.write() as conn:  # another session's spending counts for the day
+        record_usage(conn, other, "main", "claude-sonnet-4-5", Usage(input=1), 80.0)
+    asyncio.run(two_requests(SessionBudget(store, sid, limits, warn=warn)))
+    assert heard[1:] == [BudgetWarning("daily", 88.5, 100.0)]
