@@ -148,6 +148,30 @@ def test_cancellation_kills_the_group(tmp_path: Path) -> None:
     assert not alive(int(pid_file.read_text()))
 
 
+def test_a_cancellation_during_the_spawn_neither_hangs_nor_leaks(tmp_path: Path) -> None:
+    """Cancelled at once (inside asyncio's spawn, which hung for good on 3.11) or a moment later:
+    each run ends promptly and nothing it started survives."""
+    pid_file = tmp_path / "child.pid"
+
+    async def once(delay: float) -> None:
+        pid_file.unlink(missing_ok=True)
+        task = asyncio.create_task(
+            run_process(f"sleep 1000 & echo $! > {pid_file}; wait", cwd=tmp_path, timeout_s=None)
+        )
+        await asyncio.sleep(delay)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(asyncio.shield(task), 30)
+
+    async def main() -> None:
+        for delay in (0, 0, 0.001, 0.003, 0.005, 0):
+            await once(delay)
+            if pid_file.exists() and pid_file.read_text().strip():
+                assert not alive(int(pid_file.read_text()))
+
+    asyncio.run(main())
+
+
 def test_missing_program_is_a_start_error(tmp_path: Path) -> None:
     with pytest.raises(ProcessStartError, match="no-such-program"):
         asyncio.run(run_process(["no-such-program-xyz"], cwd=tmp_path, timeout_s=5))

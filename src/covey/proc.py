@@ -178,12 +178,21 @@ async def run_process(
     out, err = _Capture(output_limit), _Capture(output_limit)
     loop = asyncio.get_running_loop()
     started = time.monotonic()
-    try:
-        transport, proto = await loop.subprocess_exec(
+    spawn = asyncio.ensure_future(
+        loop.subprocess_exec(
             lambda: _Collector(out, err, merge_stderr),
             *argv,
             **_spawn_options(cwd, env, stdin, merge_stderr),
         )
+    )
+    try:
+        # Shielded: a cancellation inside asyncio's spawn can hang it for good (CPython 3.11)
+        # and would kill only the main process, not what it started. Let the spawn finish,
+        # then end the whole group below.
+        transport, proto = await asyncio.shield(spawn)
+    except asyncio.CancelledError:
+        await _end_spawned(spawn)
+        raise
     except OSError as e:
         raise _start_error(argv, cwd, e) from None
     pid = transport.get_pid()
@@ -212,6 +221,20 @@ async def run_process(
         timed_out=not done,
         duration_s=time.monotonic() - started,
     )
+
+
+async def _end_spawned(
+    spawn: asyncio.Future[tuple[asyncio.SubprocessTransport, _Collector]],
+) -> None:
+    """After a cancellation during the spawn: wait for it, then end the group and the transport."""
+    try:
+        transport, proto = await spawn
+    except OSError:
+        return
+    try:
+        await _end_group(transport.get_pid(), proto.exited)
+    finally:
+        transport.close()
 
 
 async def _end_group(pgid: int, exited: asyncio.Future[None]) -> None:
