@@ -22,6 +22,7 @@ from typing import Any, Literal, Protocol
 
 from covey.agent import RunResult
 from covey.agent.loop import Agent, Observer
+from covey.agent.tool_runner import Approval
 from covey.config import credential_names
 from covey.errors import LeaseLost, RunError
 from covey.git.worktrees import (
@@ -99,7 +100,7 @@ class Asker(Protocol):
 
     async def ask_user(self, question: str, options: list[str]) -> str: ...
 
-    async def approve(self, call: ToolUseBlock, decision: Decision) -> bool: ...
+    async def approve(self, call: ToolUseBlock, decision: Decision) -> bool | Approval: ...
 
 
 class Spend:
