@@ -81,6 +81,8 @@ class Agent:
         self.usage = Usage()
         self.context_tokens = 0
         """Tokens of the conversation as of the latest response (input + output)."""
+        self.api_ms = 0
+        """Milliseconds spent waiting for the model's turn responses."""
 
     @property
     def permission_denials(self) -> list[dict[str, Any]]:
@@ -124,6 +126,7 @@ class Agent:
             await self.compact("auto")
         for notice in self.inbox.drain():
             self.add_prompt(notice)
+        asked = time.monotonic()
         response = await self.model.complete(
             ModelRequest(
                 system=self.system,
@@ -133,6 +136,7 @@ class Agent:
             ),
             on_text=self._on_text if self.observers else None,
         )
+        self.api_ms += int((time.monotonic() - asked) * 1000)
         self.num_turns += 1
         self.usage = self.usage + response.usage
         self.context_tokens = response.usage.total_input + response.usage.output
