@@ -57,8 +57,8 @@ class ControlChannel:
         self._write({"type": "control_request", "request_id": request_id, "request": request})
         try:
             return await future
-        except asyncio.CancelledError:
-            if not future.done():
+        except asyncio.CancelledError:  # the waiter's cancel cancels the future too
+            if future.cancelled():
                 self._write({"type": "control_cancel_request", "request_id": request_id})
             raise
         finally:
