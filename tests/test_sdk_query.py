@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from claude_agent_sdk import (
+    AgentDefinition,
     AssistantMessage,
     HookMatcher,
     PermissionResultAllow,
@@ -128,3 +129,25 @@ def test_a_pre_tool_use_hook_callback_denies(git_repo: Path) -> None:
     assert blocked[0]["is_error"] and "no writes in this repository" in str(blocked[0]["content"])
     result = messages[-1]
     assert isinstance(result, ResultMessage) and result.subtype == "success"
+
+
+def test_the_sdk_s_agents_are_subagent_definitions(git_repo: Path) -> None:
+    delegate = {
+        "name": "Agent",
+        "input": {"description": "review", "prompt": "Review it.", "subagent_type": "reviewer"},
+    }
+    script = {
+        "turns": [{"tool_calls": [delegate]}, {"text": "The reviewer is happy."}],
+        "agents": {"reviewer": {"turns": [{"text": "Looks good to me."}]}},
+    }
+    agents = {"reviewer": AgentDefinition(description="Reviews", prompt="You review.")}
+    stderr: list[str] = []
+    with FakeServer(Script.model_validate(script)) as srv:
+        options = sdk_options(srv, git_repo, stderr, agents=agents)
+        messages = run(collect("get a review", options))
+        asked = [r["agent"] for r in srv.requests]
+        reviewer_system = srv.requests[1]["body"].get("system")
+    result = messages[-1]
+    assert isinstance(result, ResultMessage) and result.result == "The reviewer is happy.", stderr
+    assert asked[1] == "reviewer" and "You review." in str(reviewer_system)
+    assert "Looks good to me." in str(tool_results(srv, 2))

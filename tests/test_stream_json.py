@@ -99,6 +99,12 @@ def test_unknown_requests_are_refused_and_eof_after_the_last_turn_exits_0(
             json.dumps(
                 {
                     "type": "user",
+                    "message": {"role": "user", "content": [{"type": "image", "source": {}}]},
+                }
+            ),
+            json.dumps(
+                {
+                    "type": "user",
                     "message": {"role": "user", "content": [{"type": "text", "text": "more"}]},
                 }
             ),
@@ -111,8 +117,10 @@ def test_unknown_requests_are_refused_and_eof_after_the_last_turn_exits_0(
     assert answers["r1"]["subtype"] == "success"
     assert answers["r2"]["subtype"] == "error" and "rewind_files" in answers["r2"]["error"]
     results = [e for e in events if e["type"] == "result"]
-    assert [r["result"] for r in results] == ["one", "two"]
-    assert results[0]["session_id"] == results[1]["session_id"]
+    assert [r["is_error"] for r in results] == [False, True, False]
+    assert results[0]["result"] == "one" and results[2]["result"] == "two"
+    assert "only text content blocks" in results[1]["result"]  # every message gets a result
+    assert len({r["session_id"] for r in results}) == 1
     assert all("uuid" in e for e in events if e["type"] in ("system", "assistant", "result"))
     assert "not JSON" in run.err
 

@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
@@ -109,7 +110,7 @@ class StreamHost:
         self.sdk_hooks = HooksConfig()
         self.session: SessionHost | None = None
         self._turn: asyncio.Task[RunResult] | None = None
-        self._prompts: asyncio.Queue[str | None] = asyncio.Queue()
+        self._prompts: asyncio.Queue[str | UserError | None] = asyncio.Queue()
         self._started = False
 
     def check(self) -> SessionPlan:
@@ -138,10 +139,11 @@ class StreamHost:
         if kind == "user":
             body = message.get("message")
             try:
-                prompt = prompt_text(body.get("content") if isinstance(body, dict) else None)
+                prompt: str | UserError = prompt_text(
+                    body.get("content") if isinstance(body, dict) else None
+                )
             except UserError as e:
-                self.warn(f"stdin: user message ignored: {e}")
-                return
+                prompt = e  # its turn ends at once with an error result
             self._prompts.put_nowait(prompt)
         elif kind == "control_request":
             group.create_task(self._control(message))
@@ -234,7 +236,10 @@ class StreamHost:
             if self._prompts.empty():
                 self._state("idle")
 
-    async def _run_turn(self, prompt: str) -> None:
+    async def _run_turn(self, prompt: str | UserError) -> None:
+        if isinstance(prompt, UserError):
+            self._early_end(f"user message refused: {prompt}")
+            return
         if self.fork and self.previous is not None:
             self.previous = fork_session(self.store, self.previous, self.options.session_id)
             self.fork = False
@@ -249,9 +254,7 @@ class StreamHost:
                 hook_callback=self._hook_callback,
             )
         except UserError as e:  # a setting file broken since the last turn, a key gone...
-            self._state("running")
-            self.warn(str(e))
-            self.output.line(_early_result(str(e), self.options.session_id or ""))
+            self._early_end(str(e))
             return
         first, self._started = not self._started, True
         self.session = session
@@ -270,6 +273,13 @@ class StreamHost:
         finally:
             session.close()
         self._report(session, self._turn)
+
+    def _early_end(self, error: str) -> None:
+        """A turn that cannot start: a warning and its error result."""
+        self._state("running")
+        self.warn(error)
+        session_id = self.session.session_id if self.session else self.options.session_id
+        self.output.line(_early_result(error, session_id or ""))
 
     def _report(self, session: SessionHost, turn: asyncio.Task[RunResult]) -> None:
         if turn.cancelled():
@@ -345,6 +355,7 @@ class StreamHost:
 def _early_result(error: str, session_id: str) -> dict[str, Any]:
     """The result of a turn that could not start."""
     return {
+        "uuid": str(uuid.uuid4()),
         "type": "result",
         "subtype": "error_during_execution",
         "is_error": True,
