@@ -6,15 +6,19 @@ from __future__ import annotations
 import json
 import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from clitools import covey
+from covey.store import Store
+from covey.store.sessions import get_session
 
 STREAM = ["--input-format", "stream-json", "--output-format", "stream-json", "--verbose"]
 
@@ -176,3 +180,17 @@ def test_a_deny_with_interrupt_ends_the_turn(git_repo: Path, tmp_path: Path) -> 
     assert seen[-1]["subtype"] == "error_during_execution"
     assert not any(e["type"] == "assistant" for e in seen)  # the model was not asked again
     assert host.close() == 0
+
+
+def test_sigterm_stops_the_turn_and_lets_go_of_the_session(git_repo: Path, tmp_path: Path) -> None:
+    sleep = {"name": "Bash", "input": {"command": "sleep 60"}}
+    model = script(tmp_path, [{"tool_calls": [sleep]}, {"text": "never"}])
+    host = Covey(git_repo, "--model", model, "--allowedTools", "Bash(sleep *)")
+    host.send(user("wait"))
+    session_id = host.until(type="assistant")[-1]["session_id"]
+    time.sleep(0.5)  # the command runs
+    host.proc.send_signal(signal.SIGTERM)
+    assert host.close() == 143
+    with Store.open() as store, store.read() as conn:
+        row = get_session(conn, session_id)
+    assert row is not None and row.state == "stopped" and row.host_id is None

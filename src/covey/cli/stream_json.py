@@ -7,21 +7,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import sys
 import threading
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 from covey.cli.print_output import PrintOutput
 from covey.cli.stream_flags import SdkFlags
 from covey.errors import UserError
 from covey.sessions.plan import SessionOptions
 
+if TYPE_CHECKING:
+    from covey.sessions.stream_host import StreamHost
+
 __all__ = ["run_stream_json"]
 
 
 def run_stream_json(options: SessionOptions, flags: SdkFlags) -> int:
     """Serve stdin to its end; 0 after the last turn (a turn's failure is its result line).
-    Bad flags: a UserError before anything is read or written."""
+    Bad flags: a UserError before anything is read or written. 143 after a SIGTERM."""
     from covey.sessions.plan import find_previous
     from covey.sessions.stream_host import StreamHost
     from covey.store import Store
@@ -54,7 +59,19 @@ def run_stream_json(options: SessionOptions, flags: SdkFlags) -> int:
             wake_supervisor=ensure_supervisor,
         )
         host.check()
-        asyncio.run(host.serve(_stdin_lines()))
+        return asyncio.run(_serve(host))
+
+
+async def _serve(host: StreamHost) -> int:
+    """Serve until stdin ends (0); SIGTERM (the SDK closing a CLI that does not finish in
+    time) stops the running turn, records the session as stopped and lets go of it (143)."""
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        await host.serve(_stdin_lines())
+    except asyncio.CancelledError:
+        return 128 + signal.SIGTERM
     return 0
 
 
