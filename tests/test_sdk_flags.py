@@ -152,3 +152,15 @@ def test_fork_session_continues_a_conversation_in_a_new_session(git_repo: Path) 
         kept = [e.kind for e in read_entries(conn, original)]
         copied = [e.kind for e in read_entries(conn, result["session_id"])]
     assert copied[: len(kept)] == kept and len(copied) > len(kept)
+
+
+def test_hooks_in_settings_flag_run(git_repo: Path) -> None:
+    guard = {"type": "command", "command": "echo 'not via --settings' >&2; exit 2"}
+    settings = {"hooks": {"PreToolUse": [{"matcher": "Write", "hooks": [guard]}]}}
+    write = {"name": "Write", "input": {"file_path": "x.txt", "content": "x"}}
+    script = {"turns": [{"tool_calls": [write]}, {"text": "ok"}]}
+    args = ("--settings", json.dumps(settings), "--permission-mode", "acceptEdits")
+    run, bodies = ask(git_repo, *args, script=script)
+    assert run.code == 0, run.err
+    assert not (git_repo / "x.txt").exists()
+    assert "not via --settings" in json.dumps(bodies[1]["messages"][-1])

@@ -256,6 +256,8 @@ class LoadedSettings:
     """The settings files that existed, lowest precedence first."""
     warnings: list[str] = field(default_factory=list)
     """One line per unknown key."""
+    overrides: dict[str, Any] | None = None
+    """The command line's layer (`--settings`), on top of the files."""
 
 
 def covey_home() -> Path:
@@ -359,6 +361,7 @@ def load_settings(
         loaded.warnings += _validate(data, str(path))
         merged = _merge(merged, data)
     if overrides:
+        loaded.overrides = overrides
         loaded.warnings += _validate(overrides, "command line")
         merged = _merge(merged, overrides)
     loaded.settings = Settings.model_validate(merged)

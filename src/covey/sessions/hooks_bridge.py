@@ -39,6 +39,10 @@ def load_hooks(loaded: LoadedSettings) -> tuple[HooksConfig, list[str]]:
             config, found = validate_hooks(raw["hooks"], str(path))
             configs.append(config)
             warnings += found
+    if loaded.overrides and loaded.overrides.get("hooks"):
+        config, found = validate_hooks(loaded.overrides["hooks"], "--settings")
+        configs.append(config)
+        warnings += found
     return merge_hooks(configs), warnings
 
 
