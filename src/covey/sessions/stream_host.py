@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 from covey.agent import AgentEvent, RunResult
 from covey.agent.tool_runner import Approval
-from covey.errors import MaxTurnsExceeded, ToolError, UserError
+from covey.errors import CoveyError, MaxTurnsExceeded, ToolError, UserError
 from covey.hooks import HooksConfig, callback_hooks, merge_hooks
 from covey.messages import ToolUseBlock
 from covey.models.retry import RetryNotice
@@ -171,8 +171,8 @@ class StreamHost:
                 payload = {"mcpServers": []}
             else:
                 raise UserError(f"Unsupported control request subtype: {subtype}")
-        except UserError as e:
-            self.channel.refuse(request_id, str(e))
+        except Exception as e:  # every request is answered; a failure is its answer
+            self.channel.refuse(request_id, str(e) or type(e).__name__)
             return
         self.channel.answer(request_id, payload)
 
@@ -253,7 +253,7 @@ class StreamHost:
                 wake_supervisor=self.wake_supervisor,
                 hook_callback=self._hook_callback,
             )
-        except UserError as e:  # a setting file broken since the last turn, a key gone...
+        except CoveyError as e:  # a setting file broken since the last turn, a key gone...
             self._early_end(str(e))
             return
         first, self._started = not self._started, True
