@@ -214,7 +214,7 @@ class StreamHost:
         self.options = dataclasses.replace(self.options, **changes)
         try:
             return self._plan()
-        except UserError:
+        except Exception:
             self.options = before
             raise
 
