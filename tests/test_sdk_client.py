@@ -32,6 +32,7 @@ def test_two_prompts_run_in_one_session_and_control_requests_are_answered(
             await client.query("first prompt")
             first = await _reply(client)
             await client.set_permission_mode("auto")  # covey's closest: acceptEdits
+            await client.set_model("claude-haiku-4-5")  # from the next turn
             assert await client.get_mcp_status() == {"mcpServers": []}
             for refused in (client.set_model("nonsense-model"), client.get_context_usage()):
                 with pytest.raises(Exception) as info:
@@ -44,12 +45,14 @@ def test_two_prompts_run_in_one_session_and_control_requests_are_answered(
     with FakeServer(Script.model_validate(script)) as srv:
         first, second, notes = run(talk(srv))
         sent = srv.requests[1]["body"]["messages"]
+        models = [r["body"]["model"] for r in srv.requests]
     results = [m for m in (*first, *second) if isinstance(m, ResultMessage)]
     assert [r.result for r in results] == ["first answer", "second answer"], stderr
     assert results[0].session_id == results[1].session_id  # one session
     assert "first prompt" in str(sent[0]) and "first answer" in str(sent[1])
     inits = [m for m in second if isinstance(m, SystemMessage) and m.subtype == "init"]
     assert inits[0].data["permissionMode"] == "acceptEdits"
+    assert models == ["claude-sonnet-4-5", "claude-haiku-4-5"]
     assert "nonsense-model" in notes[0] and "get_context_usage" in notes[1]
 
 
