@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 import pytest
 
 from covey.agent import Agent, AgentEvent, MessageAdded, ToolStarted
+from covey.agent.tool_runner import Approval
 from covey.errors import MaxTurnsExceeded
 from covey.messages import INVALID_ARGUMENTS_KEY, ToolUseBlock
 from covey.models.script import Script
@@ -147,6 +148,27 @@ def test_denied_calls_are_reported_and_ask_goes_to_the_approver(tmp_path: Path) 
     assert asked == ["yes", "no"] and rec.seen == ["yes"]
     assert [d["tool_input"] for d in result.permission_denials] == [{"text": "no"}]
     assert "denied" in agent.messages[2].tool_results[1].content
+
+
+def test_an_approval_can_change_the_input_or_tell_the_model_why_not(tmp_path: Path) -> None:
+    rec = Record()
+
+    async def approve(c: ToolUseBlock, decision: Decision) -> Approval:
+        if c.input["text"] == "draft":
+            return Approval(True, updated_input={"text": "final"})
+        return Approval(False, message="not this one, try draft")
+
+    turns = [
+        {"tool_calls": [call("Record", text="draft"), call("Record", text="other")]},
+        {"text": "ok"},
+    ]
+    agent = make_agent(tmp_path, turns, [rec], mode="default", approver=approve)
+    result = asyncio.run(agent.run("go"))
+    assert rec.seen == ["final"]
+    results = agent.messages[2].tool_results
+    assert results[0].content == "recorded final"
+    assert results[1].is_error and results[1].content == "not this one, try draft"
+    assert [d["tool_input"] for d in result.permission_denials] == [{"text": "other"}]
 
 
 def test_a_bare_deny_rule_removes_the_tool(tmp_path: Path) -> None:

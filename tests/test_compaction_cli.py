@@ -48,7 +48,7 @@ def test_stream_json_prints_each_compact_boundary(git_repo: Path, tmp_path: Path
     assert found, [e["type"] for e in events]
     sid = events[0]["session_id"]
     for boundary in found:
-        assert set(boundary) == {"type", "subtype", "session_id", "compact_metadata"}
+        assert set(boundary) == {"type", "subtype", "session_id", "compact_metadata", "uuid"}
         assert boundary["type"] == "system" and boundary["session_id"] == sid
         at = events.index(boundary)
         before = next(e for e in reversed(events[:at]) if e["type"] == "assistant")

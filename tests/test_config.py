@@ -30,6 +30,7 @@ def project(tmp_path: Path) -> Path:
 
 def test_public_surface() -> None:
     assert set(config.__all__) == {
+        "SETTING_SOURCES",
         "BackgroundSettings",
         "BudgetSettings",
         "LoadedSettings",

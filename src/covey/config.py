@@ -13,7 +13,7 @@ import json
 import os
 import re
 import types
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
@@ -24,6 +24,7 @@ from pydantic_core import ErrorDetails
 from covey.errors import CredentialsError, UserError
 
 __all__ = [
+    "SETTING_SOURCES",
     "BackgroundSettings",
     "BudgetSettings",
     "LoadedSettings",
@@ -281,6 +282,8 @@ class LoadedSettings:
     """The settings files that existed, lowest precedence first."""
     warnings: list[str] = field(default_factory=list)
     """One line per unknown key."""
+    overrides: dict[str, Any] | None = None
+    """The command line's layer (`--settings`), on top of the files."""
 
 
 def covey_home() -> Path:
@@ -352,17 +355,31 @@ def find_project_root(cwd: Path) -> Path:
     return start
 
 
-def load_settings(cwd: Path, *, overrides: dict[str, Any] | None = None) -> LoadedSettings:
-    """Read, validate and merge every settings layer for a session started in `cwd`."""
+SETTING_SOURCES = ("user", "project", "local")
+"""The settings layers `--setting-sources` names: `$COVEY_HOME/settings.json`,
+`.covey/settings.json`, `.covey/settings.local.json`."""
+
+
+def load_settings(
+    cwd: Path,
+    *,
+    overrides: dict[str, Any] | None = None,
+    sources: Sequence[str] | None = None,
+) -> LoadedSettings:
+    """Read, validate and merge every settings layer for a session started in `cwd`;
+    `sources`: only these layers (of SETTING_SOURCES; None: all)."""
     root = find_project_root(cwd)
     loaded = LoadedSettings(Settings(), root)
     merged: dict[str, Any] = {}
     seen: set[Path] = set()
-    for path in (
-        covey_home() / "settings.json",
-        root / ".covey" / "settings.json",
-        root / ".covey" / "settings.local.json",
-    ):
+    layers = {
+        "user": covey_home() / "settings.json",
+        "project": root / ".covey" / "settings.json",
+        "local": root / ".covey" / "settings.local.json",
+    }
+    for source, path in layers.items():
+        if sources is not None and source not in sources:
+            continue
         if (data := _read(path)) is None or (real := path.resolve()) in seen:
             continue
         seen.add(real)
@@ -370,6 +387,7 @@ def load_settings(cwd: Path, *, overrides: dict[str, Any] | None = None) -> Load
         loaded.warnings += _validate(data, str(path))
         merged = _merge(merged, data)
     if overrides:
+        loaded.overrides = overrides
         loaded.warnings += _validate(overrides, "command line")
         merged = _merge(merged, overrides)
     loaded.settings = Settings.model_validate(merged)

@@ -105,6 +105,8 @@ class Agent:
         self.usage = Usage()
         self.context_tokens = 0
         """Tokens of the conversation as of the latest response (input + output)."""
+        self.api_ms = 0
+        """Milliseconds spent waiting for the model's turn responses."""
 
     @property
     def permission_denials(self) -> list[dict[str, Any]]:
@@ -162,10 +164,12 @@ class Agent:
             agent_name=self.agent_name,
         )
         guard = self.request_guard or _unguarded
+        asked = time.monotonic()
         async with guard(request, self.model):  # the budget check
             response = await self.model.complete(
                 request, on_text=self._on_text if self.observers else None
             )
+        self.api_ms += int((time.monotonic() - asked) * 1000)
         self.num_turns += 1
         self.usage = self.usage + response.usage
         self.context_tokens = response.usage.total_input + response.usage.output

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from covey.agent.events import AgentEvent, ToolFinished, ToolStarted
@@ -19,10 +19,22 @@ from covey.messages import ToolResultBlock, ToolUseBlock
 from covey.tools.base import Tool, ToolContext
 from covey.tools.permissions import Decision, PermissionPolicy
 
-__all__ = ["Approver", "ToolRunner"]
+__all__ = ["Approval", "Approver", "ToolRunner"]
 
-Approver = Callable[[ToolUseBlock, Decision], Awaitable[bool]]
-"""Asked when a permission rule says "ask"; True runs the call. No approver = denied."""
+
+@dataclass(frozen=True)
+class Approval:
+    """A full answer to "ask" (the Claude Agent SDK's `can_use_tool`): allowed or not, the
+    input to run with instead, and what the model is told when it is denied."""
+
+    allowed: bool
+    updated_input: dict[str, Any] | None = None
+    message: str = ""
+
+
+Approver = Callable[[ToolUseBlock, Decision], Awaitable[bool | Approval]]
+"""Asked when a permission rule says "ask"; True (or an allowing `Approval`) runs the call.
+No approver = denied."""
 
 
 class ToolRunner:
@@ -86,20 +98,30 @@ class ToolRunner:
         behavior = decision.behavior
         if behavior != "deny" and hook.decision is not None:
             behavior = hook.decision  # a hook may allow or ask; deny rules always win
-        await self._check(call, tool_input, decision, behavior)
+        updated = await self._check(call, tool_input, decision, behavior)
+        if updated is not None:  # the approver changed the input: checked like the model's
+            args = tool.parse(updated)
+            tool.validate(args, self.ctx)
         return await tool.run(args, self.ctx)
 
     async def _check(
         self, call: ToolUseBlock, tool_input: dict[str, Any], decision: Decision, behavior: str
-    ) -> None:
+    ) -> dict[str, Any] | None:
+        """Raise a ToolError unless the call may run; the input an approver put instead."""
         if behavior == "allow":
-            return
-        if behavior == "ask" and self.approver and await self.approver(call, decision):
-            return
+            return None
+        answer: bool | Approval = False
+        if behavior == "ask" and self.approver:
+            answer = await self.approver(call, decision)
+        approval = answer if isinstance(answer, Approval) else Approval(answer)
+        if approval.allowed:
+            return approval.updated_input
         self.permission_denials.append(
             {"tool_name": call.name, "tool_use_id": call.id, "tool_input": tool_input}
         )
-        raise ToolError(f"Permission to use {call.name} was denied: {decision.reason}")
+        raise ToolError(
+            approval.message or f"Permission to use {call.name} was denied: {decision.reason}"
+        )
 
     def _concurrent(self, call: ToolUseBlock) -> bool:
         tool = self.tools.get(call.name)

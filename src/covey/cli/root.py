@@ -5,13 +5,14 @@ from __future__ import annotations
 import dataclasses
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from covey import __version__
 from covey.cli.print_output import OUTPUT_FORMATS
 from covey.cli.prompt_input import prompt_text
+from covey.cli.stream_flags import SdkFlags, sdk_flag_options
 from covey.cli.subcommands import SUBCOMMAND_LIST
 from covey.errors import BudgetExceeded, MaxTurnsExceeded, RunError, UserError
 
@@ -86,6 +87,7 @@ def _split_tools(values: tuple[str, ...]) -> list[str]:
 )
 @click.option("--agent", metavar="NAME", help="Run the main agent as this subagent definition.")
 @click.option("--agents", "agents_json", metavar="JSON", help="Extra subagent definitions.")
+@sdk_flag_options
 @click.version_option(__version__, "--version", prog_name="covey", message="%(prog)s %(version)s")
 def root(
     prompt: str | None,
@@ -105,8 +107,18 @@ def root(
     worktree: str | None,
     agent: str | None,
     agents_json: str | None,
+    **sdk_flags: Any,
 ) -> None:
     """Run AI coding agents on this repository. `covey -p "fix the failing test"`."""
+    sdk = SdkFlags.take(sdk_flags)
+    if sdk.streaming:
+        print_mode = True  # stream-json input means headless, as in Claude Code
+        if output_format != "stream-json":
+            raise UserError("--input-format stream-json needs --output-format stream-json")
+        if prompt is not None or background:
+            raise UserError("--input-format stream-json reads its prompts from stdin only")
+    elif not print_mode and sdk.given():
+        raise UserError(f"{sdk.given()[0]} works with -p or --input-format stream-json")
     if background:
         from covey.sessions.background import BackgroundRequest
 
@@ -171,12 +183,13 @@ def root(
         raise UserError("--resume needs a session id or name with -p (see covey sessions)")
     if resume is not None and continue_last:
         raise UserError("use either --resume or --continue, not both")
-    prompt = prompt_text(prompt, "-p")
+    if not sdk.streaming:
+        prompt = prompt_text(prompt, "-p")
     from covey.cli.print_output import PrintOutput
     from covey.sessions.plan import SessionOptions
     from covey.store import Store
 
-    output = PrintOutput(output_format)
+    output = PrintOutput(output_format, partial=sdk.include_partial_messages)
     options = SessionOptions(
         cwd=Path.cwd(),
         model=model,
@@ -192,7 +205,17 @@ def root(
         agent=agent,
         agents_json=agents_json,
         max_budget_usd=max_budget_usd,
+        **sdk.session_fields(Path.cwd()),
     )
+    if sdk.streaming:
+        from covey.cli.stream_json import run_stream_json
+
+        sys.exit(run_stream_json(options, sdk))
+    if sdk.fork_session or sdk.permission_prompt_tool:
+        raise UserError(
+            "--fork-session and --permission-prompt-tool need --input-format stream-json"
+        )
+    assert prompt is not None
     with Store.open() as store:
         sys.exit(_print_run(store, options, prompt, output))
 

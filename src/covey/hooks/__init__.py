@@ -9,26 +9,31 @@ from __future__ import annotations
 from covey.hooks.config import (
     EVENTS,
     TOOL_EVENTS,
+    CallbackHook,
     CommandHook,
     HooksConfig,
     MatcherGroup,
+    callback_hooks,
     matcher_matches,
     merge_hooks,
     validate_hooks,
 )
 from covey.hooks.result import OUTPUT_CAP, HookResult
-from covey.hooks.runner import HookRunner, HookStatistics
+from covey.hooks.runner import HookCallback, HookRunner, HookStatistics
 
 __all__ = [
     "EVENTS",
     "OUTPUT_CAP",
     "TOOL_EVENTS",
+    "CallbackHook",
     "CommandHook",
+    "HookCallback",
     "HookResult",
     "HookRunner",
     "HookStatistics",
     "HooksConfig",
     "MatcherGroup",
+    "callback_hooks",
     "matcher_matches",
     "merge_hooks",
     "validate_hooks",

@@ -4,9 +4,11 @@
                                "hooks": [{"type": "command", "command": "./check.sh",
                                           "timeout": 600, "if": "Bash(git *)"}]}]}}
 
-Only `command` handlers run; other handler types and unknown events are warned about and
-skipped. Problems that make a hook unusable raise a one-line `UserError` naming the file and
-the dotted key.
+Only `command` handlers run from settings files; other handler types and unknown events are
+warned about and skipped. A `callback` handler (`CallbackHook`) is never read from a file: a host
+that speaks the Claude Agent SDK's control protocol registers the SDK's hook callbacks with
+`callback_hooks` (the `hooks` of its `initialize` request). Problems that make a hook unusable
+raise a one-line `UserError` naming the file and the dotted key.
 """
 
 from __future__ import annotations
@@ -26,9 +28,12 @@ from covey.errors import UserError
 __all__ = [
     "EVENTS",
     "TOOL_EVENTS",
+    "CallbackHook",
     "CommandHook",
+    "Handler",
     "HooksConfig",
     "MatcherGroup",
+    "callback_hooks",
     "matcher_matches",
     "merge_hooks",
     "validate_hooks",
@@ -99,6 +104,31 @@ class CommandHook(BaseModel):
     once: bool = False
     """Run at most once per session."""
 
+    @property
+    def key(self) -> str:
+        """What makes two handlers of an event the same one (each runs once per event)."""
+        return self.command
+
+
+class CallbackHook(BaseModel):
+    """A hook callback of the Claude Agent SDK: the event's input goes to the SDK as a
+    `hook_callback` control request, and its answer is read as a command hook's JSON output."""
+
+    model_config = _FROZEN
+    type: Literal["callback"] = "callback"
+    callback_id: str
+    timeout: float | None = Field(default=None, gt=0)
+    """Seconds to wait for the answer; None: the runner's default."""
+    if_: None = None
+    once: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"callback:{self.callback_id}"
+
+
+Handler = CommandHook | CallbackHook
+
 
 class MatcherGroup(BaseModel):
     """Handlers that run when `matcher` matches the event's value (tool name, trigger...)."""
@@ -106,7 +136,7 @@ class MatcherGroup(BaseModel):
     model_config = _FROZEN
     matcher: str = ""
     """`*`, "" → everything; `A|B` or `A,B` → exact names; anything else → a regex search."""
-    hooks: tuple[CommandHook, ...] = ()
+    hooks: tuple[Handler, ...] = ()
 
 
 class HooksConfig(BaseModel):
@@ -129,6 +159,31 @@ def matcher_matches(matcher: str | None, value: str) -> bool:
     if _SIMPLE.fullmatch(matcher):
         return value in {part.strip() for part in re.split(r"[|,]", matcher)}
     return re.search(matcher, value) is not None
+
+
+def callback_hooks(raw: object) -> tuple[HooksConfig, list[str]]:
+    """The hooks of an SDK `initialize` request (`{"PreToolUse": [{"matcher": "Bash",
+    "hookCallbackIds": ["hook_0"], "timeout": 30}]}`) as callback handlers; warnings for the
+    events covey does not have (their callbacks are never called)."""
+    if not isinstance(raw, dict):
+        return HooksConfig(), []
+    events: dict[str, tuple[MatcherGroup, ...]] = {}
+    warnings: list[str] = []
+    for event, matchers in raw.items():
+        if event not in EVENTS:
+            warnings.append(f"initialize: covey has no {event} hook event; its callbacks never run")
+            continue
+        groups = []
+        for m in matchers if isinstance(matchers, list) else []:
+            ids = m.get("hookCallbackIds") if isinstance(m, dict) else None
+            if not isinstance(ids, list):
+                continue
+            timeout = m.get("timeout") if isinstance(m.get("timeout"), int | float) else None
+            handlers = tuple(CallbackHook(callback_id=str(i), timeout=timeout) for i in ids)
+            groups.append(MatcherGroup(matcher=str(m.get("matcher") or ""), hooks=handlers))
+        if groups:
+            events[event] = tuple(groups)
+    return HooksConfig(events=events), warnings
 
 
 def merge_hooks(configs: Iterable[HooksConfig]) -> HooksConfig:

@@ -16,7 +16,7 @@ from typing import Any
 
 from covey.proc import ProcessResult
 
-__all__ = ["OUTPUT_CAP", "HookResult", "cap", "combine", "failed", "interpret"]
+__all__ = ["OUTPUT_CAP", "HookResult", "cap", "combine", "failed", "from_json", "interpret"]
 
 OUTPUT_CAP = 10_000
 """The longest string (feedback, context, message, output) a hook may contribute."""
@@ -96,6 +96,17 @@ def interpret(event: str, label: str, proc: ProcessResult, timeout_s: float) -> 
     result.output = cap(stdout.rstrip("\n"))
     if event in PLAIN_CONTEXT_EVENTS and stdout.strip():
         result.additional_context.append(cap(stdout.strip()))
+    return result
+
+
+def from_json(event: str, label: str, data: object) -> HookResult:
+    """One handler's result from its JSON answer (an SDK hook callback's): read as the JSON
+    a command hook prints on stdout with exit code 0."""
+    result = HookResult(ran=1)
+    if isinstance(data, dict):
+        _apply_json(event, label, data, result)
+    else:
+        result.errors.append(f"{label} answered with {type(data).__name__}, not an object")
     return result
 
 

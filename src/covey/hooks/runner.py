@@ -6,6 +6,10 @@ JSON on stdin and `COVEY_PROJECT_DIR` / `CLAUDE_PROJECT_DIR` in its environment,
 provider credentials unless `pass_credentials` (settings `tools.passCredentials`). A handler is
 killed (its whole process group) at its timeout; that is a non-blocking error, so a hanging
 hook never hangs the session.
+
+A `callback` handler (an SDK hook callback) gets the same JSON through `callback`, the host's
+`HookCallback`, and its answer is read as a command hook's JSON output; no answer within the
+timeout, or an error answer, is a non-blocking error.
 """
 
 from __future__ import annotations
@@ -13,18 +17,28 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from covey.errors import UserError
-from covey.hooks.config import TOOL_EVENTS, CommandHook, HooksConfig, matcher_matches
-from covey.hooks.result import HookResult, combine, failed, interpret
+from covey.hooks.config import (
+    TOOL_EVENTS,
+    CallbackHook,
+    CommandHook,
+    Handler,
+    HooksConfig,
+    matcher_matches,
+)
+from covey.hooks.result import HookResult, combine, failed, from_json, interpret
 from covey.proc import ProcessStartError, run_process, without_credentials
 from covey.tools.permissions import rule_matches
 
-__all__ = ["HookRunner", "HookStatistics"]
+__all__ = ["HookCallback", "HookRunner", "HookStatistics"]
+
+HookCallback = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
+"""Calls a hook callback by its id with the event's input; the callback's JSON answer."""
 
 _CAPTURE_BYTES = 1_000_000
 """How much of each stream is read from a hook (head and tail); strings are capped later."""
@@ -60,8 +74,10 @@ class HookRunner:
         default_timeout_s: float = 600,
         pass_credentials: bool = False,
         credential_names: frozenset[str] = frozenset(),
+        callback: HookCallback | None = None,
     ) -> None:
         self.config = config
+        self.callback = callback
         self.session_id = session_id
         self.cwd = cwd
         self.project_dir = project_dir
@@ -71,7 +87,7 @@ class HookRunner:
         project = str(project_dir)
         self._env = {**(env or {}), "COVEY_PROJECT_DIR": project, "CLAUDE_PROJECT_DIR": project}
         self._hidden = None if pass_credentials else credential_names
-        self._spent: set[tuple[str, CommandHook]] = set()  # `once` handlers that ran
+        self._spent: set[tuple[str, Handler]] = set()  # `once` handlers that ran
         self._stats = HookStatistics()
 
     @classmethod
@@ -103,9 +119,17 @@ class HookRunner:
             "cwd": str(self.cwd),
             "permission_mode": self.permission_mode,
         }
-        stdin = json.dumps({**common, **payload, "hook_event_name": event}, default=str).encode()
+        data = json.loads(json.dumps({**common, **payload, "hook_event_name": event}, default=str))
+        stdin = json.dumps(data).encode()
         async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(self._run_one(event, hook, stdin)) for hook in hooks]
+            tasks = [
+                group.create_task(
+                    self._call_back(event, hook, data)
+                    if isinstance(hook, CallbackHook)
+                    else self._run_one(event, hook, stdin)
+                )
+                for hook in hooks
+            ]
         result = combine(task.result() for task in tasks)
         result.errors[:0] = errors
         s = self._stats
@@ -120,9 +144,9 @@ class HookRunner:
 
     def _select(
         self, event: str, payload: Mapping[str, Any], match: str | None
-    ) -> tuple[list[CommandHook], list[str]]:
+    ) -> tuple[list[Handler], list[str]]:
         """The handlers to run (each command once) and problems met while choosing them."""
-        chosen: dict[str, CommandHook] = {}
+        chosen: dict[str, Handler] = {}
         errors: list[str] = []
         for group in self.config.groups(event):
             try:
@@ -132,18 +156,18 @@ class HookRunner:
                 errors.append(f"{event} matcher {group.matcher!r} is not a valid regex: {e}")
                 continue
             for hook in group.hooks:
-                if hook.command in chosen or (event, hook) in self._spent:
+                if hook.key in chosen or (event, hook) in self._spent:
                     continue
                 if hook.if_ and not self._if_matches(event, hook, payload, match, errors):
                     continue
-                chosen[hook.command] = hook
+                chosen[hook.key] = hook
         self._spent |= {(event, hook) for hook in chosen.values() if hook.once}
         return list(chosen.values()), errors
 
     def _if_matches(
         self,
         event: str,
-        hook: CommandHook,
+        hook: Handler,
         payload: Mapping[str, Any],
         match: str | None,
         errors: list[str],
@@ -185,7 +209,24 @@ class HookRunner:
             self._stats = replace(self._stats, timeouts=self._stats.timeouts + 1)
         return interpret(event, label, proc, timeout)
 
+    async def _call_back(self, event: str, hook: CallbackHook, data: dict[str, Any]) -> HookResult:
+        label = _label(event, hook)
+        if self.callback is None:
+            return failed(event, f"{label}: no SDK is connected to answer it")
+        timeout = hook.timeout or self.default_timeout_s
+        try:
+            async with asyncio.timeout(timeout):
+                answer = await self.callback(hook.callback_id, data)
+        except TimeoutError:
+            self._stats = replace(self._stats, timeouts=self._stats.timeouts + 1)
+            return failed(event, f"{label} gave no answer within {timeout:g}s")
+        except Exception as e:  # an error answer, or the SDK went away
+            return failed(event, f"{label} failed: {e}")
+        return from_json(event, label, answer)
 
-def _label(event: str, hook: CommandHook) -> str:
+
+def _label(event: str, hook: Handler) -> str:
+    if isinstance(hook, CallbackHook):
+        return f"{event} hook callback {hook.callback_id!r}"
     command = hook.command if len(hook.command) <= 80 else hook.command[:77] + "..."
     return f"{event} hook {command!r}"

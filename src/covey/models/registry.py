@@ -4,6 +4,7 @@ sonnet | opus | haiku      aliases, mapped per provider (settings `modelAliases`
 anthropic:<id>             Anthropic Messages API (ANTHROPIC_API_KEY / _AUTH_TOKEN / _BASE_URL)
 openai:<id>                any OpenAI-compatible chat-completions endpoint (OPENAI_*)
 scripted:<path>            deterministic replay of a script file, offline
+claude-<id>                a bare Claude model id: anthropic:claude-<id>
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ def parse_model(spec: str, aliases: Mapping[str, str] | None = None) -> tuple[st
     Nothing is imported or read: a listing or a dispatch can check a model cheaply."""
     table = {**DEFAULT_ALIASES, **(aliases or {})}
     spec = table.get(spec, spec)
+    if spec.startswith("claude-") and ":" not in spec:
+        spec = f"anthropic:{spec}"  # a bare Claude model id, as the Claude Agent SDK passes
     provider, sep, rest = spec.partition(":")
     if not sep or not rest:
         raise UserError(f"--model {spec!r} is not a model: use {_FORMS}")

@@ -14,7 +14,14 @@ from typing import Any
 from covey.agent.hooks import PreToolOutcome, PromptOutcome
 from covey.config import LoadedSettings, Settings, credential_names
 from covey.errors import UserError
-from covey.hooks import HookResult, HookRunner, HooksConfig, merge_hooks, validate_hooks
+from covey.hooks import (
+    HookCallback,
+    HookResult,
+    HookRunner,
+    HooksConfig,
+    merge_hooks,
+    validate_hooks,
+)
 from covey.messages import ToolResultBlock, ToolUseBlock
 
 __all__ = ["CommandHooks", "WorktreeCommandHooks", "hook_runner", "load_hooks"]
@@ -32,6 +39,10 @@ def load_hooks(loaded: LoadedSettings) -> tuple[HooksConfig, list[str]]:
             config, found = validate_hooks(raw["hooks"], str(path))
             configs.append(config)
             warnings += found
+    if loaded.overrides and loaded.overrides.get("hooks"):
+        config, found = validate_hooks(loaded.overrides["hooks"], "--settings")
+        configs.append(config)
+        warnings += found
     return merge_hooks(configs), warnings
 
 
@@ -138,8 +149,10 @@ def hook_runner(
     project_dir: Path,
     mode: str,
     settings: Settings | None = None,
+    callback: HookCallback | None = None,
 ) -> HookRunner:
-    """The runner of a session's hooks; `settings` say which credentials they may see."""
+    """The runner of a session's hooks; `settings` say which credentials they may see;
+    `callback` answers SDK hook callbacks."""
     if not config.handler_count():
         return HookRunner.empty()
     return HookRunner(
@@ -150,6 +163,7 @@ def hook_runner(
         permission_mode=mode,
         pass_credentials=settings is not None and settings.tools.passCredentials,
         credential_names=credential_names(settings) if settings else frozenset(),
+        callback=callback,
     )
 
 

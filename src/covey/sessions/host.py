@@ -22,6 +22,7 @@ from typing import Any, Literal, Protocol
 
 from covey.agent import RunResult
 from covey.agent.loop import Agent, Observer
+from covey.agent.tool_runner import Approval
 from covey.config import credential_names
 from covey.errors import BudgetExceeded, LeaseLost, RunError
 from covey.git.worktrees import (
@@ -32,6 +33,7 @@ from covey.git.worktrees import (
     open_worktree,
     unlock_worktree,
 )
+from covey.hooks import HookCallback
 from covey.messages import Message, ToolUseBlock, Usage
 from covey.models.base import Model
 from covey.models.retry import RetryNotice
@@ -103,7 +105,7 @@ class Asker(Protocol):
 
     async def ask_user(self, question: str, options: list[str]) -> str: ...
 
-    async def approve(self, call: ToolUseBlock, decision: Decision) -> bool: ...
+    async def approve(self, call: ToolUseBlock, decision: Decision) -> bool | Approval: ...
 
 
 class Spend:
@@ -173,11 +175,13 @@ class SessionHost:
         host_id: str | None = None,
         claimed_epoch: int | None = None,
         wake_supervisor: Callable[[], object] | None = None,
+        hook_callback: HookCallback | None = None,
     ) -> SessionHost:
         """Make the planned session real and take it. `claimed_epoch`: the caller took the
         lease already (the supervisor claiming a queued session) under `host_id`.
         `wake_supervisor`: called when a worktree was taken from the warm pool, so the
-        supervisor tops it up."""
+        supervisor tops it up. `hook_callback`: answers the SDK hook callbacks in the plan's
+        hooks (the stream-json host's)."""
         model = plan.make_model(on_retry)  # a bad model or key changes nothing
         worktree, plan = _open_worktree(store, plan, wake_supervisor)
         with store.write() as conn:
@@ -208,6 +212,7 @@ class SessionHost:
                 project_dir=plan.loaded.project_root,
                 mode=plan.policy.mode,
                 settings=plan.settings,
+                callback=hook_callback,
             )
         )
         if asker is not None:
@@ -335,7 +340,7 @@ def _session_row(
 ) -> SessionRow:
     if plan.previous is not None:
         return plan.previous
-    session_id = new_session_id(conn)
+    session_id = plan.options.session_id or new_session_id(conn)
     row = SessionRow.new(
         id=session_id,
         name=plan.options.name,

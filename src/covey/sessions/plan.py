@@ -21,6 +21,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from covey.agent.definitions import (
     MODE_RANK,
@@ -44,7 +45,12 @@ from covey.teams import TEAM_TOOL_NAMES
 from covey.tools import CORE_TOOL_NAMES
 from covey.tools.permissions import PERMISSION_MODES, PermissionPolicy
 
-__all__ = ["SessionOptions", "SessionPlan", "find_previous", "plan_session"]
+__all__ = ["MODE_ALIASES", "SessionOptions", "SessionPlan", "find_previous", "plan_session"]
+
+MODE_ALIASES = {"auto": "acceptEdits"}
+"""Permission modes of Claude Code that covey runs as its closest own: `auto` (a classifier
+decides) is `acceptEdits` with covey's permission checker (rules, protected paths)."""
+_TOOL_ALIASES = {"Task": "Agent"}
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,19 @@ class SessionOptions:
     None: this process's."""
     max_budget_usd: float | None = None
     """`--max-budget-usd`: the session's spend limit, over settings `budget.sessionUsd`."""
+    # the flags the Claude Agent SDK passes (covey --input-format stream-json)
+    system_prompt: str | None = None
+    """`--system-prompt`: replaces covey's system prompt ("" = none); the append still applies."""
+    tools: tuple[str, ...] | None = None
+    """`--tools`: the only tools offered (None: all of them)."""
+    session_id: str | None = None
+    """`--session-id`: the id of the new session, chosen by the caller."""
+    settings_overrides: dict[str, Any] | None = None
+    """`--settings` (and `--add-dir`): a settings layer over the files."""
+    setting_sources: tuple[str, ...] | None = None
+    """`--setting-sources`: the settings files read (user, project, local; None: all)."""
+    fallback_model: str | None = None
+    """`--fallback-model`: the model a turn goes on with when the main one fails."""
 
 
 @dataclass(frozen=True)
@@ -131,7 +150,13 @@ class SessionPlan:
         return resolve
 
     def make_model(self, on_retry: Callable[[RetryNotice], None] | None = None) -> Model:
-        return self.resolver(on_retry)(self.model_spec)
+        model = self.resolver(on_retry)(self.model_spec)
+        fallback = self.options.fallback_model
+        if fallback and fallback != self.model_spec:
+            from covey.models.fallback import FallbackModel
+
+            return FallbackModel(model, lambda: self.resolver(on_retry)(fallback))
+        return model
 
     def moved_to(self, workspace: Path, *, warning: str | None = None) -> SessionPlan:
         """This plan for a session working in `workspace` (a worktree the host opened):
@@ -173,11 +198,16 @@ def find_previous(store: Store, options: SessionOptions) -> SessionRow | None:
 def plan_session(options: SessionOptions, previous: SessionRow | None = None) -> SessionPlan:
     """Resolve `options` (continuing `previous`, if given) into a plan; `UserError` for bad
     input. Reads files, writes nothing."""
+    mode = options.permission_mode
+    if mode in MODE_ALIASES:
+        options = dataclasses.replace(options, permission_mode=MODE_ALIASES[mode])
     _check_options(options)
     cwd = Path(previous.cwd) if previous else options.cwd.resolve()
     if not cwd.is_dir():
         raise UserError(f"the session's directory {cwd} no longer exists")
-    loaded = load_settings(cwd)
+    loaded = load_settings(
+        cwd, overrides=options.settings_overrides, sources=options.setting_sources
+    )
     definitions = load_definitions(cwd, cli_json=options.agents_json)
     defn = _main_definition(definitions, options.agent or (previous.agent if previous else None))
     settings = loaded.settings
@@ -191,6 +221,9 @@ def plan_session(options: SessionOptions, previous: SessionRow | None = None) ->
         or DEFAULT_MODEL
     )
     model_name = check_model(spec, env=env, aliases=settings.modelAliases)
+    if options.fallback_model:
+        check_model(options.fallback_model, env=env, aliases=settings.modelAliases)
+    tool_names, tool_warnings = _tool_names(defn, options.tools)
     hooks, hook_warnings = load_hooks(loaded)
     options, clamped = _clamp_definition_mode(options, loaded, defn)
     return SessionPlan(
@@ -206,13 +239,14 @@ def plan_session(options: SessionOptions, previous: SessionRow | None = None) ->
         policy=_policy(options, loaded, defn, cwd),
         hooks=hooks,
         system_prompt=_system_prompt(options, loaded, defn, cwd),
-        tool_names=_tool_names(defn),
+        tool_names=tool_names,
         max_turns=options.max_turns or (defn.max_turns if defn else None),
         warnings=[
             *loaded.warnings,
             *hook_warnings,
             *definitions.run_warnings(defn),
             *([clamped] if clamped else []),
+            *tool_warnings,
         ],
     )
 
@@ -273,13 +307,25 @@ def _system_prompt(
     options: SessionOptions, loaded: LoadedSettings, defn: AgentDefinition | None, cwd: Path
 ) -> str:
     append = options.append_system_prompt
+    if options.system_prompt is not None:
+        return "\n\n".join(p for p in (options.system_prompt, append) if p)
     if defn is not None:
         return definition_system_prompt(defn, cwd, loaded.project_root, append)
     return build_system_prompt(cwd, project_root=loaded.project_root, append=append)
 
 
-def _tool_names(defn: AgentDefinition | None) -> tuple[str, ...] | None:
-    if defn is None:
-        return None
+def _tool_names(
+    defn: AgentDefinition | None, offered: tuple[str, ...] | None
+) -> tuple[tuple[str, ...] | None, list[str]]:
+    """The main agent's tools (None: all) and a warning per `--tools` name covey lacks."""
     available = [*CORE_TOOL_NAMES, "Agent"]
-    return tuple(resolve_tools(defn, available, depth_allows_agent=True, main_agent=True))
+    names = None
+    if defn is not None:
+        names = tuple(resolve_tools(defn, available, depth_allows_agent=True, main_agent=True))
+    if offered is None:
+        return names, []
+    wanted = [_TOOL_ALIASES.get(n, n) for n in offered]
+    missing = [n for n in wanted if n not in available]
+    warnings = [f"--tools: covey has no {n} tool; it is left out" for n in missing]
+    kept = tuple(n for n in (names if names is not None else available) if n in wanted)
+    return kept, warnings
