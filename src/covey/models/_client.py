@@ -31,11 +31,12 @@ __all__ = [
     "ANTHROPIC_VERSION",
     "Fields",
     "ServerEvent",
-    "error_fields",
+    "anthropic_error",
     "error_of",
     "json_headers",
     "new_http",
     "open_stream",
+    "openai_error",
     "sse_events",
     "type_name",
     "wrap",
@@ -79,30 +80,48 @@ async def open_stream(
 
 
 async def error_of(response: httpx2.Response, provider: str) -> tuple[str, str | None]:
-    """The message and kind (error type or code) of an error response, read whole; as the
-    SDK words it when the body is not the provider's error object."""
+    """The message and kind (error type or code) of an error response, read whole, worded
+    as the provider's SDK words it (the contract tests hold covey to that)."""
     await response.aread()
+    status = response.status_code
     text = response.text.strip()
     try:
         body: object = json.loads(text)
     except ValueError:
-        return text or f"Error code: {response.status_code}", None
-    return error_fields(body, provider, f"Error code: {response.status_code} - {body}")
+        if provider == "openai":
+            return f"Error code: {status}", None
+        return text or f"Error code: {status}", None
+    if provider == "openai":
+        return openai_error(body.get("error", body) if isinstance(body, dict) else body, status)
+    return anthropic_error(body, f"Error code: {status} - {body}")
 
 
-def error_fields(body: object, provider: str, fallback: str) -> tuple[str, str | None]:
-    """(message, kind) of a decoded error body: Anthropic's `{"error": {"type", "message"}}`,
-    OpenAI's `{"error": {"message", "type", "code"}}` (the code, when set, names it best)."""
+def anthropic_error(body: object, fallback: str) -> tuple[str, str | None]:
+    """(message, kind) of Anthropic's `{"type": "error", "error": {"type", "message"}}`:
+    `fallback` when the body has no message."""
     error = body.get("error") if isinstance(body, dict) else None
     if not isinstance(error, dict):
         return fallback, None
     message = error.get("message")
-    text = message if isinstance(message, str) and message else fallback
-    if provider == "openai":
-        code = error.get("code")
-        kind = str(code) if code is not None else _str_or_none(error.get("type"))
-        return text, kind
-    return text, _str_or_none(error.get("type"))
+    return (str(message) if message else fallback), _str_or_none(error.get("type"))
+
+
+def openai_error(error: object, status: int | None = None) -> tuple[str, str | None]:
+    """(message, kind) of OpenAI's error object `{"message", "type", "code"}` (its code,
+    when set, names it best), from an error response (`status`) or a stream."""
+    fallback = f"Error code: {status}" if status else STREAM_ERROR
+    if not isinstance(error, dict):
+        return fallback, None
+    message = error.get("message")
+    if not isinstance(message, str):
+        message = fallback
+    code = error.get("code")
+    kind = (str(code) if code is not None else None) or _str_or_none(error.get("type"))
+    return message, kind
+
+
+STREAM_ERROR = "An error occurred during streaming"
+"""The OpenAI SDK's words for an error object in a stream that carries no message."""
 
 
 def _str_or_none(value: object) -> str | None:

@@ -34,7 +34,7 @@ from covey.messages import (
 from covey.models._client import (
     ANTHROPIC_VERSION,
     ServerEvent,
-    error_fields,
+    anthropic_error,
     error_of,
     json_headers,
     new_http,
@@ -192,8 +192,8 @@ def _stream_error(event: ServerEvent) -> tuple[str, str | None]:
     try:
         body = event.json()
     except ValueError:
-        return event.data or "Error code: 200", None
-    return error_fields(body, "anthropic", f"{body}")
+        return anthropic_error(event.data, event.data or "Error code: 200")
+    return anthropic_error(body, f"{body}" or "Error code: 200")
 
 
 def build_request(request: ModelRequest, model_id: str, max_tokens: int) -> dict[str, Any]:

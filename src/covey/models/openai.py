@@ -28,11 +28,11 @@ import httpx2
 from covey.errors import CredentialsError
 from covey.messages import INVALID_ARGUMENTS_KEY, Message, TextBlock, ToolUseBlock, Usage
 from covey.models._client import (
-    error_fields,
     error_of,
     json_headers,
     new_http,
     open_stream,
+    openai_error,
     sse_events,
     type_name,
     wrap,
@@ -174,7 +174,7 @@ class OpenAIModel:
                         break
                     data = event.json()
                     if isinstance(data, dict) and data.get("error"):
-                        message, kind = error_fields(data, "openai", _STREAM_ERROR)
+                        message, kind = openai_error(data["error"])
                         failure = stream_error_failure(endpoint, kind, message)
                         raise unless_tool_began(endpoint, failure, reply.tool_began)
                     reply.feed(wrap(data))
@@ -189,10 +189,6 @@ class OpenAIModel:
             failure = Retryable("the stream ended without a finish_reason")
             raise unless_tool_began(endpoint, failure, reply.tool_began)
         return reply.response(self._model_id)
-
-
-_STREAM_ERROR = "An error occurred during streaming"
-"""The SDK's words for an error object in a stream that carries no message."""
 
 
 def build_request(request: ModelRequest, model_id: str) -> dict[str, Any]:
