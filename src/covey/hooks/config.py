@@ -79,7 +79,6 @@ _FROZEN = ConfigDict(
     extra="ignore",
     validate_by_name=True,
     validate_by_alias=True,
-    use_attribute_docstrings=True,
 )
 
 
