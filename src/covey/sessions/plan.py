@@ -16,6 +16,7 @@ with the worktree as workspace and project root.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,11 +33,10 @@ from covey.agent.definitions import (
 from covey.agent.prompt import build_system_prompt, definition_system_prompt
 from covey.config import LoadedSettings, Settings, effective_env, load_settings
 from covey.errors import UserError
-from covey.hooks import HooksConfig
+from covey.hooks.config import HooksConfig, merge_hooks, validate_hooks
 from covey.models.base import Model
 from covey.models.registry import DEFAULT_MODEL, check_model, resolve_model
 from covey.models.retry import RetryNotice, RetryPolicy
-from covey.sessions.hooks_bridge import load_hooks
 from covey.store import Store
 from covey.store.sessions import SessionKind, SessionRow, find_session, list_sessions
 from covey.tools import CORE_TOOL_NAMES
@@ -185,7 +185,7 @@ def plan_session(options: SessionOptions, previous: SessionRow | None = None) ->
         or DEFAULT_MODEL
     )
     model_name = check_model(spec, env=env, aliases=settings.modelAliases)
-    hooks, hook_warnings = load_hooks(loaded)
+    hooks, hook_warnings = _load_hooks(loaded)
     options, clamped = _clamp_definition_mode(options, loaded, defn)
     return SessionPlan(
         options=options,
@@ -274,3 +274,18 @@ def _tool_names(defn: AgentDefinition | None) -> tuple[str, ...] | None:
         return None
     available = [*CORE_TOOL_NAMES, "Agent"]
     return tuple(resolve_tools(defn, available, depth_allows_agent=True, main_agent=True))
+
+
+def _load_hooks(loaded: LoadedSettings) -> tuple[HooksConfig, list[str]]:
+    configs: list[HooksConfig] = []
+    warnings: list[str] = []
+    for path in loaded.files:
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # load_settings already reported an unreadable file
+        if isinstance(raw, dict) and raw.get("hooks"):
+            config, found = validate_hooks(raw["hooks"], str(path))
+            configs.append(config)
+            warnings += found
+    return merge_hooks(configs), warnings
