@@ -279,6 +279,9 @@ class Run:
     timeline: dict[str, Timeline]
     hosted_from: float | None = None
     """`burst`: when the paused daemon was let go; `queued`: when the new one was started."""
+    provider_cpu_s: float | None = None
+    """`--provider fake`: CPU seconds of the fake provider's process over the whole bench
+    (it shares the cores; a real provider would not)."""
 
 
 def run_bench(args: argparse.Namespace, home: Path, repo: Path, model: str) -> Run:
@@ -448,6 +451,8 @@ def tables(
             f"own = {busy:.0%} of one core ({cores} cores)",
         )
     )
+    if run.provider_cpu_s is not None:
+        rows.append(("fake provider process CPU (same cores)", f"{run.provider_cpu_s:.1f} s", ""))
 
     phases: list[tuple[str, ...]] = []
     wait = [t.claimed - t.queued for t in tl if t.claimed is not None and t.queued is not None]
@@ -992,7 +997,10 @@ def supervisor_part(args: argparse.Namespace) -> Run:
             os.environ["ANTHROPIC_API_KEY"] = "bench-key"  # the daemon inherits both
             os.environ["ANTHROPIC_BASE_URL"] = url
             model = "anthropic:claude-sonnet-4-5"
-        return run_bench(args, home, repo, model)
+        run = run_bench(args, home, repo, model)
+        if server is not None:
+            run.provider_cpu_s = sum(cpu_seconds(server.pid))
+        return run
     finally:
         if server is not None:
             server.terminate()
