@@ -10,7 +10,10 @@ Anthropic adapter (`--model anthropic:claude-sonnet-4-5`, `ANTHROPIC_BASE_URL` p
 Rows, each run `--runs` times as `python -m covey …` (the console script is the same code):
 
 - `python -c pass`: the interpreter alone, the floor every row pays.
-- `-p "say hi"`: one model turn answering text; start to exit (the result printed).
+- `-p "say hi"`: one model turn answering text; start to exit (the result printed); once
+  through the Anthropic adapter and once through the OpenAI one (`openai:gpt-test`,
+  `OPENAI_BASE_URL` at the same fake server). Both go through covey's own HTTP client
+  (`covey.models._client`); neither imports a provider SDK.
 - `--version`, `agents --json`, `sessions --json`.
 - `--bg "say hi"`: one dispatch (plan, queue the row, find the supervisor running); a first
   dispatch, not timed, starts the supervisor, which is stopped at the end.
@@ -64,6 +67,8 @@ CLAUDE_CODE_QUOTED = {
     "rss": "301 MiB (5-turn -p)",
 }
 """Issue 18's last side-by-side measurement of Claude Code 2.1.197 (not on PATH here)."""
+CLAUDE_CODE_SECONDS = {"-p": (0.51, 0.72), "--version": (0.15, 0.15)}
+"""The same, as numbers: covey's ratio to the quoted range."""
 TARGETS = {
     "-p": "≤ 1.1× Claude Code",
     "--version": "≤ 0.3 s",
@@ -245,6 +250,10 @@ def table(rows: list[Row], claude: dict[str, Row], floor: Row) -> str:
             cc = CLAUDE_CODE_QUOTED.get(row.key, "")
             if cc:
                 cc += " (issue 18, quoted)"
+            if row.key in CLAUDE_CODE_SECONDS:
+                lo, hi = CLAUDE_CODE_SECONDS[row.key]
+                ratios = sorted({f"{row.wall / hi:.2f}", f"{row.wall / lo:.2f}"})
+                cc += f"; covey {'–'.join(ratios)}×"
         heavy = ", ".join(f"`{h}`" for h in row.heavy) or "none"
         lines.append(
             f"| {row.label} | {wall} | {row.rss_mib:.1f} MiB | {row.imports or ''} | "
@@ -287,6 +296,11 @@ def bench(tmp: Path, runs: int) -> None:
         say_hi = [*covey, "-p", "say hi", "--model", MODEL]
         hi_row = measure('`-p "say hi"`', "-p", say_hi, repo, hi_env, runs)
         rows.append(hi_row)
+        openai_env = {**env, "OPENAI_API_KEY": "bench-key", "OPENAI_BASE_URL": hi_url + "/v1"}
+        say_hi_openai = [*covey, "-p", "say hi", "--model", "openai:gpt-test"]
+        rows.append(
+            measure('`-p "say hi"`, `openai:`', "-p", say_hi_openai, repo, openai_env, runs)
+        )
         rows.append(measure("`--version`", "--version", [*covey, "--version"], repo, env, runs))
         bg = [*covey, "--bg", "say hi", "--model", MODEL]
         run_once(bg, repo, hi_env)  # starts the supervisor: not what a dispatch costs
