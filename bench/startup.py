@@ -19,7 +19,8 @@ Rows, each run `--runs` times as `python -m covey …` (the console script is th
   dispatch, not timed, starts the supervisor, which is stopped at the end.
 - a 3-turn `-p` (two `Read` calls, then text): for its peak RSS.
 
-Columns: wall time median (min–max), peak RSS median (the child's `ru_maxrss` from `wait4`),
+Columns: wall time median (min–max), CPU time median (the child's own user + system time from
+`wait4`: on a loaded machine it moves much less than the wall), peak RSS median (`ru_maxrss`),
 the number of modules imported (`python -X importtime`, one run) and which of the heavy ones
 (`anthropic`, `openai`, `textual`, `covey.agent.loop`) were among them. `claude` runs side by
 side when it is on PATH (same fake server); otherwise the last Claude Code figures measured
@@ -83,6 +84,9 @@ TARGETS = {
 class Sample:
     wall_s: float
     rss_kib: int
+    cpu_s: float
+    """User + system CPU of the process itself: on a shared machine it moves far less with the
+    load than the wall time does."""
     code: int
 
 
@@ -103,6 +107,10 @@ class Row:
     def rss_mib(self) -> float:
         return statistics.median(s.rss_kib for s in self.samples) / 1024
 
+    @property
+    def cpu(self) -> float:
+        return statistics.median(s.cpu_s for s in self.samples)
+
 
 def run_once(cmd: list[str], cwd: Path, env: dict[str, str]) -> Sample:
     """Start to exit of one process, with its own peak RSS (wait4, not the children sum)."""
@@ -113,7 +121,8 @@ def run_once(cmd: list[str], cwd: Path, env: dict[str, str]) -> Sample:
     _pid, status, usage = os.wait4(child.pid, 0)
     wall = time.perf_counter() - start
     child.returncode = os.waitstatus_to_exitcode(status)
-    return Sample(wall, usage.ru_maxrss, child.returncode)
+    cpu = usage.ru_utime + usage.ru_stime
+    return Sample(wall, usage.ru_maxrss, cpu, child.returncode)
 
 
 def imported(cmd: list[str], cwd: Path, env: dict[str, str]) -> list[str]:
@@ -234,9 +243,9 @@ def fmt_s(seconds: float) -> str:
 
 def table(rows: list[Row], claude: dict[str, Row], floor: Row) -> str:
     lines = [
-        "| command | covey wall, median (min–max) | peak RSS | modules imported | heavy "
-        "imports | Claude Code | target |",
-        "|---|---|---|---|---|---|---|",
+        "| command | covey wall, median (min–max) | CPU, median | peak RSS | modules imported "
+        "| heavy imports | Claude Code | target |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         walls = [s.wall_s for s in row.samples]
@@ -256,7 +265,8 @@ def table(rows: list[Row], claude: dict[str, Row], floor: Row) -> str:
                 cc += f"; covey {'–'.join(ratios)}×"
         heavy = ", ".join(f"`{h}`" for h in row.heavy) or "none"
         lines.append(
-            f"| {row.label} | {wall} | {row.rss_mib:.1f} MiB | {row.imports or ''} | "
+            f"| {row.label} | {wall} | {fmt_s(row.cpu)} | {row.rss_mib:.1f} MiB | "
+            f"{row.imports or ''} | "
             f"{heavy if row.imports else ''} | {cc} | {TARGETS.get(row.key, '')} |"
         )
     return "\n".join(lines)
