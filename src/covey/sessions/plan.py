@@ -7,7 +7,7 @@ prompt and the tool set. It raises `UserError` for bad input and writes nothing,
 entry point checks input the same way before a row is created: `covey -p`, `--bg` dispatch,
 the supervisor, the session screen, and the subagents of each (through `subagent_runtime`).
 
-The model itself (an SDK client) is built only by the host that runs the session
+The model itself (its HTTP client) is built only by the host that runs the session
 (`SessionPlan.make_model`); a plan checks the model string and its credentials without it.
 A plan moves into a worktree with `moved_to` once the host has opened one: the same settings,
 with the worktree as workspace and project root.
