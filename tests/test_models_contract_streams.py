@@ -291,9 +291,9 @@ def test_anthropic_sdk_accumulator_agrees_with_covey() -> None:
         )
 
         async def reference() -> Any:
-            client = anthropic.AsyncAnthropic(api_key="k", base_url=srv.url, max_retries=0)
             body = covey_anthropic.build_request(request, "c", 16_000)
-            async with client.messages.stream(**body) as stream:
+            sdk = anthropic.AsyncAnthropic(api_key="k", base_url=srv.url, max_retries=0)
+            async with sdk as client, client.messages.stream(**body) as stream:
                 return await stream.get_final_message()
 
         final = asyncio.run(reference())
@@ -317,11 +317,12 @@ def test_openai_sdk_accumulator_agrees_with_covey() -> None:
         )
 
         async def reference() -> Any:
-            client = openai.AsyncOpenAI(api_key="k", base_url=url, max_retries=0)
             body = covey_openai.build_request(request, "g")
             options = {"include_usage": True}
-            async with client.chat.completions.stream(**body, stream_options=options) as stream:
-                return await stream.get_final_completion()
+            async with openai.AsyncOpenAI(api_key="k", base_url=url, max_retries=0) as client:
+                completions = client.chat.completions
+                async with completions.stream(**body, stream_options=options) as stream:
+                    return await stream.get_final_completion()
 
         final = asyncio.run(reference())
     message = final.choices[0].message
