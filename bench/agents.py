@@ -1,6 +1,7 @@
 """Background sessions at scale: N sessions hosted at once by one supervisor daemon.
 
     .venv/bin/python bench/agents.py [--sessions 100] [--turns 10] [--delay 1.0] [--tool Bash]
+        [--provider scripted|fake]
     .venv/bin/python bench/agents.py --view-only [--view-changes 200] [--reloads 60] [--gc-freeze]
 
 Prints three markdown tables (`--view-only`: the third alone; `--skip-view`: the first two).
@@ -9,6 +10,13 @@ few files, one commit) and a scripted model (`scripted:<path>`) whose every turn
 `--delay` seconds: turns 1..N-1 each make one tool call (`Bash` running `true`, or `Read` of a
 small file with `--tool Read`) and turn N answers with text only, so a session makes exactly
 `--turns` model calls. Sessions run with `bypassPermissions`.
+
+`--provider fake` runs the same turns through the real Anthropic adapter over HTTP instead of
+the scripted model: the loopback fake provider (`python -m covey.testing.fakeserver`, a process
+of its own) serves the script, each answer streamed as SSE after its `delay_s`, and the
+sessions use `anthropic:claude-sonnet-4-5` with `ANTHROPIC_BASE_URL` pointing at it (the
+daemon inherits the variables), so covey's HTTP client, its SSE parsing and the per-call
+connection set-up are in every turn.
 
 The supervisor is started with `covey daemon start`, its idle RSS read, then `--sessions`
 queued rows are created in this process with `create_background_session` (what `covey --bg`
@@ -271,6 +279,9 @@ class Run:
     timeline: dict[str, Timeline]
     hosted_from: float | None = None
     """`burst`: when the paused daemon was let go; `queued`: when the new one was started."""
+    provider_cpu_s: float | None = None
+    """`--provider fake`: CPU seconds of the fake provider's process over the whole bench
+    (it shares the cores; a real provider would not)."""
 
 
 def run_bench(args: argparse.Namespace, home: Path, repo: Path, model: str) -> Run:
@@ -440,6 +451,8 @@ def tables(
             f"own = {busy:.0%} of one core ({cores} cores)",
         )
     )
+    if run.provider_cpu_s is not None:
+        rows.append(("fake provider process CPU (same cores)", f"{run.provider_cpu_s:.1f} s", ""))
 
     phases: list[tuple[str, ...]] = []
     wait = [t.claimed - t.queued for t in tl if t.claimed is not None and t.queued is not None]
@@ -910,6 +923,13 @@ def main() -> None:
     parser.add_argument("--delay", type=float, default=1.0, help="seconds per model call")
     parser.add_argument("--tool", choices=("Bash", "Read"), default="Bash")
     parser.add_argument(
+        "--provider",
+        choices=("scripted", "fake"),
+        default="scripted",
+        help="scripted: the in-process scripted model; fake: the real Anthropic adapter over "
+        "HTTP against the loopback fake provider",
+    )
+    parser.add_argument(
         "--dispatch",
         choices=("queued", "burst", "live"),
         default="burst",
@@ -947,7 +967,7 @@ def main() -> None:
     print(
         f"{os.cpu_count()} cores (load average {load[0]:.1f}, {load[1]:.1f}, {load[2]:.1f} at "
         f"start), Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}"
-        + ("" if run is None else f"; tool call per turn: {args.tool}")
+        + ("" if run is None else f"; tool call per turn: {args.tool}; model: {args.provider}")
     )
     if run is not None:
         rows, phases = tables(args, run)
@@ -968,11 +988,23 @@ def supervisor_part(args: argparse.Namespace) -> Run:
     os.environ["COVEY_HOME"] = str(home)  # before covey reads it; the daemon inherits it
     from covey.supervisor import stop_supervisor
 
+    server: subprocess.Popen[bytes] | None = None
     try:
         repo = make_repo(tmp)
         model = write_script(tmp / "script.yaml", args.turns, args.delay, args.tool)
-        return run_bench(args, home, repo, model)
+        if args.provider == "fake":
+            server, url = start_fake_provider(tmp / "script.yaml", tmp)
+            os.environ["ANTHROPIC_API_KEY"] = "bench-key"  # the daemon inherits both
+            os.environ["ANTHROPIC_BASE_URL"] = url
+            model = "anthropic:claude-sonnet-4-5"
+        run = run_bench(args, home, repo, model)
+        if server is not None:
+            run.provider_cpu_s = sum(cpu_seconds(server.pid))
+        return run
     finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=30)
         stopped = stop_supervisor()
         if stopped is not None:
             print(f"supervisor {stopped} stopped", file=sys.stderr)
@@ -980,6 +1012,25 @@ def supervisor_part(args: argparse.Namespace) -> Run:
             print(f"kept {tmp}", file=sys.stderr)
         else:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def start_fake_provider(script: Path, tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """The fake provider serving `script`, in a process of its own; it and its base URL."""
+    port_file = tmp / "fake.port"
+    server = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "covey.testing.fakeserver", "--script", str(script)),
+            *("--port", "0", "--port-file", str(port_file)),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while not (port_file.exists() and port_file.read_text().strip()):
+        if time.monotonic() > deadline or server.poll() is not None:
+            server.kill()
+            raise RuntimeError("the fake provider did not start")
+        time.sleep(0.05)
+    return server, f"http://127.0.0.1:{port_file.read_text().strip()}"
 
 
 def view_part(args: argparse.Namespace) -> tuple[ViewLatency, ViewRender]:

@@ -10,13 +10,17 @@ Anthropic adapter (`--model anthropic:claude-sonnet-4-5`, `ANTHROPIC_BASE_URL` p
 Rows, each run `--runs` times as `python -m covey …` (the console script is the same code):
 
 - `python -c pass`: the interpreter alone, the floor every row pays.
-- `-p "say hi"`: one model turn answering text; start to exit (the result printed).
+- `-p "say hi"`: one model turn answering text; start to exit (the result printed); once
+  through the Anthropic adapter and once through the OpenAI one (`openai:gpt-test`,
+  `OPENAI_BASE_URL` at the same fake server). Both go through covey's own HTTP client
+  (`covey.models._client`); neither imports a provider SDK.
 - `--version`, `agents --json`, `sessions --json`.
 - `--bg "say hi"`: one dispatch (plan, queue the row, find the supervisor running); a first
   dispatch, not timed, starts the supervisor, which is stopped at the end.
 - a 3-turn `-p` (two `Read` calls, then text): for its peak RSS.
 
-Columns: wall time median (min–max), peak RSS median (the child's `ru_maxrss` from `wait4`),
+Columns: wall time median (min–max), CPU time median (the child's own user + system time from
+`wait4`: on a loaded machine it moves much less than the wall), peak RSS median (`ru_maxrss`),
 the number of modules imported (`python -X importtime`, one run) and which of the heavy ones
 (`anthropic`, `openai`, `textual`, `covey.agent.loop`) were among them. `claude` runs side by
 side when it is on PATH (same fake server); otherwise the last Claude Code figures measured
@@ -64,6 +68,8 @@ CLAUDE_CODE_QUOTED = {
     "rss": "301 MiB (5-turn -p)",
 }
 """Issue 18's last side-by-side measurement of Claude Code 2.1.197 (not on PATH here)."""
+CLAUDE_CODE_SECONDS = {"-p": (0.51, 0.72), "--version": (0.15, 0.15)}
+"""The same, as numbers: covey's ratio to the quoted range."""
 TARGETS = {
     "-p": "≤ 1.1× Claude Code",
     "--version": "≤ 0.3 s",
@@ -78,6 +84,9 @@ TARGETS = {
 class Sample:
     wall_s: float
     rss_kib: int
+    cpu_s: float
+    """User + system CPU of the process itself: on a shared machine it moves far less with the
+    load than the wall time does."""
     code: int
 
 
@@ -98,6 +107,10 @@ class Row:
     def rss_mib(self) -> float:
         return statistics.median(s.rss_kib for s in self.samples) / 1024
 
+    @property
+    def cpu(self) -> float:
+        return statistics.median(s.cpu_s for s in self.samples)
+
 
 def run_once(cmd: list[str], cwd: Path, env: dict[str, str]) -> Sample:
     """Start to exit of one process, with its own peak RSS (wait4, not the children sum)."""
@@ -108,7 +121,8 @@ def run_once(cmd: list[str], cwd: Path, env: dict[str, str]) -> Sample:
     _pid, status, usage = os.wait4(child.pid, 0)
     wall = time.perf_counter() - start
     child.returncode = os.waitstatus_to_exitcode(status)
-    return Sample(wall, usage.ru_maxrss, child.returncode)
+    cpu = usage.ru_utime + usage.ru_stime
+    return Sample(wall, usage.ru_maxrss, cpu, child.returncode)
 
 
 def imported(cmd: list[str], cwd: Path, env: dict[str, str]) -> list[str]:
@@ -229,9 +243,9 @@ def fmt_s(seconds: float) -> str:
 
 def table(rows: list[Row], claude: dict[str, Row], floor: Row) -> str:
     lines = [
-        "| command | covey wall, median (min–max) | peak RSS | modules imported | heavy "
-        "imports | Claude Code | target |",
-        "|---|---|---|---|---|---|---|",
+        "| command | covey wall, median (min–max) | CPU, median | peak RSS | modules imported "
+        "| heavy imports | Claude Code | target |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         walls = [s.wall_s for s in row.samples]
@@ -245,9 +259,14 @@ def table(rows: list[Row], claude: dict[str, Row], floor: Row) -> str:
             cc = CLAUDE_CODE_QUOTED.get(row.key, "")
             if cc:
                 cc += " (issue 18, quoted)"
+            if row.key in CLAUDE_CODE_SECONDS:
+                lo, hi = CLAUDE_CODE_SECONDS[row.key]
+                ratios = sorted({f"{row.wall / hi:.2f}", f"{row.wall / lo:.2f}"})
+                cc += f"; covey {'–'.join(ratios)}×"
         heavy = ", ".join(f"`{h}`" for h in row.heavy) or "none"
         lines.append(
-            f"| {row.label} | {wall} | {row.rss_mib:.1f} MiB | {row.imports or ''} | "
+            f"| {row.label} | {wall} | {fmt_s(row.cpu)} | {row.rss_mib:.1f} MiB | "
+            f"{row.imports or ''} | "
             f"{heavy if row.imports else ''} | {cc} | {TARGETS.get(row.key, '')} |"
         )
     return "\n".join(lines)
@@ -287,6 +306,11 @@ def bench(tmp: Path, runs: int) -> None:
         say_hi = [*covey, "-p", "say hi", "--model", MODEL]
         hi_row = measure('`-p "say hi"`', "-p", say_hi, repo, hi_env, runs)
         rows.append(hi_row)
+        openai_env = {**env, "OPENAI_API_KEY": "bench-key", "OPENAI_BASE_URL": hi_url + "/v1"}
+        say_hi_openai = [*covey, "-p", "say hi", "--model", "openai:gpt-test"]
+        rows.append(
+            measure('`-p "say hi"`, `openai:`', "-p", say_hi_openai, repo, openai_env, runs)
+        )
         rows.append(measure("`--version`", "--version", [*covey, "--version"], repo, env, runs))
         bg = [*covey, "--bg", "say hi", "--model", MODEL]
         run_once(bg, repo, hi_env)  # starts the supervisor: not what a dispatch costs

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 import covey.config as config
 from covey.config import Settings, covey_home, effective_env, find_project_root, load_settings
 from covey.errors import UserError
+from docstrings import attribute_docstrings
 
 
 def write(path: Path, data: Any) -> Path:
@@ -75,8 +76,9 @@ def test_every_field_has_a_docstring() -> None:
         config.RetrySettings,
     ]
     for model in models:
-        for name, info in model.model_fields.items():
-            assert info.description, f"{model.__name__}.{name}"
+        documented = attribute_docstrings(model)
+        for name in model.model_fields:
+            assert documented.get(name), f"{model.__name__}.{name}"
 
 
 def test_precedence_merge_and_overrides(project: Path, covey_home: Path) -> None:

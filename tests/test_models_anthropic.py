@@ -6,7 +6,6 @@ import asyncio
 import json
 from typing import Any
 
-import anthropic
 import httpx2
 import pytest
 
@@ -261,7 +260,7 @@ def test_max_tokens_is_capped_by_the_model() -> None:
     assert srv.requests[0]["body"]["max_tokens"] == 1000
 
 
-# --- streams the fake server does not produce, through the SDK over a mock transport ------
+# --- streams the fake server does not produce, over a mock transport ----------------------
 
 START = {
     "type": "message_start",
@@ -295,11 +294,8 @@ def attempt_on(events: list[dict[str, Any]]) -> Any:
     async def run() -> Any:
         m = AnthropicModel("claude-test", api_key="k")
         async with httpx2.AsyncClient(transport=httpx2.MockTransport(handler)) as http:
-            client = anthropic.AsyncAnthropic(
-                api_key="k", base_url="http://test", max_retries=0, http_client=http
-            )
             request = {"model": "claude-test", "max_tokens": 10, "messages": []}
-            return await m._attempt(client, request, {}, None)
+            return await m._attempt(http, request, {}, None)
 
     return asyncio.run(run())
 

@@ -1,5 +1,5 @@
 """Malformed SSE streams (a `data:` line that is not JSON, a delta for a block that never
-started), from the loopback fake server through the real SDKs: retried like a dropped stream,
+started), from the loopback fake server through covey's adapters: retried like a dropped stream,
 never a traceback, never an empty "success"."""
 
 from __future__ import annotations
@@ -119,7 +119,6 @@ def test_the_malformed_fault_is_part_of_the_script_format(tmp_path: Path) -> Non
 
 def test_deltas_of_a_block_covey_does_not_keep_are_not_malformed() -> None:
     """A thinking block (started, then its deltas) is skipped, not taken for a stray index."""
-    import anthropic
     import httpx2
 
     start = {"type": "message", "id": "m", "role": "assistant", "model": "c", "content": []}
@@ -145,11 +144,8 @@ def test_deltas_of_a_block_covey_does_not_keep_are_not_malformed() -> None:
     async def run() -> ModelResponse:
         m = AnthropicModel("c", api_key="k")
         async with httpx2.AsyncClient(transport=httpx2.MockTransport(handler)) as http:
-            client = anthropic.AsyncAnthropic(
-                api_key="k", base_url="http://test", max_retries=0, http_client=http
-            )
             request = {"model": "c", "max_tokens": 10, "messages": []}
-            return await m._attempt(client, request, {}, None)
+            return await m._attempt(http, request, {}, None)
 
     assert asyncio.run(run()).message.text == "ok"
 
@@ -170,7 +166,6 @@ def test_the_malformed_fault_on_a_non_streaming_request_is_a_body_that_is_not_js
 
 
 def _anthropic_events(events: list[dict[str, object]]) -> ModelResponse:
-    import anthropic
     import httpx2
 
     body = "".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in events).encode()
@@ -181,11 +176,8 @@ def _anthropic_events(events: list[dict[str, object]]) -> ModelResponse:
     async def run() -> ModelResponse:
         m = AnthropicModel("c", api_key="k")
         async with httpx2.AsyncClient(transport=httpx2.MockTransport(handler)) as http:
-            client = anthropic.AsyncAnthropic(
-                api_key="k", base_url="http://test", max_retries=0, http_client=http
-            )
             request = {"model": "c", "max_tokens": 10, "messages": []}
-            return await m._attempt(client, request, {}, None)
+            return await m._attempt(http, request, {}, None)
 
     return asyncio.run(run())
 
@@ -231,8 +223,7 @@ def test_anthropic_events_that_do_not_fit_are_malformed(
 
 
 def test_anthropic_event_and_delta_types_covey_does_not_know_are_ignored() -> None:
-    """The SDK builds them as the first class of its union (a message start, a TextDelta):
-    covey goes by their `type` and skips them, as the API asks."""
+    """covey goes by their `type` and skips them, as the API asks."""
     response = _anthropic_events(
         [
             MESSAGE_START,
@@ -250,7 +241,6 @@ def test_anthropic_event_and_delta_types_covey_does_not_know_are_ignored() -> No
 
 def _openai_chunks(chunks: list[object]) -> ModelResponse:
     import httpx2
-    import openai
 
     body = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks).encode() + b"data: [DONE]\n\n"
 
@@ -260,10 +250,7 @@ def _openai_chunks(chunks: list[object]) -> ModelResponse:
     async def run() -> ModelResponse:
         m = OpenAIModel("g", api_key="k")
         async with httpx2.AsyncClient(transport=httpx2.MockTransport(handler)) as http:
-            client = openai.AsyncOpenAI(
-                api_key="k", base_url="http://test/v1", max_retries=0, http_client=http
-            )
-            return await m._attempt(client, {"model": "g", "messages": []}, {}, None)
+            return await m._attempt(http, {"model": "g", "messages": []}, {}, None)
 
     return asyncio.run(run())
 

@@ -8,9 +8,7 @@ import json
 from typing import Any
 
 import httpx2
-import openai
 import pytest
-from openai.types.chat import ChatCompletionChunk
 
 from covey.errors import ContextOverflowError, CredentialsError, ModelError
 from covey.messages import (
@@ -21,6 +19,7 @@ from covey.messages import (
     ToolUseBlock,
     Usage,
 )
+from covey.models._client import wrap
 from covey.models.base import ModelRequest, ModelResponse, ToolSpec
 from covey.models.openai import (
     OpenAIModel,
@@ -269,19 +268,11 @@ def test_finish_reason_length_maps_to_max_tokens() -> None:
 # --- translation, without a server --------------------------------------------------------
 
 
-def chunk(
-    choices: list[dict[str, Any]] | None, usage: dict[str, Any] | None = None
-) -> ChatCompletionChunk:
-    """A chunk built the way the SDK builds one from a stream: without validation, so a
+def chunk(choices: list[dict[str, Any]] | None, usage: dict[str, Any] | None = None) -> Any:
+    """A chunk as the adapter reads one from a stream: decoded JSON, not validated, so a
     server's `choices: null` gets through as it does in real life."""
-    return ChatCompletionChunk.construct(
-        id="c1",
-        object="chat.completion.chunk",
-        created=0,
-        model="m",
-        choices=choices,
-        usage=usage,
-    )
+    data = {"id": "c1", "object": "chat.completion.chunk", "created": 0, "model": "m"}
+    return wrap(data | {"choices": choices, "usage": usage})
 
 
 def call_delta(index: int, arguments: str, **first: str) -> dict[str, Any]:
@@ -346,7 +337,7 @@ def test_a_user_message_without_tool_results_stays_one_message() -> None:
     assert messages == [{"role": "user", "content": "hello"}]
 
 
-# --- streams the fake server does not produce, through the SDK over a mock transport ------
+# --- streams the fake server does not produce, over a mock transport ------
 
 
 def attempt_on(events: list[dict[str, Any]]) -> Any:
@@ -361,11 +352,8 @@ def attempt_on(events: list[dict[str, Any]]) -> Any:
     async def run() -> Any:
         m = OpenAIModel("gpt-test", api_key="k")
         async with httpx2.AsyncClient(transport=httpx2.MockTransport(handler)) as http:
-            client = openai.AsyncOpenAI(
-                api_key="k", base_url="http://test/v1", max_retries=0, http_client=http
-            )
             request = {"model": "gpt-test", "messages": []}
-            return await m._attempt(client, request, {}, None)
+            return await m._attempt(http, request, {}, None)
 
     return asyncio.run(run())
 

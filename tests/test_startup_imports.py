@@ -14,10 +14,23 @@ from pathlib import Path
 import pytest
 
 from bgtools import supervisor  # noqa: F401  (fixture: stops the daemon a dispatch starts)
+from covey.models.script import Script
+from covey.testing.fakeserver import FakeServer
 from covey.tools import CORE_TOOL_NAMES, core_tools
 
 HEAVY = ("anthropic", "openai", "textual", "covey.agent.loop", "covey.tools.bash", "httpx")
 """Provider SDKs (and their HTTP client), the agent loop, a tool, the TUI."""
+NOT_FOR_DISPATCH = (
+    "httpx2",
+    "asyncio",
+    "pathspec",
+    "yaml",
+    "tree_sitter",
+    "covey.hooks.runner",
+    "covey.models._client",
+)
+"""What reading and dispatching need none of: covey's HTTP client, an event loop, gitignore
+matching, YAML (no definition file), the shell parser, the hook runner."""
 
 
 def imported_modules(*args: str, cwd: Path, env: dict[str, str] | None = None) -> set[str]:
@@ -55,6 +68,14 @@ def test_listing_and_version_load_no_sdk_loop_tool_or_tui(git_repo: Path, args: 
     modules = imported_modules(*args, cwd=git_repo)
     assert "covey.cli.main" in modules  # the report was read
     assert heavy_in(modules) == []
+    assert [m for m in NOT_FOR_DISPATCH if m in modules] == []
+
+
+@pytest.mark.parametrize("args", [("sessions", "--json"), ("usage", "--json")])
+def test_listing_reads_the_store_without_the_settings_models(git_repo: Path, args: str) -> None:
+    modules = imported_modules(*args, cwd=git_repo)
+    assert "covey.store" in modules
+    assert "covey.config" not in modules
 
 
 def test_version_loads_neither_the_store_nor_the_plan(git_repo: Path) -> None:
@@ -69,6 +90,22 @@ def test_bg_dispatch_plans_without_sdk_loop_or_tools(supervisor: Path) -> None: 
     )
     assert "covey.sessions.plan" in modules  # the dispatch did plan the session
     assert heavy_in(modules) == []
+    assert [m for m in NOT_FOR_DISPATCH if m in modules] == []
+
+
+def test_print_loads_covey_s_client_and_no_provider_sdk(git_repo: Path) -> None:
+    """`covey -p` through the real adapter (fake server): covey's own client, no SDK."""
+    script = Script.model_validate({"turns": [{"text": "hi"}]})
+    with FakeServer(script) as srv:
+        env = {"ANTHROPIC_API_KEY": "test-key", "ANTHROPIC_BASE_URL": srv.url}
+        args = ("-p", "say hi", "--model", "anthropic:claude-sonnet-4-5")
+        modules = imported_modules(*args, cwd=git_repo, env=env)
+        env = {"OPENAI_BASE_URL": srv.url + "/v1"}
+        args = ("-p", "say hi", "--model", "openai:gpt-test")
+        modules_openai = imported_modules(*args, cwd=git_repo, env=env)
+    for loaded in (modules, modules_openai):
+        assert "covey.models._client" in loaded
+        assert {"anthropic", "openai"} & loaded == set()
 
 
 def test_core_tool_names_are_the_names_of_core_tools() -> None:

@@ -24,6 +24,7 @@ from covey.git.worktrees import (
     remove_worktree,
     unlock_worktree,
 )
+from docstrings import attribute_docstrings
 from test_worktrees_support import ScriptHooks, clone_with_remote, commit, git, settings
 
 HEAD = settings(baseRef="head")
@@ -96,7 +97,7 @@ def test_settings_defaults_docs_and_errors(tmp_path: Path) -> None:
     s = WorktreeSettings()
     assert (s.baseRef, s.pool, s.symlinkDirectories, s.sparsePaths) == ("fresh", 0, [], [])
     models: list[type[BaseModel]] = [WorktreeSettings]
-    assert all(info.description for m in models for info in m.model_fields.values())
+    assert all(attribute_docstrings(m).get(name) for m in models for name in m.model_fields)
     project = tmp_path / "p"
     (project / ".covey").mkdir(parents=True)
     (project / ".git").mkdir()

@@ -10,7 +10,6 @@ kept and reported as warnings. Keys are camelCase, as in Claude Code's settings.
 from __future__ import annotations
 
 import json
-import os
 import re
 import types
 from collections.abc import Iterator, Mapping, Sequence
@@ -22,6 +21,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from pydantic_core import ErrorDetails
 
 from covey.errors import CredentialsError, UserError
+from covey.home import covey_home
 
 __all__ = [
     "SETTING_SOURCES",
@@ -94,7 +94,10 @@ def _check_rule(rule: str) -> str:
 
 
 PermissionRule = Annotated[str, AfterValidator(_check_rule)]
-_MODEL = ConfigDict(extra="allow", strict=True, use_attribute_docstrings=True)
+_MODEL = ConfigDict(extra="allow", strict=True)
+"""Every field is documented by the docstring under it (tests/test_config.py checks). They are
+not handed to pydantic (`use_attribute_docstrings`): reading them back from the source costs
+~30 ms of every start-up, and nothing at run time shows them."""
 
 
 class PermissionSettings(BaseModel):
@@ -284,11 +287,6 @@ class LoadedSettings:
     """One line per unknown key."""
     overrides: dict[str, Any] | None = None
     """The command line's layer (`--settings`), on top of the files."""
-
-
-def covey_home() -> Path:
-    """Where user state lives: `$COVEY_HOME`, or `~/.covey`."""
-    return Path(os.environ.get("COVEY_HOME") or "~/.covey").expanduser()
 
 
 def credentials_path() -> Path:

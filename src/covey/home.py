@@ -14,14 +14,18 @@ import os
 import stat
 from pathlib import Path
 
-from covey.config import covey_home
 from covey.errors import UserError
 
-__all__ = ["PRIVATE_FILES", "private_file", "private_home"]
+__all__ = ["PRIVATE_FILES", "covey_home", "private_file", "private_home"]
 
 PRIVATE_FILES = ("covey.db", "covey.db-wal", "covey.db-shm", "supervisor.pid", "supervisor.lock")
 """Files covey keeps in `$COVEY_HOME`, readable by their owner only (transcripts hold code and
 command output); `logs/` and everything in it too."""
+
+
+def covey_home() -> Path:
+    """Where user state lives: `$COVEY_HOME`, or `~/.covey`."""
+    return Path(os.environ.get("COVEY_HOME") or "~/.covey").expanduser()
 
 
 def private_home() -> Path:

@@ -13,7 +13,6 @@ caller lays `without_credentials()` over it (tools, hooks and git do, see `CREDE
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import os
@@ -26,9 +25,12 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from covey.errors import CommandFailed, ProcessStartError
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = [
     "CREDENTIAL_VARS",
@@ -129,27 +131,35 @@ class _Capture:
         return f"{head}\n... [{elided:,} bytes elided] ...\n{tail}"
 
 
-class _Collector(asyncio.SubprocessProtocol):
-    """Feeds pipe data into the captures as it arrives; signals exit and end of output."""
+@functools.cache
+def _collector_class() -> Any:
+    """The asyncio protocol feeding the captures, made on first use: `asyncio` is imported only
+    by what runs a process asynchronously (a dispatch or a listing runs git, blocking)."""
+    import asyncio
 
-    def __init__(self, out: _Capture, err: _Capture, merged: bool) -> None:
-        loop = asyncio.get_running_loop()
-        self.exited: asyncio.Future[None] = loop.create_future()
-        self.drained: asyncio.Future[None] = loop.create_future()
-        self._captures = {1: out, 2: err}
-        self._open = {1} if merged else {1, 2}
+    class _Collector(asyncio.SubprocessProtocol):
+        """Feeds pipe data into the captures as it arrives; signals exit and end of output."""
 
-    def pipe_data_received(self, fd: int, data: bytes) -> None:
-        self._captures[fd].feed(data)
+        def __init__(self, out: _Capture, err: _Capture, merged: bool) -> None:
+            loop = asyncio.get_running_loop()
+            self.exited: asyncio.Future[None] = loop.create_future()
+            self.drained: asyncio.Future[None] = loop.create_future()
+            self._captures = {1: out, 2: err}
+            self._open = {1} if merged else {1, 2}
 
-    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
-        self._open.discard(fd)
-        if not self._open and not self.drained.done():
-            self.drained.set_result(None)
+        def pipe_data_received(self, fd: int, data: bytes) -> None:
+            self._captures[fd].feed(data)
 
-    def process_exited(self) -> None:
-        if not self.exited.done():
-            self.exited.set_result(None)
+        def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+            self._open.discard(fd)
+            if not self._open and not self.drained.done():
+                self.drained.set_result(None)
+
+        def process_exited(self) -> None:
+            if not self.exited.done():
+                self.exited.set_result(None)
+
+    return _Collector
 
 
 async def run_process(
@@ -175,12 +185,14 @@ async def run_process(
     argv = _argv(cmd)
     if die_with_parent and (setpriv := _setpriv()) is not None:
         argv = [setpriv, "--pdeathsig", "KILL", "--", *argv]
+    import asyncio
+
     out, err = _Capture(output_limit), _Capture(output_limit)
     loop = asyncio.get_running_loop()
     started = time.monotonic()
     spawn = asyncio.ensure_future(
         loop.subprocess_exec(
-            lambda: _Collector(out, err, merge_stderr),
+            lambda: _collector_class()(out, err, merge_stderr),
             *argv,
             **_spawn_options(cwd, env, stdin, merge_stderr),
         )
@@ -224,7 +236,7 @@ async def run_process(
 
 
 async def _end_spawned(
-    spawn: asyncio.Future[tuple[asyncio.SubprocessTransport, _Collector]],
+    spawn: asyncio.Future[tuple[asyncio.SubprocessTransport, Any]],
 ) -> None:
     """After a cancellation during the spawn: wait for it, then end the group and the transport."""
     try:
@@ -239,6 +251,8 @@ async def _end_spawned(
 
 async def _end_group(pgid: int, exited: asyncio.Future[None]) -> None:
     """TERM the group, wait up to the grace for it (and the main process) to go, then KILL."""
+    import asyncio
+
     if exited.done() and not group_alive(pgid):
         return
     _signal_group(pgid, signal.SIGTERM)
@@ -456,5 +470,7 @@ def watch_children_with_pidfds() -> bool:
         os.close(os.pidfd_open(os.getpid()))
     except (AttributeError, OSError):
         return False
+    import asyncio
+
     asyncio.set_child_watcher(asyncio.PidfdChildWatcher())
     return True

@@ -10,13 +10,14 @@ from __future__ import annotations
 import re
 import textwrap
 from collections.abc import Mapping
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from covey.errors import UserError
 from covey.models.registry import DEFAULT_ALIASES, PROVIDERS
 from covey.tools.permissions import PERMISSION_MODES, parse_tool_list
+
+if TYPE_CHECKING:
+    import yaml
 
 __all__ = ["KNOWN_FIELDS", "OLD_TOOL_NAMES", "Invalid", "normalize", "split_frontmatter"]
 
@@ -66,6 +67,8 @@ def split_frontmatter(text: str) -> tuple[dict[str, Any], str, list[str]]:
     front = "\n".join(lines[1:end])
     body = "\n".join(lines[end + 1 :]).strip()
     warnings: list[str] = []
+    import yaml  # here: a session without definition files never needs it
+
     try:
         meta = yaml.safe_load(front)
     except yaml.YAMLError as e:
@@ -82,6 +85,8 @@ def split_frontmatter(text: str) -> tuple[dict[str, Any], str, list[str]]:
 
 
 def _yaml_problem(e: yaml.YAMLError) -> str:
+    import yaml
+
     if isinstance(e, yaml.MarkedYAMLError) and e.problem_mark is not None:
         return f"line {e.problem_mark.line + 2}: {e.problem}"  # +1 for 1-based, +1 for '---'
     return str(e).splitlines()[0]
@@ -118,6 +123,8 @@ def _lenient_value(key: str, parts: list[str]) -> Any:
     lines = [parts[0].strip(), *textwrap.dedent("\n".join(parts[1:])).split("\n")]
     text = _unquote("\n".join(line.rstrip() for line in lines).strip())
     if key in _TYPED:
+        import yaml
+
         try:
             value = yaml.safe_load(text)
         except yaml.YAMLError:

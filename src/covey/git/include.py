@@ -24,11 +24,13 @@ import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import pathspec
+from typing import TYPE_CHECKING
 
 from covey.config import WorktreeSettings
 from covey.git.repo import git
+
+if TYPE_CHECKING:
+    import pathspec
 
 __all__ = [
     "IGNORE_FILE",
@@ -66,6 +68,8 @@ def _spec(root: Path) -> pathspec.GitIgnoreSpec | None:
         lines = (root / INCLUDE_FILE).read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError):
         return None
+    import pathspec  # here: dispatching a session imports this module but copies nothing
+
     spec = pathspec.GitIgnoreSpec.from_lines(lines)
     return spec if len(spec.patterns) else None
 

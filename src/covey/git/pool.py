@@ -21,7 +21,6 @@ for the short moment a refill flips a tree's `ready` note.
 
 from __future__ import annotations
 
-import argparse
 import secrets
 import sys
 import time
@@ -184,6 +183,8 @@ def _recycle(root: Path, path: Path, meta: Meta, base: str, settings: WorktreeSe
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m covey.git.pool refill [REPO] [--size N]`: refill once and print a line."""
+    import argparse  # here: only the pool's own command line parses arguments
+
     parser = argparse.ArgumentParser(prog="python -m covey.git.pool")
     parser.add_argument("action", choices=["refill"])
     parser.add_argument("repo", nargs="?", default=".")

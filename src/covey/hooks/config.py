@@ -84,7 +84,6 @@ _FROZEN = ConfigDict(
     extra="ignore",
     validate_by_name=True,
     validate_by_alias=True,
-    use_attribute_docstrings=True,
 )
 
 

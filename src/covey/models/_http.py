@@ -196,9 +196,9 @@ class MalformedStream(ValueError):
 
 
 def malformed_failure(exc: ValueError) -> Retryable:
-    """A stream that began with 200 but carried something other than the API's events (the
-    SDKs raise ValueError for a `data:` line that is not JSON or not UTF-8): worth another
-    try, like a dropped stream."""
+    """A stream that began with 200 but carried something other than the API's events (a
+    ValueError for a `data:` line that is not JSON or not UTF-8): worth another try, like a
+    dropped stream."""
     if isinstance(exc, MalformedStream):
         detail = str(exc)
     else:

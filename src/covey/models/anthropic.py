@@ -1,8 +1,9 @@
-"""`anthropic:<id>`: the Anthropic Messages API through the official SDK, streaming.
+"""`anthropic:<id>`: the Anthropic Messages API, streaming, through covey's own client
+(`covey.models._client`; the official SDK is the reference in the contract tests, never
+imported here).
 
-The SDK's own retries are off (`max_retries=0`): covey retries (`covey.models.retry`), so that
-a stream that drops after a tool call began is *not* repeated. Errors are translated into
-`covey.errors` here and in `_http`, nowhere else.
+covey retries (`covey.models.retry`), so that a stream that drops after a tool call began is
+*not* repeated. Errors are translated into `covey.errors` here and in `_http`, nowhere else.
 
 The conversation goes out as `covey.models.wire.wire_messages` shapes it (adjacent messages
 of one role joined, tool results first and once).
@@ -19,11 +20,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import anthropic
 import httpx2
-from anthropic import types as wire
 
-from covey.errors import ContextOverflowError, CredentialsError, ModelError
+from covey.errors import ContextOverflowError, CredentialsError
 from covey.messages import (
     INVALID_ARGUMENTS_KEY,
     Message,
@@ -32,14 +31,24 @@ from covey.messages import (
     ToolUseBlock,
     Usage,
 )
+from covey.models._client import (
+    ANTHROPIC_VERSION,
+    ServerEvent,
+    anthropic_error,
+    error_of,
+    json_headers,
+    new_http,
+    open_stream,
+    sse_events,
+    type_name,
+    wrap,
+)
 from covey.models._http import (
     Endpoint,
     MalformedStream,
     agent_headers,
     connection_failure,
     malformed_failure,
-    one_line,
-    ssl_context,
     status_failure,
     stream_error_failure,
     unless_tool_began,
@@ -78,8 +87,8 @@ class AnthropicModel:
         if not api_key and not auth_token:
             raise CredentialsError(MISSING_KEY["anthropic"])
         self._model_id = model_id
-        # The SDK refuses both at once; like the SDK with both variables set, the key wins.
-        self._credential = {"api_key": api_key} if api_key else {"auth_token": auth_token}
+        # Like the SDK with both variables set, the key wins; both go out as a bearer token.
+        self._credential = api_key or auth_token or ""
         self._endpoint = Endpoint(
             provider="anthropic",
             base_url=(base_url or DEFAULT_BASE_URL).rstrip("/"),
@@ -126,49 +135,45 @@ class AnthropicModel:
         self, request: ModelRequest, on_text: TextSink | None = None
     ) -> ModelResponse:
         body = build_request(request, self._model_id, min(request.max_tokens, self._max_tokens))
-        headers = agent_headers(self._endpoint, request.agent_name)
-        # A client per call, closed at its end: no connection outlives the event loop that
-        # opened it. The TLS context, the costly part, is shared.
-        async with anthropic.DefaultAsyncHttpxClient(verify=ssl_context()) as http:
-            client = anthropic.AsyncAnthropic(
-                **self._credential,
-                base_url=self._endpoint.base_url,
-                max_retries=0,
-                http_client=http,
-            )
+        body["stream"] = True
+        headers = json_headers(self._credential)
+        headers["anthropic-version"] = ANTHROPIC_VERSION
+        headers |= agent_headers(self._endpoint, request.agent_name)
+        async with new_http() as http:
             return await retrying(
                 "anthropic",
-                lambda: self._attempt(client, body, headers, on_text),
+                lambda: self._attempt(http, body, headers, on_text),
                 self._retry,
                 self._on_retry,
             )
 
     async def _attempt(
         self,
-        client: anthropic.AsyncAnthropic,
+        http: httpx2.AsyncClient,
         body: dict[str, Any],
         headers: dict[str, str],
         on_text: TextSink | None,
     ) -> ModelResponse:
         reply = _Reply(on_text)
         endpoint = self._endpoint
+        url = f"{endpoint.base_url}/v1/messages"
         try:
-            stream = await client.messages.create(**body, stream=True, extra_headers=headers)
-            async with stream:
-                async for event in stream:
-                    reply.feed(event)
-        except anthropic.APIStatusError as e:
-            message = e.api_message or e.message
-            if e.status_code < 400:  # an `error` event inside a stream that began with 200
-                failure = stream_error_failure(endpoint, e.type, message)
-                raise unless_tool_began(endpoint, failure, reply.tool_began) from e
-            raise status_failure(
-                endpoint, e.status_code, message, kind=e.type, headers=e.response.headers
-            ) from e
-        except (anthropic.APIConnectionError, httpx2.HTTPError) as e:
+            async with open_stream(http, url, body, headers) as response:
+                if response.is_error:
+                    message, kind = await error_of(response, "anthropic")
+                    raise status_failure(
+                        endpoint, response.status_code, message, kind=kind, headers=response.headers
+                    )
+                async for event in sse_events(response):
+                    if event.event == "error":
+                        message, kind = _stream_error(event)
+                        failure = stream_error_failure(endpoint, kind, message)
+                        raise unless_tool_began(endpoint, failure, reply.tool_began)
+                    # As the SDK: events without a name, pings and empty data are skipped.
+                    if event.event not in (None, "ping") and event.data:
+                        reply.feed(wrap(event.json()))
+        except httpx2.HTTPError as e:
             raise unless_tool_began(endpoint, connection_failure(e), reply.tool_began) from e
-        except anthropic.APIError as e:  # e.g. a response that does not parse
-            raise ModelError(f"anthropic: {one_line(e.message)}") from e
         except ValueError as e:  # a `data:` line that is not JSON, an event that does not fit
             raise unless_tool_began(endpoint, malformed_failure(e), reply.tool_began) from e
         if not reply.done:
@@ -180,6 +185,15 @@ class AnthropicModel:
                 "(stop_reason model_context_window_exceeded)"
             )
         return reply.response(self._model_id)
+
+
+def _stream_error(event: ServerEvent) -> tuple[str, str | None]:
+    """(message, kind) of an `error` event inside a stream that began with 200."""
+    try:
+        body = event.json()
+    except ValueError:
+        return anthropic_error(event.data, event.data or "Error code: 200")
+    return anthropic_error(body, f"{body}" or "Error code: 200")
 
 
 def build_request(request: ModelRequest, model_id: str, max_tokens: int) -> dict[str, Any]:
@@ -262,8 +276,8 @@ class _Reply:
         self.tool_began = False
 
     def feed(self, event: object) -> None:
-        """Take one stream event; MalformedStream when it does not fit the reply so far (the
-        SDK builds events without validating them, so a field may be missing or mistyped)."""
+        """Take one stream event (a decoded JSON object as `Fields`); MalformedStream when it
+        does not fit the reply so far (a field may be missing or mistyped)."""
         try:
             self._feed(event)
         except (AttributeError, TypeError) as e:
@@ -271,9 +285,7 @@ class _Reply:
             raise MalformedStream(f"a {name} event of the wrong shape: {e}") from e
 
     def _feed(self, event: Any) -> None:
-        # Dispatch on `type`, not on the SDK's class: it builds an event or block of a type
-        # it does not know as the first class of its union (a future event as a message
-        # start, a thinking delta as a TextDelta).
+        # Dispatch on `type`: events and blocks of types covey does not know are skipped.
         kind = event.type
         if kind == "message_start":
             model = event.message.model
@@ -340,7 +352,7 @@ class _Reply:
         if text and self.on_text is not None:
             self.on_text(text)
 
-    def _count(self, usage: wire.Usage | wire.MessageDeltaUsage | None) -> None:
+    def _count(self, usage: Any) -> None:
         """Usage figures are cumulative: a later non-null value replaces an earlier one."""
         if usage is None:
             return
@@ -378,4 +390,4 @@ class _Reply:
 
 def _expect_str(value: object, what: str) -> None:
     if not isinstance(value, str):
-        raise MalformedStream(f"the {what} is {type(value).__name__}, not text")
+        raise MalformedStream(f"the {what} is {type_name(value)}, not text")

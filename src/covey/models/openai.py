@@ -1,5 +1,6 @@
-"""`openai:<id>`: any OpenAI-compatible chat-completions endpoint through the official SDK
-(OpenAI, vLLM, llama.cpp server, Ollama, OpenRouter…), streaming.
+"""`openai:<id>`: any OpenAI-compatible chat-completions endpoint (OpenAI, vLLM, llama.cpp
+server, Ollama, OpenRouter…), streaming, through covey's own client (`covey.models._client`;
+the official SDK is the reference in the contract tests, never imported here).
 
 covey's messages follow the Anthropic shape; this module translates at the boundary:
 
@@ -11,8 +12,8 @@ covey's messages follow the Anthropic shape; this module translates at the bound
     tool arguments                    a JSON string; one that is not a JSON object becomes
                                       {INVALID_ARGUMENTS_KEY: raw} and goes back out verbatim
 
-The SDK's own retries are off: covey retries (`covey.models.retry`), never after a tool call
-began streaming. Errors are translated into `covey.errors` here and in `_http`.
+covey retries (`covey.models.retry`), never after a tool call began streaming. Errors are
+translated into `covey.errors` here and in `_http`.
 """
 
 from __future__ import annotations
@@ -23,18 +24,25 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import httpx2
-import openai
-from openai.types.chat import ChatCompletionChunk
 
 from covey.errors import CredentialsError
 from covey.messages import INVALID_ARGUMENTS_KEY, Message, TextBlock, ToolUseBlock, Usage
+from covey.models._client import (
+    error_of,
+    json_headers,
+    new_http,
+    open_stream,
+    openai_error,
+    sse_events,
+    type_name,
+    wrap,
+)
 from covey.models._http import (
     Endpoint,
     MalformedStream,
     agent_headers,
     connection_failure,
     malformed_failure,
-    ssl_context,
     status_failure,
     stream_error_failure,
     unless_tool_began,
@@ -54,8 +62,8 @@ __all__ = [
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 PLACEHOLDER_KEY = "not-needed"
-"""Sent when OPENAI_BASE_URL is set without a key: local servers accept anything, the SDK
-insists on something."""
+"""Sent when OPENAI_BASE_URL is set without a key: local servers accept anything (the SDK
+sends something too)."""
 
 _DEFAULT_RETRY = RetryPolicy()
 _STOP_REASONS = {
@@ -132,57 +140,49 @@ class OpenAIModel:
         self, request: ModelRequest, on_text: TextSink | None = None
     ) -> ModelResponse:
         body = build_request(request, self._model_id)
+        body["stream"] = True
         body[self._tokens_param] = min(request.max_tokens, self._max_tokens)
-        headers = agent_headers(self._endpoint, request.agent_name)
-        # A client per call, closed at its end: no connection outlives the event loop that
-        # opened it. The TLS context, the costly part, is shared.
-        async with openai.DefaultAsyncHttpxClient(verify=ssl_context()) as http:
-            client = openai.AsyncOpenAI(
-                api_key=self._api_key,
-                base_url=self._endpoint.base_url,
-                max_retries=0,
-                http_client=http,
-            )
+        body["stream_options"] = {"include_usage": True}
+        headers = json_headers(self._api_key) | agent_headers(self._endpoint, request.agent_name)
+        async with new_http() as http:
             return await retrying(
                 "openai",
-                lambda: self._attempt(client, body, headers, on_text),
+                lambda: self._attempt(http, body, headers, on_text),
                 self._retry,
                 self._on_retry,
             )
 
     async def _attempt(
         self,
-        client: openai.AsyncOpenAI,
+        http: httpx2.AsyncClient,
         body: dict[str, Any],
         headers: dict[str, str],
         on_text: TextSink | None,
     ) -> ModelResponse:
         reply = _Reply(on_text)
         endpoint = self._endpoint
+        url = f"{endpoint.base_url}/chat/completions"
         try:
-            stream = await client.chat.completions.create(
-                **body,
-                stream=True,
-                stream_options={"include_usage": True},
-                extra_headers=headers,
-            )
-            async with stream:
-                async for chunk in stream:
-                    reply.feed(chunk)
-        except openai.APIStatusError as e:
-            message, kind = _error_text(e)
-            raise status_failure(
-                endpoint, e.status_code, message, kind=kind, headers=e.response.headers
-            ) from e
-        except (openai.APIConnectionError, httpx2.HTTPError) as e:
+            async with open_stream(http, url, body, headers) as response:
+                if response.is_error:
+                    message, kind = await error_of(response, "openai")
+                    raise status_failure(
+                        endpoint, response.status_code, message, kind=kind, headers=response.headers
+                    )
+                async for event in sse_events(response):
+                    if event.data.startswith("[DONE]"):
+                        break
+                    data = event.json()
+                    if isinstance(data, dict) and data.get("error"):
+                        message, kind = openai_error(data["error"])
+                        failure = stream_error_failure(endpoint, kind, message)
+                        raise unless_tool_began(endpoint, failure, reply.tool_began)
+                    reply.feed(wrap(data))
+        except httpx2.HTTPError as e:
             if reply.finish_reason is None:
                 dropped = connection_failure(e)
                 raise unless_tool_began(endpoint, dropped, reply.tool_began) from e
             # Cut after the finish chunk: the answer is whole, only usage may be missing.
-        except openai.APIError as e:  # an error object inside a stream that began with 200
-            message, kind = _error_text(e)
-            failure = stream_error_failure(endpoint, kind, message)
-            raise unless_tool_began(endpoint, failure, reply.tool_began) from e
         except ValueError as e:  # a `data:` line that is not JSON, a chunk that does not fit
             raise unless_tool_began(endpoint, malformed_failure(e), reply.tool_began) from e
         if reply.finish_reason is None:
@@ -264,15 +264,6 @@ def parse_arguments(raw: str) -> dict[str, Any]:
     return cast(dict[str, Any], parsed)
 
 
-def _error_text(error: openai.APIError) -> tuple[str, str | None]:
-    """The provider's message and its most telling code (`context_length_exceeded`)."""
-    body = error.body
-    message = error.message
-    if isinstance(body, Mapping) and isinstance(body.get("message"), str):
-        message = body["message"]
-    return message, error.code or error.type
-
-
 @dataclass
 class _CallPart:
     id: str = ""
@@ -293,15 +284,15 @@ class _Reply:
         self.usage = Usage()
         self.tool_began = False
 
-    def feed(self, chunk: ChatCompletionChunk) -> None:
-        """Take one chunk; MalformedStream when it does not fit (the SDK builds chunks without
-        validating them, so a field may be missing or mistyped)."""
+    def feed(self, chunk: Any) -> None:
+        """Take one chunk (a decoded JSON object as `Fields`); MalformedStream when it does
+        not fit (a field may be missing or mistyped)."""
         try:
             self._feed(chunk)
         except (AttributeError, TypeError) as e:
             raise MalformedStream(f"a chunk of the wrong shape: {e}") from e
 
-    def _feed(self, chunk: ChatCompletionChunk) -> None:
+    def _feed(self, chunk: Any) -> None:
         self.model = chunk.model or self.model
         if chunk.usage is not None:
             details = chunk.usage.prompt_tokens_details
@@ -381,4 +372,4 @@ class _Reply:
 
 def _expect_text(value: object, what: str) -> None:
     if value is not None and not isinstance(value, str):
-        raise MalformedStream(f"the {what} is {type(value).__name__}, not text")
+        raise MalformedStream(f"the {what} is {type_name(value)}, not text")

@@ -11,7 +11,6 @@ passes straight through. When the retries run out, the loop raises `ModelError`.
 
 from __future__ import annotations
 
-import asyncio
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -105,6 +104,8 @@ async def retrying(
     Raises `ModelError` naming the last failure when the retries run out, or when the server
     asks to wait longer than `policy.max_retry_after`. Other exceptions pass through.
     """
+    import asyncio  # here: a dispatch reads RetryPolicy and runs no event loop
+
     retries = 0
     while True:
         try:

@@ -7,43 +7,16 @@ so an error names the file, then the lists merge.
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 from typing import Any
 
 from covey.agent.hooks import PreToolOutcome, PromptOutcome
-from covey.config import LoadedSettings, Settings, credential_names
+from covey.config import Settings, credential_names
 from covey.errors import UserError
-from covey.hooks import (
-    HookCallback,
-    HookResult,
-    HookRunner,
-    HooksConfig,
-    merge_hooks,
-    validate_hooks,
-)
+from covey.hooks import HookCallback, HookResult, HookRunner, HooksConfig
 from covey.messages import ToolResultBlock, ToolUseBlock
 
-__all__ = ["CommandHooks", "WorktreeCommandHooks", "hook_runner", "load_hooks"]
-
-
-def load_hooks(loaded: LoadedSettings) -> tuple[HooksConfig, list[str]]:
-    configs: list[HooksConfig] = []
-    warnings: list[str] = []
-    for path in loaded.files:
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue  # load_settings already reported an unreadable file
-        if isinstance(raw, dict) and raw.get("hooks"):
-            config, found = validate_hooks(raw["hooks"], str(path))
-            configs.append(config)
-            warnings += found
-    if loaded.overrides and loaded.overrides.get("hooks"):
-        config, found = validate_hooks(loaded.overrides["hooks"], "--settings")
-        configs.append(config)
-        warnings += found
-    return merge_hooks(configs), warnings
+__all__ = ["CommandHooks", "WorktreeCommandHooks", "hook_runner"]
 
 
 class CommandHooks:

@@ -6,7 +6,6 @@ for it to expire): that is how `--resume` works right after a crash.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import socket
@@ -129,6 +128,7 @@ class HostLease:
     @contextlib.asynccontextmanager
     async def heartbeat(self) -> AsyncIterator[None]:
         """Renew the lease every third of its lifetime while the body runs."""
+        import asyncio  # here: listing sessions reads leases and needs no event loop
 
         async def beat() -> None:
             while True:

@@ -7,7 +7,7 @@ prompt and the tool set. It raises `UserError` for bad input and writes nothing,
 entry point checks input the same way before a row is created: `covey -p`, `--bg` dispatch,
 the supervisor, the session screen, and the subagents of each (through `subagent_runtime`).
 
-The model itself (an SDK client) is built only by the host that runs the session
+The model itself (its HTTP client) is built only by the host that runs the session
 (`SessionPlan.make_model`); a plan checks the model string and its credentials without it.
 A plan moves into a worktree with `moved_to` once the host has opened one: the same settings,
 with the worktree as workspace and project root.
@@ -16,6 +16,7 @@ with the worktree as workspace and project root.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -34,11 +35,10 @@ from covey.agent.definitions import (
 from covey.agent.prompt import build_system_prompt, definition_system_prompt
 from covey.config import LoadedSettings, Settings, effective_env, load_settings
 from covey.errors import UserError
-from covey.hooks import HooksConfig
+from covey.hooks.config import HooksConfig, merge_hooks, validate_hooks
 from covey.models.base import Model
 from covey.models.registry import DEFAULT_MODEL, check_model, resolve_model
 from covey.models.retry import RetryNotice, RetryPolicy
-from covey.sessions.hooks_bridge import load_hooks
 from covey.store import Store
 from covey.store.sessions import SessionKind, SessionRow, find_session, list_sessions
 from covey.teams import TEAM_TOOL_NAMES
@@ -224,7 +224,7 @@ def plan_session(options: SessionOptions, previous: SessionRow | None = None) ->
     if options.fallback_model:
         check_model(options.fallback_model, env=env, aliases=settings.modelAliases)
     tool_names, tool_warnings = _tool_names(defn, options.tools)
-    hooks, hook_warnings = load_hooks(loaded)
+    hooks, hook_warnings = _load_hooks(loaded)
     options, clamped = _clamp_definition_mode(options, loaded, defn)
     return SessionPlan(
         options=options,
@@ -329,3 +329,22 @@ def _tool_names(
     warnings = [f"--tools: covey has no {n} tool; it is left out" for n in missing]
     kept = tuple(n for n in (names if names is not None else available) if n in wanted)
     return kept, warnings
+
+
+def _load_hooks(loaded: LoadedSettings) -> tuple[HooksConfig, list[str]]:
+    configs: list[HooksConfig] = []
+    warnings: list[str] = []
+    for path in loaded.files:
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # load_settings already reported an unreadable file
+        if isinstance(raw, dict) and raw.get("hooks"):
+            config, found = validate_hooks(raw["hooks"], str(path))
+            configs.append(config)
+            warnings += found
+    if loaded.overrides and loaded.overrides.get("hooks"):
+        config, found = validate_hooks(loaded.overrides["hooks"], "--settings")
+        configs.append(config)
+        warnings += found
+    return merge_hooks(configs), warnings

@@ -17,8 +17,7 @@ import time
 from pathlib import Path
 
 from covey import proc
-from covey.config import covey_home
-from covey.home import private_home
+from covey.home import covey_home, private_home
 
 __all__ = [
     "ensure_supervisor",

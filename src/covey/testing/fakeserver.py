@@ -189,6 +189,10 @@ class FakeServer:
 
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 1024
+    """The listen backlog (socketserver's default is 5): a hundred sessions connecting at once
+    must not overflow it, or the kernel drops connections and clients retry them a second
+    (then 2 s, 4 s…) later, which is the fake server's cost, not the client's."""
     fake: FakeServer
 
     def handle_error(self, request: Any, client_address: Any) -> None:

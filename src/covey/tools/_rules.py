@@ -12,14 +12,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-import pathspec
 
 from covey.config import split_permission_rule
 from covey.errors import UserError
 from covey.tools.shell import CommandAnalysis, SimpleCommand
+
+if TYPE_CHECKING:
+    import pathspec
 
 __all__ = ["EDIT_TOOLS", "READ_TOOLS", "Rule", "allow_rule", "applies", "command_rule"]
 __all__ += ["compile_all", "generic_hit", "path_hit", "path_rule", "relative", "root_forms"]
@@ -65,6 +66,8 @@ def _compile(text: str, roots: tuple[str, ...]) -> Rule:
         bases, pattern = root_forms(Path.home()), "/" + spec[2:] if spec != "~" else "**"
     elif spec.startswith("./"):
         pattern = spec[1:]
+    import pathspec  # here: planning a session reads rules; only a path rule needs it
+
     paths = pathspec.PathSpec.from_lines("gitignore", [pattern])
     return Rule(text, tool, spec, paths=paths, bases=bases)
 

@@ -1,0 +1,210 @@
+"""covey's own HTTP client for the two provider APIs: one streaming POST over `httpx2`, its
+server-sent events, and an error response read whole. The adapters (`models/anthropic.py`,
+`models/openai.py`) build the body and read the events; nothing here knows either format
+beyond the error body's shape.
+
+The official SDKs stay out of the process (importing `anthropic` costs ~2 s and 80 MiB); they
+are the reference this client is held to in `tests/test_models_contract.py`, which sends the
+same conversations through both against the fake server.
+
+    async with new_http() as http, open_stream(http, url, body, headers) as response:
+        if response.is_error:
+            message, kind = await error_of(response, "anthropic")
+        async for event in sse_events(response):
+            ...
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx2
+
+from covey import __version__
+from covey.models._http import ssl_context
+
+__all__ = [
+    "ANTHROPIC_VERSION",
+    "Fields",
+    "ServerEvent",
+    "anthropic_error",
+    "error_of",
+    "json_headers",
+    "new_http",
+    "open_stream",
+    "openai_error",
+    "sse_events",
+    "type_name",
+    "wrap",
+]
+
+ANTHROPIC_VERSION = "2026-10-21"
+"""The `anthropic-version` header, as the SDK the contract tests hold covey to sends it."""
+TIMEOUT = httpx2.Timeout(600.0, connect=5.0)
+"""The SDKs' defaults: 10 minutes to read (a long stream is many reads), 5 s to connect."""
+
+
+def new_http() -> httpx2.AsyncClient:
+    """A client for one `complete` call (no connection outlives its event loop); the TLS
+    context, the costly part, is shared."""
+    return httpx2.AsyncClient(verify=ssl_context(), timeout=TIMEOUT, follow_redirects=True)
+
+
+def json_headers(credential: str) -> dict[str, str]:
+    """What every request carries: the bearer credential and the JSON content types."""
+    return {
+        "authorization": f"Bearer {credential}",
+        "accept": "application/json",
+        "content-type": "application/json",
+        "user-agent": f"covey/{__version__}",
+    }
+
+
+@contextlib.asynccontextmanager
+async def open_stream(
+    http: httpx2.AsyncClient, url: str, body: dict[str, Any], headers: Mapping[str, str]
+) -> AsyncIterator[httpx2.Response]:
+    """POST `body` as JSON and yield the response as soon as its headers are in, whatever
+    its status; it is closed on the way out."""
+    content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    request = http.build_request("POST", url, content=content, headers=headers)
+    response = await http.send(request, stream=True)
+    try:
+        yield response
+    finally:
+        await response.aclose()
+
+
+async def error_of(response: httpx2.Response, provider: str) -> tuple[str, str | None]:
+    """The message and kind (error type or code) of an error response, read whole, worded
+    as the provider's SDK words it (the contract tests hold covey to that)."""
+    await response.aread()
+    status = response.status_code
+    text = response.text.strip()
+    try:
+        body: object = json.loads(text)
+    except ValueError:
+        if provider == "openai":
+            return f"Error code: {status}", None
+        return text or f"Error code: {status}", None
+    if provider == "openai":
+        return openai_error(body.get("error", body) if isinstance(body, dict) else body, status)
+    return anthropic_error(body, f"Error code: {status} - {body}")
+
+
+def anthropic_error(body: object, fallback: str) -> tuple[str, str | None]:
+    """(message, kind) of Anthropic's `{"type": "error", "error": {"type", "message"}}`:
+    `fallback` when the body has no message."""
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return fallback, None
+    message = error.get("message")
+    return (str(message) if message else fallback), _str_or_none(error.get("type"))
+
+
+def openai_error(error: object, status: int | None = None) -> tuple[str, str | None]:
+    """(message, kind) of OpenAI's error object `{"message", "type", "code"}` (its code,
+    when set, names it best), from an error response (`status`) or a stream."""
+    fallback = f"Error code: {status}" if status else STREAM_ERROR
+    if not isinstance(error, dict):
+        return fallback, None
+    message = error.get("message")
+    if not isinstance(message, str):
+        message = fallback
+    code = error.get("code")
+    kind = (str(code) if code is not None else None) or _str_or_none(error.get("type"))
+    return message, kind
+
+
+STREAM_ERROR = "An error occurred during streaming"
+"""The OpenAI SDK's words for an error object in a stream that carries no message."""
+
+
+def _str_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+@dataclass(frozen=True)
+class ServerEvent:
+    """One server-sent event: its `event:` name (None when absent) and its data lines."""
+
+    event: str | None
+    data: str
+
+    def json(self) -> Any:
+        """The data as JSON; ValueError when it is not (a malformed stream)."""
+        return json.loads(self.data)
+
+
+async def sse_events(response: httpx2.Response) -> AsyncIterator[ServerEvent]:
+    """The events of an SSE body (https://html.spec.whatwg.org/#event-stream-interpretation):
+    lines end in CR, LF or CRLF; a blank line dispatches; `:` lines are comments; `id` and
+    `retry` are not used. Lines are decoded as UTF-8 strictly (a UnicodeDecodeError, a
+    ValueError, means a malformed stream); an event cut off before its blank line is not
+    dispatched."""
+    pending = b""
+    name: str | None = None
+    data: list[str] = []
+    async for chunk in response.aiter_bytes():
+        pending += chunk
+        *lines, pending = _split_lines(pending)
+        for raw in lines:
+            line = raw.decode("utf-8")
+            if not line:
+                if name is not None or data:
+                    yield ServerEvent(name, "\n".join(data))
+                name, data = None, []
+                continue
+            if line.startswith(":"):
+                continue
+            field, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if field == "event":
+                name = value
+            elif field == "data":
+                data.append(value)
+
+
+def _split_lines(buffer: bytes) -> list[bytes]:
+    """Complete lines, then the unfinished rest (a trailing CR waits: LF may follow)."""
+    if buffer.endswith(b"\r"):
+        *lines, rest = _split_lines(buffer[:-1])
+        return [*lines, rest + b"\r"]
+    parts = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
+    return parts
+
+
+class Fields:
+    """Attribute access to a decoded JSON object, as the SDKs' unvalidated models read:
+    `event.message.usage` is a `Fields`, a list of objects a list of `Fields`, a missing key
+    None. A value of the wrong kind fails where it is used (an AttributeError or TypeError
+    that the adapters report as a malformed stream)."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self._data = data
+
+    def __getattr__(self, name: str) -> Any:
+        return wrap(self._data.get(name))
+
+    def __repr__(self) -> str:
+        return f"Fields({self._data!r})"
+
+
+def type_name(value: object) -> str:
+    """The Python type a decoded JSON value had (`dict` for a `Fields`), for messages."""
+    return "dict" if isinstance(value, Fields) else type(value).__name__
+
+
+def wrap(value: Any) -> Any:
+    """`value` with its objects as `Fields` (lists element by element)."""
+    if isinstance(value, dict):
+        return Fields(value)
+    if isinstance(value, list):
+        return [wrap(item) for item in value]
+    return value
