@@ -45,6 +45,7 @@ from covey.models._http import (
     unless_tool_began,
 )
 from covey.models.base import ModelRequest, ModelResponse, TextSink
+from covey.models.ratelimit import RateLimiter, RequestGate
 from covey.models.registry import MISSING_KEY
 from covey.models.retry import Retryable, RetryCallback, RetryPolicy, retrying
 from covey.models.wire import wire_messages
@@ -72,6 +73,7 @@ class AnthropicModel:
         base_url: str | None = None,
         retry: RetryPolicy = _DEFAULT_RETRY,
         on_retry: RetryCallback | None = None,
+        limiter: RateLimiter | None = None,
         max_tokens: int = 16_000,
         context_window: int = 200_000,
     ) -> None:
@@ -87,6 +89,8 @@ class AnthropicModel:
         )
         self._retry = retry
         self._on_retry = on_retry
+        credential = api_key or auth_token
+        self._gate = RequestGate(limiter, "anthropic", self._endpoint.base_url, credential)
         self._max_tokens = max_tokens
         self._context_window = context_window
 
@@ -98,6 +102,7 @@ class AnthropicModel:
         *,
         retry: RetryPolicy = _DEFAULT_RETRY,
         on_retry: RetryCallback | None = None,
+        limiter: RateLimiter | None = None,
     ) -> AnthropicModel:
         """Credentials from `env` (the process environment merged with settings `env`):
         `ANTHROPIC_API_KEY` or `ANTHROPIC_AUTH_TOKEN`, and optionally `ANTHROPIC_BASE_URL`."""
@@ -112,6 +117,7 @@ class AnthropicModel:
             base_url=env.get("ANTHROPIC_BASE_URL") or None,
             retry=retry,
             on_retry=on_retry,
+            limiter=limiter,
         )
 
     @property
@@ -152,12 +158,16 @@ class AnthropicModel:
     ) -> ModelResponse:
         reply = _Reply(on_text)
         endpoint = self._endpoint
+        ticket = await self._gate.before_request(body)  # the shared rate limiter; may wait
+        status, heard = None, None
         try:
             stream = await client.messages.create(**body, stream=True, extra_headers=headers)
+            status, heard = stream.response.status_code, stream.response.headers
             async with stream:
                 async for event in stream:
                     reply.feed(event)
         except anthropic.APIStatusError as e:
+            status, heard = e.status_code, e.response.headers
             message = e.api_message or e.message
             if e.status_code < 400:  # an `error` event inside a stream that began with 200
                 failure = stream_error_failure(endpoint, e.type, message)
@@ -171,6 +181,9 @@ class AnthropicModel:
             raise ModelError(f"anthropic: {one_line(e.message)}") from e
         except ValueError as e:  # a `data:` line that is not JSON, an event that does not fit
             raise unless_tool_began(endpoint, malformed_failure(e), reply.tool_began) from e
+        finally:
+            usage = reply.response(self._model_id).usage if reply.done else None
+            self._gate.after_response(ticket, status, heard, usage)
         if not reply.done:
             failure = Retryable("the stream ended before message_stop")
             raise unless_tool_began(endpoint, failure, reply.tool_began)

@@ -40,6 +40,7 @@ from covey.models._http import (
     unless_tool_began,
 )
 from covey.models.base import ModelRequest, ModelResponse, TextSink
+from covey.models.ratelimit import RateLimiter, RequestGate
 from covey.models.registry import MISSING_KEY
 from covey.models.retry import Retryable, RetryCallback, RetryPolicy, retrying
 from covey.models.wire import wire_messages
@@ -82,6 +83,7 @@ class OpenAIModel:
         base_url: str | None = None,
         retry: RetryPolicy = _DEFAULT_RETRY,
         on_retry: RetryCallback | None = None,
+        limiter: RateLimiter | None = None,
         max_tokens: int = 16_000,
         context_window: int = 128_000,
     ) -> None:
@@ -100,6 +102,7 @@ class OpenAIModel:
         self._tokens_param = "max_completion_tokens" if not base_url else "max_tokens"
         self._retry = retry
         self._on_retry = on_retry
+        self._gate = RequestGate(limiter, "openai", self._endpoint.base_url, api_key)
         self._max_tokens = max_tokens
         self._context_window = context_window
 
@@ -111,6 +114,7 @@ class OpenAIModel:
         *,
         retry: RetryPolicy = _DEFAULT_RETRY,
         on_retry: RetryCallback | None = None,
+        limiter: RateLimiter | None = None,
     ) -> OpenAIModel:
         """Credentials from `env` (the process environment merged with settings `env`):
         `OPENAI_API_KEY` and/or `OPENAI_BASE_URL` (a local server needs no key)."""
@@ -118,7 +122,14 @@ class OpenAIModel:
         base_url = env.get("OPENAI_BASE_URL") or None
         if not api_key and not base_url:
             raise CredentialsError(MISSING_KEY["openai"])
-        return cls(model_id, api_key=api_key, base_url=base_url, retry=retry, on_retry=on_retry)
+        return cls(
+            model_id,
+            api_key=api_key,
+            base_url=base_url,
+            retry=retry,
+            on_retry=on_retry,
+            limiter=limiter,
+        )
 
     @property
     def name(self) -> str:
@@ -159,6 +170,8 @@ class OpenAIModel:
     ) -> ModelResponse:
         reply = _Reply(on_text)
         endpoint = self._endpoint
+        ticket = await self._gate.before_request(body)  # the shared rate limiter; may wait
+        status, heard = None, None
         try:
             stream = await client.chat.completions.create(
                 **body,
@@ -166,10 +179,12 @@ class OpenAIModel:
                 stream_options={"include_usage": True},
                 extra_headers=headers,
             )
+            status, heard = stream.response.status_code, stream.response.headers
             async with stream:
                 async for chunk in stream:
                     reply.feed(chunk)
         except openai.APIStatusError as e:
+            status, heard = e.status_code, e.response.headers
             message, kind = _error_text(e)
             raise status_failure(
                 endpoint, e.status_code, message, kind=kind, headers=e.response.headers
@@ -185,6 +200,9 @@ class OpenAIModel:
             raise unless_tool_began(endpoint, failure, reply.tool_began) from e
         except ValueError as e:  # a `data:` line that is not JSON, a chunk that does not fit
             raise unless_tool_began(endpoint, malformed_failure(e), reply.tool_began) from e
+        finally:
+            whole = reply.finish_reason is not None
+            self._gate.after_response(ticket, status, heard, reply.usage if whole else None)
         if reply.finish_reason is None:
             failure = Retryable("the stream ended without a finish_reason")
             raise unless_tool_began(endpoint, failure, reply.tool_began)
