@@ -326,7 +326,8 @@ class RequestGate:
         if self.limiter is None:
             return None
         size = estimate_tokens(json.dumps(body, ensure_ascii=False, separators=(",", ":")))
-        return await self.limiter.reserve(self.endpoint, self.provider, size)
+        # a little over: the request as sent carries a few more fields (`stream`…)
+        return await self.limiter.reserve(self.endpoint, self.provider, size + size // 50 + 16)
 
     def after_response(
         self,
