@@ -100,6 +100,9 @@ def test_open_defaults_to_covey_home_with_wal_and_the_schema(covey_home: Path) -
                 "commands",
                 "usage",
                 "tool_runs",
+                "rate_buckets",
+                "rate_endpoints",
+                "rate_queue",
             }
 
 
