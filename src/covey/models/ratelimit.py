@@ -43,6 +43,7 @@ __all__ = [
     "BLOCK_WITHOUT_RETRY_AFTER_S",
     "Bucket",
     "Outcome",
+    "SENT_FIELDS",
     "RateLimiter",
     "RequestGate",
     "Ticket",
@@ -61,6 +62,10 @@ __all__ = [
 
 BLOCK_WITHOUT_RETRY_AFTER_S = 1.0
 """How long a 429 that names no retry-after (and no reset of an empty bucket) blocks."""
+
+SENT_FIELDS = 24
+"""Tokens added to a request's estimate for what the client adds as it sends it (`stream`,
+`stream_options`…)."""
 
 _SAME_WINDOW_S = 0.5
 """Two reset times closer than this describe the same window."""
@@ -327,7 +332,7 @@ class RequestGate:
             return None
         size = estimate_tokens(json.dumps(body, ensure_ascii=False, separators=(",", ":")))
         # a little over: the request as sent carries a few more fields (`stream`…)
-        return await self.limiter.reserve(self.endpoint, self.provider, size + size // 50 + 16)
+        return await self.limiter.reserve(self.endpoint, self.provider, size + SENT_FIELDS)
 
     def after_response(
         self,
