@@ -41,9 +41,9 @@ from covey.models.tokens import estimate_tokens
 
 __all__ = [
     "BLOCK_WITHOUT_RETRY_AFTER_S",
+    "SENT_FIELDS",
     "Bucket",
     "Outcome",
-    "SENT_FIELDS",
     "RateLimiter",
     "RequestGate",
     "Ticket",
