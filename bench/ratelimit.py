@@ -11,10 +11,13 @@ response. Each session reads `reads` files, one model turn each, then answers.
 
 Figures per mode:
 - 429s: requests the provider refused (= requests wasted); requests: all it received;
-- ideal: the time the limit itself imposes on the work that went through, the input tokens
-  it admitted / `tokens` × `window` seconds;
-- wall: from the provider's first request to its last (the sessions' model traffic; process
-  start-up, which on a loaded machine spreads the sessions out, is shown apart);
+- ideal: the time the limit itself imposes on the work that went through: the input tokens it
+  admitted fill ceil(tokens / limit) windows, so the last request can go at the earliest at
+  the start of the last of them, (windows - 1) × `window` seconds after the start of the
+  window of the first request;
+- wall: from the start of the window of the provider's first request to its last request
+  (the sessions' model traffic; process start-up, which on a loaded machine spreads the
+  sessions out, is shown apart);
 - wall / ideal (target with the limiter on: <= 1.3);
 - first requests spread: from the first session's first request to the last one's (on a
   loaded machine the sessions start far apart, and the limit binds only once most run).
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -102,6 +106,7 @@ def run_mode(limiter: bool, args: argparse.Namespace) -> dict[str, Any]:
             ended = time.time()
             assert srv.window is not None
             refused, admitted = srv.window.refused, srv.window.admitted
+            window_start = srv.window.start
             requests = list(srv.requests)
     failed = sum(1 for p in procs if p.returncode != 0)
     for p, (_, err) in zip(procs, outputs, strict=True):
@@ -110,8 +115,9 @@ def run_mode(limiter: bool, args: argparse.Namespace) -> dict[str, Any]:
     stamps = [datetime.fromisoformat(r["ts"]).timestamp() for r in requests]
     firsts = [datetime.fromisoformat(r["ts"]).timestamp() for r in requests if r.get("turn") == 0]
     tokens = sum(r["usage"]["input"] for r in requests if r.get("usage"))
-    ideal = tokens / args.tokens * args.window
-    wall = max(stamps) - min(stamps)
+    origin = window_start + math.floor((min(stamps) - window_start) / args.window) * args.window
+    ideal = (math.ceil(tokens / args.tokens) - 1) * args.window
+    wall = max(stamps) - origin
     return {
         "mode": "limiter on" if limiter else "limiter off",
         "sessions ok": f"{args.sessions - failed}/{args.sessions}",
