@@ -93,6 +93,7 @@ class SharedRateLimiter:
     async def reserve(self, endpoint: str, provider: str, tokens: int) -> Ticket:
         row_id: int | None = None
         shown = False
+        slept = False
         started = self.clock()
         try:
             while True:
@@ -109,11 +110,12 @@ class SharedRateLimiter:
                     elif ticket is not None and shown:
                         self._show(conn, None)
                 if ticket is not None:
-                    if now > started:
+                    if slept:
                         self.waits += 1
                         self.waited_s += now - started
                     return ticket
                 await asyncio.sleep(wait)
+                slept = True
         except BaseException:
             if row_id is not None:
                 with self.store.write() as conn:
