@@ -24,11 +24,13 @@ from covey.models.ratelimit import (
     parse_duration,
     parse_rfc3339,
 )
-from covey.sessions.listing import ALL_KINDS, agent_rows
+from covey.sessions.listing import ALL_KINDS, AgentRow, agent_rows
 from covey.sessions.rate_limiter import RATE_LIMIT, SharedRateLimiter
 from covey.store import Store
 from covey.store import rate_limits as db
 from covey.testing import _anthropic_wire, _openai_wire
+from covey.tui.peek import peek_body
+from covey.tui.rows import summary_text
 from tui_seed import seed_session
 
 NOW = 1_800_000_000.0
@@ -246,3 +248,17 @@ def test_a_bad_rate_limit_setting_is_one_line_and_exit_2(git_repo: Path) -> None
     assert run.code == 2
     assert len(run.err.strip().splitlines()) == 1
     assert "rateLimits.openai.requestsPerMinute" in run.err
+
+
+def test_the_agent_view_says_a_working_session_waits_for_the_rate_limit() -> None:
+    fields = dict(id="s1", name=None, kind="background", reason=None, summary=None, cwd="/r")
+    row = AgentRow(
+        **fields, state="working", worktree=None, branch=None, agent=None,
+        created=NOW, updated=NOW, cost_usd=0.0, waiting=RATE_LIMIT,
+    )  # fmt: skip
+    assert row.waiting_for == "rate limit" and row.as_json()["question"] is None
+    assert summary_text(row) == "waiting for rate limit"
+    assert peek_body(row, ["Reading the notes."]).splitlines() == [
+        "waiting for rate limit",
+        "Reading the notes.",
+    ]
