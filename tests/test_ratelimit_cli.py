@@ -12,6 +12,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from covey.config import RateLimitSettings
 from covey.messages import Message
 from covey.models.anthropic import AnthropicModel
@@ -42,6 +44,7 @@ def _watch_waiting(stop: threading.Event, seen: set[str]) -> None:
             stop.wait(0.05)
 
 
+@pytest.mark.timeout(400)  # twelve processes start slowly on a loaded 2-core machine
 def test_twelve_processes_share_the_limiter_with_almost_no_429(git_repo: Path) -> None:
     (git_repo / "notes.txt").write_text("the notes\n")
     (git_repo / ".covey").mkdir()
