@@ -38,6 +38,8 @@ def test_public_surface() -> None:
         "ModelPrice",
         "PermissionMode",
         "PermissionSettings",
+        "ProviderRateLimits",
+        "RateLimitSettings",
         "RetrySettings",
         "SandboxSettings",
         "SubagentSettings",

@@ -105,6 +105,9 @@ def test_open_defaults_to_covey_home_with_wal_and_the_schema(covey_home: Path) -
                 "team_tasks",
                 "team_task_blockers",
                 "team_mailbox",
+                "rate_buckets",
+                "rate_endpoints",
+                "rate_queue",
             }
 
 

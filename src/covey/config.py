@@ -31,6 +31,8 @@ __all__ = [
     "ModelPrice",
     "PermissionMode",
     "PermissionSettings",
+    "ProviderRateLimits",
+    "RateLimitSettings",
     "RetrySettings",
     "SandboxSettings",
     "Settings",
@@ -149,6 +151,33 @@ class RetrySettings(BaseModel):
     """The longest wait between two retries, in seconds (a `retry-after` header may exceed it)."""
 
 
+class ProviderRateLimits(BaseModel):
+    """Limits of one provider's endpoint known up front (`rateLimits.anthropic`, `.openai`),
+    for every session of the user together; they add to what the response headers say."""
+
+    model_config = _MODEL
+    requestsPerMinute: int | None = Field(default=None, gt=0)
+    """Requests per minute."""
+    inputTokensPerMinute: int | None = Field(default=None, gt=0)
+    """Input tokens per minute (a request reserves its estimated size before it goes)."""
+    outputTokensPerMinute: int | None = Field(default=None, gt=0)
+    """Output tokens per minute (a request waits while none are left)."""
+    tokensPerMinute: int | None = Field(default=None, gt=0)
+    """Input and output tokens together per minute (OpenAI's TPM)."""
+
+
+class RateLimitSettings(BaseModel):
+    """The one rate limiter all sessions of the user share (`rateLimits`)."""
+
+    model_config = _MODEL
+    enabled: bool = True
+    """Off: each session sends as it likes and only retries its own 429s."""
+    anthropic: ProviderRateLimits = Field(default_factory=ProviderRateLimits)
+    """Limits of the Anthropic endpoint, besides those its headers report."""
+    openai: ProviderRateLimits = Field(default_factory=ProviderRateLimits)
+    """Limits of the OpenAI-compatible endpoint, besides those its headers report."""
+
+
 def _check_relative_path(path: str) -> str:
     parts = path.replace("\\", "/").split("/")
     if not path.strip() or path.startswith(("/", "~")) or ".." in parts:
@@ -254,6 +283,8 @@ class Settings(BaseModel):
     """What Bash commands and hooks may see of covey's credentials."""
     retries: RetrySettings = Field(default_factory=RetrySettings)
     """How model requests are retried."""
+    rateLimits: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    """The shared rate limiter: on or off, and limits known up front per provider."""
     hooks: dict[str, Any] = Field(default_factory=dict)
     """Command hooks by event, in Claude Code's shape (kept as-is here)."""
     autoCompactWindow: int | None = Field(default=None, gt=0)

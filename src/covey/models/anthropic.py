@@ -54,6 +54,7 @@ from covey.models._http import (
     unless_tool_began,
 )
 from covey.models.base import ModelRequest, ModelResponse, TextSink
+from covey.models.ratelimit import RateLimiter, RequestGate
 from covey.models.registry import MISSING_KEY
 from covey.models.retry import Retryable, RetryCallback, RetryPolicy, retrying
 from covey.models.wire import wire_messages
@@ -81,6 +82,7 @@ class AnthropicModel:
         base_url: str | None = None,
         retry: RetryPolicy = _DEFAULT_RETRY,
         on_retry: RetryCallback | None = None,
+        limiter: RateLimiter | None = None,
         max_tokens: int = 16_000,
         context_window: int = 200_000,
     ) -> None:
@@ -96,6 +98,8 @@ class AnthropicModel:
         )
         self._retry = retry
         self._on_retry = on_retry
+        credential = api_key or auth_token
+        self._gate = RequestGate(limiter, "anthropic", self._endpoint.base_url, credential)
         self._max_tokens = max_tokens
         self._context_window = context_window
 
@@ -107,6 +111,7 @@ class AnthropicModel:
         *,
         retry: RetryPolicy = _DEFAULT_RETRY,
         on_retry: RetryCallback | None = None,
+        limiter: RateLimiter | None = None,
     ) -> AnthropicModel:
         """Credentials from `env` (the process environment merged with settings `env`):
         `ANTHROPIC_API_KEY` or `ANTHROPIC_AUTH_TOKEN`, and optionally `ANTHROPIC_BASE_URL`."""
@@ -121,6 +126,7 @@ class AnthropicModel:
             base_url=env.get("ANTHROPIC_BASE_URL") or None,
             retry=retry,
             on_retry=on_retry,
+            limiter=limiter,
         )
 
     @property
@@ -157,8 +163,11 @@ class AnthropicModel:
         reply = _Reply(on_text)
         endpoint = self._endpoint
         url = f"{endpoint.base_url}/v1/messages"
+        ticket = await self._gate.before_request(body)  # the shared rate limiter; may wait
+        status, heard = None, None
         try:
             async with open_stream(http, url, body, headers) as response:
+                status, heard = response.status_code, response.headers
                 if response.is_error:
                     message, kind = await error_of(response, "anthropic")
                     raise status_failure(
@@ -176,6 +185,9 @@ class AnthropicModel:
             raise unless_tool_began(endpoint, connection_failure(e), reply.tool_began) from e
         except ValueError as e:  # a `data:` line that is not JSON, an event that does not fit
             raise unless_tool_began(endpoint, malformed_failure(e), reply.tool_began) from e
+        finally:
+            usage = reply.response(self._model_id).usage if reply.done else None
+            self._gate.after_response(ticket, status, heard, usage)
         if not reply.done:
             failure = Retryable("the stream ended before message_stop")
             raise unless_tool_began(endpoint, failure, reply.tool_began)

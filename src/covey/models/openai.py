@@ -48,6 +48,7 @@ from covey.models._http import (
     unless_tool_began,
 )
 from covey.models.base import ModelRequest, ModelResponse, TextSink
+from covey.models.ratelimit import RateLimiter, RequestGate
 from covey.models.registry import MISSING_KEY
 from covey.models.retry import Retryable, RetryCallback, RetryPolicy, retrying
 from covey.models.wire import wire_messages
@@ -90,6 +91,7 @@ class OpenAIModel:
         base_url: str | None = None,
         retry: RetryPolicy = _DEFAULT_RETRY,
         on_retry: RetryCallback | None = None,
+        limiter: RateLimiter | None = None,
         max_tokens: int = 16_000,
         context_window: int = 128_000,
     ) -> None:
@@ -108,6 +110,7 @@ class OpenAIModel:
         self._tokens_param = "max_completion_tokens" if not base_url else "max_tokens"
         self._retry = retry
         self._on_retry = on_retry
+        self._gate = RequestGate(limiter, "openai", self._endpoint.base_url, api_key)
         self._max_tokens = max_tokens
         self._context_window = context_window
 
@@ -119,6 +122,7 @@ class OpenAIModel:
         *,
         retry: RetryPolicy = _DEFAULT_RETRY,
         on_retry: RetryCallback | None = None,
+        limiter: RateLimiter | None = None,
     ) -> OpenAIModel:
         """Credentials from `env` (the process environment merged with settings `env`):
         `OPENAI_API_KEY` and/or `OPENAI_BASE_URL` (a local server needs no key)."""
@@ -126,7 +130,14 @@ class OpenAIModel:
         base_url = env.get("OPENAI_BASE_URL") or None
         if not api_key and not base_url:
             raise CredentialsError(MISSING_KEY["openai"])
-        return cls(model_id, api_key=api_key, base_url=base_url, retry=retry, on_retry=on_retry)
+        return cls(
+            model_id,
+            api_key=api_key,
+            base_url=base_url,
+            retry=retry,
+            on_retry=on_retry,
+            limiter=limiter,
+        )
 
     @property
     def name(self) -> str:
@@ -162,8 +173,11 @@ class OpenAIModel:
         reply = _Reply(on_text)
         endpoint = self._endpoint
         url = f"{endpoint.base_url}/chat/completions"
+        ticket = await self._gate.before_request(body)  # the shared rate limiter; may wait
+        status, heard = None, None
         try:
             async with open_stream(http, url, body, headers) as response:
+                status, heard = response.status_code, response.headers
                 if response.is_error:
                     message, kind = await error_of(response, "openai")
                     raise status_failure(
@@ -185,6 +199,9 @@ class OpenAIModel:
             # Cut after the finish chunk: the answer is whole, only usage may be missing.
         except ValueError as e:  # a `data:` line that is not JSON, a chunk that does not fit
             raise unless_tool_began(endpoint, malformed_failure(e), reply.tool_began) from e
+        finally:
+            whole = reply.finish_reason is not None
+            self._gate.after_response(ticket, status, heard, reply.usage if whole else None)
         if reply.finish_reason is None:
             failure = Retryable("the stream ended without a finish_reason")
             raise unless_tool_began(endpoint, failure, reply.tool_began)

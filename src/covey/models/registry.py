@@ -10,10 +10,14 @@ claude-<id>                a bare Claude model id: anthropic:claude-<id>
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from covey.errors import CredentialsError, UserError
 from covey.models.base import Model
 from covey.models.retry import RetryNotice, RetryPolicy
+
+if TYPE_CHECKING:
+    from covey.models.ratelimit import RateLimiter
 
 __all__ = [
     "BASE_URL_VARS",
@@ -87,17 +91,19 @@ def resolve_model(
     aliases: Mapping[str, str] | None = None,
     retry: RetryPolicy | None = None,
     on_retry: Callable[[RetryNotice], None] | None = None,
+    limiter: RateLimiter | None = None,
 ) -> Model:
+    """A client for `spec`. `limiter`: the shared rate limiter its requests go through."""
     provider, rest = parse_model(spec, aliases)
     policy = retry or RetryPolicy()
     if provider == "anthropic":
         from covey.models.anthropic import AnthropicModel
 
-        return AnthropicModel.from_env(rest, env, retry=policy, on_retry=on_retry)
+        return AnthropicModel.from_env(rest, env, retry=policy, on_retry=on_retry, limiter=limiter)
     if provider == "openai":
         from covey.models.openai import OpenAIModel
 
-        return OpenAIModel.from_env(rest, env, retry=policy, on_retry=on_retry)
+        return OpenAIModel.from_env(rest, env, retry=policy, on_retry=on_retry, limiter=limiter)
     from covey.models.scripted import ScriptedModel
 
     return ScriptedModel.from_path(rest)

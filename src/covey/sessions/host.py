@@ -44,6 +44,7 @@ from covey.sessions.lease import HostLease
 from covey.sessions.pending import set_waiting, with_meta
 from covey.sessions.persist import Persister
 from covey.sessions.plan import SessionPlan
+from covey.sessions.rate_limiter import shared_limiter
 from covey.sessions.resume import load_conversation
 from covey.sessions.state import set_state
 from covey.sessions.subagents import subagent_runtime
@@ -182,7 +183,8 @@ class SessionHost:
         `wake_supervisor`: called when a worktree was taken from the warm pool, so the
         supervisor tops it up. `hook_callback`: answers the SDK hook callbacks in the plan's
         hooks (the stream-json host's)."""
-        model = plan.make_model(on_retry)  # a bad model or key changes nothing
+        limiter = shared_limiter(store, plan.settings.rateLimits)
+        model = plan.make_model(on_retry, limiter)  # a bad model or key changes nothing
         worktree, plan = _open_worktree(store, plan, wake_supervisor)
         with store.write() as conn:
             row = _session_row(conn, plan, model.name, worktree)
@@ -217,7 +219,9 @@ class SessionHost:
         )
         if asker is not None:
             asker.bind(row.id, epoch, hooks)
-        resolve = plan.resolver(on_retry)
+        if limiter is not None:
+            limiter.bind(row.id, epoch)
+        resolve = plan.resolver(on_retry, limiter)
         agent = _agent(
             store, plan, row.id, epoch, model, resolve, messages, hooks, asker, observers
         )
@@ -267,7 +271,7 @@ class SessionHost:
         """`working`, once per turn; a question left from before is no longer waited for."""
         with self.store.read() as conn:
             row = get_session(conn, self.session_id)
-        meta = with_meta(row.meta, pending=None) if row is not None else SessionMeta()
+        meta = with_meta(row.meta, pending=None, waiting=None) if row is not None else SessionMeta()
         set_state(self.store, self.session_id, epoch, "working", None, meta=meta)
 
     async def _wait_for_budget(self, epoch: int, error: BudgetExceeded) -> None:

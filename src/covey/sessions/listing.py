@@ -3,7 +3,8 @@ the store in one transaction, and the groups rows fall into.
 
 States are the store's (exact, never scraped); a live session whose host is gone shows as
 `interrupted`. `waiting_for` and the pending question come from `meta.pending`, written by the
-host in the same transaction that set `needs_input`.
+host in the same transaction that set `needs_input`; a working session's `waiting_for` (`rate
+limit`) from `meta.waiting`, written by the shared rate limiter while a request waits.
 """
 
 from __future__ import annotations
@@ -84,6 +85,8 @@ class AgentRow:
     pending: Pending | None = None
     overlaps: tuple[str, ...] = ()
     """Files this session's worktree changed that another live worktree changed too."""
+    waiting: str | None = None
+    """What a working session waits for (`rate limit`), from `meta.waiting`."""
 
     @property
     def group(self) -> Group:
@@ -95,6 +98,8 @@ class AgentRow:
 
     @property
     def waiting_for(self) -> str | None:
+        if self.state == "working":
+            return self.waiting
         if self.state != "needs_input" or self.pending is None:
             return None
         return WAITING_FOR.get(self.pending.kind, self.pending.kind)
@@ -115,7 +120,9 @@ class AgentRow:
             "updated": self.updated,
             "cost_usd": round(self.cost_usd, 6),
             "waiting_for": self.waiting_for,
-            "question": self.pending.text if self.pending and self.waiting_for else None,
+            "question": self.pending.text
+            if self.pending and self.waiting_for and self.state == "needs_input"
+            else None,
         }
 
 
@@ -149,6 +156,7 @@ def agent_rows(
             cost_usd=costs.get(r.id, 0.0),
             pending=r.meta.pending,
             overlaps=shared.get(r.meta.worktree or "", ()),
+            waiting=r.meta.waiting,
         )
         for r in rows
     ]

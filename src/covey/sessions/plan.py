@@ -37,6 +37,7 @@ from covey.config import LoadedSettings, Settings, effective_env, load_settings
 from covey.errors import UserError
 from covey.hooks.config import HooksConfig, merge_hooks, validate_hooks
 from covey.models.base import Model
+from covey.models.ratelimit import RateLimiter
 from covey.models.registry import DEFAULT_MODEL, check_model, resolve_model
 from covey.models.retry import RetryNotice, RetryPolicy
 from covey.store import Store
@@ -138,24 +139,32 @@ class SessionPlan:
         )
 
     def resolver(
-        self, on_retry: Callable[[RetryNotice], None] | None = None
+        self,
+        on_retry: Callable[[RetryNotice], None] | None = None,
+        limiter: RateLimiter | None = None,
     ) -> Callable[[str], Model]:
-        """Builds a model from a model string with this session's credentials and retries
-        (the session's own, and its subagents')."""
+        """Builds a model from a model string with this session's credentials, retries and
+        rate limiter (the session's own, and its subagents')."""
         env, aliases, retry = self.env, self.settings.modelAliases, self.retry
 
         def resolve(spec: str) -> Model:
-            return resolve_model(spec, env=env, aliases=aliases, retry=retry, on_retry=on_retry)
+            return resolve_model(
+                spec, env=env, aliases=aliases, retry=retry, on_retry=on_retry, limiter=limiter
+            )
 
         return resolve
 
-    def make_model(self, on_retry: Callable[[RetryNotice], None] | None = None) -> Model:
-        model = self.resolver(on_retry)(self.model_spec)
+    def make_model(
+        self,
+        on_retry: Callable[[RetryNotice], None] | None = None,
+        limiter: RateLimiter | None = None,
+    ) -> Model:
+        model = self.resolver(on_retry, limiter)(self.model_spec)
         fallback = self.options.fallback_model
         if fallback and fallback != self.model_spec:
             from covey.models.fallback import FallbackModel
 
-            return FallbackModel(model, lambda: self.resolver(on_retry)(fallback))
+            return FallbackModel(model, lambda: self.resolver(on_retry, limiter)(fallback))
         return model
 
     def moved_to(self, workspace: Path, *, warning: str | None = None) -> SessionPlan:

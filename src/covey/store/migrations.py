@@ -7,7 +7,7 @@ that re-reads the version first, so two processes opening a fresh store at once 
 migrate. A migration runs statements one by one with `conn.execute` (never `executescript`,
 which commits) and must not commit or roll back itself.
 
-Later migrations will add rate-limit buckets.
+Later migrations will add worktrees.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ __all__ = [
     "m0002_session_deleted_at",
     "m0003_tool_runs",
     "m0004_teams",
+    "m0005_rate_limits",
 ]
 
 Migration = Callable[[sqlite3.Connection], None]
@@ -193,11 +194,47 @@ def m0004_teams(conn: sqlite3.Connection) -> None:
     )
 
 
+def m0005_rate_limits(conn: sqlite3.Connection) -> None:
+    """The shared rate limiter: per provider endpoint (base URL + a hash of the key), its
+    buckets, how long a 429 blocks it, and the queue of requests waiting or in flight."""
+    _run(
+        conn,
+        [
+            """CREATE TABLE rate_buckets (
+                endpoint TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                lim INTEGER NOT NULL,
+                remaining REAL NOT NULL,
+                reset_at REAL,
+                window_s REAL,
+                updated_at REAL NOT NULL,
+                PRIMARY KEY (endpoint, kind)
+            )""",
+            """CREATE TABLE rate_endpoints (
+                endpoint TEXT PRIMARY KEY,
+                blocked_until REAL NOT NULL DEFAULT 0,
+                answered_at REAL
+            )""",
+            """CREATE TABLE rate_queue (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                endpoint TEXT NOT NULL,
+                holder TEXT NOT NULL,
+                session_id TEXT,
+                tokens INTEGER NOT NULL,
+                granted_at REAL,
+                seen_at REAL NOT NULL
+            )""",
+            "CREATE INDEX rate_queue_endpoint ON rate_queue (endpoint, id)",
+        ],
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     m0001_initial,
     m0002_session_deleted_at,
     m0003_tool_runs,
     m0004_teams,
+    m0005_rate_limits,
 )
 """Every migration, oldest first; append only."""
 

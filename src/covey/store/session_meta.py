@@ -98,6 +98,8 @@ class SessionMeta(BaseModel):
     """A background session's dispatch options."""
     pending: Pending | None = None
     """What a `needs_input` session waits for."""
+    waiting: str | None = None
+    """What a `working` session waits for meanwhile (`rate limit`: the shared limiter)."""
     grants: tuple[Grant, ...] = ()
     """Allowed tool calls not yet run (see `Grant`)."""
     budget_raises: dict[str, float] = Field(default_factory=dict)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime, timedelta
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from covey.models.script import tool_use_id
+from covey.testing._window import Limit
 from covey.testing._wire import Reply, SseStream, split, to_json
 
-__all__ = ["error_body", "headers", "message", "request_id", "stream"]
+__all__ = ["error_body", "headers", "message", "request_id", "rfc3339", "stream"]
 
 _ERROR_TYPES = {
     400: "invalid_request_error",
@@ -35,9 +38,20 @@ def error_body(status: int, message: str, req_id: str) -> dict[str, Any]:
     return {"type": "error", "error": {"type": kind, "message": message}, "request_id": req_id}
 
 
-def headers(req_id: str, requests_seen: int, *, limited: bool) -> dict[str, str]:
-    """`request-id` and the `anthropic-ratelimit-*` headers (tokens rounded to 1000s)."""
-    reset = (datetime.now(UTC) + timedelta(seconds=60)).strftime("%Y-%m-%dT%H:%M:%SZ")
+def headers(
+    req_id: str,
+    requests_seen: int,
+    *,
+    limited: bool,
+    reset_in: float = 60.0,
+    enforced: Mapping[str, Limit] | None = None,
+) -> dict[str, str]:
+    """`request-id` and the `anthropic-ratelimit-*` headers (tokens rounded to 1000s; on a
+    429 none left until `reset_in` seconds from now). `enforced` limits (`input_tokens`,
+    `requests` of a rate window) replace the generous made-up ones; input tokens stand for
+    `tokens` too."""
+    now = time.time()
+    reset = rfc3339(now + reset_in)
     out = {"request-id": req_id}
     figures = {"requests": (4000, 1), "tokens": (2_000_000, 1000)}
     figures |= {"input-tokens": (2_000_000, 1000), "output-tokens": (400_000, 1000)}
@@ -46,7 +60,18 @@ def headers(req_id: str, requests_seen: int, *, limited: bool) -> dict[str, str]
         out[f"anthropic-ratelimit-{name}-limit"] = str(limit)
         out[f"anthropic-ratelimit-{name}-remaining"] = str(remaining)
         out[f"anthropic-ratelimit-{name}-reset"] = reset
+    for kind, real in (enforced or {}).items():
+        names = ["input-tokens", "tokens"] if kind == "input_tokens" else [kind]
+        for name in names:
+            out[f"anthropic-ratelimit-{name}-limit"] = str(real.limit)
+            out[f"anthropic-ratelimit-{name}-remaining"] = str(real.remaining)
+            out[f"anthropic-ratelimit-{name}-reset"] = rfc3339(real.reset_at)
     return out
+
+
+def rfc3339(when: float) -> str:
+    """An RFC 3339 UTC time to the millisecond: `2026-12-03T12:00:05.250Z`."""
+    return datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def _usage(reply: Reply, output_tokens: int) -> dict[str, int]:

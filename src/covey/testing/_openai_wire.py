@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from covey.models.script import tool_use_id
+from covey.testing._window import Limit
 from covey.testing._wire import Reply, SseStream, split, to_json
 
-__all__ = ["call_id", "error_body", "headers", "message", "request_id", "stream"]
+__all__ = ["call_id", "duration", "error_body", "headers", "message", "request_id", "stream"]
 
 _FINISH = {"tool_use": "tool_calls", "max_tokens": "length", "refusal": "content_filter"}
 _ERROR_TYPES = {401: "invalid_request_error", 403: "permission_error", 429: "requests"}
@@ -31,19 +33,45 @@ def error_body(status: int, message: str) -> dict[str, Any]:
     return {"error": error}
 
 
-def headers(req_id: str, requests_seen: int, *, limited: bool) -> dict[str, str]:
-    """`x-request-id` and the `x-ratelimit-*` headers (resets as Go-style durations)."""
+def headers(
+    req_id: str,
+    requests_seen: int,
+    *,
+    limited: bool,
+    reset_in: float = 60.0,
+    enforced: Mapping[str, Limit] | None = None,
+) -> dict[str, str]:
+    """`x-request-id` and the `x-ratelimit-*` headers (resets as Go-style durations; on a
+    429 none left for `reset_in` seconds). `enforced` limits (`input_tokens`, `requests` of
+    a rate window) replace the made-up ones; input tokens stand for `tokens`."""
     requests_left = 0 if limited else max(0, 10_000 - requests_seen)
     tokens_left = 0 if limited else max(0, 2_000_000 - 1000 * requests_seen)
-    return {
+    out = {
         "x-request-id": req_id,
         "x-ratelimit-limit-requests": "10000",
         "x-ratelimit-limit-tokens": "2000000",
         "x-ratelimit-remaining-requests": str(requests_left),
         "x-ratelimit-remaining-tokens": str(tokens_left),
-        "x-ratelimit-reset-requests": "6ms",
-        "x-ratelimit-reset-tokens": "1m0s" if limited else "30ms",
+        "x-ratelimit-reset-requests": duration(reset_in) if limited else "6ms",
+        "x-ratelimit-reset-tokens": duration(reset_in) if limited else "30ms",
     }
+    now = time.time()
+    for kind, real in (enforced or {}).items():
+        name = "tokens" if kind == "input_tokens" else kind
+        out[f"x-ratelimit-limit-{name}"] = str(real.limit)
+        out[f"x-ratelimit-remaining-{name}"] = str(real.remaining)
+        out[f"x-ratelimit-reset-{name}"] = duration(real.reset_at - now)
+    return out
+
+
+def duration(seconds: float) -> str:
+    """A Go-style duration as OpenAI writes it: `20ms`, `1.5s`, `6m0s`."""
+    seconds = max(0.0, seconds)
+    if seconds < 1:
+        return f"{round(seconds * 1000)}ms"
+    minutes, rest = divmod(seconds, 60)
+    text = f"{rest:.3f}".rstrip("0").rstrip(".") + "s"
+    return f"{int(minutes)}m{text}" if minutes else text
 
 
 def _usage(reply: Reply) -> dict[str, Any]:

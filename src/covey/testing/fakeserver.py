@@ -13,6 +13,7 @@ From a shell (serves until SIGTERM/SIGINT; the port goes to the port file once l
 
     python -m covey.testing.fakeserver --script turns.yaml --port 0 --port-file port.txt \\
         [--log requests.jsonl] [--host 127.0.0.1] [--require-key K]
+        [--window-seconds 5 --window-input-tokens 16000 --window-requests 50]
 
 Routes: `POST /v1/messages` (Anthropic) and `POST /v1/chat/completions` (OpenAI), both with
 `"stream": true` (SSE, chunked transfer encoding) or without. The turn answered is the number
@@ -48,6 +49,13 @@ provider's words, before any turn is chosen (`covey.models.wire_rules`).
 
 A fault with none of `status`, `drop`, `malformed` is a 500. `delay_s` is slept before any answer.
 
+Rate limits: every response carries the provider's rate-limit headers
+(`anthropic-ratelimit-*`, `x-ratelimit-*`; made-up generous figures, none left on a 429).
+With `window=RateWindow(seconds, input_tokens, requests)` the server enforces them in fixed
+windows from its start: a request that would exceed one is answered 429 with `retry-after`
+(the time left in the window), before any scripted fault is counted, and the headers report
+the window as it stands (`covey.testing._window`).
+
 Every request is recorded (`FakeServer.requests` and one JSONL line in the log): time, path,
 agent, turn, attempt, fault, stream, headers (keys redacted) and the JSON body.
 """
@@ -77,9 +85,10 @@ from covey.models.script import Script, ScriptFault, load_script
 from covey.models.tokens import estimate_tokens
 from covey.models.wire_rules import anthropic_violation, openai_violation
 from covey.testing import _anthropic_wire, _openai_wire
+from covey.testing._window import RateWindow, WindowCounter
 from covey.testing._wire import Reply, SseStream, malformed_frame, to_json
 
-__all__ = ["FakeServer", "main"]
+__all__ = ["FakeServer", "RateWindow", "main"]
 
 ANTHROPIC_PATH = "/v1/messages"
 OPENAI_PATH = "/v1/chat/completions"
@@ -98,8 +107,11 @@ class FakeServer:
         require_key: str | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        window: RateWindow | None = None,
     ) -> None:
         self.script = script
+        self.window = WindowCounter(window) if window is not None else None
+        """The enforced rate window, if any (its `admitted` and `refused` counts)."""
         self.log_path = log_path
         self.require_key = require_key
         self.requests: list[dict[str, Any]] = []
@@ -264,14 +276,20 @@ class _Handler(BaseHTTPRequestHandler):
         turn = turns[index]
         if _no_tool_calls(body.get("tool_choice")):
             turn = turn.model_copy(update={"tool_calls": []})
-        attempt = fake._next_attempt(agent, index)
-        fault = turn.faults[attempt] if attempt < len(turn.faults) else None
-        record["attempt"] = attempt
-        record["fault"] = fault.model_dump(exclude_none=True) if fault else None
         usage = turn.usage or Usage(
             input=estimate_tokens(raw.decode("utf-8", "replace")),
             output=estimate_tokens(to_json([turn.text, [c.input for c in turn.tool_calls]])),
         )
+        wait = fake.window.admit(usage.input + usage.cache_write) if fake.window else None
+        if wait is not None:
+            record["rate_limited"] = True
+            fake._record(record)
+            message = "fake server: this request would exceed the rate limit window"
+            return self._error(429, message, is_openai, {"retry-after": f"{wait:.3f}"}, wait)
+        attempt = fake._next_attempt(agent, index)
+        fault = turn.faults[attempt] if attempt < len(turn.faults) else None
+        record["attempt"] = attempt
+        record["fault"] = fault.model_dump(exclude_none=True) if fault else None
         failed = fault is not None and (
             fault.status is not None or (fault.drop is None and fault.malformed is None)
         )
@@ -324,16 +342,30 @@ class _Handler(BaseHTTPRequestHandler):
             problem = anthropic_violation(body["messages"], tools_defined=bool(body.get("tools")))
         return (400, problem) if problem else None
 
-    def _provider_headers(self, is_openai: bool, *, limited: bool = False) -> dict[str, str]:
-        seen = len(self.server.fake.requests)
-        if is_openai:
-            return _openai_wire.headers(_openai_wire.request_id(), seen, limited=limited)
-        return _anthropic_wire.headers(_anthropic_wire.request_id(), seen, limited=limited)
+    def _provider_headers(
+        self, is_openai: bool, *, limited: bool = False, reset_in: float = 1.0
+    ) -> dict[str, str]:
+        fake = self.server.fake
+        seen = len(fake.requests)
+        enforced = fake.window.limits() if fake.window is not None else None
+        make, req_id = (
+            (_openai_wire.headers, _openai_wire.request_id())
+            if is_openai
+            else (_anthropic_wire.headers, _anthropic_wire.request_id())
+        )
+        return make(req_id, seen, limited=limited, reset_in=reset_in, enforced=enforced)
 
     def _error(
-        self, status: int, message: str, is_openai: bool, extra: dict[str, str] | None = None
+        self,
+        status: int,
+        message: str,
+        is_openai: bool,
+        extra: dict[str, str] | None = None,
+        reset_in: float = 1.0,
     ) -> None:
-        headers = self._provider_headers(is_openai, limited=status == 429) | (extra or {})
+        limited = status == 429
+        headers = self._provider_headers(is_openai, limited=limited, reset_in=reset_in)
+        headers |= extra or {}
         if is_openai:
             body = _openai_wire.error_body(status, message)
         else:
@@ -346,7 +378,7 @@ class _Handler(BaseHTTPRequestHandler):
         if fault.retry_after is not None:
             extra["retry-after"] = f"{fault.retry_after:g}"
         message = fault.message or f"fake server: scripted {status} ({_reason(status)})"
-        self._error(status, message, is_openai, extra)
+        self._error(status, message, is_openai, extra, fault.retry_after or 1.0)
 
     def _json(self, status: int, body: dict[str, Any], headers: dict[str, str]) -> None:
         data = to_json(body).encode()
@@ -440,12 +472,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log", type=Path, help="append one JSON line per request here")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--require-key", help="reject requests that carry a different key")
+    parser.add_argument("--window-seconds", type=float, help="enforce a rate window this long")
+    parser.add_argument("--window-input-tokens", type=int, help="input tokens per window")
+    parser.add_argument("--window-requests", type=int, help="requests per window")
     args = parser.parse_args(argv)
     prog = parser.prog
     try:
         script = load_script(args.script)
+        window = None
+        if args.window_seconds:
+            window = RateWindow(args.window_seconds, args.window_input_tokens, args.window_requests)
         server = FakeServer(
-            script, log_path=args.log, require_key=args.require_key, host=args.host, port=args.port
+            script,
+            log_path=args.log,
+            require_key=args.require_key,
+            host=args.host,
+            port=args.port,
+            window=window,
         )
         try:
             server.start()

@@ -21,7 +21,8 @@ def peek_body(row: AgentRow, latest: list[str]) -> str:
         lines = [f"{row.waiting_for}: {row.pending.text}"]
         lines += [f"  {i}. {option}" for i, option in enumerate(row.pending.options, 1)]
         return "\n".join(lines)
-    return "\n".join(latest) if latest else "(no output yet)"
+    waiting = [f"waiting for {row.waiting_for}"] if row.waiting_for else []
+    return "\n".join([*waiting, *latest]) if waiting or latest else "(no output yet)"
 
 
 class PeekPanel(Vertical):

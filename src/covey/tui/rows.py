@@ -111,6 +111,8 @@ def state_icon(state: str) -> str:
 
 def summary_text(row: AgentRow) -> str:
     """One line: the session's summary, else what it waits for, else why it is in its state."""
+    if row.state == "working" and row.waiting_for:
+        return f"waiting for {row.waiting_for}"
     text = row.summary or (row.pending.text if row.pending else None) or row.reason or ""
     return " ".join(text.split())
 
