@@ -2,7 +2,8 @@
 
 It runs the real command line, `covey -p … --output-format stream-json`, and tells what the
 agent did from the event stream, then shows the change with git. Then three background
-sessions work on the same repository (`background.py`). Everything runs with a `COVEY_HOME` of
+sessions work on the same repository (`background.py`), and a lead with two teammates shares
+a task list (`team.py`). Everything runs with a `COVEY_HOME` of
 its own in the demo's temporary directory, and the supervisor is stopped at the end.
 """
 
@@ -18,6 +19,7 @@ from typing import Any
 
 from covey import proc
 from covey.demo.background import DemoFailed, run_background
+from covey.demo.team import run_team
 from covey.git.repo import commit_all, diff, init_repo
 
 SAMPLE = {
@@ -58,6 +60,9 @@ def show(event: dict[str, Any]) -> None:
                 print(f"  → {block['name']}({arg})")
     elif kind == "user":
         for block in event["message"]["content"]:
+            if block["type"] == "text":  # a message from a teammate, or its idle report
+                print("  ✉ " + block["text"].strip().splitlines()[0][:100])
+                continue
             lines = block["content"].strip("\n").splitlines() or ["(no output)"]
             mark = "✗" if block.get("is_error") else "←"
             for line in lines[:4]:
@@ -90,6 +95,8 @@ def main() -> int:
             commit_all(root, "fix add")
             print("\n── Part 2: three agents in the background " + "─" * 30 + "\n")
             run_background(root, env)
+            print("\n── Part 3: a team: a lead and two teammates " + "─" * 27 + "\n")
+            run_team(root, env, show)
             covey = Path(bin_dir) / "covey"
             print(f"\nLook around: cd {root} && COVEY_HOME={home} {covey} agents")
     except DemoFailed as e:
