@@ -32,6 +32,10 @@ def test_the_demo_runs_offline_and_every_background_session_completes(
     assert f"$ covey reply refactor '{ANSWER}'" in out
     assert re.search(r"replied · \w+", out), out
     assert out.count("1 file changed") == len(SESSIONS)
+    # the team: both tasks done by their owners; alice's edit of bob's calc.py was refused
+    assert re.search(r"#1 +completed +bob +Add sub", out), out
+    assert re.search(r"#2 +completed +alice +Write CHANGELOG", out), out
+    assert re.search(r"calc\.py +\| 4 \+{4}$", out, re.MULTILINE), out
     # the demo used a COVEY_HOME of its own, and stopped its supervisor
     said = re.search(r"^COVEY_HOME=(\S+)", out, re.MULTILINE)
     assert said, out

@@ -206,17 +206,7 @@ class SessionHost:
         except BaseException:
             lease.release()
             raise
-        hooks = CommandHooks(
-            hook_runner(
-                plan.hooks,
-                session_id=row.id,
-                cwd=plan.cwd,
-                project_dir=plan.loaded.project_root,
-                mode=plan.policy.mode,
-                settings=plan.settings,
-                callback=hook_callback,
-            )
-        )
+        hooks = _command_hooks(plan, row.id, hook_callback)
         if asker is not None:
             asker.bind(row.id, epoch, hooks)
         if limiter is not None:
@@ -378,6 +368,22 @@ def _existing_worktree(row: SessionRow) -> Worktree | None:
     path = Path(row.meta.worktree)
     repo = Path(row.meta.repo) if row.meta.repo else find_repo(path)
     return Worktree(path.name, path, row.meta.branch or "", "", repo, created=False)
+
+
+def _command_hooks(
+    plan: SessionPlan, session_id: str, callback: HookCallback | None
+) -> CommandHooks:
+    return CommandHooks(
+        hook_runner(
+            plan.hooks,
+            session_id=session_id,
+            cwd=plan.cwd,
+            project_dir=plan.loaded.project_root,
+            mode=plan.policy.mode,
+            settings=plan.settings,
+            callback=callback,
+        )
+    )
 
 
 def _observers_and_budget(
