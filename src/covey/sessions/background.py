@@ -232,7 +232,8 @@ def request_stop(store: Store, session_id: str) -> str:
         expired = row.lease_expires_at is None or row.lease_expires_at < time.time()
         if row.host_id is not None and holder_alive(row.host_id) and not expired:
             pid = local_pid(row.host_id)
-            if row.kind != "background" and pid is not None:  # a terminal's `covey`: as Ctrl+C
+            # a terminal's `covey`: as Ctrl+C; a teammate: a command (its lead runs on)
+            if row.kind not in ("background", "teammate") and pid is not None:
                 os.kill(pid, signal.SIGINT)
             else:
                 enqueue_command(conn, session_id, "stop")

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from covey.errors import ToolError, UserError
 from covey.git.worktrees import open_worktree
 from covey.store import Store
+from covey.store.commands import claim_command, finish_command, pending_commands
 from covey.store.session_meta import SessionMeta
 from covey.store.sessions import SessionRow, get_session, insert_session, new_session_id
 from covey.store.teams import (
@@ -34,6 +35,7 @@ from covey.teams.text import idle_body, preamble
 
 if TYPE_CHECKING:
     from covey.agent.subagents import AgentInput
+    from covey.sessions.host import SessionHost
     from covey.sessions.plan import SessionPlan
     from covey.tools.base import ToolContext
 
@@ -45,6 +47,8 @@ RESUME_PROMPT = (
 )
 WAKE_PROMPT = "You have new messages."
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,39}")
+STOP_POLL_S = 0.25
+"""How often a working teammate's host looks for `covey stop TEAMMATE`."""
 _RESUMABLE = ("queued", "working", "needs_input", "interrupted")
 
 _LIVE: dict[str, TeamRuntime] = {}
@@ -226,7 +230,8 @@ class TeamRuntime:
                 if not await self._mail_for(name):
                     return
                 self.busy.add(name)
-            await host.run_turn(prompt)
+            if await _run_unless_stopped(self.store, host, prompt):
+                self._report(name, session_id, "stopped by the user", state="stopped")
         except asyncio.CancelledError:
             raise
         except Exception as e:  # the lead hears of it; nothing is lost
@@ -245,10 +250,10 @@ class TeamRuntime:
             await self.bell.wait()
         return False
 
-    def _report(self, name: str, session_id: str, error: str) -> None:
-        body = idle_body(session_id, error, [], state="failed")
+    def _report(self, name: str, session_id: str, error: str, state: str = "failed") -> None:
+        body = idle_body(session_id, error, [], state=state)
         with self.store.write() as conn:
-            send_message(conn, self.team_id, name, LEAD, body, summary="failed", kind="idle")
+            send_message(conn, self.team_id, name, LEAD, body, summary=state, kind="idle")
 
     async def start(self) -> None:
         """Once per host: resume the teammates a previous host left live (a `kill -9`)."""
@@ -306,6 +311,36 @@ class TeamRuntime:
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         _LIVE.pop(self.lead_session_id, None)
+
+
+async def _run_unless_stopped(store: Store, host: SessionHost, prompt: str) -> bool:
+    """Run the teammate's turn while watching for `covey stop TEAMMATE` (a `stop` command:
+    its lead's process must not be interrupted); True when it was stopped."""
+    turn = asyncio.ensure_future(host.run_turn(prompt))
+    try:
+        while not turn.done():
+            await asyncio.wait({turn}, timeout=STOP_POLL_S)
+            if not turn.done() and (command := _stop_command(store, host.session_id)):
+                host.cancel_cause = "stop"
+                turn.cancel()
+                await asyncio.gather(turn, return_exceptions=True)
+                with store.write() as conn:
+                    finish_command(conn, command, "done", {"stopped": True})
+                return True
+        turn.result()
+        return False
+    finally:
+        if not turn.done():
+            turn.cancel()
+            await asyncio.gather(turn, return_exceptions=True)
+
+
+def _stop_command(store: Store, session_id: str) -> int | None:
+    with store.write() as conn:
+        for command in pending_commands(conn, session_id=session_id, types=["stop"]):
+            if claim_command(conn, command.id, claimer=f"team:{session_id}"):
+                return command.id
+    return None
 
 
 class NoNestedTeams:
