@@ -188,25 +188,8 @@ async def run_process(
     import asyncio
 
     out, err = _Capture(output_limit), _Capture(output_limit)
-    loop = asyncio.get_running_loop()
     started = time.monotonic()
-    spawn = asyncio.ensure_future(
-        loop.subprocess_exec(
-            lambda: _collector_class()(out, err, merge_stderr),
-            *argv,
-            **_spawn_options(cwd, env, stdin, merge_stderr),
-        )
-    )
-    try:
-        # Shielded: a cancellation inside asyncio's spawn can hang it for good (CPython 3.11)
-        # and would kill only the main process, not what it started. Let the spawn finish,
-        # then end the whole group below.
-        transport, proto = await asyncio.shield(spawn)
-    except asyncio.CancelledError:
-        await _end_spawned(spawn)
-        raise
-    except OSError as e:
-        raise _start_error(argv, cwd, e) from None
+    transport, proto = await _spawn(argv, cwd, env, stdin, merge_stderr, out, err)
     pid = transport.get_pid()
     try:
         if on_start is not None:
@@ -233,6 +216,36 @@ async def run_process(
         timed_out=not done,
         duration_s=time.monotonic() - started,
     )
+
+
+async def _spawn(
+    argv: list[str],
+    cwd: Path | str,
+    env: Env | None,
+    stdin: bytes | None,
+    merge_stderr: bool,
+    out: _Capture,
+    err: _Capture,
+) -> tuple[asyncio.SubprocessTransport, Any]:
+    """Start the process. Shielded: a cancellation inside asyncio's spawn can hang it for good
+    (CPython 3.11) and would kill only the main process, not what it started; so the spawn
+    finishes, then the whole group ends, then the cancellation goes on."""
+    import asyncio
+
+    spawn = asyncio.ensure_future(
+        asyncio.get_running_loop().subprocess_exec(
+            lambda: _collector_class()(out, err, merge_stderr),
+            *argv,
+            **_spawn_options(cwd, env, stdin, merge_stderr),
+        )
+    )
+    try:
+        return await asyncio.shield(spawn)
+    except asyncio.CancelledError:
+        await _end_spawned(spawn)
+        raise
+    except OSError as e:
+        raise _start_error(argv, cwd, e) from None
 
 
 async def _end_spawned(
