@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from covey.agent import Agent, Compacted
+import pytest
+
+from covey.agent import Agent, Compacted, RequestBilled
 from covey.agent.hooks import NoHooks
+from covey.errors import BudgetExceeded
 from covey.messages import Message, TextBlock, ToolUseBlock, Usage, compacted_turns
 from covey.models.base import ModelRequest, ModelResponse, TextSink
 from covey.models.scripted import ScriptedModel
@@ -174,3 +179,32 @@ def test_no_summary_twice_keeps_the_history_and_trims_old_tool_outputs(tmp_path:
     assert all(len(o) < 400 and "trimmed" in o for o in outputs[:3]), outputs
     assert outputs[-1] == f"recorded 5 {BIG}", "the latest turns stay verbatim"
     assert len(agent.model.asked) == 2 * len(events), "each asked twice before trimming"
+
+
+def test_summary_requests_pass_the_request_guard_and_are_billed(tmp_path: Path) -> None:
+    """The budget's guard sees a compaction's summary request like any other and can refuse
+    it; what a summary request costs reaches the observers (and so the usage ledger)."""
+    seen: list[str] = []
+    billed: list[RequestBilled] = []
+
+    @contextlib.asynccontextmanager
+    async def guard(request: ModelRequest, _model: Any) -> AsyncIterator[None]:
+        seen.append(request.purpose)
+        if request.purpose == "compact" and seen.count("compact") > 1:
+            raise BudgetExceeded("session", 1.0, 1.0, 0.5)
+        yield
+
+    agent = make_agent(
+        tmp_path,
+        long_script(12),
+        [Record()],
+        auto_compact_tokens=3000,
+        request_guard=guard,
+        observers=[lambda e: billed.append(e) if isinstance(e, RequestBilled) else None],
+    )
+    with pytest.raises(BudgetExceeded):
+        asyncio.run(agent.run("do twelve steps"))
+    assert seen.count("compact") == 2 and seen[-1] == "compact", seen
+    assert [b.purpose for b in billed] == ["compact"], "only the answered summary is billed"
+    assert billed[0].usage.total_input > 0
+    assert agent.usage.input >= billed[0].usage.input

@@ -6,13 +6,16 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from clitools import covey
 from covey.agent.compact import COMPACT_INSTRUCTIONS
+from covey.messages import Usage
 from covey.models.script import Script
 from covey.store import Store
 from covey.store.transcript import read_entries
+from covey.store.usage import session_usage
 from covey.testing.fakeserver import FakeServer
 
 
@@ -99,3 +102,41 @@ def test_a_model_that_will_not_summarise_gets_its_old_tool_outputs_trimmed(
     assert "no summary" in kept[0]["summary"]
     logs = covey("logs", events[0]["session_id"], cwd=git_repo).out
     assert "── compacted (auto) ──" in logs and "no summary" in logs
+
+
+def _server_usage(srv: FakeServer) -> Usage:
+    return sum((Usage(**r["usage"]) for r in srv.requests if "usage" in r), Usage())
+
+
+def test_a_summary_request_is_billed_to_the_session(
+    git_repo: Path,
+) -> None:
+    tiny_window(git_repo)
+    turns: list[dict[str, Any]] = [
+        {
+            "text": f"step {i}",
+            "tool_calls": [{"name": "Glob", "input": {"pattern": "*"}}],
+            "usage": {"input": 800 + 400 * i, "output": 40},
+        }
+        for i in range(6)
+    ]
+    script = Script.model_validate({"turns": [*turns, {"text": "globbed"}]})
+    args = ["-p", "glob", "--model", "anthropic:claude-sonnet-4-5"]
+    args += ["--permission-mode", "bypassPermissions", "--output-format", "json"]
+    with FakeServer(script) as srv:
+        env = {"ANTHROPIC_API_KEY": "k", "ANTHROPIC_BASE_URL": srv.url}
+        run = covey(*args, cwd=git_repo, env=env)
+        billed = _server_usage(srv)
+        asks = [r for r in srv.requests if COMPACT_INSTRUCTIONS in json.dumps(r["body"])]
+    assert run.code == 0, run.err
+    assert asks, "the tiny window made covey ask for a summary"
+    result = json.loads(run.out)
+    store = Store.open()
+    try:
+        with store.read() as conn:
+            recorded, cost = session_usage(conn, result["session_id"])
+    finally:
+        store.close()
+    assert recorded == billed, "every request the server billed is in the usage ledger"
+    assert result["usage"]["input_tokens"] == billed.input
+    assert cost == pytest.approx(result["total_cost_usd"])

@@ -9,14 +9,20 @@ once more with no tool calls allowed (the tools are still described: a conversat
 tool blocks must define them). If there is still no text, nothing is summarised: the history
 is kept and the older turns' long tool outputs are trimmed to their start instead, so the
 context shrinks and no turn is lost. `Compaction.method` says which of the three happened.
+
+Summary requests are model requests like any other: each goes through the run's request guard
+(a session's budget), and each answer is handed to `on_answer` as it comes, so what it cost is
+billed to the session even when no summary results.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from covey.agent.guard import RequestGuard, unguarded
 from covey.messages import Message, ToolResultBlock, compacted_turns, summary_message
-from covey.models.base import Model, ModelRequest, ToolSpec
+from covey.models.base import Model, ModelRequest, ModelResponse, ToolSpec
 
 __all__ = [
     "COMPACT_INSTRUCTIONS",
@@ -66,6 +72,8 @@ async def compact_messages(
     keep_turns: int = 2,
     agent_name: str | None = None,
     instructions: str | None = None,
+    guard: RequestGuard = unguarded,
+    on_answer: Callable[[ModelResponse], None] | None = None,
 ) -> Compaction | None:
     """Summarise all but the last `keep_turns` turns (or trim their tool outputs when the
     model gives no summary); None when there is too little to drop."""
@@ -81,12 +89,19 @@ async def compact_messages(
         agent_name=agent_name,
         purpose="compact",
     )
+
+    async def ask(req: ModelRequest) -> str:
+        async with guard(req, model):
+            answer = await model.complete(req)
+        if on_answer is not None:
+            on_answer(answer)
+        return answer.message.text.strip()
+
     method = "summary"
-    summary = (await model.complete(request)).message.text.strip()
+    summary = await ask(request)
     if not summary and tools:
         method = "summary_without_tools"
-        retry = replace(request, allow_tool_calls=False)
-        summary = (await model.complete(retry)).message.text.strip()
+        summary = await ask(replace(request, allow_tool_calls=False))
     if summary:
         turns = compacted_turns(head) + sum(1 for m in head if m.role == "assistant")
         return Compaction([summary_message(summary, turns), *tail], summary, len(head), method)

@@ -2,7 +2,9 @@
 
 `MessageAdded` fires after every message joins the conversation (the prompt, each model
 response, each batch of tool results); `ToolFinished` after each single tool result, before
-its batch is complete; `Compacted` when the conversation was replaced by a summary and a tail.
+its batch is complete; `RequestBilled` after a model request that adds no message (a
+compaction's summary request), so its cost is counted; `Compacted` when the conversation was
+replaced by a summary and a tail.
 These are the hook points where a session is persisted. `BudgetWarning` comes from the
 session's budget check (`covey.sessions.budget`), told to the same observers.
 """
@@ -20,6 +22,7 @@ __all__ = [
     "BudgetWarning",
     "Compacted",
     "MessageAdded",
+    "RequestBilled",
     "TextDelta",
     "ToolFinished",
     "ToolStarted",
@@ -36,6 +39,14 @@ class MessageAdded:
     receipt: Callable[[Any, int], None] | None = None
     """Called by the persister inside the transaction that writes this message, with the
     connection and the entry's seq (`covey.agent.mailbox.Receipt`)."""
+
+
+@dataclass(frozen=True)
+class RequestBilled:
+    usage: Usage
+    model: str
+    purpose: str
+    """Why it was asked: `compact`."""
 
 
 @dataclass(frozen=True)
@@ -79,4 +90,12 @@ class BudgetWarning:
     limit_usd: float
 
 
-AgentEvent = MessageAdded | TextDelta | ToolStarted | ToolFinished | Compacted | BudgetWarning
+AgentEvent = (
+    MessageAdded
+    | RequestBilled
+    | TextDelta
+    | ToolStarted
+    | ToolFinished
+    | Compacted
+    | BudgetWarning
+)

@@ -9,22 +9,21 @@ raises stops the run (a session that cannot be persisted must not go on).
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable, Sequence
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
 from covey.agent.compact import compact_messages
-from covey.agent.events import AgentEvent, Compacted, MessageAdded, TextDelta
+from covey.agent.events import AgentEvent, Compacted, MessageAdded, RequestBilled, TextDelta
+from covey.agent.guard import RequestGuard, unguarded
 from covey.agent.hooks import AgentHooks, NoHooks
 from covey.agent.mailbox import Mailbox, Receipt
 from covey.agent.subagents_inbox import BackgroundTasks
 from covey.agent.tool_runner import Approver, ToolRunner
 from covey.errors import MaxTurnsExceeded, PromptBlocked
 from covey.messages import Message, Usage
-from covey.models.base import Model, ModelRequest
+from covey.models.base import Model, ModelRequest, ModelResponse
 from covey.tools.base import Tool, ToolContext
 from covey.tools.permissions import PermissionPolicy
 
@@ -39,9 +38,6 @@ __all__ = [
 ]
 
 Observer = Callable[[AgentEvent], None]
-RequestGuard = Callable[[ModelRequest, Model], AbstractAsyncContextManager[None]]
-"""Entered just before each model request of a turn and left when it is answered: it may
-raise a `RunError` to stop the run instead (a session's budget, `covey.sessions.budget`)."""
 MAX_STOP_BLOCKS = 8
 """A Stop hook that keeps blocking is overridden after this many times in a row."""
 
@@ -54,10 +50,6 @@ class RunResult:
     usage: Usage
     duration_ms: int
     permission_denials: list[dict[str, Any]] = field(default_factory=list)
-
-
-def _unguarded(_request: ModelRequest, _model: Model) -> AbstractAsyncContextManager[None]:
-    return contextlib.nullcontext()
 
 
 class _TurnEnded(Exception):
@@ -163,7 +155,7 @@ class Agent:
             tools=[t.spec() for t in self.tools.values()],
             agent_name=self.agent_name,
         )
-        guard = self.request_guard or _unguarded
+        guard = self.request_guard or unguarded
         asked = time.monotonic()
         async with guard(request, self.model):  # the budget check
             response = await self.model.complete(
@@ -193,6 +185,8 @@ class Agent:
             tools,
             agent_name=self.agent_name,
             instructions=instructions,
+            guard=self.request_guard or unguarded,
+            on_answer=self._bill,
         )
         if done is None:
             return False
@@ -203,6 +197,11 @@ class Agent:
         self.context_tokens = 0
         await self.hooks.post_compact(trigger, done.summary)
         return True
+
+    def _bill(self, answer: ModelResponse) -> None:
+        """A model request that adds no message to the conversation still costs tokens."""
+        self.usage = self.usage + answer.usage
+        self._emit(RequestBilled(answer.usage, answer.model, "compact"))
 
     def add_prompt(self, text: str) -> None:
         """A user prompt, as a message of its own even right after tool results: the

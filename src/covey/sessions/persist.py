@@ -17,7 +17,14 @@ import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
-from covey.agent import AgentEvent, Compacted, MessageAdded, ToolFinished, ToolStarted
+from covey.agent import (
+    AgentEvent,
+    Compacted,
+    MessageAdded,
+    RequestBilled,
+    ToolFinished,
+    ToolStarted,
+)
 from covey.errors import LeaseLost
 from covey.messages import Message, dump_message
 from covey.models.pricing import PriceSetting, cost_usd
@@ -75,6 +82,10 @@ class Persister:
             }
             ui_event = ("compacted", {"trigger": event.trigger, "method": event.method})
             self._entry("compact_boundary", data, event=ui_event)
+        elif isinstance(event, RequestBilled):
+            cost = cost_usd(event.model, event.usage, self.pricing)
+            with self.store.write() as conn:
+                record_usage(conn, self.session_id, self.agent_path, event.model, event.usage, cost)
         elif isinstance(event, ToolStarted):
             with self.store.write() as conn:
                 append_event(conn, self.session_id, "tool_started", {"tool": event.call.name})
