@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import dataclasses
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any, Protocol
 
 from covey.agent import AgentEvent, RunResult
@@ -35,6 +37,14 @@ from covey.models.retry import RetryNotice
 from covey.sessions.fork import fork_session
 from covey.sessions.hooks_bridge import CommandHooks
 from covey.sessions.host import SessionHost
+from covey.sessions.permission_updates import (
+    PermissionUpdate,
+    apply_update,
+    over_layer,
+    parse_updates,
+    settings_file,
+    write_settings_updates,
+)
 from covey.sessions.plan import SessionOptions, SessionPlan, plan_session
 from covey.sessions.stream_channel import ControlChannel, ControlError
 from covey.store import Store
@@ -112,6 +122,9 @@ class StreamHost:
         self._turn: asyncio.Task[RunResult] | None = None
         self._prompts: asyncio.Queue[str | UserError | None] = asyncio.Queue()
         self._started = False
+        self.base_overrides = options.settings_overrides
+        self.permission_layer: dict[str, Any] = {}
+        """The SDK's `updatedPermissions` for this session, over `base_overrides`."""
 
     def check(self) -> SessionPlan:
         """Plan the session once before any input is read: bad flags are a UserError here."""
@@ -335,12 +348,41 @@ class StreamHost:
         finally:
             self._state("running")
         if answer.get("behavior") == "allow":
+            self._update_permissions(answer.get("updatedPermissions"))
             updated = answer.get("updatedInput")
             return Approval(True, updated if isinstance(updated, dict) else None)
         if answer.get("interrupt"):
             asyncio.get_running_loop().call_soon(self._cancel_turn)
         message = answer.get("message")
         return Approval(False, message=str(message or f"Permission to use {call.name} denied"))
+
+    def _update_permissions(self, raw: object) -> None:
+        """An allow's `updatedPermissions`: for this session (its running turn included) and
+        the settings files they name (`covey.sessions.permission_updates`)."""
+        if not raw:
+            return
+        layer = copy.deepcopy(self.permission_layer)
+        try:
+            updates = parse_updates(raw)
+            files: dict[Path, list[PermissionUpdate]] = {}
+            for update in updates:
+                if update.destination == "session":
+                    apply_update(layer, update)
+                else:
+                    path = settings_file(update.destination, self.options.cwd)
+                    files.setdefault(path, []).append(update)
+            for path, changes in files.items():
+                write_settings_updates(path, changes)
+            modes = [u.mode for u in updates if u.mode is not None]
+            mode = modes[-1] if modes else self.options.permission_mode
+            overrides = over_layer(self.base_overrides, layer)
+            plan = self._replan(settings_overrides=overrides, permission_mode=mode)
+        except (ValueError, CoveyError) as e:
+            self.warn(f"can_use_tool: updatedPermissions not applied: {e}")
+            return
+        self.permission_layer = layer
+        if self.session is not None:
+            self.session.agent.runner.policy.adopt(plan.policy)
 
     async def _hook_callback(self, callback_id: str, data: dict[str, Any]) -> dict[str, Any]:
         request = {

@@ -121,6 +121,12 @@ class PermissionPolicy:
             extra_dirs=extra,
         )
 
+    def adopt(self, other: PermissionPolicy) -> None:
+        """Take `other`'s mode, rules and directories: a running turn follows a change of its
+        session's permissions (the tools keep this object)."""
+        self.mode, self._workdirs = other.mode, other._workdirs
+        self.allow, self.ask, self.deny = other.allow, other.ask, other.deny
+
     def tool_enabled(self, name: str) -> bool:
         """False when a bare-name deny rule takes the tool out of the model's context."""
         return not any(r.spec is None and applies(r.tool, name) for r in self.deny)
