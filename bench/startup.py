@@ -311,9 +311,12 @@ def table(rows: list[Row], claude: dict[str, Row], floor: Row) -> str:
             wall += f", {row.wall / floor.wall:.1f}× `python -c pass`"
         if row.key in claude and row.label != '`-p "say hi"`, `openai:`':
             other = claude[row.key]
-            cc = f"{fmt_s(other.wall)}, {other.rss_mib:.0f} MiB; covey {row.wall / other.wall:.2f}×"
+            cc = (
+                f"{fmt_s(other.wall)}, CPU {fmt_s(other.cpu)}, {other.rss_mib:.0f} MiB; covey "
+                f"{row.wall / other.wall:.2f}× wall, {row.cpu / other.cpu:.2f}× CPU"
+            )
             if row.key == "rss":
-                cc += f" time, {row.rss_mib / other.rss_mib:.2f}× RSS"
+                cc += f", {row.rss_mib / other.rss_mib:.2f}× RSS"
         else:
             cc = CLAUDE_CODE_QUOTED.get(row.key, "")
             if cc:
@@ -344,17 +347,16 @@ def issue_table(rows: list[Row], claude: dict[str, Row]) -> str:
     def wall(key: str) -> float | None:
         return claude[key].wall if key in claude else None
 
-    line(
-        '`-p "say hi"`, start to result, median',
-        covey['`-p "say hi"`'].wall,
-        wall("-p"),
-        "s",
-        ".3f",
-    )
+    def cpu(key: str) -> float | None:
+        return claude[key].cpu if key in claude else None
+
+    hi, three = covey['`-p "say hi"`'], covey["3-turn `-p` (2 × Read)"]
+    line('`-p "say hi"`, start to result, median', hi.wall, wall("-p"), "s", ".3f")
+    line('`-p "say hi"`, CPU, median', hi.cpu, cpu("-p"), "s", ".3f")
     line("`--version`, median", covey["`--version`"].wall, wall("--version"), "s", ".3f")
     line("one `--bg` dispatch, median", covey['`--bg "say hi"` dispatch'].wall, None, "s", ".3f")
-    three = covey["3-turn `-p` (2 × Read)"]
     line("3-turn `-p` (2 × Read), median", three.wall, wall("rss"), "s", ".3f")
+    line("3-turn `-p` (2 × Read), CPU, median", three.cpu, cpu("rss"), "s", ".3f")
     rss = claude["rss"].rss_mib if "rss" in claude else None
     line("peak RSS, 3-turn `-p`", three.rss_mib, rss, "MiB", ".1f")
     return "\n".join(lines)
