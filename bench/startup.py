@@ -309,7 +309,7 @@ def table(rows: list[Row], claude: dict[str, Row], floor: Row) -> str:
         wall = f"{fmt_s(row.wall)} ({min(walls):.3f}–{max(walls):.3f})"
         if row is not floor:
             wall += f", {row.wall / floor.wall:.1f}× `python -c pass`"
-        if row.key in claude and row.label != '`-p "say hi"`, `openai:`':
+        if row.key in claude:
             other = claude[row.key]
             cc = (
                 f"{fmt_s(other.wall)}, CPU {fmt_s(other.cpu)}, {other.rss_mib:.0f} MiB; covey "
