@@ -22,10 +22,18 @@ Rows, each run `--runs` times as `python -m covey …` (the console script is th
 Columns: wall time median (min–max), CPU time median (the child's own user + system time from
 `wait4`: on a loaded machine it moves much less than the wall), peak RSS median (`ru_maxrss`),
 the number of modules imported (`python -X importtime`, one run) and which of the heavy ones
-(`anthropic`, `openai`, `textual`, `covey.agent.loop`) were among them. `claude` runs side by
-side when it is on PATH (same fake server); otherwise the last Claude Code figures measured
-(issue 18, Claude Code 2.1.197) are quoted. The load average is printed, since the machine
-is shared: compare ratios and import counts across runs rather than absolute times.
+(`anthropic`, `openai`, `textual`, `covey.agent.loop`) were among them.
+
+Claude Code runs side by side: `claude` on PATH, else the CLI the `claude-agent-sdk` wheel
+bundles (`claude_agent_sdk/_bundled/claude`, a dev dependency): `-p "say hi"`, `--version` and
+the same 3-turn `-p`, against the same fake server (`ANTHROPIC_BASE_URL`, a fake key, the same
+throw-away `HOME`), with `--model claude-sonnet-4-5 --allowedTools Read` and its non-essential
+traffic, telemetry, error reporting and auto-updater switched off (`CLAUDE_OFFLINE`). One
+extra `-p` runs under `strace -e trace=connect,sendto,sendmsg` and the bench stops if Claude
+Code addressed anything but the fake server. Without either binary, the last Claude Code
+figures measured (issue 18, Claude Code 2.1.197) are quoted. A second table is issue 18's:
+covey, Claude Code, and their ratio, from the same run. The load average is printed, since
+the machine is shared: compare ratios and import counts across runs rather than absolute times.
 
 A second table weighs the model path's options, each a `python -c`/script process: the
 provider SDKs alone (`import anthropic`, `import openai`), `anthropic._client` with the
@@ -39,7 +47,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -54,20 +64,32 @@ import yaml
 
 HEAVY = ("anthropic", "openai", "textual", "covey.agent.loop")
 MODEL = "anthropic:claude-sonnet-4-5"
-SAY_HI = {"turns": [{"text": "hi"}]}
-THREE_TURNS = {
-    "turns": [
-        {"tool_calls": [{"name": "Read", "input": {"file_path": "README.md"}}]},
-        {"tool_calls": [{"name": "Read", "input": {"file_path": "README.md"}}]},
-        {"text": "README.md says sample."},
-    ]
+SAY_HI: dict[str, object] = {"turns": [{"text": "hi"}]}
+
+
+def three_turns(readme: Path) -> dict[str, object]:
+    """Two `Read` calls, then text. The path is absolute: Claude Code's Read takes no other."""
+    read = {"tool_calls": [{"name": "Read", "input": {"file_path": str(readme)}}]}
+    return {"turns": [read, read, {"text": "README.md says sample."}]}
+
+
+CLAUDE_MODEL = "claude-sonnet-4-5"
+CLAUDE_FLAGS = ("--model", CLAUDE_MODEL, "--allowedTools", "Read")
+"""Non-interactive with `-p`; Read runs without asking (it would anyway: it only reads).
+`--dangerously-skip-permissions` is refused when running as root, and is not needed."""
+CLAUDE_OFFLINE = {
+    "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+    "DISABLE_TELEMETRY": "1",
+    "DISABLE_ERROR_REPORTING": "1",
+    "DISABLE_AUTOUPDATER": "1",
 }
+"""Claude Code's switches for everything that is not the model request."""
 CLAUDE_CODE_QUOTED = {
     "-p": "0.51–0.72 s",
     "--version": "0.15 s",
     "rss": "301 MiB (5-turn -p)",
 }
-"""Issue 18's last side-by-side measurement of Claude Code 2.1.197 (not on PATH here)."""
+"""Issue 18's last side-by-side measurement of Claude Code 2.1.197 (quoted when no binary)."""
 CLAUDE_CODE_SECONDS = {"-p": (0.51, 0.72), "--version": (0.15, 0.15)}
 """The same, as numbers: covey's ratio to the quoted range."""
 TARGETS = {
@@ -226,6 +248,41 @@ def fake_server(script: dict[str, object], tmp: Path, name: str) -> Iterator[str
         server.wait(timeout=30)
 
 
+def find_claude() -> tuple[str, str] | None:
+    """Claude Code's CLI and where it was found: `claude` on PATH, else the binary the
+    `claude-agent-sdk` wheel bundles (found without importing the SDK)."""
+    on_path = shutil.which("claude")
+    if on_path:
+        return on_path, "on PATH"
+    spec = importlib.util.find_spec("claude_agent_sdk")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        bundled = Path(folder) / "_bundled" / "claude"
+        if bundled.is_file() and os.access(bundled, os.X_OK):
+            return str(bundled), "bundled with claude-agent-sdk"
+    return None
+
+
+def claude_version(claude: str, env: dict[str, str]) -> str:
+    done = subprocess.run([claude, "--version"], env=env, capture_output=True, text=True)
+    return done.stdout.strip() or f"unknown (exit {done.returncode}: {done.stderr.strip()})"
+
+
+_ADDRESS = re.compile(r'inet_(?:addr|pton)\((?:AF_INET6, )?"([^"]+)"\)')
+
+
+def foreign_addresses(cmd: list[str], cwd: Path, env: dict[str, str]) -> list[str] | None:
+    """Every address but loopback that one run of `cmd` connected or sent to (strace); None
+    when strace is missing. DNS would show as port 53 on a resolver's address."""
+    strace = shutil.which("strace")
+    if strace is None:
+        return None
+    log = cwd.parent / "claude-network.strace"
+    trace = [strace, "-f", "-qq", "-e", "trace=connect,sendto,sendmsg", "-o", str(log)]
+    subprocess.run([*trace, *cmd], cwd=cwd, env=env, capture_output=True, check=False)
+    found = _ADDRESS.findall(log.read_text())
+    return sorted({a for a in found if a not in ("127.0.0.1", "::1", "::ffff:127.0.0.1")})
+
+
 def make_repo(root: Path) -> Path:
     repo = root / "repo"
     repo.mkdir()
@@ -254,7 +311,12 @@ def table(rows: list[Row], claude: dict[str, Row], floor: Row) -> str:
             wall += f", {row.wall / floor.wall:.1f}× `python -c pass`"
         if row.key in claude:
             other = claude[row.key]
-            cc = f"{fmt_s(other.wall)}, {other.rss_mib:.0f} MiB; covey {row.wall / other.wall:.2f}×"
+            cc = (
+                f"{fmt_s(other.wall)}, CPU {fmt_s(other.cpu)}, {other.rss_mib:.0f} MiB; covey "
+                f"{row.wall / other.wall:.2f}× wall, {row.cpu / other.cpu:.2f}× CPU"
+            )
+            if row.key == "rss":
+                cc += f", {row.rss_mib / other.rss_mib:.2f}× RSS"
         else:
             cc = CLAUDE_CODE_QUOTED.get(row.key, "")
             if cc:
@@ -269,6 +331,34 @@ def table(rows: list[Row], claude: dict[str, Row], floor: Row) -> str:
             f"{row.imports or ''} | "
             f"{heavy if row.imports else ''} | {cc} | {TARGETS.get(row.key, '')} |"
         )
+    return "\n".join(lines)
+
+
+def issue_table(rows: list[Row], claude: dict[str, Row]) -> str:
+    """Issue 18's table from this run: covey, Claude Code, covey's ratio to it."""
+    covey = {row.label: row for row in rows}
+    lines = ["| | covey | Claude Code | ratio |", "|---|---|---|---|"]
+
+    def line(label: str, mine: float, theirs: float | None, unit: str, fmt: str) -> None:
+        other = f"{theirs:{fmt}} {unit}" if theirs is not None else "—"
+        ratio = f"{mine / theirs:.2f}×" if theirs else "—"
+        lines.append(f"| {label} | {mine:{fmt}} {unit} | {other} | {ratio} |")
+
+    def wall(key: str) -> float | None:
+        return claude[key].wall if key in claude else None
+
+    def cpu(key: str) -> float | None:
+        return claude[key].cpu if key in claude else None
+
+    hi, three = covey['`-p "say hi"`'], covey["3-turn `-p` (2 × Read)"]
+    line('`-p "say hi"`, start to result, median', hi.wall, wall("-p"), "s", ".3f")
+    line('`-p "say hi"`, CPU, median', hi.cpu, cpu("-p"), "s", ".3f")
+    line("`--version`, median", covey["`--version`"].wall, wall("--version"), "s", ".3f")
+    line("one `--bg` dispatch, median", covey['`--bg "say hi"` dispatch'].wall, None, "s", ".3f")
+    line("3-turn `-p` (2 × Read), median", three.wall, wall("rss"), "s", ".3f")
+    line("3-turn `-p` (2 × Read), CPU, median", three.cpu, cpu("rss"), "s", ".3f")
+    rss = claude["rss"].rss_mib if "rss" in claude else None
+    line("peak RSS, 3-turn `-p`", three.rss_mib, rss, "MiB", ".1f")
     return "\n".join(lines)
 
 
@@ -298,8 +388,9 @@ def bench(tmp: Path, runs: int) -> None:
     load = os.getloadavg()
     rows: list[Row] = []
     claude: dict[str, Row] = {}
-    claude_bin = shutil.which("claude")
-    with fake_server(SAY_HI, tmp, "say-hi") as hi_url, fake_server(THREE_TURNS, tmp, "3") as url3:
+    found = find_claude()
+    script3 = three_turns(repo / "README.md")
+    with fake_server(SAY_HI, tmp, "say-hi") as hi_url, fake_server(script3, tmp, "3") as url3:
         hi_env = {**env, "ANTHROPIC_API_KEY": "bench-key", "ANTHROPIC_BASE_URL": hi_url}
         floor = measure("`python -c pass`", "floor", [py, "-c", "pass"], repo, env, runs)
         rows.append(floor)
@@ -326,24 +417,49 @@ def bench(tmp: Path, runs: int) -> None:
         three = [*covey, "-p", "read README.md twice", "--model", MODEL]
         rows.append(measure("3-turn `-p` (2 × Read)", "rss", three, repo, env3, runs))
         options = sdk_options(hi_row.modules, tmp, repo, env, runs)
-        if claude_bin:
-            claude["-p"] = measure(
-                "claude -p", "-p", [claude_bin, "-p", "say hi"], repo, hi_env, runs
-            )
-            claude["--version"] = measure(
-                "claude --version", "--version", [claude_bin, "--version"], repo, env, runs
-            )
+        if found:
+            claude, about = side_by_side(found[0], repo, env, (hi_url, url3), runs)
+            about = f"Claude Code {about}, {found[1]}: {found[0]}"
     print(
         f"covey start-up, {runs} runs per row, python {sys.version.split()[0]}, "
         f"load average at start {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, "
         f"at end {os.getloadavg()[0]:.2f}, {os.cpu_count()} cores"
     )
-    if not claude_bin:
-        print("(`claude` is not on PATH: its column quotes issue 18's last measurement)")
+    if found:
+        print(about)
+    else:
+        print("(no `claude` on PATH and no claude-agent-sdk: its column quotes issue 18)")
     print()
     print(table(rows, claude, floor))
     print()
+    print(issue_table(rows, claude))
+    print()
     print(options_table(options, hi_row))
+
+
+def side_by_side(
+    claude_bin: str, repo: Path, env: dict[str, str], urls: tuple[str, str], runs: int
+) -> tuple[dict[str, Row], str]:
+    """Claude Code's rows against the same fake servers, and what to say about the run:
+    its version and what the network check found (the bench stops on a foreign address)."""
+    base = {k: v for k, v in env.items() if not k.startswith("CLAUDE")}
+    base |= CLAUDE_OFFLINE
+    hi_env = {**base, "ANTHROPIC_API_KEY": "bench-key", "ANTHROPIC_BASE_URL": urls[0]}
+    env3 = {**base, "ANTHROPIC_API_KEY": "bench-key", "ANTHROPIC_BASE_URL": urls[1]}
+    say_hi = [claude_bin, "-p", "say hi", *CLAUDE_FLAGS]
+    three = [claude_bin, "-p", "read README.md twice", *CLAUDE_FLAGS]
+    foreign = foreign_addresses(say_hi, repo, hi_env)
+    if foreign:
+        sys.exit(f"bench: Claude Code reached beyond the fake server: {', '.join(foreign)}")
+    rows = {
+        "-p": measure("claude -p", "-p", say_hi, repo, hi_env, runs),
+        "--version": measure(
+            "claude --version", "--version", [claude_bin, "--version"], repo, base, runs
+        ),
+        "rss": measure("claude 3-turn -p", "rss", three, repo, env3, runs),
+    }
+    checked = "not checked (no strace)" if foreign is None else "loopback only (strace)"
+    return rows, f"{claude_version(claude_bin, base)}, network {checked}"
 
 
 if __name__ == "__main__":

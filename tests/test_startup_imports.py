@@ -6,6 +6,7 @@ the same code), and the modules it imported are read from importtime's report on
 
 from __future__ import annotations
 
+import inspect
 import os
 import subprocess
 import sys
@@ -28,9 +29,15 @@ NOT_FOR_DISPATCH = (
     "tree_sitter",
     "covey.hooks.runner",
     "covey.models._client",
+    "importlib.metadata",
+    "email",
 )
 """What reading and dispatching need none of: covey's HTTP client, an event loop, gitignore
-matching, YAML (no definition file), the shell parser, the hook runner."""
+matching, YAML (no definition file), the shell parser, the hook runner, package metadata
+(pydantic's plugin lookup) and the e-mail parser (it parses an HTTP date in a retry)."""
+NOT_FOR_PLANNING = ("covey.messages", "covey.agent.events", "covey.tools.base", "covey.models.base")
+"""What a dispatch's plan needs none of: the message models, the agent's events, the tools'
+base (their input models) and the model protocol."""
 
 
 def imported_modules(*args: str, cwd: Path, env: dict[str, str] | None = None) -> set[str]:
@@ -90,7 +97,32 @@ def test_bg_dispatch_plans_without_sdk_loop_or_tools(supervisor: Path) -> None: 
     )
     assert "covey.sessions.plan" in modules  # the dispatch did plan the session
     assert heavy_in(modules) == []
-    assert [m for m in NOT_FOR_DISPATCH if m in modules] == []
+    assert [m for m in NOT_FOR_DISPATCH + NOT_FOR_PLANNING if m in modules] == []
+
+
+def test_the_command_line_builds_models_without_pydantic_plugins(git_repo: Path) -> None:
+    """covey's entry point stands in for pydantic's plugin loader (no `importlib.metadata`
+    scan); pydantic still asks that module, and a bad settings file is still its one line."""
+    import pydantic.plugin._schema_validator as schema_validator
+
+    assert "from ._loader import get_plugins" in inspect.getsource(schema_validator)
+    (git_repo / ".covey").mkdir()
+    (git_repo / ".covey" / "settings.json").write_text('{"retries": {"maxRetries": "x"}}')
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "covey", "--bg", "hi", "--model", "haiku"],
+        cwd=git_repo,
+        env={**os.environ, "ANTHROPIC_API_KEY": "test-key"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    errors = [line for line in proc.stderr.splitlines() if not line.startswith("import time:")]
+    assert proc.returncode == 2
+    assert errors == [
+        f"covey: error: {git_repo / '.covey' / 'settings.json'}: key retries.maxRetries "
+        "must be an integer from 0 to 100 (got string)"
+    ]
+    assert "| importlib.metadata" not in proc.stderr
 
 
 def test_print_loads_covey_s_client_and_no_provider_sdk(git_repo: Path) -> None:

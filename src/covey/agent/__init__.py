@@ -7,17 +7,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from covey.agent.events import (
-    AgentEvent,
-    Compacted,
-    MessageAdded,
-    RequestBilled,
-    TextDelta,
-    ToolFinished,
-    ToolStarted,
-)
-
 if TYPE_CHECKING:
+    from covey.agent.events import (
+        AgentEvent,
+        Compacted,
+        MessageAdded,
+        RequestBilled,
+        TextDelta,
+        ToolFinished,
+        ToolStarted,
+    )
     from covey.agent.loop import Agent, Approver, PromptBlocked, RunResult
 
 __all__ = [
@@ -35,6 +34,17 @@ __all__ = [
 ]
 
 _FROM_LOOP = frozenset({"Agent", "Approver", "PromptBlocked", "RunResult"})
+_FROM_EVENTS = frozenset(
+    {
+        "AgentEvent",
+        "Compacted",
+        "MessageAdded",
+        "RequestBilled",
+        "TextDelta",
+        "ToolFinished",
+        "ToolStarted",
+    }
+)
 
 
 def __getattr__(name: str) -> Any:
@@ -42,4 +52,8 @@ def __getattr__(name: str) -> Any:
         from covey.agent import loop
 
         return getattr(loop, name)
+    if name in _FROM_EVENTS:  # the events carry messages: a dispatch's plan needs neither
+        from covey.agent import events
+
+        return getattr(events, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,6 +4,7 @@ root command (`covey [flags] [PROMPT]`), so a prompt never needs quoting as a su
 from __future__ import annotations
 
 import sys
+import types
 
 import click
 
@@ -13,9 +14,23 @@ from covey.errors import CoveyError, UserError
 __all__ = ["main"]
 
 
+def _without_pydantic_plugins() -> None:
+    """covey's command line runs pydantic without plugins: their lookup (the `pydantic`
+    entry points, through `importlib.metadata`) costs ~30 ms of every start-up that builds a
+    model, and nothing of covey's uses one. Pydantic imports `pydantic.plugin._loader` only
+    to call `get_plugins()` when it builds a validator, so a stand-in answering "none" is
+    enough (tests/test_startup_imports.py pins that it still is)."""
+    name = "pydantic.plugin._loader"
+    if name not in sys.modules:
+        loader = types.ModuleType(name, "covey: pydantic plugins are not loaded")
+        loader.get_plugins = tuple  # type: ignore[attr-defined]
+        sys.modules[name] = loader
+
+
 def main(argv: list[str] | None = None) -> None:
     """Bad input is one line on stderr and exit 2, never a traceback."""
     args = sys.argv[1:] if argv is None else argv
+    _without_pydantic_plugins()
     if args and args[0] in SUBCOMMAND_NAMES:
         command: click.Command = subcommands
     else:

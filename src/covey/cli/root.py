@@ -18,7 +18,6 @@ from covey.errors import BudgetExceeded, MaxTurnsExceeded, RunError, UserError
 
 if TYPE_CHECKING:
     from covey.cli.print_output import PrintOutput
-    from covey.sessions.background import BackgroundRequest
     from covey.sessions.plan import SessionOptions
     from covey.store import Store
 
@@ -111,89 +110,11 @@ def root(
 ) -> None:
     """Run AI coding agents on this repository. `covey -p "fix the failing test"`."""
     sdk = SdkFlags.take(sdk_flags)
-    if sdk.streaming:
-        print_mode = True  # stream-json input means headless, as in Claude Code
-        if output_format != "stream-json":
-            raise UserError("--input-format stream-json needs --output-format stream-json")
-        if prompt is not None or background:
-            raise UserError("--input-format stream-json reads its prompts from stdin only")
-    elif not print_mode and sdk.given():
-        raise UserError(f"{sdk.given()[0]} works with -p or --input-format stream-json")
-    if background:
-        from covey.sessions.background import BackgroundRequest
-
-        if print_mode:
-            raise UserError("use either --bg or -p, not both")
-        not_bg = {
-            "--output-format": output_format != "text",
-            "--resume": resume is not None,
-            "--continue": continue_last,
-            "--worktree": worktree is not None,
-            "--agents": agents_json is not None,
-        }
-        for flag, given in not_bg.items():
-            if given:
-                raise UserError(
-                    f"{flag} does not work with --bg (a background session runs in a worktree "
-                    "of its own; continue one with covey reply or covey respawn)"
-                )
-        request = BackgroundRequest(
-            cwd=Path.cwd(),
-            prompt="",
-            name=name,
-            agent=agent,
-            model=model,
-            permission_mode=permission_mode,
-            allowed_tools=_split_tools(allowed_tools),
-            disallowed_tools=_split_tools(disallowed_tools),
-            max_turns=max_turns,
-            append_system_prompt=append_system_prompt,
-            max_budget_usd=max_budget_usd,
-        )
-        _background(prompt, request)
-        return
-    if not print_mode:
-        from covey.tui import run_session_screen  # Textual loads only for the screen
-
-        refused = {
-            "--output-format": output_format != "text",
-            "--max-turns": max_turns is not None,
-            "--allowedTools": bool(allowed_tools),
-            "--disallowedTools": bool(disallowed_tools),
-            "--append-system-prompt": append_system_prompt is not None,
-            "--resume": resume is not None,
-            "--continue": continue_last,
-            "--name": name is not None,
-            "--worktree": worktree is not None,
-            "--agent": agent is not None,
-            "--agents": agents_json is not None,
-        }
-        for flag, given in refused.items():
-            if given:
-                raise UserError(f"{flag} works with -p (or --bg), not in the session screen yet")
-        run_session_screen(
-            Path.cwd(),
-            prompt=prompt,
-            model=model,
-            permission_mode=permission_mode,
-            max_budget_usd=max_budget_usd,
-        )
-        return
-    if resume == "":
-        raise UserError("--resume needs a session id or name with -p (see covey sessions)")
-    if resume is not None and continue_last:
-        raise UserError("use either --resume or --continue, not both")
-    if not sdk.streaming:
-        prompt = prompt_text(prompt, "-p")
-    from covey.cli.print_output import PrintOutput
-    from covey.sessions.plan import SessionOptions
-    from covey.store import Store
-
-    output = PrintOutput(output_format, partial=sdk.include_partial_messages)
-    options = SessionOptions(
-        cwd=Path.cwd(),
+    flags = RunFlags(
         model=model,
+        output_format=output_format,
         max_turns=max_turns,
+        max_budget_usd=max_budget_usd,
         permission_mode=permission_mode,
         allowed_tools=_split_tools(allowed_tools),
         disallowed_tools=_split_tools(disallowed_tools),
@@ -204,7 +125,115 @@ def root(
         worktree=worktree,
         agent=agent,
         agents_json=agents_json,
-        max_budget_usd=max_budget_usd,
+    )
+    print_mode = _headless(sdk, print_mode, flags, prompt=prompt, background=background)
+    if background:
+        if print_mode:
+            raise UserError("use either --bg or -p, not both")
+        _background(prompt, flags)
+    elif not print_mode:
+        _session_screen(prompt, flags)
+    else:
+        _print(prompt, flags, sdk)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunFlags:
+    """The root command's flags that shape a run (the mode flags and SDK flags aside)."""
+
+    model: str | None
+    output_format: str
+    max_turns: int | None
+    max_budget_usd: float | None
+    permission_mode: str | None
+    allowed_tools: list[str]
+    disallowed_tools: list[str]
+    append_system_prompt: str | None
+    resume: str | None
+    continue_last: bool
+    name: str | None
+    worktree: str | None
+    agent: str | None
+    agents_json: str | None
+
+
+def _headless(
+    sdk: SdkFlags, print_mode: bool, flags: RunFlags, *, prompt: str | None, background: bool
+) -> bool:
+    """Whether the run is headless (-p): stream-json input implies it; the SDK flags need it."""
+    if sdk.streaming:
+        if flags.output_format != "stream-json":
+            raise UserError("--input-format stream-json needs --output-format stream-json")
+        if prompt is not None or background:
+            raise UserError("--input-format stream-json reads its prompts from stdin only")
+        return True  # stream-json input means headless, as in Claude Code
+    if not print_mode and sdk.given():
+        raise UserError(f"{sdk.given()[0]} works with -p or --input-format stream-json")
+    return print_mode
+
+
+def _refuse_given(given: dict[str, bool], why: str) -> None:
+    """A UserError naming the first flag given, `{flag} {why}`."""
+    for flag, is_given in given.items():
+        if is_given:
+            raise UserError(f"{flag} {why}")
+
+
+def _session_screen(prompt: str | None, flags: RunFlags) -> None:
+    """`covey [PROMPT]`: the interactive session screen (Textual loads only here)."""
+    from covey.tui import run_session_screen
+
+    refused = {
+        "--output-format": flags.output_format != "text",
+        "--max-turns": flags.max_turns is not None,
+        "--allowedTools": bool(flags.allowed_tools),
+        "--disallowedTools": bool(flags.disallowed_tools),
+        "--append-system-prompt": flags.append_system_prompt is not None,
+        "--resume": flags.resume is not None,
+        "--continue": flags.continue_last,
+        "--name": flags.name is not None,
+        "--worktree": flags.worktree is not None,
+        "--agent": flags.agent is not None,
+        "--agents": flags.agents_json is not None,
+    }
+    _refuse_given(refused, "works with -p (or --bg), not in the session screen yet")
+    run_session_screen(
+        Path.cwd(),
+        prompt=prompt,
+        model=flags.model,
+        permission_mode=flags.permission_mode,
+        max_budget_usd=flags.max_budget_usd,
+    )
+
+
+def _print(prompt: str | None, flags: RunFlags, sdk: SdkFlags) -> None:
+    """`covey -p PROMPT` (or stream-json input): run headless, print, exit with its code."""
+    if flags.resume == "":
+        raise UserError("--resume needs a session id or name with -p (see covey sessions)")
+    if flags.resume is not None and flags.continue_last:
+        raise UserError("use either --resume or --continue, not both")
+    if not sdk.streaming:
+        prompt = prompt_text(prompt, "-p")
+    from covey.cli.print_output import PrintOutput
+    from covey.sessions.plan import SessionOptions
+    from covey.store import Store
+
+    output = PrintOutput(flags.output_format, partial=sdk.include_partial_messages)
+    options = SessionOptions(
+        cwd=Path.cwd(),
+        model=flags.model,
+        max_turns=flags.max_turns,
+        permission_mode=flags.permission_mode,
+        allowed_tools=flags.allowed_tools,
+        disallowed_tools=flags.disallowed_tools,
+        append_system_prompt=flags.append_system_prompt,
+        resume=flags.resume,
+        continue_last=flags.continue_last,
+        name=flags.name,
+        worktree=flags.worktree,
+        agent=flags.agent,
+        agents_json=flags.agents_json,
+        max_budget_usd=flags.max_budget_usd,
         **sdk.session_fields(Path.cwd()),
     )
     if sdk.streaming:
@@ -265,15 +294,39 @@ def _print_run(store: Store, options: SessionOptions, prompt: str, output: Print
     return 0
 
 
-def _background(prompt: str | None, request: BackgroundRequest) -> None:
+def _background(prompt: str | None, flags: RunFlags) -> None:
     """`covey --bg PROMPT`: queue a background session and make sure the supervisor runs it.
     Every flag is stored with the session and applied by the supervisor (none is dropped)."""
-    from covey.sessions.background import create_background_session
+    from covey.sessions.background import BackgroundRequest, create_background_session
     from covey.store import Store
     from covey.supervisor import ensure_supervisor
 
-    prompt = prompt_text(prompt, "--bg")
+    not_bg = {
+        "--output-format": flags.output_format != "text",
+        "--resume": flags.resume is not None,
+        "--continue": flags.continue_last,
+        "--worktree": flags.worktree is not None,
+        "--agents": flags.agents_json is not None,
+    }
+    _refuse_given(
+        not_bg,
+        "does not work with --bg (a background session runs in a worktree "
+        "of its own; continue one with covey reply or covey respawn)",
+    )
+    request = BackgroundRequest(
+        cwd=Path.cwd(),
+        prompt=prompt_text(prompt, "--bg"),
+        name=flags.name,
+        agent=flags.agent,
+        model=flags.model,
+        permission_mode=flags.permission_mode,
+        allowed_tools=flags.allowed_tools,
+        disallowed_tools=flags.disallowed_tools,
+        max_turns=flags.max_turns,
+        append_system_prompt=flags.append_system_prompt,
+        max_budget_usd=flags.max_budget_usd,
+    )
     with Store.open() as store:
-        row = create_background_session(store, dataclasses.replace(request, prompt=prompt))
+        row = create_background_session(store, request)
     ensure_supervisor()
     click.echo(f"backgrounded · {row.id} · {row.name or '-'}")

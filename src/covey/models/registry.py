@@ -13,11 +13,11 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from covey.errors import CredentialsError, UserError
-from covey.models.base import Model
-from covey.models.retry import RetryNotice, RetryPolicy
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # checking a model string (a dispatch, a listing) loads neither
+    from covey.models.base import Model
     from covey.models.ratelimit import RateLimiter
+    from covey.models.retry import RetryNotice, RetryPolicy
 
 __all__ = [
     "BASE_URL_VARS",
@@ -94,6 +94,8 @@ def resolve_model(
     limiter: RateLimiter | None = None,
 ) -> Model:
     """A client for `spec`. `limiter`: the shared rate limiter its requests go through."""
+    from covey.models.retry import RetryPolicy
+
     provider, rest = parse_model(spec, aliases)
     policy = retry or RetryPolicy()
     if provider == "anthropic":

@@ -15,7 +15,6 @@ import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
 from covey.errors import ModelError
@@ -156,6 +155,8 @@ def parse_retry_after(headers: Mapping[str, str], *, now: datetime | None = None
         return max(0.0, float(value))
     except ValueError:
         pass
+    from email.utils import parsedate_to_datetime  # ~10 ms, only for an HTTP date
+
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):

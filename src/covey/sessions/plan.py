@@ -22,7 +22,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from covey.agent.definitions import (
     MODE_RANK,
@@ -36,15 +36,17 @@ from covey.agent.prompt import build_system_prompt, definition_system_prompt
 from covey.config import LoadedSettings, Settings, effective_env, load_settings
 from covey.errors import UserError
 from covey.hooks.config import HooksConfig, merge_hooks, validate_hooks
-from covey.models.base import Model
-from covey.models.ratelimit import RateLimiter
 from covey.models.registry import DEFAULT_MODEL, check_model, resolve_model
-from covey.models.retry import RetryNotice, RetryPolicy
 from covey.store import Store
 from covey.store.sessions import SessionKind, SessionRow, find_session, list_sessions
 from covey.teams import TEAM_TOOL_NAMES
 from covey.tools import CORE_TOOL_NAMES
 from covey.tools.permissions import PERMISSION_MODES, PermissionPolicy
+
+if TYPE_CHECKING:  # a dispatch plans without the messages, the retry loop or the limiter
+    from covey.models.base import Model
+    from covey.models.ratelimit import RateLimiter
+    from covey.models.retry import RetryNotice, RetryPolicy
 
 __all__ = ["MODE_ALIASES", "SessionOptions", "SessionPlan", "find_previous", "plan_session"]
 
@@ -133,6 +135,8 @@ class SessionPlan:
 
     @property
     def retry(self) -> RetryPolicy:
+        from covey.models.retry import RetryPolicy
+
         r = self.settings.retries
         return RetryPolicy(
             max_retries=r.maxRetries, initial_delay=r.initialDelay, max_delay=r.maxDelay

@@ -9,9 +9,10 @@ from __future__ import annotations
 import sqlite3
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from covey.messages import Usage
+if TYPE_CHECKING:  # the store opens (a listing, a dispatch) without the message models
+    from covey.messages import Usage
 
 __all__ = [
     "GROUPINGS",
@@ -83,6 +84,8 @@ def session_usage(
 ) -> tuple[Usage, float]:
     """Tokens and USD of a session: every agent path, plus all its descendant sessions;
     only rows after `since_id` (a run's own spending, see `last_usage_id`)."""
+    from covey.messages import Usage
+
     row = conn.execute(
         f"""{_TREE} SELECT COALESCE(SUM(input), 0), COALESCE(SUM(output), 0),
             COALESCE(SUM(cache_read), 0), COALESCE(SUM(cache_write), 0),
@@ -123,6 +126,8 @@ def usage_rows(
 ) -> list[UsageRow]:
     """Ledger rows, oldest first: of one session (with its descendants if asked) or all,
     with `since <= ts < until`."""
+    from covey.messages import Usage
+
     sql = ""
     where: list[str] = []
     args: list[Any] = []
@@ -180,6 +185,8 @@ def usage_totals(
 ) -> list[UsageTotal]:
     """Ledger sums per `by` key (one of `GROUPINGS`), rows with `ts >= since`, largest cost
     first (days: oldest first)."""
+    from covey.messages import Usage
+
     key = _GROUP_KEY[by]
     order = "key" if by == "day" else "SUM(u.cost_usd) DESC, key"
     rows = conn.execute(

@@ -9,10 +9,9 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from covey.tools.base import Tool, ToolContext
-
 if TYPE_CHECKING:
     from covey.tools.ask import AskUserQuestionTool
+    from covey.tools.base import Tool, ToolContext
     from covey.tools.bash import BashTool
     from covey.tools.edit import EditTool
     from covey.tools.glob import GlobTool
@@ -45,6 +44,8 @@ _MODULE_OF = {
     "GrepTool": "grep",
     "BashTool": "bash",
     "AskUserQuestionTool": "ask",
+    "Tool": "base",
+    "ToolContext": "base",
 }
 
 

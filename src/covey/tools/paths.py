@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from covey.errors import ToolError
-from covey.tools.base import ToolContext
+
+if TYPE_CHECKING:
+    from covey.tools.base import ToolContext
 
 __all__ = ["NAME_MAX", "absolute_path", "allowed_roots", "check_denied", "resolve_in_workspace"]
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Literal, cast, get_args
+from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 
 from covey.config import PermissionMode, Settings, split_permission_rule
 from covey.errors import UserError
@@ -46,9 +46,11 @@ from covey.tools._rules import (
     root_forms,
     write_rule,
 )
-from covey.tools.base import Tool
 from covey.tools.paths import absolute_path
 from covey.tools.shell import CommandAnalysis, analyze_command
+
+if TYPE_CHECKING:  # the rules check without loading the tools' base (pydantic, messages)
+    from covey.tools.base import Tool
 
 __all__ = ["EDIT_TOOLS", "PERMISSION_MODES", "READ_TOOLS", "Behavior", "Decision"]
 __all__ += ["PROTECTED_DIRS", "PermissionPolicy", "parse_tool_list", "rule_matches"]
