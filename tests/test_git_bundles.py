@@ -311,3 +311,20 @@ def test_the_public_surface() -> None:
         "snapshot_for_shipping",
         "unpack_workspace",
     ]
+
+
+def test_sessions_unpacked_at_once_share_one_base_repository(repo: Path, tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    pack = pack_workspace(repo, "HEAD")
+
+    def unpack(n: int) -> Path:
+        return unpack_workspace(
+            pack, tmp_path / "node" / f"s{n}", f"b{n}", cache_dir=tmp_path / "bases"
+        )
+
+    with ThreadPoolExecutor(6) as pool:
+        made = list(pool.map(unpack, range(6)))
+    assert [head(d) for d in made] == [pack.base] * 6
+    assert len(list((tmp_path / "bases").glob("*.git"))) == 1
+    assert len(git(made[0], "worktree", "list").splitlines()) == 1 + 6  # the bare one first
