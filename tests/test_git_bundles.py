@@ -328,3 +328,12 @@ def test_sessions_unpacked_at_once_share_one_base_repository(repo: Path, tmp_pat
     assert [head(d) for d in made] == [pack.base] * 6
     assert len(list((tmp_path / "bases").glob("*.git"))) == 1
     assert len(git(made[0], "worktree", "list").splitlines()) == 1 + 6  # the bare one first
+
+
+def test_a_workspace_deleted_by_hand_can_be_unpacked_again(repo: Path, tmp_path: Path) -> None:
+    import shutil
+
+    pack, dest = unpacked(repo, tmp_path)
+    shutil.rmtree(dest)
+    again = unpack_workspace(pack, dest, BRANCH, cache_dir=tmp_path / "bases")
+    assert head(again) == pack.base and (again / ".env").exists()

@@ -196,7 +196,8 @@ def unpack_workspace(
             return dest
         if os.path.lexists(dest):
             raise GitError(f"cannot unpack a workspace at {dest}: the path exists")
-        git("worktree", "prune", cwd=base_repo)
+        if existing:  # registered, but its directory was deleted by hand
+            git("worktree", "prune", cwd=base_repo)
         git("worktree", "add", "-q", "-B", branch, str(dest), pack.base, cwd=base_repo)
     for path, data in include.items():
         if not os.path.lexists(path):  # a tracked file wins, as in a local worktree
