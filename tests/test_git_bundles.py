@@ -246,6 +246,7 @@ def test_a_bundle_damaged_in_transit_is_refused_and_no_ref_moves(
     with pytest.raises(BundleError, match=said):
         receive_snapshot(repo, BRANCH, bad)
     assert git(repo, "for-each-ref") == refs
+    assert not list((repo / ".git" / "covey").glob("incoming.*"))  # nothing left behind
 
 
 def test_a_damaged_base_bundle_leaves_nothing_on_the_node(repo: Path, tmp_path: Path) -> None:

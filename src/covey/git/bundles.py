@@ -158,7 +158,7 @@ def receive_snapshot(repo: Path, branch: str, snap: ShippedSnapshot) -> None:
     ref = f"refs/heads/{branch}"
     if _resolve(repo, ref) == snap.sha:
         return
-    _unbundle(repo, snap.bundle, snap.sha)
+    _unbundle(repo, snap.bundle, snap.sha, scratch=common_dir(repo) / "covey")
     first_parent = _resolve(repo, f"{snap.sha}^1")
     if first_parent != snap.parent:
         raise BundleError(
@@ -216,7 +216,7 @@ def _base_repository(cache: Path, pack: WorkspacePack) -> Path:
         tmp = cache / f"{pack.base}.git.{uuid.uuid4().hex}.tmp"
         try:
             git("init", "-q", "--bare", str(tmp), cwd=cache)
-            _unbundle(tmp, pack.bundle, pack.base)
+            _unbundle(tmp, pack.bundle, pack.base, scratch=tmp)
             git("update-ref", _BASE_REF, pack.base, cwd=tmp)
             os.rename(tmp, final)
         finally:
@@ -277,10 +277,12 @@ def _bundle(cwd: Path, path: Path, sha: str, *, exclude: str | None = None) -> N
         git_result("update-ref", "-d", ref, cwd=cwd)
 
 
-def _unbundle(repo: Path, data: bytes, sha: str) -> None:
+def _unbundle(repo: Path, data: bytes, sha: str, *, scratch: Path) -> None:
     """Store the objects of the bundle `data` in `repo` (no ref changes), checking it whole
-    and holding the commit `sha`; BundleError otherwise."""
-    fd, name = tempfile.mkstemp(prefix="covey-incoming.", suffix=".bundle")
+    and holding the commit `sha`; BundleError otherwise. The bundle is written to a file in
+    `scratch` for git to read (on the repository's disk, not a small /tmp)."""
+    scratch.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix="incoming.", suffix=".bundle", dir=scratch)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
