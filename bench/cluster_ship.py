@@ -5,11 +5,14 @@
 Prints a markdown table for a generated repository of `--files` files with a few commits of
 history: `pack_workspace` (bundling the base; then again, from the supervisor's cache),
 `unpack_workspace` on a "node" (a fresh node cache; then a second session of the same base),
-against `git clone --no-local file://…` (objects really copied, files checked out); then the
+against `git clone --no-local file://…` (objects really copied, files checked out), split into
+its two halves (a bare clone: objects only; `git worktree add`: checkout only); then the
 snapshot round trip of a typical step (3 files edited): `snapshot_for_shipping` on the node and
 `receive_snapshot` into the user's repository. Times are medians of `--repeat` runs, wall
-clock, spawning git included. The repository is cached under the temp directory (`--fresh`
-remakes it); everything else is made in a temporary directory and removed.
+clock and CPU (this process and the git processes it waited for: far steadier than the wall
+clock on a shared machine; the ratio column compares CPU), spawning git included. The
+repository is cached under the temp directory (`--fresh` remakes it); everything else is made
+in a temporary directory and removed.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -24,9 +28,11 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from covey.git.bundles import (
+    ShippedSnapshot,
     pack_workspace,
     receive_snapshot,
     snapshot_for_shipping,
@@ -73,14 +79,33 @@ def generate(files: int, fresh: bool) -> tuple[Path, str]:
     return repo, f"generated {files:,} files, {HISTORY} commits, in {repo} in {took:.1f} s"
 
 
-def median_time(repeat: int, run: Callable[[int], object]) -> float:
-    """Median seconds of `run(i)` for i in range(repeat)."""
-    times = []
+@dataclass(frozen=True)
+class Cost:
+    wall: float
+    cpu: float
+    """User + system seconds of this process and the git processes it waited for."""
+
+    def __add__(self, other: Cost) -> Cost:
+        return Cost(self.wall + other.wall, self.cpu + other.cpu)
+
+
+def cpu_seconds() -> float:
+    me, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def measure(repeat: int, run: Callable[[int], object]) -> Cost:
+    """Median wall and CPU seconds of `run(i)` for i in range(repeat)."""
+    walls, cpus = [], []
     for i in range(repeat):
-        started = time.perf_counter()
+        wall, cpu = time.perf_counter(), cpu_seconds()
         run(i)
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+        walls.append(time.perf_counter() - wall)
+        cpus.append(cpu_seconds() - cpu)
+    return Cost(statistics.median(walls), statistics.median(cpus))
 
 
 def du(path: Path) -> int:
@@ -95,6 +120,25 @@ def ms(s: float) -> str:
     return f"{s * 1000:,.0f} ms"
 
 
+class Table:
+    HEAD = ("measure", "wall", "CPU", "size", "CPU ratio to the clone")
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, ...]] = []
+        self.clone: Cost | None = None
+
+    def add(self, name: str, cost: Cost, size: str = "", *, ratio: bool = True) -> None:
+        if self.clone is None:
+            self.clone = cost
+        shown = f"{cost.cpu / self.clone.cpu:.2f}×" if ratio else ""
+        self.rows.append((name, ms(cost.wall), ms(cost.cpu), size, shown))
+
+    def print(self) -> None:
+        widths = [max(len(r[c]) for r in [self.HEAD, *self.rows]) for c in range(5)]
+        for row in [self.HEAD, tuple("-" * w for w in widths), *self.rows]:
+            print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--files", type=int, default=20_000)
@@ -102,87 +146,83 @@ def main() -> None:
     parser.add_argument("--fresh", action="store_true", help="regenerate the repository")
     args = parser.parse_args()
     repo, how = generate(args.files, args.fresh)
-    base = sh("git", "rev-parse", "HEAD", cwd=repo).strip()
-    bundles = repo / ".git" / "covey" / "bundles"
-    rows: list[tuple[str, str, str, str]] = []
-    with tempfile.TemporaryDirectory(prefix="covey-bench-ship.") as tmp:
-        work = Path(tmp)
-
-        def clone(i: int) -> None:
-            dest = work / f"clone{i}"
-            sh("git", "clone", "-q", "--no-local", f"file://{repo}", str(dest), cwd=work)
-
-        clone_s = median_time(args.repeat, clone)
-        clone_bytes = du(work / "clone0" / ".git" / "objects")
-        rows.append(("`git clone --no-local file://…`", ms(clone_s), mib(clone_bytes), "1×"))
-
-        def pack_cold(i: int) -> None:
-            shutil.rmtree(bundles, ignore_errors=True)
-            pack_workspace(repo, base)
-
-        pack_s = median_time(args.repeat, pack_cold)
-        pack = pack_workspace(repo, base)
-        size = mib(len(pack.bundle))
-        ratio = f"{pack_s / clone_s:.2f}× clone"
-        rows.append(("pack_workspace, bundle made", ms(pack_s), size, ratio))
-        warm_s = median_time(args.repeat, lambda i: pack_workspace(repo, base))
-        rows.append(("pack_workspace again (supervisor cache)", ms(warm_s), size, ""))
-
-        def unpack_cold(i: int) -> None:
-            unpack_workspace(pack, work / f"node{i}" / "s0", "s0", cache_dir=work / f"node{i}")
-
-        unpack_s = median_time(args.repeat, unpack_cold)
-        unpack_bytes = du(work / "node0" / f"{base}.git" / "objects")
-        ratio = f"{unpack_s / clone_s:.2f}× clone"
-        rows.append(("unpack_workspace, new node", ms(unpack_s), mib(unpack_bytes), ratio))
-        total = pack_s + unpack_s
-        rows.append(
-            ("pack + unpack, first session", ms(total), "", f"{total / clone_s:.2f}× clone")
-        )
-
-        def unpack_warm(i: int) -> None:
-            unpack_workspace(
-                pack, work / "node0" / f"s{i + 1}", f"s{i + 1}", cache_dir=work / "node0"
-            )
-
-        again_s = median_time(args.repeat, unpack_warm)
-        ratio = f"{again_s / clone_s:.2f}× clone"
-        rows.append(("unpack_workspace, same base again (node cache)", ms(again_s), "", ratio))
-
-        worktree = work / "node0" / "s0"
-        sh("git", "branch", "-f", "s0", base, cwd=repo)
-        parent = base
-        snaps = []
-        bundle_sizes = []
-
-        def snapshot(i: int) -> None:
-            nonlocal parent
-            for n in range(3):
-                path = worktree / "src" / f"pkg{n:03d}" / f"mod{i:03d}.py"
-                path.write_text(path.read_text() + f"# step {i}\n")
-            snap = snapshot_for_shipping(worktree, parent, f"step {i}")
-            assert snap is not None
-            snaps.append(snap)
-            bundle_sizes.append(len(snap.bundle))
-            parent = snap.sha
-
-        snap_s = median_time(args.repeat, snapshot)
-        queue = iter(snaps)
-        recv_s = median_time(args.repeat, lambda i: receive_snapshot(repo, "s0", next(queue)))
-        size = mib(int(statistics.median(bundle_sizes)))
-        rows.append(("snapshot_for_shipping, 3 files edited", ms(snap_s), size, ""))
-        rows.append(("receive_snapshot", ms(recv_s), "", ""))
-        rows.append(("snapshot round trip", ms(snap_s + recv_s), size, ""))
-        sh("git", "branch", "-D", "s0", cwd=repo)
-
     load = os.getloadavg()[0]
-    print(f"{how}; load average {load:.2f}; medians of {args.repeat}\n")
-    head = ("measure", "time", "size", "ratio")
-    widths = [max(len(r[c]) for r in [head, *rows]) for c in range(4)]
-    print("| " + " | ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)) + " |")
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for row in rows:
-        print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
+    with tempfile.TemporaryDirectory(prefix="covey-bench-ship.") as tmp:
+        table = ship(repo, Path(tmp), args.repeat)
+    print(f"{how}; load average {load:.2f} → {os.getloadavg()[0]:.2f}; medians of {args.repeat}")
+    print()
+    table.print()
+
+
+def ship(repo: Path, work: Path, repeat: int) -> Table:
+    base = sh("git", "rev-parse", "HEAD", cwd=repo).strip()
+    url = f"file://{repo}"
+    table = Table()
+    clone = measure(
+        repeat, lambda i: sh("git", "clone", "-q", "--no-local", url, f"c{i}", cwd=work)
+    )
+    table.add("`git clone --no-local file://…`", clone, mib(du(work / "c0" / ".git" / "objects")))
+    bare = measure(
+        repeat, lambda i: sh("git", "clone", "-q", "--bare", "--no-local", url, f"b{i}", cwd=work)
+    )
+    table.add("`git clone --bare --no-local …` (objects only)", bare)
+    checkout = measure(
+        repeat,
+        lambda i: sh(
+            "git", "worktree", "add", "-q", "--detach", str(work / f"w{i}"), base, cwd=repo
+        ),
+    )
+    for i in range(repeat):
+        sh("git", "worktree", "remove", "--force", str(work / f"w{i}"), cwd=repo)
+    table.add("`git worktree add` (checkout only)", checkout)
+
+    bundles = repo / ".git" / "covey" / "bundles"
+
+    def pack_cold(i: int) -> None:
+        shutil.rmtree(bundles, ignore_errors=True)
+        pack_workspace(repo, base)
+
+    pack_cost = measure(repeat, pack_cold)
+    pack = pack_workspace(repo, base)
+    table.add("pack_workspace, bundle made", pack_cost, mib(len(pack.bundle)))
+    table.add(
+        "pack_workspace again (supervisor cache)",
+        measure(repeat, lambda i: pack_workspace(repo, base)),
+    )
+
+    def unpack(node: str, i: int) -> None:
+        unpack_workspace(pack, work / node / f"s{i}", f"s{i}", cache_dir=work / node)
+
+    unpack_cost = measure(repeat, lambda i: unpack(f"node{i}", 0))
+    objects = mib(du(work / "node0" / f"{base}.git" / "objects"))
+    table.add("unpack_workspace, new node", unpack_cost, objects)
+    table.add("pack + unpack, the first session of a base", pack_cost + unpack_cost)
+    table.add(
+        "unpack_workspace, same base again (node cache)",
+        measure(repeat, lambda i: unpack("node0", i + 1)),
+    )
+
+    worktree = work / "node0" / "s0"
+    sh("git", "branch", "-f", "s0", base, cwd=repo)
+    snaps: list[ShippedSnapshot] = []
+
+    def snapshot(i: int) -> None:
+        for n in range(3):
+            path = worktree / "src" / f"pkg{n:03d}" / f"mod{i:03d}.py"
+            path.write_text(path.read_text() + f"# step {i}\n")
+        snap = snapshot_for_shipping(worktree, snaps[-1].sha if snaps else base, f"step {i}")
+        assert snap is not None
+        snaps.append(snap)
+
+    snap_cost = measure(repeat, snapshot)
+    queue = iter(snaps)
+    receive_cost = measure(repeat, lambda i: receive_snapshot(repo, "s0", next(queue)))
+    size = mib(int(statistics.median(len(s.bundle) for s in snaps)))
+    table.add("snapshot_for_shipping, 3 files edited", snap_cost, size, ratio=False)
+    table.add("receive_snapshot", receive_cost, ratio=False)
+    table.add("snapshot round trip", snap_cost + receive_cost, size, ratio=False)
+    sh("git", "branch", "-D", "s0", cwd=repo)
+    return table
 
 
 if __name__ == "__main__":
