@@ -9,10 +9,12 @@ import asyncio
 import dataclasses
 import json
 import re
-from typing import TYPE_CHECKING, Any
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from covey.errors import ToolError, UserError
 from covey.git.worktrees import open_worktree
+from covey.sessions.state import set_state
 from covey.store import Store
 from covey.store.commands import claim_command, finish_command, pending_commands
 from covey.store.session_meta import SessionMeta
@@ -49,6 +51,8 @@ WAKE_PROMPT = "You have new messages."
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,39}")
 STOP_POLL_S = 0.25
 """How often a working teammate's host looks for `covey stop TEAMMATE`."""
+STOPPED_REASON = "stopped by user"
+T = TypeVar("T")
 _RESUMABLE = ("queued", "working", "needs_input", "interrupted")
 
 _LIVE: dict[str, TeamRuntime] = {}
@@ -227,10 +231,16 @@ class TeamRuntime:
             host = SessionHost.open(self.store, plan)
             if wait_first:
                 self.busy.discard(name)
-                if not await self._mail_for(name):
+                async with host.lease.heartbeat():
+                    stopped, mail = await _unless_stopped(self.store, host, self._mail_for(name))
+                if stopped:  # idle, outside a turn: nothing to cancel but the wait
+                    set_state(self.store, session_id, host.lease.epoch, "stopped", STOPPED_REASON)
+                    self._report(name, session_id, "stopped by the user", state="stopped")
+                if stopped or not mail:
                     return
                 self.busy.add(name)
-            if await _run_unless_stopped(self.store, host, prompt):
+            stopped, _ = await _unless_stopped(self.store, host, host.run_turn(prompt))
+            if stopped:
                 self._report(name, session_id, "stopped by the user", state="stopped")
         except asyncio.CancelledError:
             raise
@@ -313,26 +323,27 @@ class TeamRuntime:
         _LIVE.pop(self.lead_session_id, None)
 
 
-async def _run_unless_stopped(store: Store, host: SessionHost, prompt: str) -> bool:
-    """Run the teammate's turn while watching for `covey stop TEAMMATE` (a `stop` command:
-    its lead's process must not be interrupted); True when it was stopped."""
-    turn = asyncio.ensure_future(host.run_turn(prompt))
+async def _unless_stopped(
+    store: Store, host: SessionHost, work: Coroutine[Any, Any, T]
+) -> tuple[bool, T | None]:
+    """Run a teammate's turn (or its idle wait) while watching for `covey stop TEAMMATE` (a
+    `stop` command: its lead's process must not be interrupted); (True, None) when stopped."""
+    task = asyncio.ensure_future(work)
     try:
-        while not turn.done():
-            await asyncio.wait({turn}, timeout=STOP_POLL_S)
-            if not turn.done() and (command := _stop_command(store, host.session_id)):
+        while not task.done():
+            await asyncio.wait({task}, timeout=STOP_POLL_S)
+            if not task.done() and (command := _stop_command(store, host.session_id)):
                 host.cancel_cause = "stop"
-                turn.cancel()
-                await asyncio.gather(turn, return_exceptions=True)
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
                 with store.write() as conn:
                     finish_command(conn, command, "done", {"stopped": True})
-                return True
-        turn.result()
-        return False
+                return True, None
+        return False, task.result()
     finally:
-        if not turn.done():
-            turn.cancel()
-            await asyncio.gather(turn, return_exceptions=True)
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
 
 def _stop_command(store: Store, session_id: str) -> int | None:
