@@ -209,6 +209,12 @@ class TeamRuntime:
             agent=me.agent_type,
             agents_json=lead.options.agents_json,
             environ=lead.options.environ,
+            # the lead's per-run limits and settings layers hold for each teammate's run
+            max_turns=lead.options.max_turns,
+            max_budget_usd=lead.options.max_budget_usd,
+            fallback_model=lead.options.fallback_model,
+            settings_overrides=lead.options.settings_overrides,
+            setting_sources=lead.options.setting_sources,
         )
         try:
             return plan_session(options)
