@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from covey.errors import ToolError, UserError
 from covey.git.worktrees import open_worktree
-from covey.sessions.state import set_state
+from covey.sessions.state import TERMINAL_STATES, set_state
 from covey.store import Store
 from covey.store.commands import claim_command, finish_command, pending_commands
 from covey.store.session_meta import SessionMeta
@@ -119,6 +119,10 @@ class TeamRuntime:
             check_globs(owns)
         with self.store.read() as conn:
             members = list_members(conn, self.team_id)
+            taken = next((m for m in members if m.name == name), None)
+            row = get_session(conn, taken.session_id) if taken else None
+        if taken is not None:
+            _refuse_taken(name, taken, row, {m.name for m in members})
         self._check_room(name, owns, members)
         me = MemberRow(self.team_id, name, "", args.subagent_type, tuple(owns), args.isolation)
         plan = self._teammate_plan(me, [*members, me], model=args.model)
@@ -175,8 +179,6 @@ class TeamRuntime:
 
     def _check_room(self, name: str, owns: list[str], members: list[MemberRow]) -> None:
         teammates = [m for m in members if m.name != LEAD]
-        if any(m.name == name for m in teammates):
-            raise ToolError(f"a teammate is already named {name!r}; pick another name")
         if len(teammates) >= self.max_teammates:
             raise ToolError(
                 f"the team has {len(teammates)} teammates, the most teams.maxTeammates allows; "
@@ -327,6 +329,23 @@ class TeamRuntime:
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         _LIVE.pop(self.lead_session_id, None)
+
+
+def _refuse_taken(name: str, member: MemberRow, row: SessionRow | None, names: set[str]) -> None:
+    """A name stays with its session for the team's life: tasks (`owner`) and mail name it,
+    so a new session under an old name would take over the old one's tasks and mail."""
+    state = row.state if row is not None else "gone"
+    if state not in TERMINAL_STATES:
+        raise ToolError(
+            f"teammate {name} is already in the team ({state}); give it more work with "
+            "SendMessage, or pick another name"
+        )
+    free = next(f"{name}-{n}" for n in range(2, len(names) + 3) if f"{name}-{n}" not in names)
+    raise ToolError(
+        f"teammate {name} has ended ({state}, session {member.session_id}) and its name stays "
+        f"with it (its tasks and mail keep naming it): start the new teammate as {free!r}, "
+        f"and give it {name}'s unfinished tasks with TaskUpdate {{owner: {free!r}}}"
+    )
 
 
 async def _unless_stopped(
