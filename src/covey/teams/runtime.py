@@ -9,14 +9,14 @@ import asyncio
 import dataclasses
 import json
 import re
-from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from covey.errors import ToolError, UserError
 from covey.git.worktrees import open_worktree
+from covey.models.base import ToolSpec
 from covey.sessions.state import TERMINAL_STATES, set_state
 from covey.store import Store
-from covey.store.commands import claim_command, finish_command, pending_commands
 from covey.store.session_meta import SessionMeta
 from covey.store.sessions import SessionRow, get_session, insert_session, new_session_id
 from covey.store.teams import (
@@ -33,11 +33,13 @@ from covey.store.teams import (
 )
 from covey.teams.bell import Bell
 from covey.teams.ownership import check_globs, overlap
+from covey.teams.stop import unless_stopped
 from covey.teams.text import idle_body, preamble
+from covey.teams.tools import lean_tool
+from covey.tools import CORE_TOOL_NAMES
 
 if TYPE_CHECKING:
     from covey.agent.subagents import AgentInput
-    from covey.sessions.host import SessionHost
     from covey.sessions.plan import SessionPlan
     from covey.tools.base import ToolContext
 
@@ -49,10 +51,7 @@ RESUME_PROMPT = (
 )
 WAKE_PROMPT = "You have new messages."
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,39}")
-STOP_POLL_S = 0.25
-"""How often a working teammate's host looks for `covey stop TEAMMATE`."""
 STOPPED_REASON = "stopped by user"
-T = TypeVar("T")
 _RESUMABLE = ("queued", "working", "needs_input", "interrupted")
 
 _LIVE: dict[str, TeamRuntime] = {}
@@ -81,6 +80,7 @@ class TeamRuntime:
         self.closing = False
         self._started = False
         self._lock: asyncio.Lock | None = None
+        self._agent_spec: tuple[ToolSpec, ToolSpec] | None = None
         _LIVE[lead_session_id] = self
 
     @property
@@ -92,6 +92,12 @@ class TeamRuntime:
             team = team_of_lead(conn, self.lead_session_id)
         assert team is not None
         return team
+
+    def agent_spec(self, spec: ToolSpec) -> ToolSpec:
+        """The lead's Agent tool, lean as the team tools (it goes with each of its requests)."""
+        if self._agent_spec is None or self._agent_spec[0] != spec:
+            self._agent_spec = (spec, lean_tool(spec))
+        return self._agent_spec[1]
 
     def idle(self, name: str) -> None:
         self.busy.discard(name)
@@ -211,6 +217,7 @@ class TeamRuntime:
             agent=me.agent_type,
             agents_json=lead.options.agents_json,
             environ=lead.options.environ,
+            tools=_teammate_tools(lead.options.tools),
             # the lead's per-run limits and settings layers hold for each teammate's run
             max_turns=lead.options.max_turns,
             max_budget_usd=lead.options.max_budget_usd,
@@ -240,14 +247,14 @@ class TeamRuntime:
             if wait_first:
                 self.busy.discard(name)
                 async with host.lease.heartbeat():
-                    stopped, mail = await _unless_stopped(self.store, host, self._mail_for(name))
+                    stopped, mail = await unless_stopped(self.store, host, self._mail_for(name))
                 if stopped:  # idle, outside a turn: nothing to cancel but the wait
                     set_state(self.store, session_id, host.lease.epoch, "stopped", STOPPED_REASON)
                     self._report(name, session_id, "stopped by the user", state="stopped")
                 if stopped or not mail:
                     return
                 self.busy.add(name)
-            stopped, _ = await _unless_stopped(self.store, host, host.run_turn(prompt))
+            stopped, _ = await unless_stopped(self.store, host, host.run_turn(prompt))
             if stopped:
                 self._report(name, session_id, "stopped by the user", state="stopped")
         except asyncio.CancelledError:
@@ -331,6 +338,13 @@ class TeamRuntime:
         _LIVE.pop(self.lead_session_id, None)
 
 
+def _teammate_tools(lead_tools: Sequence[str] | None) -> tuple[str, ...]:
+    """The lead's tools (`--tools`; all by default) but AskUserQuestion: nobody answers a
+    teammate's question (a teammate is hosted without a person to ask)."""
+    offered = lead_tools if lead_tools is not None else (*CORE_TOOL_NAMES, "Agent")
+    return tuple(n for n in offered if n != "AskUserQuestion")
+
+
 def _refuse_taken(name: str, member: MemberRow, row: SessionRow | None, names: set[str]) -> None:
     """A name stays with its session for the team's life: tasks (`owner`) and mail name it,
     so a new session under an old name would take over the old one's tasks and mail."""
@@ -348,41 +362,19 @@ def _refuse_taken(name: str, member: MemberRow, row: SessionRow | None, names: s
     )
 
 
-async def _unless_stopped(
-    store: Store, host: SessionHost, work: Coroutine[Any, Any, T]
-) -> tuple[bool, T | None]:
-    """Run a teammate's turn (or its idle wait) while watching for `covey stop TEAMMATE` (a
-    `stop` command: its lead's process must not be interrupted); (True, None) when stopped."""
-    task = asyncio.ensure_future(work)
-    try:
-        while not task.done():
-            await asyncio.wait({task}, timeout=STOP_POLL_S)
-            if not task.done() and (command := _stop_command(store, host.session_id)):
-                host.cancel_cause = "stop"
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-                with store.write() as conn:
-                    finish_command(conn, command, "done", {"stopped": True})
-                return True, None
-        return False, task.result()
-    finally:
-        if not task.done():
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-
-
-def _stop_command(store: Store, session_id: str) -> int | None:
-    with store.write() as conn:
-        for command in pending_commands(conn, session_id=session_id, types=["stop"]):
-            if claim_command(conn, command.id, claimer=f"team:{session_id}"):
-                return command.id
-    return None
-
-
 class NoNestedTeams:
-    """A teammate's `TeammateLauncher`: teammates cannot start teammates."""
+    """A teammate's `TeammateLauncher`: teammates cannot start teammates, so its Agent tool
+    (sent with each of its requests) has no `name`, and the lean schema of the team tools."""
 
     lead = False
+
+    def __init__(self) -> None:
+        self._spec: tuple[ToolSpec, ToolSpec] | None = None
+
+    def agent_spec(self, spec: ToolSpec) -> ToolSpec:
+        if self._spec is None or self._spec[0] != spec:
+            self._spec = (spec, lean_tool(spec, drop=("name",)))
+        return self._spec[1]
 
     async def launch(self, args: AgentInput, ctx: ToolContext) -> str:
         raise ToolError(
