@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from covey.errors import ToolError
 from covey.store import Store
 from covey.store.sessions import list_sessions
 from teamtools import fake, requests_of, run, spawn, tool_results
@@ -57,3 +60,18 @@ def test_a_taken_name_is_refused_with_what_to_do_and_the_suggested_one_works(
     with Store.open() as store, store.read() as conn:
         rows = {r.name: r for r in list_sessions(conn, kinds=["teammate"])}
     assert set(rows) == {"alice", "alice-2"} and rows["alice"].id != rows["alice-2"].id
+
+
+def test_the_suggested_name_is_free_and_valid_for_a_long_name() -> None:
+    from covey.store.sessions import SessionRow
+    from covey.store.teams import MemberRow
+    from covey.teams.runtime import _NAME, _refuse_taken
+
+    name = "a" * 40
+    member = MemberRow("team", name, "old00001")
+    row = SessionRow.new(id="old00001", kind="teammate", cwd=".", model="m", state="stopped")
+    taken = {name, f"{'a' * 36}-2"}
+    with pytest.raises(ToolError) as refused:
+        _refuse_taken(name, member, row, taken)
+    suggested = str(refused.value).split("start the new teammate as '")[1].split("'")[0]
+    assert suggested == f"{'a' * 36}-3" and _NAME.fullmatch(suggested)

@@ -354,7 +354,8 @@ def _refuse_taken(name: str, member: MemberRow, row: SessionRow | None, names: s
             f"teammate {name} is already in the team ({state}); give it more work with "
             "SendMessage, or pick another name"
         )
-    free = next(f"{name}-{n}" for n in range(2, len(names) + 3) if f"{name}-{n}" not in names)
+    stem = name[:36]  # a suggestion must itself be a valid name (at most 40 characters)
+    free = next(f"{stem}-{n}" for n in range(2, len(names) + 3) if f"{stem}-{n}" not in names)
     raise ToolError(
         f"teammate {name} has ended ({state}, session {member.session_id}) and its name stays "
         f"with it (its tasks and mail keep naming it): start the new teammate as {free!r}, "
