@@ -1,6 +1,6 @@
 """Agent teams' task list under contention: many claimers, one store, no double claims.
 
-    .venv/bin/python bench/teams.py [--claimers 32] [--tasks 2000]
+    .venv/bin/python bench/teams.py [--claimers 32] [--tasks 2000] [--only claims|overhead|latency]
 
 (a) `--claimers` processes race to claim `--tasks` tasks of one team, each walking the ids in
 its own random order and calling `update_task(owner=me)` in one write transaction per try
@@ -17,8 +17,9 @@ Prints p50, p99 and max. The floor is the rest of the tool batch the message lan
 (c) Token overhead of coordination: the same scripted job (`--files` file writes, one per
 turn) done by one agent, and by a lead that starts three teammates each writing a third of
 the files. Input tokens as the fake provider bills them (its estimate of each request), team
-/ single, and what the team's extra input is made of: the team tool schemas sent with every
-request, the teammates' preamble, the extra requests (the lead waking on idle notices).
+/ single, and what they are made of, per side (single, lead, teammates): the system prompt
+(the teammates' with their team preamble), the core tool schemas, the team tool schemas, and
+the conversation (which carries the spawn results, mail and idle notices).
 """
 
 from __future__ import annotations
@@ -144,11 +145,6 @@ def _run_team_job(script: dict[str, Any], teams_on: bool) -> list[dict[str, Any]
 
 
 def _overhead(files: int) -> None:
-    from covey.models.tokens import estimate_tokens
-    from covey.store.teams import LEAD, MemberRow
-    from covey.teams.text import preamble
-    from covey.teams.tools import team_tools
-
     def write(i: int) -> dict[str, Any]:
         args = {"file_path": f"f{i:02d}.txt", "content": f"file {i}\n"}
         return {"tool_calls": [{"name": "Write", "input": args}]}
@@ -178,20 +174,54 @@ def _overhead(files: int) -> None:
     many = _run_team_job(team, teams_on=True)
     tokens_one = sum(r["usage"]["input"] for r in one)
     tokens_many = sum(r["usage"]["input"] for r in many)
-    schema = estimate_tokens(
-        json.dumps([t.spec().__dict__ for t in team_tools(None)], default=str)  # type: ignore[arg-type]
-    )
-    members = [MemberRow("t", n, "") for n in (LEAD, *mates)]
-    pre = estimate_tokens(preamble(members[1], members))
-    mate_requests = sum(1 for r in many if r["agent"] in mates)
-    lead_requests = sum(1 for r in many if r["agent"] is None)
-    print(f"{'single: requests':<34}{len(one):>10}")
+    sides = {
+        "single": one,
+        "lead": [r for r in many if r["agent"] is None],
+        "teammates": [r for r in many if r["agent"] in mates],
+    }
+    print(f"{'team / single (input tokens)':<34}{tokens_many / tokens_one:>10.2f}")
     print(f"{'single: input tokens':<34}{tokens_one:>10,}")
-    print(f"{'team: requests (lead + mates)':<34}{f'{lead_requests} + {mate_requests}':>10}")
     print(f"{'team: input tokens':<34}{tokens_many:>10,}")
-    print(f"{'team / single':<34}{tokens_many / tokens_one:>10.2f}")
-    print(f"{'  team tool schemas, per request':<34}{schema:>10,}")
-    print(f"{'  teammate preamble, per request':<34}{pre:>10,}")
+    print()
+    parts = ("requests", "billed", "system", "core tools", "team tools", "conversation")
+    print(f"{'':<12}" + "".join(f"{p:>14}" for p in parts))
+    for side, requests in sides.items():
+        total = dict.fromkeys(parts, 0)
+        for r in requests:
+            total["requests"] += 1
+            total["billed"] += r["usage"]["input"]
+            for part, tokens in _request_parts(r["body"]).items():
+                total[part] += tokens
+        print(f"{side:<12}" + "".join(f"{total[p]:>14,}" for p in parts))
+    print(f"{'preamble (per teammate request)':<34}{_preamble_tokens(mates):>10,}")
+
+
+_TEAM_TOOLS = {"TaskCreate", "TaskUpdate", "TaskGet", "TaskList", "SendMessage"}
+
+
+def _request_parts(body: dict[str, Any]) -> dict[str, int]:
+    """A request body's input tokens (the fake provider's estimate: UTF-8 bytes / 4) by part;
+    the rest of the body (model, max_tokens, stream…) is in `billed` only."""
+
+    def tokens(value: Any) -> int:
+        return len(json.dumps(value, separators=(",", ":")).encode()) // 4
+
+    tools = body.get("tools", [])
+    return {
+        "system": tokens(body.get("system", "")),
+        "core tools": tokens([t for t in tools if t["name"] not in _TEAM_TOOLS]),
+        "team tools": tokens([t for t in tools if t["name"] in _TEAM_TOOLS]),
+        "conversation": tokens(body["messages"]),
+    }
+
+
+def _preamble_tokens(mates: list[str]) -> int:
+    from covey.models.tokens import estimate_tokens
+    from covey.store.teams import LEAD, MemberRow
+    from covey.teams.text import preamble
+
+    members = [MemberRow("t", n, "") for n in (LEAD, *mates)]
+    return estimate_tokens(preamble(members[1], members))
 
 
 def main() -> int:
@@ -200,15 +230,20 @@ def main() -> int:
     parser.add_argument("--tasks", type=int, default=2000)
     parser.add_argument("--messages", type=int, default=30)
     parser.add_argument("--files", type=int, default=12)
+    parser.add_argument("--only", choices=("claims", "overhead", "latency"))
     args = parser.parse_args()
-    code = _claims(args)
-    _overhead(args.files)
-    lat = _latency(args.messages)
-    p99 = lat[min(len(lat) - 1, round(0.99 * (len(lat) - 1)))]
-    print(f"{'messages':<22}{len(lat):>12}")
-    print(f"{'latency p50 (ms)':<22}{statistics.median(lat) * 1000:>12.0f}")
-    print(f"{'latency p99 (ms)':<22}{p99 * 1000:>12.0f}")
-    print(f"{'latency max (ms)':<22}{lat[-1] * 1000:>12.0f}")
+    code = 0
+    if args.only in (None, "claims"):
+        code = _claims(args)
+    if args.only in (None, "overhead"):
+        _overhead(args.files)
+    if args.only in (None, "latency"):
+        lat = _latency(args.messages)
+        p99 = lat[min(len(lat) - 1, round(0.99 * (len(lat) - 1)))]
+        print(f"{'messages':<22}{len(lat):>12}")
+        print(f"{'latency p50 (ms)':<22}{statistics.median(lat) * 1000:>12.0f}")
+        print(f"{'latency p99 (ms)':<22}{p99 * 1000:>12.0f}")
+        print(f"{'latency max (ms)':<22}{lat[-1] * 1000:>12.0f}")
     return code
 
 

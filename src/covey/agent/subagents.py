@@ -96,6 +96,10 @@ class TeammateLauncher(Protocol):
 
     async def launch(self, args: AgentInput, ctx: ToolContext) -> str: ...
 
+    def agent_spec(self, spec: ToolSpec) -> ToolSpec:
+        """The member's Agent tool as the model sees it (a teammate's has no `name`)."""
+        ...
+
 
 class SubagentRuntime:
     """What all the Agent tools of one session share."""
@@ -238,9 +242,11 @@ class AgentTool(Tool[AgentInput]):
     def spec(self) -> ToolSpec:
         base = super().spec()
         roster = agent_roster(self.runtime.definitions.all(), self.runtime.limits.list_budget_chars)
-        return ToolSpec(
+        spec = ToolSpec(
             base.name, f"{base.description}\n\nAgent types:\n{roster}", base.input_schema
         )
+        teammates = self.runtime.teammates
+        return teammates.agent_spec(spec) if teammates is not None and self.depth == 0 else spec
 
     def read_only_for(self, tool_input: Mapping[str, Any]) -> bool:
         """A subagent whose tools are all read-only (Explore, Plan) changes nothing, so plan

@@ -9,12 +9,14 @@ import asyncio
 import dataclasses
 import json
 import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from covey.errors import ToolError, UserError
 from covey.git.worktrees import open_worktree
+from covey.models.base import ToolSpec
+from covey.sessions.state import TERMINAL_STATES, set_state
 from covey.store import Store
-from covey.store.commands import claim_command, finish_command, pending_commands
 from covey.store.session_meta import SessionMeta
 from covey.store.sessions import SessionRow, get_session, insert_session, new_session_id
 from covey.store.teams import (
@@ -31,11 +33,13 @@ from covey.store.teams import (
 )
 from covey.teams.bell import Bell
 from covey.teams.ownership import check_globs, overlap
+from covey.teams.stop import unless_stopped
 from covey.teams.text import idle_body, preamble
+from covey.teams.tools import lean_tool
+from covey.tools import CORE_TOOL_NAMES
 
 if TYPE_CHECKING:
     from covey.agent.subagents import AgentInput
-    from covey.sessions.host import SessionHost
     from covey.sessions.plan import SessionPlan
     from covey.tools.base import ToolContext
 
@@ -47,8 +51,7 @@ RESUME_PROMPT = (
 )
 WAKE_PROMPT = "You have new messages."
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,39}")
-STOP_POLL_S = 0.25
-"""How often a working teammate's host looks for `covey stop TEAMMATE`."""
+STOPPED_REASON = "stopped by user"
 _RESUMABLE = ("queued", "working", "needs_input", "interrupted")
 
 _LIVE: dict[str, TeamRuntime] = {}
@@ -77,6 +80,7 @@ class TeamRuntime:
         self.closing = False
         self._started = False
         self._lock: asyncio.Lock | None = None
+        self._agent_spec: tuple[ToolSpec, ToolSpec] | None = None
         _LIVE[lead_session_id] = self
 
     @property
@@ -88,6 +92,12 @@ class TeamRuntime:
             team = team_of_lead(conn, self.lead_session_id)
         assert team is not None
         return team
+
+    def agent_spec(self, spec: ToolSpec) -> ToolSpec:
+        """The lead's Agent tool, lean as the team tools (it goes with each of its requests)."""
+        if self._agent_spec is None or self._agent_spec[0] != spec:
+            self._agent_spec = (spec, lean_tool(spec))
+        return self._agent_spec[1]
 
     def idle(self, name: str) -> None:
         self.busy.discard(name)
@@ -115,6 +125,10 @@ class TeamRuntime:
             check_globs(owns)
         with self.store.read() as conn:
             members = list_members(conn, self.team_id)
+            taken = next((m for m in members if m.name == name), None)
+            row = get_session(conn, taken.session_id) if taken else None
+        if taken is not None:
+            _refuse_taken(name, taken, row, {m.name for m in members})
         self._check_room(name, owns, members)
         me = MemberRow(self.team_id, name, "", args.subagent_type, tuple(owns), args.isolation)
         plan = self._teammate_plan(me, [*members, me], model=args.model)
@@ -171,8 +185,6 @@ class TeamRuntime:
 
     def _check_room(self, name: str, owns: list[str], members: list[MemberRow]) -> None:
         teammates = [m for m in members if m.name != LEAD]
-        if any(m.name == name for m in teammates):
-            raise ToolError(f"a teammate is already named {name!r}; pick another name")
         if len(teammates) >= self.max_teammates:
             raise ToolError(
                 f"the team has {len(teammates)} teammates, the most teams.maxTeammates allows; "
@@ -205,6 +217,13 @@ class TeamRuntime:
             agent=me.agent_type,
             agents_json=lead.options.agents_json,
             environ=lead.options.environ,
+            tools=_teammate_tools(lead.options.tools),
+            # the lead's per-run limits and settings layers hold for each teammate's run
+            max_turns=lead.options.max_turns,
+            max_budget_usd=lead.options.max_budget_usd,
+            fallback_model=lead.options.fallback_model,
+            settings_overrides=lead.options.settings_overrides,
+            setting_sources=lead.options.setting_sources,
         )
         try:
             return plan_session(options)
@@ -227,10 +246,16 @@ class TeamRuntime:
             host = SessionHost.open(self.store, plan)
             if wait_first:
                 self.busy.discard(name)
-                if not await self._mail_for(name):
+                async with host.lease.heartbeat():
+                    stopped, mail = await unless_stopped(self.store, host, self._mail_for(name))
+                if stopped:  # idle, outside a turn: nothing to cancel but the wait
+                    set_state(self.store, session_id, host.lease.epoch, "stopped", STOPPED_REASON)
+                    self._report(name, session_id, "stopped by the user", state="stopped")
+                if stopped or not mail:
                     return
                 self.busy.add(name)
-            if await _run_unless_stopped(self.store, host, prompt):
+            stopped, _ = await unless_stopped(self.store, host, host.run_turn(prompt))
+            if stopped:
                 self._report(name, session_id, "stopped by the user", state="stopped")
         except asyncio.CancelledError:
             raise
@@ -313,40 +338,44 @@ class TeamRuntime:
         _LIVE.pop(self.lead_session_id, None)
 
 
-async def _run_unless_stopped(store: Store, host: SessionHost, prompt: str) -> bool:
-    """Run the teammate's turn while watching for `covey stop TEAMMATE` (a `stop` command:
-    its lead's process must not be interrupted); True when it was stopped."""
-    turn = asyncio.ensure_future(host.run_turn(prompt))
-    try:
-        while not turn.done():
-            await asyncio.wait({turn}, timeout=STOP_POLL_S)
-            if not turn.done() and (command := _stop_command(store, host.session_id)):
-                host.cancel_cause = "stop"
-                turn.cancel()
-                await asyncio.gather(turn, return_exceptions=True)
-                with store.write() as conn:
-                    finish_command(conn, command, "done", {"stopped": True})
-                return True
-        turn.result()
-        return False
-    finally:
-        if not turn.done():
-            turn.cancel()
-            await asyncio.gather(turn, return_exceptions=True)
+def _teammate_tools(lead_tools: Sequence[str] | None) -> tuple[str, ...]:
+    """The lead's tools (`--tools`; all by default) but AskUserQuestion: nobody answers a
+    teammate's question (a teammate is hosted without a person to ask)."""
+    offered = lead_tools if lead_tools is not None else (*CORE_TOOL_NAMES, "Agent")
+    return tuple(n for n in offered if n != "AskUserQuestion")
 
 
-def _stop_command(store: Store, session_id: str) -> int | None:
-    with store.write() as conn:
-        for command in pending_commands(conn, session_id=session_id, types=["stop"]):
-            if claim_command(conn, command.id, claimer=f"team:{session_id}"):
-                return command.id
-    return None
+def _refuse_taken(name: str, member: MemberRow, row: SessionRow | None, names: set[str]) -> None:
+    """A name stays with its session for the team's life: tasks (`owner`) and mail name it,
+    so a new session under an old name would take over the old one's tasks and mail."""
+    state = row.state if row is not None else "gone"
+    if state not in TERMINAL_STATES:
+        raise ToolError(
+            f"teammate {name} is already in the team ({state}); give it more work with "
+            "SendMessage, or pick another name"
+        )
+    stem = name[:36]  # a suggestion must itself be a valid name (at most 40 characters)
+    free = next(f"{stem}-{n}" for n in range(2, len(names) + 3) if f"{stem}-{n}" not in names)
+    raise ToolError(
+        f"teammate {name} has ended ({state}, session {member.session_id}) and its name stays "
+        f"with it (its tasks and mail keep naming it): start the new teammate as {free!r}, "
+        f"and give it {name}'s unfinished tasks with TaskUpdate {{owner: {free!r}}}"
+    )
 
 
 class NoNestedTeams:
-    """A teammate's `TeammateLauncher`: teammates cannot start teammates."""
+    """A teammate's `TeammateLauncher`: teammates cannot start teammates, so its Agent tool
+    (sent with each of its requests) has no `name`, and the lean schema of the team tools."""
 
     lead = False
+
+    def __init__(self) -> None:
+        self._spec: tuple[ToolSpec, ToolSpec] | None = None
+
+    def agent_spec(self, spec: ToolSpec) -> ToolSpec:
+        if self._spec is None or self._spec[0] != spec:
+            self._spec = (spec, lean_tool(spec, drop=("name",)))
+        return self._spec[1]
 
     async def launch(self, args: AgentInput, ctx: ToolContext) -> str:
         raise ToolError(

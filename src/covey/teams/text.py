@@ -10,7 +10,7 @@ from typing import Any
 
 from covey.store.teams import LEAD, MailRow, MemberRow, TaskRow
 
-__all__ = ["FINAL_TEXT_CHARS", "idle_body", "mail_text", "preamble", "summary_of"]
+__all__ = ["FINAL_TEXT_CHARS", "SHUTDOWN_HINT", "idle_body", "mail_text", "preamble", "summary_of"]
 
 FINAL_TEXT_CHARS = 4000
 """How much of a teammate's final text an idle notification carries."""
@@ -21,6 +21,13 @@ def _attr(value: str) -> str:
     return escape(value, quote=True)
 
 
+SHUTDOWN_HINT = (
+    'Answer with SendMessage {"type": "shutdown_response", "request_id": "…", "approve": true} '
+    "when you are done (false, with a reason, to keep working)."
+)
+"""Told with a shutdown request, not in every request's preamble."""
+
+
 def mail_text(mail: Sequence[MailRow]) -> str:
     """One user message carrying `mail`, in send order."""
     parts = []
@@ -29,11 +36,22 @@ def mail_text(mail: Sequence[MailRow]) -> str:
             parts.append(f'<teammate-idle from="{_attr(m.sender)}">\n{m.body}\n</teammate-idle>')
         else:
             summary = f' summary="{_attr(m.summary)}"' if m.summary else ""
+            hint = f"\n{SHUTDOWN_HINT}" if _is_shutdown_request(m.body) else ""
             parts.append(
-                f'<teammate-message from="{_attr(m.sender)}"{summary}>\n{m.body}\n'
+                f'<teammate-message from="{_attr(m.sender)}"{summary}>\n{m.body}{hint}\n'
                 "</teammate-message>"
             )
     return "\n\n".join(parts)
+
+
+def _is_shutdown_request(body: str) -> bool:
+    if not body.startswith("{"):
+        return False
+    try:
+        message = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(message, dict) and message.get("type") == "shutdown_request"
 
 
 def summary_of(message: str | dict[str, Any], summary: str | None) -> str | None:
@@ -59,7 +77,7 @@ def idle_body(
             f"{text[:FINAL_TEXT_CHARS]}\n[… cut at {FINAL_TEXT_CHARS} characters; the rest: "
             f"covey logs {session_id}]"
         )
-    lines = [f"session: {session_id}", f"state: {state}"]
+    lines = [f"session: {session_id}"] + ([f"state: {state}"] if state != "idle" else [])
     if branch:
         lines.append(f"branch: {branch}")
     if completed:
@@ -69,19 +87,16 @@ def idle_body(
 
 
 def preamble(me: MemberRow, members: Sequence[MemberRow]) -> str:
-    """The start of a teammate's system prompt addition: who is who and how to work together."""
-    others = ", ".join(
-        f"{m.name}{' (lead)' if m.name == LEAD else ''}" for m in members if m.name != me.name
-    )
+    """The start of a teammate's system prompt addition: who is who and how to work together.
+    It goes with every request of the teammate, so it is short; the tools say the rest."""
+    others = ", ".join(m.name for m in members if m.name not in (me.name, LEAD))
     lines = [
-        f'You are teammate "{me.name}" in an agent team. Other members: {others or LEAD}.',
-        "Your plain text is seen by no one: talk with SendMessage (to a name, "
-        f'"{LEAD}", or "*" for all). Messages reach you as <teammate-message>.',
-        "Shared work: TaskList; claim the lowest-id pending, unowned, unblocked task with "
-        f'TaskUpdate {{taskId, owner: "{me.name}"}}; mark it completed only when fully done.',
-        "When your turn ends the lead gets your final text: end with a short report.",
-        'Answer a {"type": "shutdown_request"} message with SendMessage {"type": '
-        '"shutdown_response", "request_id": …, "approve": true} when you are done.',
+        f'You are teammate "{me.name}" of lead "{LEAD}"'
+        + (f" with {others}" if others else "")
+        + "; the lead gets your final text.",
+        'Only SendMessage reaches others (to a name, or "*").',
+        f'Work: TaskList, claim the lowest-id pending unblocked unowned task (owner "{me.name}"), '
+        "complete it only when fully done.",
     ]
     if me.owns:
         lines.append(f"You own {', '.join(me.owns)}: Write and Edit work only there.")

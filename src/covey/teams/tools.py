@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -31,7 +31,7 @@ from covey.teams.text import structured, summary_of
 from covey.tools.base import Tool, ToolContext, ToolInput
 
 __all__ = ["SendMessageTool", "TaskCreateTool", "TaskGetTool", "TaskListTool", "TaskUpdateTool"]
-__all__ += ["team_tools"]
+__all__ += ["lean_schema", "lean_tool", "team_tools"]
 
 
 def _json(value: Any) -> str:
@@ -40,38 +40,64 @@ def _json(value: Any) -> str:
 
 class _TeamTool(Tool[Any]):
     """Team tools go with every request of every member: their schemas are kept lean
-    (an optional field is its type, not `anyOf […, null]` with `default: null`)."""
+    (an optional field is its type, not `anyOf […, null]` with `default: null`). A teammate's
+    are leaner still: its preamble says how to work, so they carry a `brief` description and
+    only the field descriptions in `teammate_fields`."""
+
+    brief: ClassVar[str] = ""
+    teammate_fields: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, seat: TeamSeat) -> None:
         self.seat = seat
 
     def spec(self) -> ToolSpec:
-        lean = _LEAN.get(self.name)
+        key = (self.name, self.seat.is_lead)
+        lean = _LEAN.get(key)
         if lean is None:
             base = super().spec()
-            lean = _LEAN[self.name] = ToolSpec(
-                base.name, base.description, _lean(base.input_schema)
-            )
+            schema, description = lean_schema(base.input_schema), base.description
+            if not self.seat.is_lead:
+                schema = _keep_docs(schema, self.teammate_fields)
+                description = self.brief or description
+            lean = _LEAN[key] = ToolSpec(base.name, description, schema)
         return lean
 
 
-_LEAN: dict[str, ToolSpec] = {}
+_LEAN: dict[tuple[str, bool], ToolSpec] = {}
 
 
-def _lean(node: Any) -> Any:
+def _keep_docs(schema: dict[str, Any], fields: frozenset[str]) -> dict[str, Any]:
+    """`schema` with the descriptions of its top-level properties other than `fields` gone."""
+    properties = {
+        name: prop if name in fields else {k: v for k, v in prop.items() if k != "description"}
+        for name, prop in schema.get("properties", {}).items()
+    }
+    return {**schema, "properties": properties}
+
+
+def lean_tool(spec: ToolSpec, *, drop: tuple[str, ...] = ()) -> ToolSpec:
+    """`spec` with a lean schema, without the properties `drop`."""
+    schema = lean_schema(spec.input_schema)
+    schema["properties"] = {k: v for k, v in schema["properties"].items() if k not in drop}
+    return ToolSpec(spec.name, spec.description, schema)
+
+
+def lean_schema(node: Any) -> Any:
+    """A JSON schema without what only costs tokens: `anyOf [T, null]` is `T`, `default:
+    null` and `additionalProperties` go."""
     if isinstance(node, list):
-        return [_lean(v) for v in node]
+        return [lean_schema(v) for v in node]
     if not isinstance(node, dict):
         return node
-    out = {k: _lean(v) for k, v in node.items() if not (k == "default" and v is None)}
+    out = {k: lean_schema(v) for k, v in node.items() if not (k == "default" and v is None)}
     options = out.get("anyOf")
     if isinstance(options, list):
         kept = [o for o in options if o != {"type": "null"}]
         if len(kept) == 1 and len(kept) < len(options):
             del out["anyOf"]
             out = {**kept[0], **out}
-    if out.get("additionalProperties") is False:
-        del out["additionalProperties"]
+    if out.get("additionalProperties") in (False, True):  # true is the default; false
+        del out["additionalProperties"]  # only makes the model's mistakes our ToolErrors
     return out
 
 
@@ -79,12 +105,13 @@ class TaskCreateInput(ToolInput):
     subject: str = Field(description='A brief title, imperative ("Fix the parser").')
     description: str = Field(description="What needs to be done, and how to know it is done.")
     activeForm: str | None = Field(default=None, description='Shown while in progress ("Fixing…").')
-    metadata: dict[str, Any] | None = Field(default=None, description="Free-form data.")
+    metadata: dict[str, Any] | None = None
 
 
 class TaskCreateTool(_TeamTool):
     name = "TaskCreate"
     description = "Add a task (status pending, no owner) to the team's shared task list."
+    brief = "Add a task to the team's list."
     input_model = TaskCreateInput
 
     async def run(self, args: TaskCreateInput, ctx: ToolContext) -> str:
@@ -113,7 +140,7 @@ class TaskCreateTool(_TeamTool):
 
 
 class TaskUpdateInput(ToolInput):
-    taskId: str = Field(description="The task's id.")
+    taskId: str
     status: Literal["pending", "in_progress", "completed", "deleted"] | None = None
     subject: str | None = None
     description: str | None = None
@@ -135,6 +162,8 @@ class TaskUpdateTool(_TeamTool):
         "Change a task: claim it (owner: your name), set its status (in_progress claims an "
         "unowned task; completed only when fully done), edit it, or add dependencies."
     )
+    brief = "Claim (owner), set status, edit a task, or add dependencies."
+    teammate_fields = frozenset({"addBlocks", "addBlockedBy"})
     input_model = TaskUpdateInput
 
     def _apply(self, conn: Any, args: TaskUpdateInput) -> TaskUpdate:
@@ -197,7 +226,7 @@ class TaskUpdateTool(_TeamTool):
 
 
 class TaskGetInput(ToolInput):
-    taskId: str = Field(description="The task's id.")
+    taskId: str
 
 
 def _full(task: TaskRow) -> dict[str, Any]:
@@ -219,6 +248,7 @@ def _full(task: TaskRow) -> dict[str, Any]:
 class TaskGetTool(_TeamTool):
     name = "TaskGet"
     description = "One task of the team's list, in full (null when there is none)."
+    brief = "One task, in full."
     input_model = TaskGetInput
     read_only = True
 
@@ -235,6 +265,7 @@ class TaskListInput(ToolInput):
 class TaskListTool(_TeamTool):
     name = "TaskList"
     description = "The team's tasks: id, subject, status, owner, open blockers."
+    brief = "The team's tasks."
     input_model = TaskListInput
     read_only = True
 
@@ -262,9 +293,10 @@ class SendMessageInput(ToolInput):
 class SendMessageTool(_TeamTool):
     name = "SendMessage"
     description = (
-        "Send a message to team members (your plain text output is visible to no one). It "
-        "reaches them before their next model call."
+        "Send a message to team members (they do not see your plain text). It reaches them "
+        "before their next model call."
     )
+    brief = "Message team members (your plain text reaches no one)."
     input_model = SendMessageInput
 
     async def run(self, args: SendMessageInput, ctx: ToolContext) -> str:

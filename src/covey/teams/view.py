@@ -1,16 +1,71 @@
-"""A team as `covey team` shows it: members with their state, owned globs, current task and
-cost, and the task board. A pure read of the store."""
+"""A team as `covey team` and the agent view show it: members with their state, owned globs,
+current task and cost, and the task board. Pure reads of the store."""
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Collection
+from dataclasses import dataclass
 from typing import Any
 
+from covey.sessions.listing import display_state
 from covey.store.sessions import get_session
+from covey.store.team_tasks import TaskRow
 from covey.store.teams import LEAD, TeamRow, list_members, list_tasks, member_of_session
 from covey.store.usage import session_usage
 
-__all__ = ["team_of", "team_view"]
+__all__ = ["Teammate", "task_board", "team_of", "team_view", "teammates_of"]
+
+
+@dataclass(frozen=True, slots=True)
+class Teammate:
+    """A teammate as the agent view shows it beneath its lead."""
+
+    name: str
+    id: str
+    state: str
+    """As the agent view shows states (a live one whose host is gone: `interrupted`)."""
+    task: TaskRow | None = None
+    """The task it works on now (in progress, owned by it)."""
+
+
+def teammates_of(conn: sqlite3.Connection, lead_ids: Collection[str]) -> dict[str, list[Teammate]]:
+    """Lead session id → its teammates in the order they joined, for the leads among
+    `lead_ids` that have a team (one query for the members, one for the tasks in progress)."""
+    found = conn.execute(
+        "SELECT t.lead_session_id, t.id, m.name, m.session_id FROM team_members m "
+        "JOIN teams t ON t.id = m.team_id WHERE m.name != ? ORDER BY m.joined_at, m.name",
+        (LEAD,),
+    ).fetchall()
+    wanted = set(lead_ids)
+    members = [r for r in found if r[0] in wanted]
+    if not members:
+        return {}
+    working = {
+        (t.team_id, t.owner): t
+        for team_id in {r[1] for r in members}
+        for t in list_tasks(conn, team_id)
+        if t.status == "in_progress" and t.owner
+    }
+    out: dict[str, list[Teammate]] = {}
+    for lead_id, team_id, name, session_id in members:
+        row = get_session(conn, session_id)
+        state = display_state(row) if row is not None else "gone"
+        task = working.get((team_id, name))
+        out.setdefault(lead_id, []).append(Teammate(name, session_id, state, task))
+    return out
+
+
+def task_board(conn: sqlite3.Connection, lead_id: str) -> list[TaskRow] | None:
+    """The task board of the team `lead_id` leads, in id order; None when it leads none (or
+    a team that never had a task or a teammate: every lead's session has one)."""
+    team = conn.execute("SELECT id FROM teams WHERE lead_session_id = ?", (lead_id,)).fetchone()
+    if team is None:
+        return None
+    tasks = list_tasks(conn, team[0])
+    if tasks or any(m.name != LEAD for m in list_members(conn, team[0])):
+        return tasks
+    return None
 
 
 def team_of(conn: sqlite3.Connection, session_id: str) -> TeamRow | None:

@@ -5,7 +5,7 @@ screenful of lines per repaint. The cursor follows a session id across reloads."
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
@@ -15,17 +15,20 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from covey.sessions.listing import AgentRow
+from covey.teams.view import Teammate
 from covey.tui.rows import (
     OVERLAP_MARK,
     GroupHeader,
     MoreLine,
     RowLine,
+    TeammateLine,
     ViewLine,
     age_text,
     cost_text,
     group_lines,
     state_icon,
     summary_text,
+    teammate_text,
 )
 
 __all__ = ["AgentList"]
@@ -80,6 +83,7 @@ class AgentList(ScrollView, can_focus=False):
         self.clock = clock
         self.lines: list[ViewLine] = group_lines(())
         self.rows: list[AgentRow] = []
+        self.teammates: Mapping[str, Sequence[Teammate]] = {}
         self._line_of: dict[str, int] = {}
         self.cursor_id: str | None = None
         self.unfolded = False
@@ -106,11 +110,18 @@ class AgentList(ScrollView, can_focus=False):
             self.cursor_id = self._nearest_row(index)
             self._scroll_to_cursor()
 
-    def set_rows(self, rows: Sequence[AgentRow]) -> None:
-        """Show these rows; the cursor stays on its session, or on the line where it was."""
+    def set_rows(
+        self, rows: Sequence[AgentRow], teammates: Mapping[str, Sequence[Teammate]] | None = None
+    ) -> None:
+        """Show these rows, each lead's `teammates` beneath it (None: the ones shown); the
+        cursor stays on its session, or on the line where it was."""
         old_index = self._line_of.get(self.cursor_id or "", 0)
         self.rows = list(rows)
-        self.lines = group_lines(rows, unfolded=self.unfolded, keep=self.cursor_id)
+        if teammates is not None:
+            self.teammates = teammates
+        self.lines = group_lines(
+            rows, unfolded=self.unfolded, keep=self.cursor_id, teammates=self.teammates
+        )
         self._line_of = {_line_id(line): i for i, line in enumerate(self.lines) if _line_id(line)}
         if self.cursor_id not in self._line_of:
             self.cursor_id = self._nearest_row(old_index)
@@ -153,6 +164,8 @@ class AgentList(ScrollView, can_focus=False):
         line = self.lines[index]
         if isinstance(line, GroupHeader):
             segments = [Segment(_cell(line.text, width), HEADER_STYLE)]
+        elif isinstance(line, TeammateLine):
+            segments = self._teammate_segments(line, width)
         elif isinstance(line, MoreLine):
             segments = [Segment(_cell(f"   {line.text} (Enter shows them)", width), DIM)]
             if self.cursor_id == MORE_ID:
@@ -184,3 +197,15 @@ class AgentList(ScrollView, can_focus=False):
             Segment(" "),
         ]
         return segments
+
+    def _teammate_segments(self, line: TeammateLine, width: int) -> list[Segment]:
+        mate = line.teammate
+        style = STATE_STYLES.get(mate.state, PLAIN)
+        branch = "└" if line.last else "├"
+        return [
+            Segment(f"   {branch} "),
+            Segment(f"{state_icon(mate.state)} ", style),
+            Segment(_cell(mate.name, NAME_WIDTH - 4), style),
+            Segment(" "),
+            Segment(_cell(teammate_text(mate), max(8, width - NAME_WIDTH - 6)), DIM),
+        ]

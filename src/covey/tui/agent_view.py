@@ -29,6 +29,7 @@ from covey.sessions import control
 from covey.sessions.listing import ALL_KINDS, AgentRow, agent_rows
 from covey.store import Store
 from covey.store.sessions import SessionKind
+from covey.teams.view import task_board, teammates_of
 from covey.tui.agent_list import AgentList
 from covey.tui.help import HelpScreen
 from covey.tui.inputs import EmptyKeysInput
@@ -125,7 +126,9 @@ class AgentsScreen(Screen[None]):
     def reload(self) -> None:
         """Re-read the rows and show them (the cursor stays on its session)."""
         self.rows = agent_rows(self.store, kinds=self.kinds, overlaps=self.overlaps)
-        self.agent_list.set_rows(self.rows)
+        with self.store.read() as conn:
+            teammates = teammates_of(conn, [r.id for r in self.rows])
+        self.agent_list.set_rows(self.rows, teammates)
         waiting = awaiting_input(self.rows)
         header = f" covey agents · {len(self.rows)} sessions · {waiting} awaiting input · ? help"
         self.query_one("#view-header", Static).update(header)
@@ -167,7 +170,8 @@ class AgentsScreen(Screen[None]):
             return
         with self.store.read() as conn:
             latest = tail_lines(conn, row.id, PEEK_LINES)
-        self.peek_panel.show_row(row, latest)
+            board = task_board(conn, row.id)
+        self.peek_panel.show_row(row, latest, board)
 
     def action_close_peek(self) -> None:
         self.peek_panel.display = False

@@ -4,18 +4,20 @@ row's icon, summary, age, cost and marks. No Textual here, so it is tested witho
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from covey.git.overlaps import Overlap
 from covey.sessions.listing import GROUPS, AgentRow, Group
+from covey.teams.view import Teammate
 
 __all__ = [
     "COMPLETED_SHOWN",
     "GroupHeader",
     "MoreLine",
     "RowLine",
+    "TeammateLine",
     "ViewLine",
     "age_text",
     "awaiting_input",
@@ -24,6 +26,7 @@ __all__ = [
     "overlaps_by_worktree",
     "state_icon",
     "summary_text",
+    "teammate_text",
     "terminal_title",
 ]
 
@@ -70,15 +73,29 @@ class MoreLine:
         return f"… {self.hidden} more"
 
 
-ViewLine = GroupHeader | RowLine | MoreLine
+@dataclass(frozen=True)
+class TeammateLine:
+    """A lead's teammate, beneath the lead's row (the cursor does not rest on it)."""
+
+    teammate: Teammate
+    last: bool
+    """The lead's last teammate (drawn `└`, the others `├`)."""
+
+
+ViewLine = GroupHeader | RowLine | MoreLine | TeammateLine
 
 
 def group_lines(
-    rows: Iterable[AgentRow], *, unfolded: bool = False, keep: str | None = None
+    rows: Iterable[AgentRow],
+    *,
+    unfolded: bool = False,
+    keep: str | None = None,
+    teammates: Mapping[str, Sequence[Teammate]] | None = None,
 ) -> list[ViewLine]:
     """Every group, top to bottom, as a header then its rows (in the order given, newest
-    first). Past `COMPLETED_SHOWN` finished rows, Completed folds the rest into one `… N
-    more` line unless `unfolded`; failed rows and the row `keep` (the cursor's) always show."""
+    first), a lead's row followed by its `teammates`. Past `COMPLETED_SHOWN` finished rows,
+    Completed folds the rest into one `… N more` line unless `unfolded`; failed rows and the
+    row `keep` (the cursor's) always show."""
     grouped: dict[Group, list[AgentRow]] = {g: [] for g in GROUPS}
     for row in rows:
         grouped[row.group].append(row)
@@ -87,7 +104,10 @@ def group_lines(
         members = grouped[group]
         lines.append(GroupHeader(group, len(members)))
         shown = members if unfolded or group != "Completed" else _shown_when_folded(members, keep)
-        lines.extend(RowLine(r) for r in shown)
+        for row in shown:
+            lines.append(RowLine(row))
+            mates = (teammates or {}).get(row.id, ())
+            lines.extend(TeammateLine(t, i == len(mates) - 1) for i, t in enumerate(mates))
         if len(shown) < len(members):
             lines.append(MoreLine(group, len(members) - len(shown)))
     return lines
@@ -115,6 +135,12 @@ def summary_text(row: AgentRow) -> str:
         return f"waiting for {row.waiting_for}"
     text = row.summary or (row.pending.text if row.pending else None) or row.reason or ""
     return " ".join(text.split())
+
+
+def teammate_text(teammate: Teammate) -> str:
+    """`state · #2 subject` (the task it works on now), else its state."""
+    task = teammate.task
+    return f"{teammate.state} · #{task.id} {task.subject}" if task else teammate.state
 
 
 def age_text(row: AgentRow, now: float) -> str:
