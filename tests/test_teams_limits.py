@@ -7,6 +7,7 @@ from pathlib import Path
 
 from covey.store import Store
 from covey.store.sessions import list_sessions
+from covey.store.teams import mailbox
 from teamtools import call, fake, requests_of, run, spawn, texts
 
 BUSY = {
@@ -68,3 +69,30 @@ def test_a_teammate_plan_keeps_every_per_run_limit_of_the_lead(git_repo: Path) -
     assert mate.options.max_budget_usd == 0.25
     assert mate.options.fallback_model == "anthropic:claude-haiku-4-5"
     assert mate.settings.teams.maxTeammates == 2
+
+
+def test_a_teammate_stopped_by_the_budget_is_reported_stopped(git_repo: Path) -> None:
+    """The session budget covers the team: alice's first answer is billed $0.06, so her second
+    request does not fit ($0.09). She ends `stopped`, and the notice the lead gets says
+    `stopped` (not `failed`)."""
+    costly = {"input": 20_000, "output": 10}
+    script = {
+        "turns": [
+            {"tool_calls": [spawn("alice", "List the tasks.")]},
+            {"text": "waiting for alice"},
+            {"text": "LEAD-FINAL"},
+        ],
+        "agents": {
+            "alice": {"turns": [{"tool_calls": [call("TaskList")], "usage": costly}, {"text": "x"}]}
+        },
+    }
+    with fake(script) as (srv, env):
+        run(git_repo, env, "--max-budget-usd", "0.09")
+        assert len(requests_of(srv, "alice")) == 1, "alice's second request did not fit"
+    with Store.open() as store, store.read() as conn:
+        (alice,) = list_sessions(conn, kinds=["teammate"])
+        (team_id,) = [r[0] for r in conn.execute("SELECT id FROM teams")]
+        notices = [m for m in mailbox(conn, team_id) if m.sender == "alice"]
+    assert alice.state == "stopped" and alice.reason and alice.reason.startswith("budget")
+    assert [(m.kind, m.summary) for m in notices] == [("idle", "stopped")], notices
+    assert "budget" in notices[0].body

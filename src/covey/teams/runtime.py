@@ -237,7 +237,7 @@ class TeamRuntime:
         self.tasks[name] = asyncio.ensure_future(self._host(name, plan, prompt, wait_first))
 
     async def _host(self, name: str, plan: SessionPlan, prompt: str, wait_first: bool) -> None:
-        from covey.sessions.host import SessionHost
+        from covey.sessions.host import SessionHost, outcome
 
         assert plan.previous is not None
         session_id = plan.previous.id
@@ -259,8 +259,11 @@ class TeamRuntime:
                 self._report(name, session_id, "stopped by the user", state="stopped")
         except asyncio.CancelledError:
             raise
-        except Exception as e:  # the lead hears of it; nothing is lost
-            self._report(name, session_id, f"{type(e).__name__}: {e}")
+        except Exception as e:  # the lead hears of it, with the state it left; nothing is lost
+            final = outcome(e)
+            self._report(
+                name, session_id, f"{type(e).__name__}: {e}", final[0] if final else "failed"
+            )
         finally:
             if host is not None:
                 host.close()
