@@ -269,7 +269,8 @@ def forward_commands(
         return after
     with node_store.write() as conn:
         conn.executemany(
-            "INSERT OR IGNORE INTO commands (id, session_id, ts, type, data) VALUES (?, ?, ?, ?, ?)",
+            "INSERT OR IGNORE INTO commands (id, session_id, ts, type, data)"
+            " VALUES (?, ?, ?, ?, ?)",
             [(c.id, c.session_id, c.ts, c.type, dump_json(c.data)) for c in pending],
         )
     if claimer is not None:

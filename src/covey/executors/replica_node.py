@@ -89,7 +89,7 @@ class GatedToolRunner(ToolRunner):
     """The agent's own `ToolRunner` (same tools, context, hooks, approver and recorded
     denials), with every batch inside a `ToolGate`."""
 
-    def __init__(self, runner: ToolRunner, gate: ToolGate) -> None:  # noqa: D107
+    def __init__(self, runner: ToolRunner, gate: ToolGate) -> None:
         self.__dict__.update(runner.__dict__)
         self.gate = gate
 
