@@ -81,6 +81,7 @@ from covey.executors.replica_records import (
 )
 from covey.messages import Usage
 from covey.sessions.lease import LEASE_TTL_S
+from covey.sessions.state import replay_state
 from covey.store import Store
 from covey.store._json import dump_json
 from covey.store.commands import claim_command, finish_command, pending_commands
@@ -95,7 +96,7 @@ from covey.store.replica import (
     set_cursor,
 )
 from covey.store.session_meta import SessionMeta
-from covey.store.sessions import get_session, insert_session, update_session
+from covey.store.sessions import get_session, insert_session
 from covey.store.tool_runs import record_run
 from covey.store.transcript import append_entry, read_entries
 from covey.store.usage import record_usage, usage_rows
@@ -248,6 +249,10 @@ def apply(
 def acknowledge(node_store: Store, session_id: str, cursor: Cursor) -> None:
     """Tell the node how far its journal is applied: it forgets those records, and a tool
     batch waiting for them (`ToolGate`) may run."""
+    with node_store.read() as conn:
+        got = get_cursor(conn, session_id)
+    if got is None or got[1] >= cursor:
+        return  # one read, no write, when the supervisor has nothing new
     with node_store.write() as conn:
         got = get_cursor(conn, session_id)
         if got is None or got[1] >= cursor:
@@ -352,12 +357,12 @@ def _apply_session(conn: sqlite3.Connection, sid: str, epoch: int, data: dict[st
         meta.pop(key, None)
         if key in own:
             meta[key] = own[key]
-    ok = update_session(
+    ok = replay_state(
         conn,
         sid,
         epoch,
-        state=data["state"],
-        reason=data["reason"],
+        data["state"],
+        data["reason"],
         summary=data["summary"],
         meta=SessionMeta.model_validate(meta),
         name=data["name"],
