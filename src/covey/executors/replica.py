@@ -33,8 +33,11 @@ Signatures (the names h-ray builds on):
 Why a journal of triggers and not a stream of agent events: the host writes through a dozen
 functions (the persister, `set_state`, the asker, the budget, the tool-run records...); the
 triggers catch each at the one place they all go, in commit order, so nothing is missed when
-one is added later, and a store write costs one more insert on the node (the whole replica
-test session, `tests/test_replica.py`, applies ~30 records in a few ms).
+one is added later. Measured (`bench/replica.py`, 2-core VM, 1,000 steps of a ~1.5 KB
+message + usage + event + summary): a step costs 0.68 ms journaled against 0.47 ms on a plain
+store (x1.5, well under a model call); applying runs at ~14,000 records/s (0.28 ms per step,
+one transaction per 500 records); the gate before a tool batch waits a median 44 ms (worst
+65 ms) with the supervisor pumping every 50 ms, which is the price of guarantee 4 below.
 
 Guarantees:
 - **Fencing.** `apply` checks the session's epoch in the user's store inside its write
