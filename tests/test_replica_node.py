@@ -147,3 +147,30 @@ def test_a_stop_written_in_the_users_store_stops_the_session_on_the_node(
         assert command is not None and command.status == "done"
         assert command.result == {"stopped": True}
         assert _tool_results(user) == []  # the cancelled batch's result never left the node
+
+
+def test_a_session_pauses_while_the_supervisor_is_away_and_drops_nothing(
+    git_repo: Path, tmp_path: Path
+) -> None:
+    marker = tmp_path / "ran.txt"
+    bash = {"name": "Bash", "input": {"command": f"echo ran >> {marker}"}}
+    model = write_script(tmp_path / "script.json", [{"tool_calls": [bash]}, {"text": "done"}])
+    node_path = tmp_path / "node.db"
+    with Store.open(tmp_path / "user.db") as user, Store.open(node_path) as node:
+        epoch = new_session(user, git_repo, model, SID)
+        host_id = seed(user, node, SID, epoch)
+
+        async def main() -> None:
+            running = asyncio.ensure_future(run_on_node(node, SID, epoch, host_id, "go"))
+            await asyncio.sleep(1.5)  # no supervisor: the tool batch waits, nothing is lost
+            assert not running.done() and not marker.exists()
+            assert view(user, SID)["transcript"] == []
+            with pumping(user, node_path, SID, epoch, lambda _s: None) as errors:
+                await asyncio.wait_for(running, 60)
+            assert errors == []
+
+        asyncio.run(main())
+        assert view(user, SID)["transcript"] == view(node, SID)["transcript"]
+        assert len(view(user, SID)["transcript"]) == 5
+        assert view(user, SID)["state"][:2] == ("completed", "end_turn")
+    assert marker.read_text() == "ran\n"
