@@ -73,6 +73,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from covey.executors.replica_apply import (
+    NODE_META_KEYS,
+    apply_record,
+    move_row_paths,
+    root_paths,
+)
 from covey.executors.replica_records import (
     Batch,
     Cursor,
@@ -82,15 +88,11 @@ from covey.executors.replica_records import (
     SnapshotRecord,
     StaleEpoch,
 )
-from covey.messages import Usage
 from covey.sessions.lease import LEASE_TTL_S
-from covey.sessions.state import replay_state
 from covey.store import Store
 from covey.store._json import dump_json
-from covey.store.commands import claim_command, finish_command, pending_commands
-from covey.store.events import append_event
+from covey.store.commands import claim_command, pending_commands
 from covey.store.replica import (
-    FORWARDED_ID_LIMIT,
     forget_replica,
     get_cursor,
     install_triggers,
@@ -98,10 +100,10 @@ from covey.store.replica import (
     prune,
     set_cursor,
 )
+from covey.store.replica_tree import apply_team_row, team_rows, tree_ids
 from covey.store.session_meta import SessionMeta
-from covey.store.sessions import get_session, insert_session
-from covey.store.tool_runs import record_run
-from covey.store.transcript import append_entry, read_entries
+from covey.store.sessions import SessionRow, get_session, insert_session
+from covey.store.transcript import read_entries
 from covey.store.usage import record_usage, usage_rows
 
 __all__ = [
@@ -123,20 +125,26 @@ __all__ = [
     "seed_node_store",
 ]
 
-NODE_META_KEYS = ("worktree", "repo")
-"""Meta keys that name paths on the node: the user's row keeps its own (and its `cwd`)."""
-
 OnSnapshot = Callable[[SnapshotRecord], None]
 
 
 def export_session(store: Store, session_id: str) -> SessionExport:
+    """The session, its tree (every session whose parent chain leads to it) and the rows
+    of the teams they lead, as the user's store has them."""
     with store.read() as conn:
-        row = get_session(conn, session_id)
-        if row is None:
+        if get_session(conn, session_id) is None:
             raise KeyError(f"no session {session_id!r}")
-        entries = tuple(read_entries(conn, session_id))
-        usage = tuple(usage_rows(conn, session_id=session_id))
-    return SessionExport(row, entries, usage)
+        ids = tree_ids(conn, session_id)
+        root, *children = (_export_one(conn, sid) for sid in ids)
+        team = tuple(team_rows(conn, ids))
+    return dataclasses.replace(root, children=tuple(children), team=team)
+
+
+def _export_one(conn: sqlite3.Connection, session_id: str) -> SessionExport:
+    row = get_session(conn, session_id)
+    assert row is not None  # a member of the tree just read, in this transaction
+    entries = tuple(read_entries(conn, session_id))
+    return SessionExport(row, entries, tuple(usage_rows(conn, session_id=session_id)))
 
 
 def seed_node_store(
@@ -151,7 +159,9 @@ def seed_node_store(
 ) -> None:
     """Put the exported session into the node store, held by `host_id` at `epoch` (what
     `SessionHost.open(..., claimed_epoch=epoch, host_id=host_id)` expects), with the node's
-    own `cwd`, `worktree` and `repo` if given. Whatever the node store had of it goes."""
+    own `cwd`, `worktree` and `repo` if given. Its tree goes with it (children's paths under
+    the root's moved to the node's, their leases free for the node's hosts to take) and the
+    rows of the tree's teams. Whatever the node store had of them goes."""
     row = export.row
     meta: dict[str, Any] = row.meta.dump()
     for key, path in (("worktree", worktree), ("repo", repo)):
@@ -166,21 +176,58 @@ def seed_node_store(
         meta=SessionMeta.model_validate(meta),
     )
     sid = row.id
+    before = root_paths(export.row.cwd, export.row.meta.dump())
+    after = root_paths(row.cwd, meta)
+    moves = [(path, after[key]) for key, path in before.items() if key in after]
+    children = [dataclasses.replace(c, row=_moved_child(c.row, moves)) for c in export.children]
     with node_store.write() as conn:
         install_triggers(conn)
+        old = [r[0] for r in conn.execute(_TREE_OF, (sid,))]
         forget_replica(conn, sid)  # the triggers stay quiet while it is seeded
-        for table in ("transcript", "usage", "tool_runs", "events"):
-            conn.execute(f"DELETE FROM {table} WHERE session_id = ?", (sid,))
-        conn.execute("DELETE FROM sessions WHERE id = ?", (sid,))
-        insert_session(conn, row)
+        _forget_sessions(conn, {sid, *old, *(c.row.id for c in children)})
+        for one in (dataclasses.replace(export, row=row), *children):
+            _seed_one(conn, one)
+        for table, team_row in export.team:
+            apply_team_row(conn, table, "insert", team_row)
         conn.executemany(
-            "INSERT INTO transcript (session_id, seq, kind, data, created_at)"
-            " VALUES (?, ?, ?, ?, ?)",
-            [(sid, e.seq, e.kind, dump_json(e.data), e.created_at) for e in export.entries],
+            "INSERT INTO replica_tree (session_id, root_id) VALUES (?, ?)",
+            [(sid, sid), *((c.row.id, sid) for c in children)],
         )
-        for u in export.usage:
-            record_usage(conn, sid, u.agent_path, u.model, u.usage, u.cost_usd, now=u.ts)
-        set_cursor(conn, sid, epoch, 0)  # from here on the session is journaled
+        set_cursor(conn, sid, epoch, 0)  # from here on the session and its tree are journaled
+
+
+_TREE_OF = "SELECT session_id FROM replica_tree WHERE root_id = ?"
+
+
+def _moved_child(row: SessionRow, moves: list[tuple[str, str]]) -> SessionRow:
+    image = move_row_paths({"cwd": row.cwd, "meta": row.meta.dump()}, moves)
+    return dataclasses.replace(
+        row,
+        cwd=image["cwd"],
+        meta=SessionMeta.model_validate(image["meta"]),
+        host_id=None,
+        lease_expires_at=None,
+    )
+
+
+def _forget_sessions(conn: sqlite3.Connection, ids: set[str]) -> None:
+    """The node store's copy of these sessions and of the teams they lead."""
+    marks = ", ".join("?" * len(ids))
+    conn.execute(f"DELETE FROM teams WHERE lead_session_id IN ({marks})", [*ids])
+    for table in ("transcript", "usage", "tool_runs", "events"):
+        conn.execute(f"DELETE FROM {table} WHERE session_id IN ({marks})", [*ids])
+    conn.execute(f"DELETE FROM sessions WHERE id IN ({marks})", [*ids])
+
+
+def _seed_one(conn: sqlite3.Connection, export: SessionExport) -> None:
+    sid = export.row.id
+    insert_session(conn, export.row)
+    conn.executemany(
+        "INSERT INTO transcript (session_id, seq, kind, data, created_at) VALUES (?, ?, ?, ?, ?)",
+        [(sid, e.seq, e.kind, dump_json(e.data), e.created_at) for e in export.entries],
+    )
+    for u in export.usage:
+        record_usage(conn, sid, u.agent_path, u.model, u.usage, u.cost_usd, now=u.ts)
 
 
 def collect(node_store: Store, session_id: str, after: Cursor, *, limit: int = 500) -> Batch:
@@ -188,6 +235,8 @@ def collect(node_store: Store, session_id: str, after: Cursor, *, limit: int = 5
     with node_store.read() as conn:
         seeded = get_cursor(conn, session_id)
         rows = journal_rows(conn, session_id, after, limit)
+        root = get_session(conn, session_id)
+    paths = () if root is None else tuple(root_paths(root.cwd, root.meta.dump()).items())
     if seeded is None:
         raise KeyError(f"session {session_id!r} is not replicated in {node_store!r}")
     records: list[Record | SnapshotRecord] = []
@@ -199,7 +248,7 @@ def collect(node_store: Store, session_id: str, after: Cursor, *, limit: int = 5
         else:
             records.append(Record(r.id, r.kind, r.data))
     cursor = rows[-1].id if rows else after
-    return Batch(session_id, seeded[0], tuple(records), cursor, len(rows) == limit)
+    return Batch(session_id, seeded[0], tuple(records), cursor, len(rows) == limit, paths)
 
 
 def applied_cursor(store: Store, session_id: str, epoch: int) -> Cursor:
@@ -228,6 +277,8 @@ def apply(
             )
         got = get_cursor(conn, session_id)
         done = got[1] if got is not None and got[0] == epoch else 0
+        own = root_paths(row.cwd, row.meta.dump())
+        moves = [(path, own[key]) for key, path in batch.paths if key in own]
         position = done
         for record in batch.records:
             if record.id <= done:
@@ -239,7 +290,7 @@ def apply(
                     failed = SnapshotFailed(position, record, e)
                     break
             else:
-                _apply_record(conn, session_id, epoch, record)
+                apply_record(conn, session_id, epoch, record, moves)
             position = record.id
         if failed is None:
             position = max(position, batch.cursor)
@@ -272,7 +323,12 @@ def forward_commands(
     `claimer`, they are claimed in the user's store under it, so no local host acts on them;
     their outcome comes back through the journal (`command` records)."""
     with store.read() as conn:
-        pending = [c for c in pending_commands(conn, session_id=session_id) if c.id > after]
+        pending = [
+            c
+            for sid in tree_ids(conn, session_id)
+            for c in pending_commands(conn, session_id=sid)
+            if c.id > after
+        ]
     if not pending:
         return after
     with node_store.write() as conn:
@@ -311,69 +367,3 @@ def pump(
         count += len(batch.records)
         if not batch.more:
             return count
-
-
-def _apply_record(conn: sqlite3.Connection, sid: str, epoch: int, record: Record) -> None:
-    data = record.data
-    if record.kind == "entry":
-        if (
-            append_entry(conn, sid, epoch, data["kind"], data["data"], now=data["created_at"])
-            is None
-        ):
-            raise StaleEpoch(f"session {sid}: epoch {epoch} is stale")
-    elif record.kind == "event":
-        append_event(conn, sid, data["type"], data["data"], now=data["ts"])
-    elif record.kind == "usage":
-        usage = Usage(
-            input=data["input"],
-            output=data["output"],
-            cache_read=data["cache_read"],
-            cache_write=data["cache_write"],
-        )
-        record_usage(
-            conn, sid, data["agent_path"], data["model"], usage, data["cost_usd"], now=data["ts"]
-        )
-    elif record.kind == "session":
-        _apply_session(conn, sid, epoch, data)
-    elif record.kind == "tool_run":
-        record_run(conn, sid, int(data["pgid"]), str(data["tag"]))
-    elif record.kind == "tool_run_end":
-        conn.execute("DELETE FROM tool_runs WHERE session_id = ? AND tag = ?", (sid, data["tag"]))
-    elif record.kind == "command" and int(data["id"]) < FORWARDED_ID_LIMIT:
-        result = data.get("result")
-        finish_command(
-            conn,
-            int(data["id"]),
-            data["status"],
-            result if isinstance(result, dict) else None,
-            now=data.get("handled_at"),
-        )
-
-
-def _apply_session(conn: sqlite3.Connection, sid: str, epoch: int, data: dict[str, Any]) -> None:
-    """The row's columns as the node has them; the user's keeps its own paths."""
-    row = get_session(conn, sid)
-    assert row is not None  # checked by `apply`, in this transaction
-    meta = dict(data.get("meta") or {})
-    own = row.meta.dump()
-    for key in NODE_META_KEYS:
-        meta.pop(key, None)
-        if key in own:
-            meta[key] = own[key]
-    ok = replay_state(
-        conn,
-        sid,
-        epoch,
-        data["state"],
-        data["reason"],
-        summary=data["summary"],
-        meta=SessionMeta.model_validate(meta),
-        name=data["name"],
-        model=data["model"],
-        permission_mode=data["permission_mode"],
-        agent=data["agent"],
-        deleted_at=data["deleted_at"],
-        updated_at=data["updated_at"],
-    )
-    if not ok:
-        raise StaleEpoch(f"session {sid}: epoch {epoch} is stale")

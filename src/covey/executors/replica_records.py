@@ -35,12 +35,20 @@ class SessionExport:
     entries: tuple[TranscriptEntry, ...]
     usage: tuple[UsageRow, ...]
     """The session's own ledger rows (its budget on the node counts them)."""
+    children: tuple[SessionExport, ...] = ()
+    """Every session whose parent chain leads to this one (subagents, teammates, theirs),
+    parents first, each with its transcript and usage (`children` empty)."""
+    team: tuple[tuple[str, dict[str, Any]], ...] = ()
+    """The rows of the teams the tree's sessions lead, as (table, row) in insertion order
+    (`covey.store.replica_tree.team_rows`)."""
 
 
 @dataclass(frozen=True)
 class Record:
-    """One write the session made on the node: `kind` is `entry`, `event`, `usage`,
-    `session`, `tool_run`, `tool_run_end` or `command` (see `covey.store.replica`)."""
+    """One write the session (or a session of its tree: `data["sid"]`) made on the node:
+    `kind` is `entry`, `event`, `usage`, `session`, `tool_run`, `tool_run_end`, `command`,
+    `child` (a tree session's row) or `team` (a team row; see `covey.store.replica` and
+    `covey.store.replica_tree`)."""
 
     id: int
     kind: str
@@ -70,6 +78,9 @@ class Batch:
     """Where the next `collect` starts once this batch is applied."""
     more: bool = False
     """The limit cut it short: collect again at once."""
+    paths: tuple[tuple[str, str], ...] = ()
+    """The root's paths on the node (`cwd`, `worktree`, `repo`): a child's paths under them
+    are moved under the root's own in the user's store."""
 
 
 class Snapshot(Protocol):

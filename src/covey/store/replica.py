@@ -26,6 +26,7 @@ from typing import Any
 
 from covey.store._json import dump_json, load_json_object
 from covey.store._tx import require_transaction
+from covey.store.replica_tree import install_tree, root_expr
 
 __all__ = [
     "FORWARDED_ID_LIMIT",
@@ -46,30 +47,32 @@ FORWARDED_ID_LIMIT = 1 << 40
 """Commands forwarded from the user's store keep their ids, all below this; a node store's
 own commands are numbered from it up (`install_triggers`), so the two never collide."""
 
-_REPLICATED = "EXISTS (SELECT 1 FROM replica_cursors WHERE session_id = NEW.session_id)"
+_ROOT = root_expr("NEW.session_id")
+_REPLICATED = f"{_ROOT} IS NOT NULL"
 _HELD = "EXISTS (SELECT 1 FROM replica_holds WHERE session_id = NEW.session_id)"
 _SESSION_COLUMNS = "state, reason, summary, meta, name, model, permission_mode, agent, deleted_at"
 
 _TRIGGERS = (
-    f"""CREATE TRIGGER IF NOT EXISTS replica_transcript AFTER INSERT ON transcript
+    f"""CREATE TRIGGER replica_transcript AFTER INSERT ON transcript
     WHEN {_REPLICATED} BEGIN
-        INSERT INTO replica_journal (session_id, kind, data, held) VALUES (NEW.session_id,
-            'entry', json_object('seq', NEW.seq, 'kind', NEW.kind, 'data', json(NEW.data),
-                                 'created_at', NEW.created_at), {_HELD});
+        INSERT INTO replica_journal (session_id, kind, data, held) VALUES ({_ROOT},
+            'entry', json_object('sid', NEW.session_id, 'seq', NEW.seq, 'kind', NEW.kind,
+                                 'data', json(NEW.data), 'created_at', NEW.created_at), {_HELD});
     END""",
-    f"""CREATE TRIGGER IF NOT EXISTS replica_events AFTER INSERT ON events
+    f"""CREATE TRIGGER replica_events AFTER INSERT ON events
     WHEN {_REPLICATED} BEGIN
-        INSERT INTO replica_journal (session_id, kind, data) VALUES (NEW.session_id, 'event',
-            json_object('type', NEW.type, 'data', json(NEW.data), 'ts', NEW.ts));
+        INSERT INTO replica_journal (session_id, kind, data) VALUES ({_ROOT}, 'event',
+            json_object('sid', NEW.session_id, 'type', NEW.type, 'data', json(NEW.data),
+                        'ts', NEW.ts));
     END""",
-    f"""CREATE TRIGGER IF NOT EXISTS replica_usage AFTER INSERT ON usage
+    f"""CREATE TRIGGER replica_usage AFTER INSERT ON usage
     WHEN {_REPLICATED} BEGIN
-        INSERT INTO replica_journal (session_id, kind, data) VALUES (NEW.session_id, 'usage',
-            json_object('agent_path', NEW.agent_path, 'model', NEW.model, 'input', NEW.input,
-                        'output', NEW.output, 'cache_read', NEW.cache_read,
+        INSERT INTO replica_journal (session_id, kind, data) VALUES ({_ROOT}, 'usage',
+            json_object('sid', NEW.session_id, 'agent_path', NEW.agent_path, 'model', NEW.model,
+                        'input', NEW.input, 'output', NEW.output, 'cache_read', NEW.cache_read,
                         'cache_write', NEW.cache_write, 'cost_usd', NEW.cost_usd, 'ts', NEW.ts));
     END""",
-    f"""CREATE TRIGGER IF NOT EXISTS replica_sessions AFTER UPDATE OF {_SESSION_COLUMNS}
+    f"""CREATE TRIGGER replica_sessions AFTER UPDATE OF {_SESSION_COLUMNS}
     ON sessions WHEN EXISTS (SELECT 1 FROM replica_cursors WHERE session_id = NEW.id) BEGIN
         INSERT INTO replica_journal (session_id, kind, data) VALUES (NEW.id, 'session',
             json_object('state', NEW.state, 'reason', NEW.reason, 'summary', NEW.summary,
@@ -77,21 +80,22 @@ _TRIGGERS = (
                         'permission_mode', NEW.permission_mode, 'agent', NEW.agent,
                         'deleted_at', NEW.deleted_at, 'updated_at', NEW.updated_at));
     END""",
-    f"""CREATE TRIGGER IF NOT EXISTS replica_tool_runs AFTER INSERT ON tool_runs
+    f"""CREATE TRIGGER replica_tool_runs AFTER INSERT ON tool_runs
     WHEN {_REPLICATED} BEGIN
-        INSERT INTO replica_journal (session_id, kind, data) VALUES (NEW.session_id,
-            'tool_run', json_object('pgid', NEW.pgid, 'tag', NEW.tag));
+        INSERT INTO replica_journal (session_id, kind, data) VALUES ({_ROOT},
+            'tool_run', json_object('sid', NEW.session_id, 'pgid', NEW.pgid, 'tag', NEW.tag));
     END""",
-    """CREATE TRIGGER IF NOT EXISTS replica_tool_runs_end AFTER DELETE ON tool_runs
-    WHEN EXISTS (SELECT 1 FROM replica_cursors WHERE session_id = OLD.session_id) BEGIN
-        INSERT INTO replica_journal (session_id, kind, data) VALUES (OLD.session_id,
-            'tool_run_end', json_object('tag', OLD.tag));
+    f"""CREATE TRIGGER replica_tool_runs_end AFTER DELETE ON tool_runs
+    WHEN {root_expr("OLD.session_id")} IS NOT NULL BEGIN
+        INSERT INTO replica_journal (session_id, kind, data) VALUES (
+            {root_expr("OLD.session_id")}, 'tool_run_end',
+            json_object('sid', OLD.session_id, 'tag', OLD.tag));
     END""",
-    f"""CREATE TRIGGER IF NOT EXISTS replica_commands AFTER UPDATE OF status ON commands
+    f"""CREATE TRIGGER replica_commands AFTER UPDATE OF status ON commands
     WHEN NEW.status IN ('done', 'failed') AND NEW.id < {FORWARDED_ID_LIMIT}
         AND {_REPLICATED} BEGIN
-        INSERT INTO replica_journal (session_id, kind, data) VALUES (NEW.session_id,
-            'command', json_object('id', NEW.id, 'status', NEW.status,
+        INSERT INTO replica_journal (session_id, kind, data) VALUES ({_ROOT},
+            'command', json_object('sid', NEW.session_id, 'id', NEW.id, 'status', NEW.status,
                                    'result', json(NEW.result), 'handled_at', NEW.handled_at));
     END""",
 )
@@ -109,7 +113,9 @@ class JournalRow:
 def install_triggers(conn: sqlite3.Connection) -> None:
     """Make this store a node store: journal every write of its replicated sessions."""
     require_transaction(conn, "install_triggers")
+    install_tree(conn)  # first: the triggers below read its table
     for statement in _TRIGGERS:
+        conn.execute(f"DROP TRIGGER IF EXISTS {statement.split()[2]}")
         conn.execute(statement)
     seq = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'commands'").fetchone()
     if seq is None:
@@ -214,6 +220,9 @@ def prune(conn: sqlite3.Connection, session_id: str, upto: int) -> int:
 
 
 def forget_replica(conn: sqlite3.Connection, session_id: str) -> None:
-    """Everything replica about a session: its journal, hold and cursor."""
+    """Everything replica about a session: its journal, hold, cursor and tree (a node
+    store's; the user's has no tree table)."""
     for table in ("replica_journal", "replica_holds", "replica_cursors"):
         conn.execute(f"DELETE FROM {table} WHERE session_id = ?", (session_id,))
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'replica_tree'").fetchone():
+        conn.execute("DELETE FROM replica_tree WHERE root_id = ?", (session_id,))
