@@ -19,9 +19,12 @@ from covey.executors.replica import (
     apply,
     collect,
     export_session,
+    forward_commands,
+    pump,
     seed_node_store,
 )
 from covey.store import Store
+from covey.store.commands import claim_commands, enqueue_command, finish_command, get_command
 from covey.store.events import read_events
 from covey.store.sessions import acquire_lease, get_session, list_sessions
 from covey.store.teams import LEAD, mailbox, team_of_lead
@@ -132,7 +135,9 @@ def _team(store: Store) -> dict[str, Any]:
         return {"view": team_view(conn, team), "mail": mail, "ended": team.ended_at is not None}
 
 
-def _run_pumped(tmp_path: Path, user: Store, git_repo: Path, script: dict[str, Any]) -> Store:
+def _run_pumped(
+    tmp_path: Path, user: Store, git_repo: Path, script: dict[str, Any]
+) -> tuple[Store, int]:
     epoch = new_session(user, git_repo, _write(tmp_path / "script.json", script), SID)
     node_path = tmp_path / "node.db"
     node = Store.open(node_path)
@@ -140,29 +145,42 @@ def _run_pumped(tmp_path: Path, user: Store, git_repo: Path, script: dict[str, A
     with pumping(user, node_path, SID, epoch, lambda _s: None) as errors:
         asyncio.run(asyncio.wait_for(run_on_node(node, SID, epoch, host_id, "go"), 60))
     assert errors == []
-    return node
+    return node, epoch
 
 
 def test_a_subagent_on_the_node_reaches_the_users_store_with_its_usage(
     git_repo: Path, tmp_path: Path
 ) -> None:
     with Store.open(tmp_path / "user.db") as user:
-        node = _run_pumped(tmp_path, user, git_repo, SUBAGENT)
+        node, epoch = _run_pumped(tmp_path, user, git_repo, SUBAGENT)
         with node:
             here, there = _tree(user), _tree(node)
-        (child_id,) = [k for k in here if k not in ("usage", "root")]
-        child = here[child_id]
-        assert child["row"][:5] == (
-            "subagent", "look around", "general-purpose", "completed", "end_turn",
-        )  # fmt: skip
-        assert child["row"][-1] == str(git_repo)
-        assert [k for _, k, _ in child["transcript"]] == [
-            "message", "message", "tool_result", "message", "message",
-        ]  # fmt: skip
-        assert child["usage"][0].input == 900
-        assert here == there
-        usage, _cost = here["usage"]  # the root's ledger counts its subagent's tokens
-        assert (usage.input, usage.output) == (1000 + 1300 + 400 + 500, 50 + 20 + 30 + 10)
+            (child_id,) = [k for k in here if k not in ("usage", "root")]
+            child = here[child_id]
+            assert child["row"][:5] == (
+                "subagent", "look around", "general-purpose", "completed", "end_turn",
+            )  # fmt: skip
+            assert child["row"][-1] == str(git_repo)
+            assert [k for _, k, _ in child["transcript"]] == [
+                "message", "message", "tool_result", "message", "message",
+            ]  # fmt: skip
+            assert child["usage"][0].input == 900
+            assert here == there
+            usage, _cost = here["usage"]  # the root's ledger counts its subagent's tokens
+            assert (usage.input, usage.output) == (1000 + 1300 + 400 + 500, 50 + 20 + 30 + 10)
+
+            # a command for a child (`covey stop` of a teammate) reaches the node; its
+            # outcome comes back through the root's journal
+            with user.write() as conn:
+                command = enqueue_command(conn, child_id, "stop")
+            assert forward_commands(user, node, SID, 0) == command
+            with node.write() as conn:
+                (forwarded,) = claim_commands(conn, claimer="node", session_id=child_id)
+                finish_command(conn, forwarded.id, "done", {"stopped": False})
+            pump(user, node, SID, epoch, lambda _s: None)
+            with user.read() as conn:
+                done = get_command(conn, command)
+            assert done is not None and done.status == "done"
 
 
 def test_a_team_led_on_the_node_shows_in_the_users_store(
@@ -170,7 +188,7 @@ def test_a_team_led_on_the_node_shows_in_the_users_store(
 ) -> None:
     monkeypatch.setenv("COVEY_EXPERIMENTAL_AGENT_TEAMS", "1")
     with Store.open(tmp_path / "user.db") as user:
-        node = _run_pumped(tmp_path, user, git_repo, TEAM)
+        node, _epoch = _run_pumped(tmp_path, user, git_repo, TEAM)
         with node:
             here, there = _team(user), _team(node)
             assert _tree(user) == _tree(node)
