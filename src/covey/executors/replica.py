@@ -1,10 +1,11 @@
 """A session run against a node-local store, its writes applied to the user's store.
 
 The node runs the unchanged `SessionHost` against a SQLite store of its own, seeded from the
-user's; SQLite triggers there journal, in order, every write of the session (transcript
-entries, events, usage, state and meta changes, pending questions, tool-run records,
-finished commands). The supervisor collects the journal and applies it to the user's store,
-fenced by the session's lease epoch. Nothing in `sessions/` or `agent/` knows.
+user's; SQLite triggers there journal, in order, every write of the session and of its tree
+(transcript entries, events, usage, state and meta changes, pending questions, tool-run
+records, finished commands; the sessions it starts there and the rows of its team). The
+supervisor collects the journal and applies it to the user's store, fenced by the session's
+lease epoch. Nothing in `sessions/`, `agent/` or `teams/` knows.
 
     export = export_session(store, sid)                     # user side, picklable
     seed_node_store(node_store, export, epoch, host_id=H)   # node side
@@ -18,10 +19,13 @@ fenced by the session's lease epoch. Nothing in `sessions/` or `agent/` knows.
     forward_commands(store, node_store, sid, after)         # stop, reply... reach the node
 
 Signatures (the names h-ray builds on):
-- `export_session(store, session_id) -> SessionExport`
+- `export_session(store, session_id) -> SessionExport`: the session, its tree
+  (`SessionExport.children`) and its team's rows (`SessionExport.team`).
 - `seed_node_store(node_store, export, epoch, *, host_id, cwd=None, worktree=None,
   repo=None) -> None`: the session row (lease held by `host_id` at `epoch`; the node's own
-  paths if given), its transcript and its usage, replacing whatever the node store had of it.
+  paths if given), its transcript and its usage, and the same of its tree (children's
+  leases free, their paths under the root's moved to the node's) and its team's rows,
+  replacing whatever the node store had of them.
 - `collect(node_store, session_id, after, *, limit=500) -> Batch`
 - `apply(store, session_id, epoch, batch, on_snapshot) -> Cursor`: raises `StaleEpoch`
   (nothing written) when the session's epoch is not `epoch`, `SnapshotFailed` when
@@ -33,11 +37,12 @@ Signatures (the names h-ray builds on):
 Why a journal of triggers and not a stream of agent events: the host writes through a dozen
 functions (the persister, `set_state`, the asker, the budget, the tool-run records...); the
 triggers catch each at the one place they all go, in commit order, so nothing is missed when
-one is added later. Measured (`bench/replica.py`, 2-core VM, 1,000 steps of a ~1.5 KB
-message + usage + event + summary): a step costs 0.68 ms journaled against 0.47 ms on a plain
-store (x1.5, well under a model call); applying runs at ~14,000 records/s (0.28 ms per step,
-one transaction per 500 records); the gate before a tool batch waits a median 44 ms (worst
-65 ms) with the supervisor pumping every 50 ms, which is the price of guarantee 4 below.
+one is added later. Measured (`bench/replica.py`, 2-core VM, 2,000 steps of a ~1.5 KB
+message + usage + event + summary, CPU time; `docs/benchmarks.md`): a step costs 0.26 ms
+journaled against ~0.18 ms on a plain store (x1.2-1.6, well under a model call), a
+subagent's step the same; applying runs at ~27,000 records/s (one transaction per 500
+records); the gate before a tool batch waits a median 44 ms (worst 65 ms) with the
+supervisor pumping every 50 ms, which is the price of guarantee 4 below.
 
 Guarantees:
 - **Fencing.** `apply` checks the session's epoch in the user's store inside its write
@@ -60,8 +65,23 @@ Guarantees:
   writing anything after it. `on_snapshot` must accept a snapshot it already received (a
   supervisor killed between receiving and committing collects it again).
 
-Not replicated: the sessions a replicated session starts on the node (subagents, teammates)
-and team tables; their usage is not in the user's ledger.
+The tree. A session the replicated one starts on the node (a subagent, a teammate, theirs:
+any session whose parent chain leads to it) joins its tree (`covey.store.replica_tree`) and
+its writes go to the root's journal, with its id (`Record.data["sid"]`), its row as a whole
+(`child` records: state, lease, paths), and so do the rows of a team a session of the tree
+leads (`team` records: the team, members, tasks, blockers, mailbox). They are applied in
+journal order, in the same transactions, under the same fencing (the root's epoch) and
+cursor. In the user's store a child's row is the node's (its lease held by the node's host,
+so it reads as interrupted once the node stops renewing it) with its paths under the root's
+moved under the root's own; its usage is in the user's ledger (budgets, `covey usage`).
+`forward_commands` forwards the commands of the whole tree (`covey stop TEAMMATE`).
+
+Not covered: the tool gate is around the root's own tool batches only. A subagent's run
+is inside one (its effects are in that batch's snapshot, and the root's result waits for
+it), but its transcript entries are applied as written; a teammate's tool batches run
+ungated, so a teammate resumed on another node may hold a result whose effects did not
+reach the user's repository. A child's worktree of its own (`isolation: worktree`) stays
+on the node.
 """
 
 from __future__ import annotations

@@ -2,17 +2,19 @@
 writes there as it would anywhere; triggers copy each write into a journal, in order, for the
 supervisor to apply to the user's store (`covey.executors.replica`).
 
-- `replica_journal`: one row per write of a replicated session (`kind`: `entry` a transcript
-  entry, `event`, `usage`, `session` the row's columns after an update, `tool_run` /
+- `replica_journal`: one row per write of a replicated session or of its tree, keyed by the
+  root (`kind`: `entry` a transcript entry, `event`, `usage`, `session` the root's columns
+  after an update, `child` a tree session's row, `team` a team row, `tool_run` /
   `tool_run_end`, `command` a forwarded command finished, `snapshot` the worktree after a
-  tool batch, with its git bundle in `bundle`). Ids only grow (AUTOINCREMENT).
-- `replica_holds`: the sessions inside a tool batch. Their transcript entries are journaled
+  tool batch, with its git bundle in `bundle`; `data["sid"]` names the session of the tree
+  it is about). Ids only grow (AUTOINCREMENT). The tree: `covey.store.replica_tree`.
+- `replica_holds`: the sessions inside a tool batch. Their own transcript entries are journaled
   `held`: invisible to `journal_rows` until `release` re-journals them after the batch's
   snapshot record (new, larger ids), or `drop_held` forgets them.
 - `replica_cursors`: per session, the last journal id applied and the epoch it was applied
   with. On the user's store: how far the supervisor got (it survives a restart). On the
   node's: how far the supervisor has acknowledged; its row also marks the session as
-  replicated there (the triggers journal only such sessions).
+  replicated there (with its row in `replica_tree`: the triggers journal only such trees).
 
 The triggers exist only in node stores (`install_triggers`, from `seed_node_store`): the
 user's store journals nothing.
