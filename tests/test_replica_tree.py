@@ -26,9 +26,15 @@ from covey.executors.replica import (
 from covey.store import Store
 from covey.store.commands import claim_commands, enqueue_command, finish_command, get_command
 from covey.store.events import read_events
-from covey.store.sessions import acquire_lease, get_session, list_sessions
+from covey.store.sessions import (
+    SessionRow,
+    acquire_lease,
+    get_session,
+    insert_session,
+    list_sessions,
+)
 from covey.store.teams import LEAD, mailbox, team_of_lead
-from covey.store.transcript import read_entries
+from covey.store.transcript import append_entry, read_entries
 from covey.store.usage import session_usage
 from covey.teams.view import team_view
 from replicatools import new_session, open_host, pumping, run_on_node, seed
@@ -263,3 +269,25 @@ def test_reapplying_a_trees_batch_writes_nothing_twice_and_a_stale_epoch_nothing
             rows = {r.kind: r for r in list_sessions(conn, include_deleted=True)}
         assert rows["subagent"].parent_id == rows["teammate"].id  # alice's own subagent
         assert rows["teammate"].parent_id == SID
+
+
+def test_a_childs_paths_on_the_node_are_moved_under_the_roots_own(tmp_path: Path) -> None:
+    node_repo = tmp_path / "node" / "repo"
+    with Store.open(tmp_path / "user.db") as user, Store.open(tmp_path / "node.db") as node:
+        epoch = new_session(user, tmp_path / "repo", "scripted:none", SID)
+        seed_node_store(node, export_session(user, SID), epoch, host_id="n1", cwd=node_repo)
+        child = SessionRow.new(
+            id="kid1", kind="subagent", cwd=str(node_repo / "pkg"), model="m", parent_id=SID
+        )
+        with node.write() as conn:  # what a subagent on the node writes
+            insert_session(conn, child)
+            kid_epoch = acquire_lease(conn, "kid1", "n1", 30.0, 0.0)
+            assert kid_epoch is not None
+            append_entry(conn, "kid1", kid_epoch, "message", {"role": "user", "content": "hi"})
+        apply(user, SID, epoch, collect(node, SID, 0), lambda _s: None)
+        with user.read() as conn:
+            kid = get_session(conn, "kid1")
+            entries = read_entries(conn, "kid1")
+    assert kid is not None and kid.cwd == str(tmp_path / "repo" / "pkg")
+    assert (kid.parent_id, kid.host_id, kid.epoch) == (SID, "n1", kid_epoch)
+    assert [e.data for e in entries] == [{"role": "user", "content": "hi"}]
