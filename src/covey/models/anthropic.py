@@ -37,7 +37,7 @@ from covey.models._client import (
     anthropic_error,
     error_of,
     json_headers,
-    new_http,
+    loop_http,
     open_stream,
     sse_events,
     type_name,
@@ -145,13 +145,13 @@ class AnthropicModel:
         headers = json_headers(self._credential)
         headers["anthropic-version"] = ANTHROPIC_VERSION
         headers |= agent_headers(self._endpoint, request.agent_name)
-        async with new_http() as http:
-            return await retrying(
-                "anthropic",
-                lambda: self._attempt(http, body, headers, on_text),
-                self._retry,
-                self._on_retry,
-            )
+        http = await loop_http()
+        return await retrying(
+            "anthropic",
+            lambda: self._attempt(http, body, headers, on_text),
+            self._retry,
+            self._on_retry,
+        )
 
     async def _attempt(
         self,

@@ -30,7 +30,7 @@ from covey.messages import INVALID_ARGUMENTS_KEY, Message, TextBlock, ToolUseBlo
 from covey.models._client import (
     error_of,
     json_headers,
-    new_http,
+    loop_http,
     open_stream,
     openai_error,
     sse_events,
@@ -155,13 +155,13 @@ class OpenAIModel:
         body[self._tokens_param] = min(request.max_tokens, self._max_tokens)
         body["stream_options"] = {"include_usage": True}
         headers = json_headers(self._api_key) | agent_headers(self._endpoint, request.agent_name)
-        async with new_http() as http:
-            return await retrying(
-                "openai",
-                lambda: self._attempt(http, body, headers, on_text),
-                self._retry,
-                self._on_retry,
-            )
+        http = await loop_http()
+        return await retrying(
+            "openai",
+            lambda: self._attempt(http, body, headers, on_text),
+            self._retry,
+            self._on_retry,
+        )
 
     async def _attempt(
         self,
@@ -174,7 +174,7 @@ class OpenAIModel:
         endpoint = self._endpoint
         url = f"{endpoint.base_url}/chat/completions"
         ticket = await self._gate.before_request(body)  # the shared rate limiter; may wait
-        status, heard = None, None
+        status, heard, done = None, None, False
         try:
             async with open_stream(http, url, body, headers) as response:
                 status, heard = response.status_code, response.headers
@@ -184,8 +184,11 @@ class OpenAIModel:
                         endpoint, response.status_code, message, kind=kind, headers=response.headers
                     )
                 async for event in sse_events(response):
-                    if event.data.startswith("[DONE]"):
-                        break
+                    # After `[DONE]` the body is read to its end, unparsed (as the SDK does),
+                    # so that the connection goes back to the pool instead of being cut.
+                    done = done or event.data.startswith("[DONE]")
+                    if done:
+                        continue
                     data = event.json()
                     if isinstance(data, dict) and data.get("error"):
                         message, kind = openai_error(data["error"])
@@ -198,7 +201,8 @@ class OpenAIModel:
                 raise unless_tool_began(endpoint, dropped, reply.tool_began) from e
             # Cut after the finish chunk: the answer is whole, only usage may be missing.
         except ValueError as e:  # a `data:` line that is not JSON, a chunk that does not fit
-            raise unless_tool_began(endpoint, malformed_failure(e), reply.tool_began) from e
+            if not done:  # (after `[DONE]`, a line that is not UTF-8 changes nothing)
+                raise unless_tool_began(endpoint, malformed_failure(e), reply.tool_began) from e
         finally:
             whole = reply.finish_reason is not None
             self._gate.after_response(ticket, status, heard, reply.usage if whole else None)

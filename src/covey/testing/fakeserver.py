@@ -123,6 +123,9 @@ class FakeServer:
         self._thread: threading.Thread | None = None
         self._log: TextIO | None = None
         self._connections: dict[socket.socket, threading.Thread] = {}
+        self.accepted = 0
+        """TCP connections accepted so far (a client that keeps its connections alive opens
+        one per concurrent request, not one per request)."""
 
     @property
     def port(self) -> int:
@@ -195,6 +198,7 @@ class FakeServer:
         with self._lock:
             if open_:
                 self._connections[conn] = threading.current_thread()
+                self.accepted += 1
             else:
                 self._connections.pop(conn, None)
 
