@@ -5,6 +5,7 @@ shuts down, so no connection outlives its loop (the suite runs with `-W error`).
 from __future__ import annotations
 
 import asyncio
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -118,3 +119,18 @@ def test_covey_print_keeps_one_connection_for_the_whole_run(git_repo: Path) -> N
         assert len(srv.requests) == 4
         assert srv.accepted == 1
     assert "Warning" not in run.err and "unclosed" not in run.err, run.err
+
+
+def test_the_fake_server_sends_small_writes_at_once_on_a_kept_alive_connection() -> None:
+    """Its SSE events are small writes: with Nagle's algorithm on, each request on a reused
+    connection waited for the client's delayed ACK (~40 ms), as no real provider makes it."""
+
+    async def request_then_look() -> list[int]:
+        await make("anthropic", srv.url).complete(ask())
+        with srv._lock:
+            conns = list(srv._connections)
+        return [c.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) for c in conns]
+
+    with FakeServer(SCRIPT) as srv:
+        flags = asyncio.run(request_then_look())
+    assert flags and all(flags)

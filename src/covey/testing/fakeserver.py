@@ -218,6 +218,10 @@ class _HTTPServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    """TCP_NODELAY, as real providers' servers: each SSE event is a small write, and on a
+    kept-alive connection Nagle's algorithm held each one until the client's delayed ACK
+    (~40 ms a request)."""
     server: _HTTPServer
 
     def setup(self) -> None:
