@@ -107,12 +107,11 @@ def json_headers(credential: str) -> dict[str, str]:
 
 @contextlib.asynccontextmanager
 async def open_stream(
-    http: httpx2.AsyncClient, url: str, body: dict[str, Any], headers: Mapping[str, str]
+    http: httpx2.AsyncClient, url: str, body: bytes, headers: Mapping[str, str]
 ) -> AsyncIterator[httpx2.Response]:
-    """POST `body` as JSON and yield the response as soon as its headers are in, whatever
+    """POST `body` (JSON) and yield the response as soon as its headers are in, whatever
     its status; it is closed on the way out."""
-    content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-    request = http.build_request("POST", url, content=content, headers=headers)
+    request = http.build_request("POST", url, content=body, headers=headers)
     response = await http.send(request, stream=True)
     try:
         yield response

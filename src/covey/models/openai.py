@@ -37,6 +37,7 @@ from covey.models._client import (
     type_name,
     wrap,
 )
+from covey.models._encoded import EncodedMessages, dumps, request_json
 from covey.models._http import (
     Endpoint,
     MalformedStream,
@@ -57,6 +58,7 @@ __all__ = [
     "OpenAIModel",
     "arguments_json",
     "build_request",
+    "encode_request",
     "parse_arguments",
     "to_openai_messages",
 ]
@@ -113,6 +115,7 @@ class OpenAIModel:
         self._gate = RequestGate(limiter, "openai", self._endpoint.base_url, api_key)
         self._max_tokens = max_tokens
         self._context_window = context_window
+        self._encoded = EncodedMessages(_entries)
 
     @classmethod
     def from_env(
@@ -150,10 +153,12 @@ class OpenAIModel:
     async def complete(
         self, request: ModelRequest, on_text: TextSink | None = None
     ) -> ModelResponse:
-        body = build_request(request, self._model_id)
-        body["stream"] = True
-        body[self._tokens_param] = min(request.max_tokens, self._max_tokens)
-        body["stream_options"] = {"include_usage": True}
+        fields = _settings(request, self._model_id) | {
+            "stream": True,
+            self._tokens_param: min(request.max_tokens, self._max_tokens),
+            "stream_options": {"include_usage": True},
+        }
+        body = encode_request(request, fields, self._encoded)
         headers = json_headers(self._api_key) | agent_headers(self._endpoint, request.agent_name)
         http = await loop_http()
         return await retrying(
@@ -166,7 +171,7 @@ class OpenAIModel:
     async def _attempt(
         self,
         http: httpx2.AsyncClient,
-        body: dict[str, Any],
+        body: bytes,
         headers: dict[str, str],
         on_text: TextSink | None,
     ) -> ModelResponse:
@@ -214,10 +219,23 @@ class OpenAIModel:
 
 def build_request(request: ModelRequest, model_id: str) -> dict[str, Any]:
     """The chat-completions body, without `stream` and the max-tokens parameter."""
-    body: dict[str, Any] = {
-        "model": model_id,
-        "messages": to_openai_messages(request.system, request.messages),
-    }
+    messages = to_openai_messages(request.system, request.messages)
+    return {"messages": messages} | _settings(request, model_id)
+
+
+def encode_request(
+    request: ModelRequest, fields: dict[str, Any], encoded: EncodedMessages
+) -> bytes:
+    """The body as the JSON sent: the messages of `build_request`, then `fields` (the model,
+    tools, stream…); each message's JSON comes from `encoded` when an earlier request
+    encoded it."""
+    system = [dumps(_system(request.system))] if request.system else []
+    return request_json(fields, system + encoded.fragments(wire_messages(request.messages)))
+
+
+def _settings(request: ModelRequest, model_id: str) -> dict[str, Any]:
+    """The body's fields beside the messages: the model, the tools."""
+    body: dict[str, Any] = {"model": model_id}
     if request.tools:
         body["tools"] = [
             {
@@ -236,30 +254,40 @@ def build_request(request: ModelRequest, model_id: str) -> dict[str, Any]:
 
 
 def to_openai_messages(system: str, messages: list[Message]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
+    out = [_system(system)] if system else []
     for message in wire_messages(messages):
-        if message.role == "assistant":
-            calls = [
-                {
-                    "id": use.id,
-                    "type": "function",
-                    "function": {"name": use.name, "arguments": arguments_json(use.input)},
-                }
-                for use in message.tool_uses
-            ]
-            entry: dict[str, Any] = {"role": "assistant", "content": message.text or None}
-            if calls:
-                entry["tool_calls"] = calls
-            elif entry["content"] is None:
-                entry["content"] = ""
-            out.append(entry)
-            continue
-        results = message.tool_results
-        for result in results:
-            content = f"Error: {result.content}" if result.is_error else result.content
-            out.append({"role": "tool", "tool_call_id": result.tool_use_id, "content": content})
-        if message.text or not results:
-            out.append({"role": "user", "content": message.text})
+        out.extend(_entries(message))
+    return out
+
+
+def _system(text: str) -> dict[str, Any]:
+    return {"role": "system", "content": text}
+
+
+def _entries(message: Message) -> list[dict[str, Any]]:
+    """The chat-completions messages one (wire) message becomes."""
+    if message.role == "assistant":
+        calls = [
+            {
+                "id": use.id,
+                "type": "function",
+                "function": {"name": use.name, "arguments": arguments_json(use.input)},
+            }
+            for use in message.tool_uses
+        ]
+        entry: dict[str, Any] = {"role": "assistant", "content": message.text or None}
+        if calls:
+            entry["tool_calls"] = calls
+        elif entry["content"] is None:
+            entry["content"] = ""
+        return [entry]
+    out: list[dict[str, Any]] = []
+    results = message.tool_results
+    for result in results:
+        content = f"Error: {result.content}" if result.is_error else result.content
+        out.append({"role": "tool", "tool_call_id": result.tool_use_id, "content": content})
+    if message.text or not results:
+        out.append({"role": "user", "content": message.text})
     return out
 
 
