@@ -15,7 +15,7 @@ requests, and the mean. CPU time, unlike wall time, barely moves with the machin
 other engineers' runs), so it is the figure to compare across runs; what the adapter adds to
 the supervisor per turn is (anthropic − scripted).
 
-`--profile FILE` writes a cProfile of every request of the last configuration run (use one
+`--profile FILE` writes a cProfile (timed by CPU, not wall clock) of every request of the last configuration run (use one
 provider and one history length), for `python -m pstats FILE`.
 """
 
@@ -133,7 +133,7 @@ def main() -> None:
             for history in histories:
                 request = ModelRequest(system=SYSTEM, messages=conversation(history), tools=TOOLS)
                 for provider in providers:
-                    profile = cProfile.Profile() if args.profile else None
+                    profile = cProfile.Profile(time.process_time) if args.profile else None
                     model = build(provider, url, script)
                     cpu = asyncio.run(measure(model, request, args.requests, profile))
                     rows.append((history, provider, statistics.median(cpu), statistics.mean(cpu)))

@@ -107,7 +107,7 @@ def json_headers(credential: str) -> dict[str, str]:
 
 @contextlib.asynccontextmanager
 async def open_stream(
-    http: httpx2.AsyncClient, url: str, body: bytes, headers: Mapping[str, str]
+    http: httpx2.AsyncClient, url: httpx2.URL | str, body: bytes, headers: Mapping[str, str]
 ) -> AsyncIterator[httpx2.Response]:
     """POST `body` (JSON) and yield the response as soon as its headers are in, whatever
     its status; it is closed on the way out."""
@@ -230,7 +230,12 @@ class Fields:
         self._data = data
 
     def __getattr__(self, name: str) -> Any:
-        return wrap(self._data.get(name))
+        value = self._data.get(name)  # (`wrap`, inlined: every event field is read this way)
+        if type(value) is dict:
+            return Fields(value)
+        if type(value) is list:
+            return [wrap(item) for item in value]
+        return value
 
     def __repr__(self) -> str:
         return f"Fields({self._data!r})"

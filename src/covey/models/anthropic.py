@@ -15,6 +15,7 @@ turn's prefix from the cache.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -155,6 +156,11 @@ class AnthropicModel:
             self._on_retry,
         )
 
+    @functools.cached_property
+    def _url(self) -> httpx2.URL:
+        """Parsed once (httpx parses a string URL on every request, ~0.1 ms)."""
+        return httpx2.URL(f"{self._endpoint.base_url}/v1/messages")
+
     async def _attempt(
         self,
         http: httpx2.AsyncClient,
@@ -164,11 +170,10 @@ class AnthropicModel:
     ) -> ModelResponse:
         reply = _Reply(on_text)
         endpoint = self._endpoint
-        url = f"{endpoint.base_url}/v1/messages"
         ticket = await self._gate.before_request(body)  # the shared rate limiter; may wait
         status, heard = None, None
         try:
-            async with open_stream(http, url, body, headers) as response:
+            async with open_stream(http, self._url, body, headers) as response:
                 status, heard = response.status_code, response.headers
                 if response.is_error:
                     message, kind = await error_of(response, "anthropic")

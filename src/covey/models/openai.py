@@ -18,6 +18,7 @@ translated into `covey.errors` here and in `_http`.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -168,6 +169,11 @@ class OpenAIModel:
             self._on_retry,
         )
 
+    @functools.cached_property
+    def _url(self) -> httpx2.URL:
+        """Parsed once (httpx parses a string URL on every request, ~0.1 ms)."""
+        return httpx2.URL(f"{self._endpoint.base_url}/chat/completions")
+
     async def _attempt(
         self,
         http: httpx2.AsyncClient,
@@ -177,11 +183,10 @@ class OpenAIModel:
     ) -> ModelResponse:
         reply = _Reply(on_text)
         endpoint = self._endpoint
-        url = f"{endpoint.base_url}/chat/completions"
         ticket = await self._gate.before_request(body)  # the shared rate limiter; may wait
         status, heard, done = None, None, False
         try:
-            async with open_stream(http, url, body, headers) as response:
+            async with open_stream(http, self._url, body, headers) as response:
                 status, heard = response.status_code, response.headers
                 if response.is_error:
                     message, kind = await error_of(response, "openai")
