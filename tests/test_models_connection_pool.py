@@ -1,6 +1,7 @@
-"""One HTTP client (connection pool) per event loop: requests reuse kept-alive connections,
-every model of the loop (subagents, teammates) shares it, and it is closed when the loop
-shuts down, so no connection outlives its loop (the suite runs with `-W error`)."""
+"""HTTP clients (connection pools) per event loop: a model's requests reuse its kept-alive
+connection, the models of a loop (sessions, subagents, teammates) share the loop's few
+clients, and they are closed when the loop shuts down, so no connection outlives its loop
+(the suite runs with `-W error`)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ import yaml
 
 from clitools import covey
 from covey.messages import Message
-from covey.models._client import loop_http
+from covey.models import _pool
+from covey.models._pool import POOLS, loop_http
 from covey.models.anthropic import AnthropicModel
 from covey.models.base import ModelRequest
 from covey.models.openai import OpenAIModel
@@ -71,30 +73,41 @@ def test_models_of_one_loop_share_the_pool(kind: str) -> None:
         assert srv.accepted == len(AGENTS)
 
 
-def test_each_loop_has_its_own_client_closed_when_the_loop_ends() -> None:
-    async def one_request() -> httpx2.AsyncClient:
-        http = await loop_http()
-        assert await loop_http() is http
-        reply = await make("anthropic", srv.url).complete(ask())
+def test_each_loop_has_its_own_clients_closed_when_the_loop_ends() -> None:
+    async def one_request() -> list[httpx2.AsyncClient]:
+        model = make("anthropic", srv.url)
+        reply = await model.complete(ask())
         assert reply.message.text == "main"
-        return http
+        http = await loop_http(model._pool)
+        assert await loop_http(model._pool) is http
+        return [http, await loop_http(model._pool + 1)]
 
     with FakeServer(SCRIPT) as srv:
         first = asyncio.run(one_request())
         second = asyncio.run(one_request())
-    assert first is not second
-    assert first.is_closed and second.is_closed
+    assert not set(first) & set(second)
+    assert all(http.is_closed for http in first + second)
+    assert _pool._LOOP_CLIENTS == {}
     assert srv.accepted == 2
+
+
+def test_many_models_spread_over_a_few_clients() -> None:
+    """httpx's pool looks at each of its connections whenever a request starts or ends: a
+    hundred sessions on one client cost more CPU than a client per request."""
+
+    async def clients_of(models: list[Any]) -> set[httpx2.AsyncClient]:
+        return {await loop_http(m._pool) for m in models}
+
+    models = [make("anthropic", "http://127.0.0.1:9") for _ in range(3 * POOLS)]
+    assert len(asyncio.run(clients_of(models))) == POOLS
 
 
 def test_a_loop_that_never_asks_a_model_makes_no_client() -> None:
     async def nothing() -> None:
         await asyncio.sleep(0)
 
-    from covey.models import _client
-
     asyncio.run(nothing())
-    assert _client._LOOP_CLIENTS == {}
+    assert _pool._LOOP_CLIENTS == {}
 
 
 def test_covey_print_keeps_one_connection_for_the_whole_run(git_repo: Path) -> None:

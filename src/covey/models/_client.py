@@ -7,7 +7,7 @@ The official SDKs stay out of the process (importing `anthropic` costs ~2 s and 
 are the reference this client is held to in `tests/test_models_contract.py`, which sends the
 same conversations through both against the fake server.
 
-    http = await loop_http()             # this event loop's client: its pool outlives the call
+    http = await loop_http(pool)  # one of this event loop's clients (`covey.models._pool`)
     async with open_stream(http, url, body, headers) as response:
         if response.is_error:
             message, kind = await error_of(response, "anthropic")
@@ -17,17 +17,15 @@ same conversations through both against the fake server.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import httpx2
 
 from covey import __version__
-from covey.models._http import ssl_context
 
 __all__ = [
     "ANTHROPIC_VERSION",
@@ -36,8 +34,6 @@ __all__ = [
     "anthropic_error",
     "error_of",
     "json_headers",
-    "loop_http",
-    "new_http",
     "open_stream",
     "openai_error",
     "sse_events",
@@ -47,52 +43,6 @@ __all__ = [
 
 ANTHROPIC_VERSION = "2026-10-21"
 """The `anthropic-version` header, as the SDK the contract tests hold covey to sends it."""
-TIMEOUT = httpx2.Timeout(600.0, connect=5.0)
-"""The SDKs' defaults: 10 minutes to read (a long stream is many reads), 5 s to connect."""
-
-
-LIMITS = httpx2.Limits(max_connections=None, max_keepalive_connections=None)
-"""No cap: every session, subagent and teammate of a host shares one pool, and a hundred
-streams at once must not wait for each other (httpx's default is 100, 20 kept alive); an idle
-connection is closed after httpx's 5 s."""
-
-
-def new_http() -> httpx2.AsyncClient:
-    """A new client; the TLS context, the costly part, is shared by all of them."""
-    return httpx2.AsyncClient(
-        verify=ssl_context(), timeout=TIMEOUT, follow_redirects=True, limits=LIMITS
-    )
-
-
-_LOOP_CLIENTS: dict[asyncio.AbstractEventLoop, tuple[httpx2.AsyncClient, AsyncGenerator[None]]] = {}
-
-
-async def loop_http() -> httpx2.AsyncClient:
-    """The running event loop's client, made on first use and shared by every model call in
-    that loop (one pool: a session's next request reuses its kept-alive connection, no TCP
-    set-up). A client's connections are bound to the loop that opened them, so each loop has
-    its own, and it is closed when that loop shuts down: `asyncio.run` (every covey entry
-    point, Textual's too) closes the loop's async generators before closing the loop, and a
-    suspended generator here is what closes the client. A loop closed without
-    `shutdown_asyncgens` keeps its client open until the process ends."""
-    loop = asyncio.get_running_loop()
-    held = _LOOP_CLIENTS.get(loop)
-    if held is None:
-        client = new_http()
-        closer = _closed_at_shutdown(loop, client)
-        held = _LOOP_CLIENTS[loop] = (client, closer)
-        await closer.asend(None)  # its first step: the loop now knows it, and closes it last
-    return held[0]
-
-
-async def _closed_at_shutdown(
-    loop: asyncio.AbstractEventLoop, client: httpx2.AsyncClient
-) -> AsyncGenerator[None]:
-    try:
-        yield
-    finally:
-        _LOOP_CLIENTS.pop(loop, None)
-        await client.aclose()
 
 
 def json_headers(credential: str) -> dict[str, str]:

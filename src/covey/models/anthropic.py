@@ -38,7 +38,6 @@ from covey.models._client import (
     anthropic_error,
     error_of,
     json_headers,
-    loop_http,
     open_stream,
     sse_events,
     type_name,
@@ -55,6 +54,7 @@ from covey.models._http import (
     stream_error_failure,
     unless_tool_began,
 )
+from covey.models._pool import loop_http, pool_number
 from covey.models.base import ModelRequest, ModelResponse, TextSink
 from covey.models.ratelimit import RateLimiter, RequestGate
 from covey.models.registry import MISSING_KEY
@@ -105,6 +105,7 @@ class AnthropicModel:
         self._max_tokens = max_tokens
         self._context_window = context_window
         self._encoded = EncodedMessages(_entries)
+        self._pool = pool_number()
 
     @classmethod
     def from_env(
@@ -148,7 +149,7 @@ class AnthropicModel:
         headers = json_headers(self._credential)
         headers["anthropic-version"] = ANTHROPIC_VERSION
         headers |= agent_headers(self._endpoint, request.agent_name)
-        http = await loop_http()
+        http = await loop_http(self._pool)
         return await retrying(
             "anthropic",
             lambda: self._attempt(http, body, headers, on_text),

@@ -31,7 +31,6 @@ from covey.messages import INVALID_ARGUMENTS_KEY, Message, TextBlock, ToolUseBlo
 from covey.models._client import (
     error_of,
     json_headers,
-    loop_http,
     open_stream,
     openai_error,
     sse_events,
@@ -49,6 +48,7 @@ from covey.models._http import (
     stream_error_failure,
     unless_tool_began,
 )
+from covey.models._pool import loop_http, pool_number
 from covey.models.base import ModelRequest, ModelResponse, TextSink
 from covey.models.ratelimit import RateLimiter, RequestGate
 from covey.models.registry import MISSING_KEY
@@ -117,6 +117,7 @@ class OpenAIModel:
         self._max_tokens = max_tokens
         self._context_window = context_window
         self._encoded = EncodedMessages(_entries)
+        self._pool = pool_number()
 
     @classmethod
     def from_env(
@@ -161,7 +162,7 @@ class OpenAIModel:
         }
         body = encode_request(request, fields, self._encoded)
         headers = json_headers(self._api_key) | agent_headers(self._endpoint, request.agent_name)
-        http = await loop_http()
+        http = await loop_http(self._pool)
         return await retrying(
             "openai",
             lambda: self._attempt(http, body, headers, on_text),
