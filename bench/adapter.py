@@ -15,8 +15,9 @@ requests, and the mean. CPU time, unlike wall time, barely moves with the machin
 other engineers' runs), so it is the figure to compare across runs; what the adapter adds to
 the supervisor per turn is (anthropic − scripted).
 
-`--profile FILE` writes a cProfile (timed by CPU, not wall clock) of every request of the last configuration run (use one
-provider and one history length), for `python -m pstats FILE`.
+`--profile FILE` writes a cProfile (timed by CPU time, not the wall clock) of every request
+of the last configuration run (use one provider and one history length), for `python -m
+pstats FILE`.
 """
 
 from __future__ import annotations
