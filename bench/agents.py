@@ -15,8 +15,8 @@ small file with `--tool Read`) and turn N answers with text only, so a session m
 the scripted model: the loopback fake provider (`python -m covey.testing.fakeserver`, a process
 of its own) serves the script, each answer streamed as SSE after its `delay_s`, and the
 sessions use `anthropic:claude-sonnet-4-5` with `ANTHROPIC_BASE_URL` pointing at it (the
-daemon inherits the variables), so covey's HTTP client, its SSE parsing and the per-call
-connection set-up are in every turn.
+daemon inherits the variables), so covey's HTTP client (a kept-alive connection per session,
+`covey.models._pool`), the request's encoding and the SSE parsing are in every turn.
 
 The supervisor is started with `covey daemon start`, its idle RSS read, then `--sessions`
 queued rows are created in this process with `create_background_session` (what `covey --bg`

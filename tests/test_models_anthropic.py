@@ -295,7 +295,7 @@ def attempt_on(events: list[dict[str, Any]]) -> Any:
         m = AnthropicModel("claude-test", api_key="k")
         async with httpx2.AsyncClient(transport=httpx2.MockTransport(handler)) as http:
             request = {"model": "claude-test", "max_tokens": 10, "messages": []}
-            return await m._attempt(http, request, {}, None)
+            return await m._attempt(http, json.dumps(request).encode(), {}, None)
 
     return asyncio.run(run())
 

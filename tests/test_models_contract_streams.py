@@ -15,6 +15,7 @@ import httpx2
 import openai
 import pytest
 
+import covey.models._pool as covey_pool
 import covey.models.anthropic as covey_anthropic
 import covey.models.openai as covey_openai
 from covey.messages import Message
@@ -52,12 +53,12 @@ def served(
     notices: list[RetryNotice] = []
     base = "http://127.0.0.1:9"
     if provider == "anthropic":
-        monkeypatch.setattr(covey_anthropic, "new_http", client)
+        monkeypatch.setattr(covey_pool, "new_http", client)
         monkeypatch.setattr(anthropic, "DefaultAsyncHttpxClient", client)
         kind: Any = SdkAnthropicModel if sdk else covey_anthropic.AnthropicModel
         model = kind("c", base_url=base, retry=NO_WAIT, on_retry=notices.append, **credential)
     else:
-        monkeypatch.setattr(covey_openai, "new_http", client)
+        monkeypatch.setattr(covey_pool, "new_http", client)
         monkeypatch.setattr(openai, "DefaultAsyncHttpxClient", client)
         kind = SdkOpenAIModel if sdk else covey_openai.OpenAIModel
         model = kind(

@@ -145,7 +145,7 @@ def test_deltas_of_a_block_covey_does_not_keep_are_not_malformed() -> None:
         m = AnthropicModel("c", api_key="k")
         async with httpx2.AsyncClient(transport=httpx2.MockTransport(handler)) as http:
             request = {"model": "c", "max_tokens": 10, "messages": []}
-            return await m._attempt(http, request, {}, None)
+            return await m._attempt(http, json.dumps(request).encode(), {}, None)
 
     assert asyncio.run(run()).message.text == "ok"
 
@@ -177,7 +177,7 @@ def _anthropic_events(events: list[dict[str, object]]) -> ModelResponse:
         m = AnthropicModel("c", api_key="k")
         async with httpx2.AsyncClient(transport=httpx2.MockTransport(handler)) as http:
             request = {"model": "c", "max_tokens": 10, "messages": []}
-            return await m._attempt(http, request, {}, None)
+            return await m._attempt(http, json.dumps(request).encode(), {}, None)
 
     return asyncio.run(run())
 
@@ -250,7 +250,7 @@ def _openai_chunks(chunks: list[object]) -> ModelResponse:
     async def run() -> ModelResponse:
         m = OpenAIModel("g", api_key="k")
         async with httpx2.AsyncClient(transport=httpx2.MockTransport(handler)) as http:
-            return await m._attempt(http, {"model": "g", "messages": []}, {}, None)
+            return await m._attempt(http, b'{"model":"g","messages":[]}', {}, None)
 
     return asyncio.run(run())
 

@@ -353,7 +353,7 @@ def attempt_on(events: list[dict[str, Any]]) -> Any:
         m = OpenAIModel("gpt-test", api_key="k")
         async with httpx2.AsyncClient(transport=httpx2.MockTransport(handler)) as http:
             request = {"model": "gpt-test", "messages": []}
-            return await m._attempt(http, request, {}, None)
+            return await m._attempt(http, json.dumps(request).encode(), {}, None)
 
     return asyncio.run(run())
 

@@ -7,7 +7,8 @@ The official SDKs stay out of the process (importing `anthropic` costs ~2 s and 
 are the reference this client is held to in `tests/test_models_contract.py`, which sends the
 same conversations through both against the fake server.
 
-    async with new_http() as http, open_stream(http, url, body, headers) as response:
+    http = await loop_http(pool)  # one of this event loop's clients (`covey.models._pool`)
+    async with open_stream(http, url, body, headers) as response:
         if response.is_error:
             message, kind = await error_of(response, "anthropic")
         async for event in sse_events(response):
@@ -25,7 +26,6 @@ from typing import Any
 import httpx2
 
 from covey import __version__
-from covey.models._http import ssl_context
 
 __all__ = [
     "ANTHROPIC_VERSION",
@@ -34,7 +34,6 @@ __all__ = [
     "anthropic_error",
     "error_of",
     "json_headers",
-    "new_http",
     "open_stream",
     "openai_error",
     "sse_events",
@@ -44,14 +43,6 @@ __all__ = [
 
 ANTHROPIC_VERSION = "2026-10-21"
 """The `anthropic-version` header, as the SDK the contract tests hold covey to sends it."""
-TIMEOUT = httpx2.Timeout(600.0, connect=5.0)
-"""The SDKs' defaults: 10 minutes to read (a long stream is many reads), 5 s to connect."""
-
-
-def new_http() -> httpx2.AsyncClient:
-    """A client for one `complete` call (no connection outlives its event loop); the TLS
-    context, the costly part, is shared."""
-    return httpx2.AsyncClient(verify=ssl_context(), timeout=TIMEOUT, follow_redirects=True)
 
 
 def json_headers(credential: str) -> dict[str, str]:
@@ -66,12 +57,11 @@ def json_headers(credential: str) -> dict[str, str]:
 
 @contextlib.asynccontextmanager
 async def open_stream(
-    http: httpx2.AsyncClient, url: str, body: dict[str, Any], headers: Mapping[str, str]
+    http: httpx2.AsyncClient, url: httpx2.URL | str, body: bytes, headers: Mapping[str, str]
 ) -> AsyncIterator[httpx2.Response]:
-    """POST `body` as JSON and yield the response as soon as its headers are in, whatever
+    """POST `body` (JSON) and yield the response as soon as its headers are in, whatever
     its status; it is closed on the way out."""
-    content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-    request = http.build_request("POST", url, content=content, headers=headers)
+    request = http.build_request("POST", url, content=body, headers=headers)
     response = await http.send(request, stream=True)
     try:
         yield response
@@ -190,7 +180,12 @@ class Fields:
         self._data = data
 
     def __getattr__(self, name: str) -> Any:
-        return wrap(self._data.get(name))
+        value = self._data.get(name)  # (`wrap`, inlined: every event field is read this way)
+        if type(value) is dict:
+            return Fields(value)
+        if type(value) is list:
+            return [wrap(item) for item in value]
+        return value
 
     def __repr__(self) -> str:
         return f"Fields({self._data!r})"

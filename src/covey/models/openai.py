@@ -18,6 +18,7 @@ translated into `covey.errors` here and in `_http`.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -30,13 +31,13 @@ from covey.messages import INVALID_ARGUMENTS_KEY, Message, TextBlock, ToolUseBlo
 from covey.models._client import (
     error_of,
     json_headers,
-    new_http,
     open_stream,
     openai_error,
     sse_events,
     type_name,
     wrap,
 )
+from covey.models._encoded import EncodedMessages, dumps, request_json
 from covey.models._http import (
     Endpoint,
     MalformedStream,
@@ -47,6 +48,7 @@ from covey.models._http import (
     stream_error_failure,
     unless_tool_began,
 )
+from covey.models._pool import loop_http, pool_number
 from covey.models.base import ModelRequest, ModelResponse, TextSink
 from covey.models.ratelimit import RateLimiter, RequestGate
 from covey.models.registry import MISSING_KEY
@@ -57,6 +59,7 @@ __all__ = [
     "OpenAIModel",
     "arguments_json",
     "build_request",
+    "encode_request",
     "parse_arguments",
     "to_openai_messages",
 ]
@@ -113,6 +116,8 @@ class OpenAIModel:
         self._gate = RequestGate(limiter, "openai", self._endpoint.base_url, api_key)
         self._max_tokens = max_tokens
         self._context_window = context_window
+        self._encoded = EncodedMessages(_entries)
+        self._pool = pool_number()
 
     @classmethod
     def from_env(
@@ -150,33 +155,39 @@ class OpenAIModel:
     async def complete(
         self, request: ModelRequest, on_text: TextSink | None = None
     ) -> ModelResponse:
-        body = build_request(request, self._model_id)
-        body["stream"] = True
-        body[self._tokens_param] = min(request.max_tokens, self._max_tokens)
-        body["stream_options"] = {"include_usage": True}
+        fields = _settings(request, self._model_id) | {
+            "stream": True,
+            self._tokens_param: min(request.max_tokens, self._max_tokens),
+            "stream_options": {"include_usage": True},
+        }
+        body = encode_request(request, fields, self._encoded)
         headers = json_headers(self._api_key) | agent_headers(self._endpoint, request.agent_name)
-        async with new_http() as http:
-            return await retrying(
-                "openai",
-                lambda: self._attempt(http, body, headers, on_text),
-                self._retry,
-                self._on_retry,
-            )
+        http = await loop_http(self._pool)
+        return await retrying(
+            "openai",
+            lambda: self._attempt(http, body, headers, on_text),
+            self._retry,
+            self._on_retry,
+        )
+
+    @functools.cached_property
+    def _url(self) -> httpx2.URL:
+        """Parsed once (httpx parses a string URL on every request, ~0.1 ms)."""
+        return httpx2.URL(f"{self._endpoint.base_url}/chat/completions")
 
     async def _attempt(
         self,
         http: httpx2.AsyncClient,
-        body: dict[str, Any],
+        body: bytes,
         headers: dict[str, str],
         on_text: TextSink | None,
     ) -> ModelResponse:
         reply = _Reply(on_text)
         endpoint = self._endpoint
-        url = f"{endpoint.base_url}/chat/completions"
         ticket = await self._gate.before_request(body)  # the shared rate limiter; may wait
-        status, heard = None, None
+        status, heard, done = None, None, False
         try:
-            async with open_stream(http, url, body, headers) as response:
+            async with open_stream(http, self._url, body, headers) as response:
                 status, heard = response.status_code, response.headers
                 if response.is_error:
                     message, kind = await error_of(response, "openai")
@@ -184,8 +195,11 @@ class OpenAIModel:
                         endpoint, response.status_code, message, kind=kind, headers=response.headers
                     )
                 async for event in sse_events(response):
-                    if event.data.startswith("[DONE]"):
-                        break
+                    # After `[DONE]` the body is read to its end, unparsed (as the SDK does),
+                    # so that the connection goes back to the pool instead of being cut.
+                    done = done or event.data.startswith("[DONE]")
+                    if done:
+                        continue
                     data = event.json()
                     if isinstance(data, dict) and data.get("error"):
                         message, kind = openai_error(data["error"])
@@ -198,7 +212,8 @@ class OpenAIModel:
                 raise unless_tool_began(endpoint, dropped, reply.tool_began) from e
             # Cut after the finish chunk: the answer is whole, only usage may be missing.
         except ValueError as e:  # a `data:` line that is not JSON, a chunk that does not fit
-            raise unless_tool_began(endpoint, malformed_failure(e), reply.tool_began) from e
+            if not done:  # (after `[DONE]`, a line that is not UTF-8 changes nothing)
+                raise unless_tool_began(endpoint, malformed_failure(e), reply.tool_began) from e
         finally:
             whole = reply.finish_reason is not None
             self._gate.after_response(ticket, status, heard, reply.usage if whole else None)
@@ -210,10 +225,23 @@ class OpenAIModel:
 
 def build_request(request: ModelRequest, model_id: str) -> dict[str, Any]:
     """The chat-completions body, without `stream` and the max-tokens parameter."""
-    body: dict[str, Any] = {
-        "model": model_id,
-        "messages": to_openai_messages(request.system, request.messages),
-    }
+    messages = to_openai_messages(request.system, request.messages)
+    return {"messages": messages} | _settings(request, model_id)
+
+
+def encode_request(
+    request: ModelRequest, fields: dict[str, Any], encoded: EncodedMessages
+) -> bytes:
+    """The body as the JSON sent: the messages of `build_request`, then `fields` (the model,
+    tools, stream…); each message's JSON comes from `encoded` when an earlier request
+    encoded it."""
+    system = [dumps(_system(request.system))] if request.system else []
+    return request_json(fields, system + encoded.fragments(wire_messages(request.messages)))
+
+
+def _settings(request: ModelRequest, model_id: str) -> dict[str, Any]:
+    """The body's fields beside the messages: the model, the tools."""
+    body: dict[str, Any] = {"model": model_id}
     if request.tools:
         body["tools"] = [
             {
@@ -232,30 +260,40 @@ def build_request(request: ModelRequest, model_id: str) -> dict[str, Any]:
 
 
 def to_openai_messages(system: str, messages: list[Message]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
+    out = [_system(system)] if system else []
     for message in wire_messages(messages):
-        if message.role == "assistant":
-            calls = [
-                {
-                    "id": use.id,
-                    "type": "function",
-                    "function": {"name": use.name, "arguments": arguments_json(use.input)},
-                }
-                for use in message.tool_uses
-            ]
-            entry: dict[str, Any] = {"role": "assistant", "content": message.text or None}
-            if calls:
-                entry["tool_calls"] = calls
-            elif entry["content"] is None:
-                entry["content"] = ""
-            out.append(entry)
-            continue
-        results = message.tool_results
-        for result in results:
-            content = f"Error: {result.content}" if result.is_error else result.content
-            out.append({"role": "tool", "tool_call_id": result.tool_use_id, "content": content})
-        if message.text or not results:
-            out.append({"role": "user", "content": message.text})
+        out.extend(_entries(message))
+    return out
+
+
+def _system(text: str) -> dict[str, Any]:
+    return {"role": "system", "content": text}
+
+
+def _entries(message: Message) -> list[dict[str, Any]]:
+    """The chat-completions messages one (wire) message becomes."""
+    if message.role == "assistant":
+        calls = [
+            {
+                "id": use.id,
+                "type": "function",
+                "function": {"name": use.name, "arguments": arguments_json(use.input)},
+            }
+            for use in message.tool_uses
+        ]
+        entry: dict[str, Any] = {"role": "assistant", "content": message.text or None}
+        if calls:
+            entry["tool_calls"] = calls
+        elif entry["content"] is None:
+            entry["content"] = ""
+        return [entry]
+    out: list[dict[str, Any]] = []
+    results = message.tool_results
+    for result in results:
+        content = f"Error: {result.content}" if result.is_error else result.content
+        out.append({"role": "tool", "tool_call_id": result.tool_use_id, "content": content})
+    if message.text or not results:
+        out.append({"role": "user", "content": message.text})
     return out
 
 

@@ -26,18 +26,17 @@ a `RequestGate`:
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from covey.messages import Usage
 from covey.models.retry import header, parse_retry_after
-from covey.models.tokens import estimate_tokens
+from covey.models.tokens import estimate_tokens_of
 
 __all__ = [
     "BLOCK_WITHOUT_RETRY_AFTER_S",
@@ -326,12 +325,13 @@ class RequestGate:
         self.provider = provider
         self.endpoint = endpoint_key(base_url, credential)
 
-    async def before_request(self, body: Mapping[str, Any]) -> Ticket | None:
-        """Reserve the request's estimated input tokens (its size), waiting if need be."""
+    async def before_request(self, body: bytes) -> Ticket | None:
+        """Reserve the request's estimated input tokens (the size of its JSON `body`, as
+        sent), waiting if need be."""
         if self.limiter is None:
             return None
-        size = estimate_tokens(json.dumps(body, ensure_ascii=False, separators=(",", ":")))
-        # a little over: the request as sent carries a few more fields (`stream`…)
+        size = estimate_tokens_of(body)
+        # a little over, as when the estimate was made without `stream` and the like
         return await self.limiter.reserve(self.endpoint, self.provider, size + SENT_FIELDS)
 
     def after_response(

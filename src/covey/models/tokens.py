@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-__all__ = ["estimate_tokens"]
+__all__ = ["estimate_tokens", "estimate_tokens_of"]
 
 
 def estimate_tokens(text: str) -> int:
     return (len(text.encode("utf-8")) + 3) // 4
+
+
+def estimate_tokens_of(utf8: bytes) -> int:
+    """`estimate_tokens` of text already encoded."""
+    return (len(utf8) + 3) // 4

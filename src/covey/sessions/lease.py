@@ -7,6 +7,7 @@ for it to expire): that is how `--resume` works right after a crash.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import socket
 import time
@@ -59,6 +60,8 @@ def holder_alive(host_id: str | None) -> bool:
     Holders on other machines are presumed alive (their lease expires instead)."""
     if not host_id:
         return False
+    if host_id.startswith(_own_prefix(os.getpid())):
+        return True  # this very process (the rate limiter asks for every queued request)
     pid = local_pid(host_id)
     if pid is None:
         return True
@@ -69,6 +72,12 @@ def holder_alive(host_id: str | None) -> bool:
     except PermissionError:
         return True
     return not _zombie(pid)
+
+
+@functools.cache
+def _own_prefix(pid: int) -> str:
+    """What the ids `new_host_id` makes in process `pid` start with."""
+    return f"{socket.gethostname()}:{pid}:"
 
 
 def _zombie(pid: int) -> bool:

@@ -123,6 +123,9 @@ class FakeServer:
         self._thread: threading.Thread | None = None
         self._log: TextIO | None = None
         self._connections: dict[socket.socket, threading.Thread] = {}
+        self.accepted = 0
+        """TCP connections accepted so far (a client that keeps its connections alive opens
+        one per concurrent request, not one per request)."""
 
     @property
     def port(self) -> int:
@@ -195,6 +198,7 @@ class FakeServer:
         with self._lock:
             if open_:
                 self._connections[conn] = threading.current_thread()
+                self.accepted += 1
             else:
                 self._connections.pop(conn, None)
 
@@ -214,6 +218,10 @@ class _HTTPServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    """TCP_NODELAY, as real providers' servers: each SSE event is a small write, and on a
+    kept-alive connection Nagle's algorithm held each one until the client's delayed ACK
+    (~40 ms a request)."""
     server: _HTTPServer
 
     def setup(self) -> None:
