@@ -24,9 +24,11 @@ __all__ = [
     "SNAPSHOT_PREFIX",
     "Snapshot",
     "apply_snapshot",
+    "commit_tree",
     "is_dirty",
     "list_snapshots",
     "take_snapshot",
+    "working_tree",
 ]
 
 SNAPSHOT_PREFIX = "refs/covey/snapshots/"
@@ -101,10 +103,9 @@ def take_snapshot(
         tree = git("rev-parse", f"{head}^{{tree}}", cwd=root).strip()
     else:
         head = head or git("rev-parse", "--verify", "HEAD^{commit}", cwd=worktree).strip()
-        tree = _working_tree(worktree, exclude)
+        tree = working_tree(worktree, exclude)
     message = f"covey snapshot of worktree {name}\n\nworktree: {worktree or '(gone)'}\n"
-    identity = {} if git_result("var", "GIT_COMMITTER_IDENT", cwd=root).ok else _IDENTITY
-    commit = git("commit-tree", tree, "-p", head, "-m", message, cwd=root, env=identity).strip()
+    commit = commit_tree(root, tree, [head], message)
     for _ in range(100):
         taken = list_snapshots(root, name)
         ref = f"{SNAPSHOT_PREFIX}{name}/{(taken[-1].number if taken else 0) + 1}"
@@ -114,8 +115,16 @@ def take_snapshot(
     raise GitError(f"cannot store a snapshot of {worktree} under {SNAPSHOT_PREFIX}{name}/")
 
 
-def _working_tree(worktree: Path, exclude: Sequence[str]) -> str:
-    """The tree of everything in the worktree that is not ignored, via a temporary index."""
+def commit_tree(cwd: Path, tree: str, parents: Sequence[str], message: str) -> str:
+    """A commit of `tree` on `parents`, with the user's identity, or covey's if they have none."""
+    identity = {} if git_result("var", "GIT_COMMITTER_IDENT", cwd=cwd).ok else _IDENTITY
+    args = [a for p in parents for a in ("-p", p)]
+    return git("commit-tree", tree, *args, "-m", message, cwd=cwd, env=identity).strip()
+
+
+def working_tree(worktree: Path, exclude: Sequence[str] = ()) -> str:
+    """The tree of everything in the worktree that is not ignored, via a temporary index
+    (its real index, HEAD and files are untouched)."""
     admin = admin_dir(worktree)  # None: the system temp dir
     fd, index = tempfile.mkstemp(prefix="covey-snapshot-index.", dir=admin)
     os.close(fd)

@@ -1,0 +1,312 @@
+"""The workspace travels by git: a session's start to another machine, its work back.
+
+On the supervisor (the user's machine)::
+
+    pack_workspace(repo: Path, commit: str) -> WorkspacePack
+        # a bundle holding `commit` and its history, plus the `.worktreeinclude` files
+    receive_snapshot(repo: Path, branch: str, snap: ShippedSnapshot) -> None
+        # fetch a node's snapshot and move `branch` from snap.parent to snap.sha
+        # (compare-and-swap: StaleSnapshot if `branch` is elsewhere; BundleError if damaged)
+
+On a node::
+
+    unpack_workspace(pack, dest: Path, branch: str, *, cache_dir: Path | None = None) -> Path
+        # a worktree at `dest` with `branch` checked out at pack.base, include files in place
+    snapshot_for_shipping(worktree: Path, parent: str, message: str) -> ShippedSnapshot | None
+        # a commit of the whole working tree (untracked, non-ignored files too) on `parent`,
+        # and a thin bundle parent..sha; None when nothing changed since `parent`
+    drop_workspace(dest: Path) -> None
+        # remove a worktree unpack_workspace made, and its branch
+
+A snapshot's first parent is `parent` (the previous snapshot shipped, or the base); when the
+agent committed on its own (its HEAD is not in `parent`'s history), that HEAD is the second
+parent, so its commits and messages reach the user too. The worktree's index, HEAD and files
+are never touched: the tree comes from a temporary index (`snapshots.working_tree`). To resume
+a session elsewhere, pack the tip of its branch (the last snapshot received) and unpack that.
+
+Costs, for many sessions from one base: the supervisor bundles each base commit once and keeps
+the bundle in `<git common dir>/covey/bundles/<sha>.bundle` (the newest `KEEP_BUNDLES`); a
+node unbundles each base once into a bare repository `<cache_dir>/<sha>.git` and makes every
+session's worktree from it with `git worktree add` (so a second unpack of a base on a node
+is one checkout; its objects are shared). A snapshot's bundle is thin: only the objects its
+parent lacks, so a 3-file edit ships a few KiB however big the repository is.
+
+Include files are read into the pack as bytes: regular files only (symlinks and files whose
+name is not UTF-8 are left out), without their mode bits.
+
+Bundles are verified on arrival by `git bundle unbundle` (index-pack checks the pack's
+checksum and that the prerequisites are present): a bundle damaged in transit raises
+`BundleError` and no ref moves.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import stat
+import tempfile
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from covey.errors import GitError
+from covey.git.include import matching_ignored_files
+from covey.git.layout import common_dir, registered
+from covey.git.repo import git, git_result
+from covey.git.snapshots import commit_tree, working_tree
+
+__all__ = [
+    "KEEP_BUNDLES",
+    "BundleError",
+    "ShippedSnapshot",
+    "StaleSnapshot",
+    "WorkspacePack",
+    "drop_workspace",
+    "pack_workspace",
+    "receive_snapshot",
+    "snapshot_for_shipping",
+    "unpack_workspace",
+]
+
+KEEP_BUNDLES = 4
+"""Base bundles kept on the supervisor's disk per repository (the newest used)."""
+_PACK_TIMEOUT_S = 900.0
+_SHIP_REF = "refs/covey/ship/"
+_BASE_REF = "refs/covey/base"
+
+
+class BundleError(GitError):
+    """A bundle git refuses: damaged in transit, or not holding what it claims."""
+
+
+class StaleSnapshot(GitError):
+    """The branch is no longer at the snapshot's parent (another host moved it): not applied."""
+
+
+@dataclass(frozen=True)
+class WorkspacePack:
+    """What a node needs to start a session: picklable, goes through Ray's object store."""
+
+    base: str
+    """The commit the session starts from."""
+    bundle: bytes = field(repr=False)
+    """A git bundle holding `base` and its history."""
+    include: dict[str, bytes] = field(default_factory=dict, repr=False)
+    """The `.worktreeinclude` files: path relative to the repository root -> contents."""
+
+
+@dataclass(frozen=True)
+class ShippedSnapshot:
+    """A snapshot of a node's worktree on its way to the user's repository."""
+
+    sha: str
+    parent: str
+    bundle: bytes = field(repr=False)
+    """A thin bundle: the objects of parent..sha, with `parent` as prerequisite."""
+
+
+# --- the supervisor side -------------------------------------------------------------------
+
+
+def pack_workspace(repo: Path, commit: str, *, skip: Sequence[str] = ()) -> WorkspacePack:
+    """Pack `commit` of `repo` and its `.worktreeinclude` files (not looking into the
+    directories `skip`, like linked node_modules). The bundle is made once per commit."""
+    sha = git("rev-parse", "--verify", "--end-of-options", f"{commit}^{{commit}}", cwd=repo)
+    sha = sha.strip()
+    return WorkspacePack(sha, _base_bundle(repo, sha), _include_files(repo, skip))
+
+
+def _base_bundle(repo: Path, sha: str) -> bytes:
+    cache = common_dir(repo) / "covey" / "bundles"
+    path = cache / f"{sha}.bundle"
+    with contextlib.suppress(FileNotFoundError):
+        data = path.read_bytes()
+        os.utime(path)  # the newest used is kept longest
+        return data
+    with _flock(cache / "pack.lock"):  # one pack at a time: each is CPU-bound
+        if not path.exists():
+            tmp = cache / f"{sha}.bundle.{os.getpid()}.tmp"
+            _bundle(repo, tmp, sha)
+            os.replace(tmp, path)
+            bundles = sorted(cache.glob("*.bundle"), key=lambda p: p.stat().st_mtime_ns)
+            for old in bundles[:-KEEP_BUNDLES]:
+                old.unlink(missing_ok=True)
+        return path.read_bytes()
+
+
+def _include_files(repo: Path, skip: Sequence[str]) -> dict[str, bytes]:
+    found: dict[str, bytes] = {}
+    for rel in matching_ignored_files(repo, list(skip)):
+        path = repo / rel
+        try:
+            if stat.S_ISREG(path.lstat().st_mode):
+                found[rel] = path.read_bytes()
+        except OSError:
+            continue  # gone meanwhile, or a name git could not give us intact
+    return found
+
+
+def receive_snapshot(repo: Path, branch: str, snap: ShippedSnapshot) -> None:
+    """Fetch `snap` into `repo` and move `branch` to it if the branch is at `snap.parent`.
+
+    Receiving the same snapshot twice is harmless (a retried delivery). Raises StaleSnapshot
+    when the branch is elsewhere (or missing), BundleError when the bundle is damaged or is
+    not a snapshot on `snap.parent`; either way the branch has not moved."""
+    ref = f"refs/heads/{branch}"
+    if _resolve(repo, ref) == snap.sha:
+        return
+    _unbundle(repo, snap.bundle, snap.sha)
+    first_parent = _resolve(repo, f"{snap.sha}^1")
+    if first_parent != snap.parent:
+        raise BundleError(
+            f"the snapshot {snap.sha[:12]} for {branch} is not on {snap.parent[:12]}"
+            f" (its parent is {first_parent[:12] if first_parent else 'none'}); not applied"
+        )
+    moved = git_result("update-ref", "-m", "covey: snapshot", ref, snap.sha, snap.parent, cwd=repo)
+    if not moved.ok:
+        now = _resolve(repo, ref)
+        if now == snap.sha:
+            return
+        where = f"at {now[:12]}" if now else "missing"
+        raise StaleSnapshot(
+            f"branch {branch} is {where}, not at {snap.parent[:12]}: snapshot {snap.sha[:12]}"
+            " not applied"
+        )
+
+
+# --- the node side -------------------------------------------------------------------------
+
+
+def unpack_workspace(
+    pack: WorkspacePack, dest: Path, branch: str, *, cache_dir: Path | None = None
+) -> Path:
+    """Make `dest` a worktree with `branch` checked out at `pack.base` and the include files
+    in place; return `dest`. The base is unbundled once per node into
+    `<cache_dir>/<base>.git` (default: `<dest's parent>/.covey-bases`). Calling it again for
+    a `dest` that already has `branch` checked out changes nothing."""
+    dest = dest.absolute()
+    include = _include_targets(dest, pack.include)
+    base_repo = _base_repository(cache_dir or dest.parent / ".covey-bases", pack)
+    with _flock(base_repo / "covey-worktree-add.lock"):  # `worktree add`s must not overlap
+        existing = [w for w in registered(base_repo) if w.path == dest]
+        if existing and existing[0].branch == branch and dest.is_dir():
+            return dest
+        if os.path.lexists(dest):
+            raise GitError(f"cannot unpack a workspace at {dest}: the path exists")
+        git("worktree", "prune", cwd=base_repo)
+        git("worktree", "add", "-q", "-B", branch, str(dest), pack.base, cwd=base_repo)
+    for path, data in include.items():
+        if not os.path.lexists(path):  # a tracked file wins, as in a local worktree
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+    return dest
+
+
+def _base_repository(cache: Path, pack: WorkspacePack) -> Path:
+    """The bare repository holding `pack.base` on this node, made from its bundle once."""
+    cache.mkdir(parents=True, exist_ok=True)
+    final = cache / f"{pack.base}.git"
+    with _flock(cache / f"{pack.base}.lock"):
+        if final.is_dir():
+            return final
+        tmp = cache / f"{pack.base}.git.{uuid.uuid4().hex}.tmp"
+        try:
+            git("init", "-q", "--bare", str(tmp), cwd=cache)
+            _unbundle(tmp, pack.bundle, pack.base)
+            git("update-ref", _BASE_REF, pack.base, cwd=tmp)
+            os.rename(tmp, final)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def _include_targets(dest: Path, files: dict[str, bytes]) -> dict[Path, bytes]:
+    """Where each include file goes; GitError for a path that would leave the workspace."""
+    targets: dict[Path, bytes] = {}
+    for rel, data in files.items():
+        parts = PurePosixPath(rel).parts
+        if not parts or PurePosixPath(rel).is_absolute() or ".." in parts or parts[0] == ".git":
+            raise GitError(f"refusing the include file {rel!r}: it is not inside the workspace")
+        targets[dest.joinpath(*parts)] = data
+    return targets
+
+
+def drop_workspace(dest: Path) -> None:
+    """Remove a worktree `unpack_workspace` made, and its branch; the base repository stays."""
+    dest = dest.absolute()
+    common = Path(git("rev-parse", "--path-format=absolute", "--git-common-dir", cwd=dest).strip())
+    branch = git_result("symbolic-ref", "-q", "--short", "HEAD", cwd=dest).stdout.strip()
+    with _flock(common / "covey-worktree-add.lock"):
+        git("worktree", "remove", "--force", "--force", str(dest), cwd=common)
+    if branch:
+        git_result("branch", "-D", "--", branch, cwd=common)
+
+
+def snapshot_for_shipping(worktree: Path, parent: str, message: str) -> ShippedSnapshot | None:
+    """Commit the worktree's whole state (untracked, non-ignored files too) on `parent` and
+    bundle what `parent` lacks; None when nothing changed since `parent`."""
+    head = git("rev-parse", "--verify", "HEAD^{commit}", cwd=worktree).strip()
+    tree = working_tree(worktree)
+    agent_commits = not git_result("merge-base", "--is-ancestor", head, parent, cwd=worktree).ok
+    if not agent_commits and tree == _resolve(worktree, f"{parent}^{{tree}}"):
+        return None
+    parents = [parent, head] if agent_commits else [parent]
+    sha = commit_tree(worktree, tree, parents, message)
+    with tempfile.TemporaryDirectory(prefix="covey-ship.") as tmp:
+        path = Path(tmp) / "snapshot.bundle"
+        _bundle(worktree, path, sha, exclude=parent)
+        return ShippedSnapshot(sha, parent, path.read_bytes())
+
+
+# --- git bundle ----------------------------------------------------------------------------
+
+
+def _bundle(cwd: Path, path: Path, sha: str, *, exclude: str | None = None) -> None:
+    """Write a bundle of `sha` (minus what `exclude` has) to `path`. `git bundle create`
+    takes refs, not commits: `sha` gets a ref of its own for the while."""
+    ref = f"{_SHIP_REF}{uuid.uuid4().hex}"
+    git("update-ref", ref, sha, cwd=cwd)
+    try:
+        revs = [ref, f"^{exclude}"] if exclude else [ref]
+        git("bundle", "create", "-q", str(path), *revs, cwd=cwd, timeout_s=_PACK_TIMEOUT_S)
+    finally:
+        git_result("update-ref", "-d", ref, cwd=cwd)
+
+
+def _unbundle(repo: Path, data: bytes, sha: str) -> None:
+    """Store the objects of the bundle `data` in `repo` (no ref changes), checking it whole
+    and holding the commit `sha`; BundleError otherwise."""
+    fd, name = tempfile.mkstemp(prefix="covey-incoming.", suffix=".bundle")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        done = git_result("bundle", "unbundle", name, cwd=repo, timeout_s=_PACK_TIMEOUT_S)
+    finally:
+        os.unlink(name)
+    if not done.ok:
+        said = [line for line in done.stderr.splitlines() if line.strip()]
+        reason = said[-1].strip() if said else f"exit {done.exit_code}"
+        raise BundleError(f"the bundle of {sha[:12]} was refused, damaged in transit? ({reason})")
+    if _resolve(repo, f"{sha}^{{commit}}") != sha:
+        raise BundleError(f"the bundle of {sha[:12]} does not hold that commit")
+
+
+def _resolve(repo: Path, rev: str) -> str:
+    """The object `rev` names in `repo`, or "" when none."""
+    found = git_result("rev-parse", "-q", "--verify", "--end-of-options", rev, cwd=repo)
+    return found.stdout.strip() if found.ok else ""
+
+
+@contextlib.contextmanager
+def _flock(path: Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock on `path` (made if missing)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
