@@ -229,12 +229,41 @@ def m0005_rate_limits(conn: sqlite3.Connection) -> None:
     )
 
 
+def m0007_replica(conn: sqlite3.Connection) -> None:
+    """Sessions run against another store (a Ray node's): the node's journal of what they
+    wrote, the tool batches whose transcript entries wait for their snapshot, and per session
+    how far the journal has been applied (`covey.store.replica`)."""
+    _run(
+        conn,
+        [
+            """CREATE TABLE replica_journal (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                session_id TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                data TEXT NOT NULL DEFAULT '{}',
+                bundle BLOB,
+                held INTEGER NOT NULL DEFAULT 0
+            )""",
+            "CREATE INDEX replica_journal_session ON replica_journal (session_id, id)",
+            """CREATE TABLE replica_holds (
+                session_id TEXT PRIMARY KEY
+            )""",
+            """CREATE TABLE replica_cursors (
+                session_id TEXT PRIMARY KEY,
+                epoch INTEGER NOT NULL,
+                position INTEGER NOT NULL
+            )""",
+        ],
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     m0001_initial,
     m0002_session_deleted_at,
     m0003_tool_runs,
     m0004_teams,
     m0005_rate_limits,
+    m0007_replica,  # m0006 is h-ray's (merged before this one)
 )
 """Every migration, oldest first; append only."""
 

@@ -1,0 +1,109 @@
+"""The node's side of a replicated session: its tool batches wait for the supervisor.
+
+    gate = ToolGate(node_store, session_id, snapshot)   # snapshot: () -> Snapshot | None
+    gate_tools(host, gate)                              # after SessionHost.open, before run_turn
+
+Around every tool batch of the host's agent:
+1. **before**: the session's transcript entries are held from now on (`covey.store.replica.
+   hold`), then the batch waits until the supervisor has acknowledged everything the session
+   journaled so far, the assistant message that asks for these calls included. So a node
+   lost while the tools run leaves that message in the user's store: the resume answers the
+   calls as interrupted and never runs them again. It is also the node's bound: with the
+   supervisor away, the session waits here, having dropped nothing.
+2. the tools run; each result is written to the node store as always, journaled held;
+3. **after**: `snapshot()` (blocking, run in a worker thread; the executor's callback, e.g.
+   `covey.git.bundles.snapshot_for_shipping`) commits the worktree, and one transaction
+   journals its record and then the held entries after it (`release`). The supervisor calls
+   `on_snapshot` before it applies them: a result counts only once the snapshot holding its
+   effects has reached the user's repository.
+A batch that raises (cancelled by a stop, a failed snapshot) drops its held entries: they
+never leave the node, and the step reads as interrupted wherever the session resumes.
+
+`ToolGate` only writes the node store and polls it (every `poll_s`) for the acknowledgement
+`covey.executors.replica.acknowledge` writes; it works the same when the supervisor's pump
+runs in another thread, process or machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from covey.agent.tool_runner import ToolRunner
+from covey.executors.replica_records import Snapshot
+from covey.messages import ToolResultBlock, ToolUseBlock
+from covey.sessions.host import SessionHost
+from covey.store import Store
+from covey.store.replica import drop_held, get_cursor, hold, last_journal_id, release
+
+__all__ = ["GatedToolRunner", "ToolGate", "gate_tools"]
+
+POLL_S = 0.02
+
+
+class ToolGate:
+    def __init__(
+        self,
+        node_store: Store,
+        session_id: str,
+        snapshot: Callable[[], Snapshot | None],
+        *,
+        poll_s: float = POLL_S,
+    ) -> None:
+        self.node_store = node_store
+        self.session_id = session_id
+        self.snapshot = snapshot
+        self.poll_s = poll_s
+
+    async def before_tools(self) -> None:
+        """Hold the batch's entries; wait until all before them is applied."""
+        with self.node_store.write() as conn:
+            hold(conn, self.session_id)
+            target = last_journal_id(conn, self.session_id)
+        while self.acknowledged() < target:
+            await asyncio.sleep(self.poll_s)
+
+    async def after_tools(self) -> None:
+        """Ship the worktree, then let the batch's entries go after it."""
+        snap = await asyncio.to_thread(self.snapshot)
+        data: dict[str, Any] = {}
+        bundle = None
+        if snap is not None:
+            data, bundle = {"sha": snap.sha, "parent": snap.parent}, snap.bundle
+        with self.node_store.write() as conn:
+            release(conn, self.session_id, data, bundle)
+
+    def abandon(self) -> None:
+        """The batch did not finish: its entries never leave the node."""
+        with self.node_store.write() as conn:
+            drop_held(conn, self.session_id)
+
+    def acknowledged(self) -> int:
+        with self.node_store.read() as conn:
+            got = get_cursor(conn, self.session_id)
+        return got[1] if got is not None else 0
+
+
+class GatedToolRunner(ToolRunner):
+    """The agent's own `ToolRunner` (same tools, context, hooks, approver and recorded
+    denials), with every batch inside a `ToolGate`."""
+
+    def __init__(self, runner: ToolRunner, gate: ToolGate) -> None:
+        self.__dict__.update(runner.__dict__)
+        self.gate = gate
+
+    async def execute(self, calls: list[ToolUseBlock]) -> list[ToolResultBlock]:
+        try:
+            await self.gate.before_tools()
+            results = await super().execute(calls)
+            await self.gate.after_tools()
+        except BaseException:
+            self.gate.abandon()
+            raise
+        return results
+
+
+def gate_tools(host: SessionHost, gate: ToolGate) -> None:
+    """Put `gate` around the tool batches of `host`'s main agent."""
+    host.agent.runner = GatedToolRunner(host.agent.runner, gate)

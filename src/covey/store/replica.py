@@ -1,0 +1,219 @@
+"""The replica tables (migration `m0007_replica`): a session run against a node's own store
+writes there as it would anywhere; triggers copy each write into a journal, in order, for the
+supervisor to apply to the user's store (`covey.executors.replica`).
+
+- `replica_journal`: one row per write of a replicated session (`kind`: `entry` a transcript
+  entry, `event`, `usage`, `session` the row's columns after an update, `tool_run` /
+  `tool_run_end`, `command` a forwarded command finished, `snapshot` the worktree after a
+  tool batch, with its git bundle in `bundle`). Ids only grow (AUTOINCREMENT).
+- `replica_holds`: the sessions inside a tool batch. Their transcript entries are journaled
+  `held`: invisible to `journal_rows` until `release` re-journals them after the batch's
+  snapshot record (new, larger ids), or `drop_held` forgets them.
+- `replica_cursors`: per session, the last journal id applied and the epoch it was applied
+  with. On the user's store: how far the supervisor got (it survives a restart). On the
+  node's: how far the supervisor has acknowledged; its row also marks the session as
+  replicated there (the triggers journal only such sessions).
+
+The triggers exist only in node stores (`install_triggers`, from `seed_node_store`): the
+user's store journals nothing.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+from covey.store._json import dump_json, load_json_object
+from covey.store._tx import require_transaction
+
+__all__ = [
+    "FORWARDED_ID_LIMIT",
+    "JournalRow",
+    "drop_held",
+    "forget_replica",
+    "get_cursor",
+    "hold",
+    "install_triggers",
+    "journal_rows",
+    "last_journal_id",
+    "prune",
+    "release",
+    "set_cursor",
+]
+
+FORWARDED_ID_LIMIT = 1 << 40
+"""Commands forwarded from the user's store keep their ids, all below this; a node store's
+own commands are numbered from it up (`install_triggers`), so the two never collide."""
+
+_REPLICATED = "EXISTS (SELECT 1 FROM replica_cursors WHERE session_id = NEW.session_id)"
+_HELD = "EXISTS (SELECT 1 FROM replica_holds WHERE session_id = NEW.session_id)"
+_SESSION_COLUMNS = "state, reason, summary, meta, name, model, permission_mode, agent, deleted_at"
+
+_TRIGGERS = (
+    f"""CREATE TRIGGER IF NOT EXISTS replica_transcript AFTER INSERT ON transcript
+    WHEN {_REPLICATED} BEGIN
+        INSERT INTO replica_journal (session_id, kind, data, held) VALUES (NEW.session_id,
+            'entry', json_object('seq', NEW.seq, 'kind', NEW.kind, 'data', json(NEW.data),
+                                 'created_at', NEW.created_at), {_HELD});
+    END""",
+    f"""CREATE TRIGGER IF NOT EXISTS replica_events AFTER INSERT ON events
+    WHEN {_REPLICATED} BEGIN
+        INSERT INTO replica_journal (session_id, kind, data) VALUES (NEW.session_id, 'event',
+            json_object('type', NEW.type, 'data', json(NEW.data), 'ts', NEW.ts));
+    END""",
+    f"""CREATE TRIGGER IF NOT EXISTS replica_usage AFTER INSERT ON usage
+    WHEN {_REPLICATED} BEGIN
+        INSERT INTO replica_journal (session_id, kind, data) VALUES (NEW.session_id, 'usage',
+            json_object('agent_path', NEW.agent_path, 'model', NEW.model, 'input', NEW.input,
+                        'output', NEW.output, 'cache_read', NEW.cache_read,
+                        'cache_write', NEW.cache_write, 'cost_usd', NEW.cost_usd, 'ts', NEW.ts));
+    END""",
+    f"""CREATE TRIGGER IF NOT EXISTS replica_sessions AFTER UPDATE OF {_SESSION_COLUMNS}
+    ON sessions WHEN EXISTS (SELECT 1 FROM replica_cursors WHERE session_id = NEW.id) BEGIN
+        INSERT INTO replica_journal (session_id, kind, data) VALUES (NEW.id, 'session',
+            json_object('state', NEW.state, 'reason', NEW.reason, 'summary', NEW.summary,
+                        'meta', json(NEW.meta), 'name', NEW.name, 'model', NEW.model,
+                        'permission_mode', NEW.permission_mode, 'agent', NEW.agent,
+                        'deleted_at', NEW.deleted_at, 'updated_at', NEW.updated_at));
+    END""",
+    f"""CREATE TRIGGER IF NOT EXISTS replica_tool_runs AFTER INSERT ON tool_runs
+    WHEN {_REPLICATED} BEGIN
+        INSERT INTO replica_journal (session_id, kind, data) VALUES (NEW.session_id,
+            'tool_run', json_object('pgid', NEW.pgid, 'tag', NEW.tag));
+    END""",
+    """CREATE TRIGGER IF NOT EXISTS replica_tool_runs_end AFTER DELETE ON tool_runs
+    WHEN EXISTS (SELECT 1 FROM replica_cursors WHERE session_id = OLD.session_id) BEGIN
+        INSERT INTO replica_journal (session_id, kind, data) VALUES (OLD.session_id,
+            'tool_run_end', json_object('tag', OLD.tag));
+    END""",
+    f"""CREATE TRIGGER IF NOT EXISTS replica_commands AFTER UPDATE OF status ON commands
+    WHEN NEW.status IN ('done', 'failed') AND NEW.id < {FORWARDED_ID_LIMIT}
+        AND {_REPLICATED} BEGIN
+        INSERT INTO replica_journal (session_id, kind, data) VALUES (NEW.session_id,
+            'command', json_object('id', NEW.id, 'status', NEW.status,
+                                   'result', json(NEW.result), 'handled_at', NEW.handled_at));
+    END""",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class JournalRow:
+    id: int
+    session_id: str
+    kind: str
+    data: dict[str, Any]
+    bundle: bytes | None = None
+
+
+def install_triggers(conn: sqlite3.Connection) -> None:
+    """Make this store a node store: journal every write of its replicated sessions."""
+    require_transaction(conn, "install_triggers")
+    for statement in _TRIGGERS:
+        conn.execute(statement)
+    seq = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'commands'").fetchone()
+    if seq is None:
+        conn.execute(
+            "INSERT INTO sqlite_sequence (name, seq) VALUES ('commands', ?)", (FORWARDED_ID_LIMIT,)
+        )
+    elif int(seq[0]) < FORWARDED_ID_LIMIT:
+        conn.execute(
+            "UPDATE sqlite_sequence SET seq = ? WHERE name = 'commands'", (FORWARDED_ID_LIMIT,)
+        )
+
+
+def journal_rows(
+    conn: sqlite3.Connection, session_id: str, after: int, limit: int | None = None
+) -> list[JournalRow]:
+    """The session's journal rows with id > `after` that are not held, oldest first."""
+    sql = (
+        "SELECT id, session_id, kind, data, bundle FROM replica_journal"
+        " WHERE session_id = ? AND id > ? AND held = 0 ORDER BY id"
+    )
+    args: list[Any] = [session_id, after]
+    if limit is not None:
+        sql += " LIMIT ?"
+        args.append(limit)
+    return [
+        JournalRow(id, sid, kind, load_json_object(data), bundle)
+        for id, sid, kind, data, bundle in conn.execute(sql, args)
+    ]
+
+
+def last_journal_id(conn: sqlite3.Connection, session_id: str) -> int:
+    """The newest journal row of the session that is not held (0: none left)."""
+    row = conn.execute(
+        "SELECT COALESCE(MAX(id), 0) FROM replica_journal WHERE session_id = ? AND held = 0",
+        (session_id,),
+    ).fetchone()
+    return int(row[0])
+
+
+def hold(conn: sqlite3.Connection, session_id: str) -> None:
+    """From now on, the session's transcript entries are journaled held."""
+    conn.execute("INSERT OR IGNORE INTO replica_holds (session_id) VALUES (?)", (session_id,))
+
+
+def release(
+    conn: sqlite3.Connection, session_id: str, snapshot: dict[str, Any], bundle: bytes | None
+) -> int:
+    """End the hold: journal the snapshot record, then the held entries again after it, in
+    their order; the snapshot record's id."""
+    require_transaction(conn, "release")
+    conn.execute("DELETE FROM replica_holds WHERE session_id = ?", (session_id,))
+    cursor = conn.execute(
+        "INSERT INTO replica_journal (session_id, kind, data, bundle) VALUES (?, 'snapshot', ?, ?)",
+        (session_id, dump_json(snapshot), bundle),
+    )
+    held = conn.execute(
+        "SELECT id, kind, data FROM replica_journal WHERE session_id = ? AND held = 1 ORDER BY id",
+        (session_id,),
+    ).fetchall()
+    for id, kind, data in held:
+        conn.execute(
+            "INSERT INTO replica_journal (session_id, kind, data) VALUES (?, ?, ?)",
+            (session_id, kind, data),
+        )
+        conn.execute("DELETE FROM replica_journal WHERE id = ?", (id,))
+    return int(cursor.lastrowid or 0)
+
+
+def drop_held(conn: sqlite3.Connection, session_id: str) -> int:
+    """End the hold without a snapshot: the held entries never leave the node; how many."""
+    conn.execute("DELETE FROM replica_holds WHERE session_id = ?", (session_id,))
+    cursor = conn.execute(
+        "DELETE FROM replica_journal WHERE session_id = ? AND held = 1", (session_id,)
+    )
+    return cursor.rowcount
+
+
+def get_cursor(conn: sqlite3.Connection, session_id: str) -> tuple[int, int] | None:
+    """(epoch, position) recorded for the session, or None."""
+    row = conn.execute(
+        "SELECT epoch, position FROM replica_cursors WHERE session_id = ?", (session_id,)
+    ).fetchone()
+    return None if row is None else (int(row[0]), int(row[1]))
+
+
+def set_cursor(conn: sqlite3.Connection, session_id: str, epoch: int, position: int) -> None:
+    conn.execute(
+        "INSERT INTO replica_cursors (session_id, epoch, position) VALUES (?, ?, ?)"
+        " ON CONFLICT (session_id) DO UPDATE SET epoch = excluded.epoch,"
+        " position = excluded.position",
+        (session_id, epoch, position),
+    )
+
+
+def prune(conn: sqlite3.Connection, session_id: str, upto: int) -> int:
+    """Forget the journal rows applied already (id <= `upto`, not held); how many."""
+    cursor = conn.execute(
+        "DELETE FROM replica_journal WHERE session_id = ? AND id <= ? AND held = 0",
+        (session_id, upto),
+    )
+    return cursor.rowcount
+
+
+def forget_replica(conn: sqlite3.Connection, session_id: str) -> None:
+    """Everything replica about a session: its journal, hold and cursor."""
+    for table in ("replica_journal", "replica_holds", "replica_cursors"):
+        conn.execute(f"DELETE FROM {table} WHERE session_id = ?", (session_id,))
