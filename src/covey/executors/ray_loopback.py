@@ -13,9 +13,10 @@ own) shares that session id: stopping a node kills exactly those processes, neve
 What Ray needs here (measured, see shared/design/distributed.md §3.3): the head on 127.0.0.2
 (Ray rewrites 127.0.0.1 to the host's primary address); token auth on with one shared
 `RAY_AUTH_TOKEN` (Ray 2.60 turns it on by default and each node would make its own);
-`RAY_TMPDIR` under the caller's directory; usage stats off; no dashboard UI; every port picked
-free on 127.0.0.2 (so clusters of several people coexist), none in Ray's worker port range
-10002–19999; a custom resource `covey-node-<i>` per node; a small object store.
+`RAY_TMPDIR` a short directory of its own under /tmp (its socket paths must stay under 108
+bytes; removed by `stop`); usage stats off; no dashboard UI; every port picked free on
+127.0.0.2 (so clusters of several people coexist), none in Ray's worker ports 10002–19999;
+a custom resource `covey-node-<i>` per node; a small object store.
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,6 +91,7 @@ class LoopbackCluster:
         """SIGKILL every process the cluster started, workers first, then the head."""
         for node in reversed(self.nodes):
             _kill_session(node.session)
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
 
     def __enter__(self) -> LoopbackCluster:
         return self
@@ -102,8 +106,8 @@ def start_loopback_cluster(
     """Start a head and `nodes - 1` workers under `directory` (made if missing); each node's
     output goes to `directory/node-<i>.log`. On any failure what was started is stopped."""
     directory.mkdir(parents=True, exist_ok=True)
-    temp = directory / "ray"
-    temp.mkdir(exist_ok=True)
+    # Ray's unix sockets live under it, and their paths must stay under 108 bytes
+    temp = Path(tempfile.mkdtemp(prefix="covey-ray-", dir="/tmp"))
     env = {
         "RAY_AUTH_MODE": "token",
         "RAY_AUTH_TOKEN": secrets.token_hex(32),

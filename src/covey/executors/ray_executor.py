@@ -1,0 +1,285 @@
+"""The supervisor's side of `background.executor: "ray"`: it is a Ray driver that places each
+session on a node and keeps the user's store and repository the truth.
+
+    executor = RayExecutor(store, host_id, settings.background)   # connects on first use
+    await executor.host(row, start, stopped)                       # one session, to its end
+
+For a session it: takes the lease (a new epoch); keeps the session's usual local worktree
+`.covey/worktrees/bg-ID` on branch `worktree-bg-ID` (so `covey diff`, `merge` and `rm` work
+unchanged); picks the least-loaded live node with fewer than `maxSessionsPerNode` sessions;
+records it as `meta.node`; ships the export of the session (`replica.export_session`) and the
+workspace (`bundles.pack_workspace` of the branch's tip) to the node's host actor; then pumps:
+collects the node's journal, applies it to the store with the epoch (`replica.apply`),
+fetching each snapshot into the repository (`receive_snapshot`, the branch moves only from its
+parent) and moving the local worktree to it, and acknowledges. The lease is renewed meanwhile.
+
+Failures: a host actor or its node lost mid-session (`RayActorError`) → the session is taken
+over with a new epoch (whatever the old node still writes is refused) and started again on
+another live node from the user's transcript and the branch's tip; the tool call in flight is
+answered as interrupted by the resumed host, never re-run. `covey stop` cancels it on the
+node and the stop is recorded there. The cluster gone entirely (no live node, or no answer)
+→ the session is `interrupted` with the reason, and `covey respawn` continues it (locally
+once the executor is set back to `local`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray.exceptions import GetTimeoutError, RayActorError
+
+from covey.config import BackgroundSettings, credential_names, load_settings, user_settings
+from covey.executors.ray_address import resolve_address
+from covey.executors.ray_host import ensure_host, user_namespace
+from covey.executors.ray_node import NodeJob
+from covey.executors.replica import (
+    Cursor,
+    SnapshotRecord,
+    StaleEpoch,
+    applied_cursor,
+    apply,
+    export_session,
+)
+from covey.git.bundles import ShippedSnapshot, pack_workspace, receive_snapshot
+from covey.git.repo import git
+from covey.git.worktrees import open_worktree
+from covey.home import covey_home
+from covey.proc import CREDENTIAL_VARS
+from covey.sessions.background import claim_queued, supervisor_environ
+from covey.sessions.lease import LEASE_TTL_S
+from covey.sessions.pending import with_meta
+from covey.sessions.state import set_state
+from covey.store import Store
+from covey.store.sessions import (
+    SessionRow,
+    acquire_lease,
+    get_session,
+    renew_lease,
+    update_session,
+)
+from covey.store.transcript import read_entries
+
+__all__ = ["PUMP_S", "RayExecutor", "choose_node"]
+
+log = logging.getLogger("covey.executors.ray")
+
+PUMP_S = 0.05
+"""How often a session's journal is collected from its node while nothing is new."""
+CALL_TIMEOUT_S = 30.0
+"""How long a call to a host actor may take before the node counts as gone."""
+RESUME_PROMPT = (
+    "The node running you was lost; you continue on another one. Continue the task where you "
+    "left off; check the state of anything that was interrupted before relying on it."
+)
+
+
+def choose_node(loads: dict[str, int], limit: int) -> str | None:
+    """The least-loaded node with room (`loads`: node id → sessions placed there; ties go to
+    the lowest id), or None when every node holds `limit` sessions."""
+    room = sorted((n, node) for node, n in loads.items() if n < limit)
+    return room[0][1] if room else None
+
+
+class RayExecutor:
+    def __init__(self, store: Store, host_id: str, settings: BackgroundSettings) -> None:
+        self.store = store
+        self.host_id = host_id
+        self.settings = settings.ray
+        self.namespace = user_namespace(covey_home())
+        self.placed: dict[str, str] = {}
+        """Session id → the node it runs on (sessions this supervisor pumps)."""
+        self._connected = False
+
+    def connect(self) -> None:
+        if self._connected:
+            return
+        ray.init(
+            address=resolve_address(self.settings),
+            namespace=self.namespace,
+            log_to_driver=False,
+            logging_level=logging.WARNING,
+        )
+        self._connected = True
+
+    def alive_nodes(self) -> list[str]:
+        return sorted(n["NodeID"] for n in ray.nodes() if n["Alive"])  # type: ignore[no-untyped-call]
+
+    def place(self, sid: str, avoid: str | None = None) -> str | None:
+        loads = {n: 0 for n in self.alive_nodes() if n != avoid}
+        for other, node in self.placed.items():
+            if other != sid and node in loads:
+                loads[node] += 1
+        return choose_node(loads, self.settings.maxSessionsPerNode)
+
+    async def host(
+        self, row: SessionRow, fresh: bool, prompt: str | None, stopped: Callable[[], bool]
+    ) -> None:
+        """Run one session on the cluster until its turn ends (or it is stopped)."""
+        sid = row.id
+        try:
+            await asyncio.to_thread(self.connect)
+            node = self.place(sid)
+            if node is None:
+                return  # every node is full: it stays queued, the next poll tries again
+            epoch = await asyncio.to_thread(self._take, sid, fresh)
+            if epoch is None:
+                return
+            await self._drive(sid, node, epoch, prompt, stopped)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            log.exception("session %s on the cluster failed", sid)
+            self._interrupt(sid, f"ray executor: {e}"[:300])
+        finally:
+            self.placed.pop(sid, None)
+
+    async def _drive(
+        self, sid: str, node: str, epoch: int, prompt: str | None, stopped: Callable[[], bool]
+    ) -> None:
+        while True:
+            self.placed[sid] = node
+            actor = ensure_host(node, self._credentials(), self.namespace)
+            job, repo, branch, wt = await asyncio.to_thread(self._prepare, sid, epoch, node, prompt)
+            try:
+                await self._call(actor.start.remote(job))
+                await self._pump(sid, epoch, actor, repo, branch, wt, stopped)
+                return
+            except (RayActorError, GetTimeoutError, TimeoutError) as e:
+                log.warning("session %s lost its node %s: %s", sid, node[:12], e)
+                nxt = self.place(sid, avoid=node)
+                if nxt is None:
+                    self._interrupt(sid, f"Ray node {node[:12]} lost and no other node has room")
+                    return
+                got = await asyncio.to_thread(self._take, sid, False)
+                if got is None:
+                    return
+                node, epoch, prompt = nxt, got, RESUME_PROMPT
+
+    def _prepare(
+        self, sid: str, epoch: int, node: str, prompt: str | None
+    ) -> tuple[NodeJob, Path, str, Path]:
+        """The local worktree and branch (made at the base on first start), the row marked
+        `working` on `node`, and the job for the node."""
+        with self.store.read() as conn:
+            row = get_session(conn, sid)
+            started = bool(read_entries(conn, sid))
+        assert row is not None
+        meta = row.meta
+        repo = Path(meta.repo or row.cwd)
+        if meta.worktree and Path(meta.worktree).is_dir() and meta.branch:
+            wt, branch = Path(meta.worktree), meta.branch
+        else:
+            settings = load_settings(Path(row.cwd)).settings.worktree
+            made = open_worktree(Path(row.cwd), f"bg-{sid}", settings, base=meta.base, repo=repo)
+            wt, branch = made.path, made.branch
+        tip = git("rev-parse", f"refs/heads/{branch}", cwd=repo).strip()
+        first = prompt or ("" if started else (meta.prompt or ""))
+        if not first:
+            from covey.supervisor.daemon import CONTINUE_PROMPT
+
+            first = CONTINUE_PROMPT
+        meta = with_meta(meta, worktree=str(wt), branch=branch, node=node)
+        with self.store.write() as conn:
+            update_session(conn, sid, epoch, cwd=str(wt), meta=meta)
+        set_state(self.store, sid, epoch, "working", None)
+        settings_file = covey_home() / "settings.json"
+        job = NodeJob(
+            export=export_session(self.store, sid),
+            pack=pack_workspace(repo, tip),
+            epoch=epoch,
+            prompt=first,
+            branch=branch,
+            settings_json=settings_file.read_text() if settings_file.exists() else None,
+            base_url=meta.base_url,
+            parent=tip,
+        )
+        return job, repo, branch, wt
+
+    async def _pump(
+        self,
+        sid: str,
+        epoch: int,
+        actor: Any,
+        repo: Path,
+        branch: str,
+        wt: Path,
+        stopped: Callable[[], bool],
+    ) -> None:
+        def on_snapshot(record: SnapshotRecord) -> None:
+            receive_snapshot(
+                repo, branch, ShippedSnapshot(record.sha, record.parent, record.bundle)
+            )
+            git("reset", "-q", "--hard", record.sha, cwd=wt)  # the local worktree follows
+
+        cursor: Cursor = await asyncio.to_thread(applied_cursor, self.store, sid, epoch)
+        renewed = time.monotonic()
+        stopping = False
+        while True:
+            try:
+                done = await self._call(actor.status.remote(sid)) != "running"
+                batch = await self._call(actor.collect.remote(sid, cursor))
+                if batch.cursor != cursor:
+                    cursor = await asyncio.to_thread(
+                        apply, self.store, sid, epoch, batch, on_snapshot
+                    )
+                    await self._call(actor.acknowledge.remote(sid, cursor))
+                elif done:
+                    await self._call(actor.drop.remote(sid))
+                    return
+                if time.monotonic() - renewed > LEASE_TTL_S / 3:
+                    renewed = time.monotonic()
+                    if not await asyncio.to_thread(self._renew, sid, epoch):
+                        raise StaleEpoch(f"session {sid} was taken over")
+                if not batch.more:
+                    await asyncio.sleep(PUMP_S)
+            except asyncio.CancelledError:
+                if stopping or not stopped():
+                    raise  # a shutdown: the node keeps it running, detached
+                stopping = True
+                await self._call(actor.stop.remote(sid))  # recorded there; pumped home next
+            except StaleEpoch:
+                with contextlib.suppress(Exception):
+                    await self._call(actor.drop.remote(sid))
+                return
+
+    async def _call(self, ref: Any) -> Any:
+        return await asyncio.wait_for(
+            asyncio.shield(asyncio.wrap_future(ref.future())), CALL_TIMEOUT_S
+        )
+
+    def _take(self, sid: str, fresh: bool) -> int | None:
+        """The lease: a queued session's, or any other's with a new epoch (fencing out
+        whoever held it: a lost node, a dead supervisor)."""
+        if fresh:
+            return claim_queued(self.store, sid, self.host_id)
+        with self.store.write() as conn:
+            row = get_session(conn, sid)
+            if row is None or row.deleted_at is not None:
+                return None
+            return acquire_lease(conn, sid, self.host_id, LEASE_TTL_S, time.time(), force=True)
+
+    def _renew(self, sid: str, epoch: int) -> bool:
+        with self.store.write() as conn:
+            return renew_lease(conn, sid, self.host_id, epoch, LEASE_TTL_S, time.time())
+
+    def _interrupt(self, sid: str, reason: str) -> None:
+        with self.store.read() as conn:
+            row = get_session(conn, sid)
+        if row is None or row.host_id != self.host_id:
+            return
+        with contextlib.suppress(Exception):
+            set_state(self.store, sid, row.epoch, "interrupted", reason)
+
+    def _credentials(self) -> dict[str, str]:
+        """The provider keys the hosts get in their environment (as the supervisor has
+        them), and nothing else of it."""
+        environ = supervisor_environ()
+        names = credential_names(user_settings())
+        return {k: v for k, v in environ.items() if CREDENTIAL_VARS.fullmatch(k) or k in names}

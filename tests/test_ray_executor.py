@@ -1,0 +1,57 @@
+"""Background sessions on a real 2-node Ray cluster on loopback (`raytools.ray_cluster`):
+they spread over both nodes, each row names its node, and the work comes back as the
+session's branch in the user's repository, the local worktree moved to it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from bgtools import (
+    background,
+    git_out,
+    supervisor,  # noqa: F401  (fixture)
+    wait_for_state,
+    write_script,
+)
+from covey.executors.ray_loopback import LoopbackCluster
+from raytools import use_cluster
+
+
+def _writer(path: Path, name: str) -> str:
+    return write_script(
+        path,
+        [
+            {"tool_calls": [{"name": "Write", "input": {"file_path": name, "content": "hi\n"}}]},
+            {"text": f"Wrote {name}."},
+        ],
+    )
+
+
+def test_sessions_spread_over_both_nodes_and_come_back_as_branches(
+    supervisor: Path,  # noqa: F811
+    covey_home: Path,
+    ray_cluster: LoopbackCluster,
+    tmp_path: Path,
+    monkeypatch: object,
+) -> None:
+    repo = supervisor
+    use_cluster(covey_home, ray_cluster, maxSessionsPerNode=1)
+    os.environ.update(ray_cluster.env)  # the shell that runs covey has the cluster's token
+    try:
+        sids = [
+            background(repo, f"write {name}", "--model", _writer(tmp_path / f"{name}.yaml", name))
+            for name in ("a.txt", "b.txt")
+        ]
+        rows = [wait_for_state(repo, sid, ("completed", "failed", "stopped")) for sid in sids]
+    finally:
+        for key in ray_cluster.env:
+            os.environ.pop(key, None)
+    for row, name in zip(rows, ("a.txt", "b.txt"), strict=True):
+        assert row["state"] == "completed", row
+        assert row["branch"] == f"worktree-bg-{row['id']}"
+        assert git_out(repo, "show", f"{row['branch']}:{name}") == "hi\n"
+        assert (Path(row["worktree"]) / name).read_text() == "hi\n"
+        assert not (repo / name).exists()
+    assert {r["node"] for r in rows} != {"local"}
+    assert len({r["node"] for r in rows}) == 2  # one session per node at most: both used
