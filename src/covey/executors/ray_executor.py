@@ -13,9 +13,10 @@ collects the node's journal, applies it to the store with the epoch (`replica.ap
 fetching each snapshot into the repository (`receive_snapshot`, the branch moves only from its
 parent) and moving the local worktree to it, and acknowledges. The lease is renewed meanwhile.
 
-Failures: a host actor or its node lost mid-session (`RayActorError`) → the session is taken
-over with a new epoch (whatever the old node still writes is refused) and started again on
-another live node from the user's transcript and the branch's tip; the tool call in flight is
+Failures: a host actor or its node lost mid-session (`RayActorError`, or no answer within
+`CALL_TIMEOUT_S`) → the session is taken over with a new epoch (whatever the old node still
+writes is refused) and started again, once another live node has room, from the user's
+transcript and the branch's tip; the tool call in flight is
 answered as interrupted by the resumed host, never re-run. `covey stop` cancels it on the
 node and the stop is recorded there. The cluster gone entirely (no live node, or no answer)
 → the session is `interrupted` with the reason, and `covey respawn` continues it (locally
@@ -61,6 +62,7 @@ from covey.store.sessions import (
     SessionRow,
     acquire_lease,
     get_session,
+    release_lease,
     renew_lease,
     update_session,
 )
@@ -74,6 +76,8 @@ PUMP_S = 0.05
 """How often a session's journal is collected from its node while nothing is new."""
 CALL_TIMEOUT_S = 30.0
 """How long a call to a host actor may take before the node counts as gone."""
+ROOM_POLL_S = 0.5
+"""How often a session whose node was lost looks for a node with room."""
 RESUME_PROMPT = (
     "The node running you was lost; you continue on another one. Continue the task where you "
     "left off; check the state of anything that was interrupted before relying on it."
@@ -95,6 +99,8 @@ class RayExecutor:
         self.namespace = user_namespace(covey_home())
         self.placed: dict[str, str] = {}
         """Session id → the node it runs on (sessions this supervisor pumps)."""
+        self.epochs: dict[str, int] = {}
+        """Session id → the epoch this supervisor holds it at (renewed by `_keep_lease`)."""
         self._connected = False
 
     def connect(self) -> None:
@@ -131,7 +137,11 @@ class RayExecutor:
             epoch = await asyncio.to_thread(self._take, sid, fresh)
             if epoch is None:
                 return
-            await self._drive(sid, node, epoch, prompt, stopped)
+            keeper = asyncio.create_task(self._keep_lease(sid), name=f"lease-{sid}")
+            try:
+                await self._drive(sid, node, epoch, prompt, stopped)
+            finally:
+                keeper.cancel()
         except asyncio.CancelledError:
             raise
         except Exception as e:
@@ -139,13 +149,21 @@ class RayExecutor:
             self._interrupt(sid, f"ray executor: {e}"[:300])
         finally:
             self.placed.pop(sid, None)
+            self.epochs.pop(sid, None)
+
+    async def _keep_lease(self, sid: str) -> None:
+        """Renew the session's lease while it runs on the cluster (its heartbeat)."""
+        while True:
+            await asyncio.sleep(LEASE_TTL_S / 3)
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(self._renew, sid, self.epochs[sid])
 
     async def _drive(
         self, sid: str, node: str, epoch: int, prompt: str | None, stopped: Callable[[], bool]
     ) -> None:
         while True:
             self.placed[sid] = node
-            actor = ensure_host(node, self._credentials(), self.namespace)
+            actor = await asyncio.to_thread(ensure_host, node, self._credentials(), self.namespace)
             job, repo, branch, wt = await asyncio.to_thread(self._prepare, sid, epoch, node, prompt)
             try:
                 await self._call(actor.start.remote(job))
@@ -153,14 +171,29 @@ class RayExecutor:
                 return
             except (RayActorError, GetTimeoutError, TimeoutError) as e:
                 log.warning("session %s lost its node %s: %s", sid, node[:12], e)
-                nxt = self.place(sid, avoid=node)
+                self.placed.pop(sid, None)
+                nxt = await self._wait_for_room(sid, avoid=node)
                 if nxt is None:
-                    self._interrupt(sid, f"Ray node {node[:12]} lost and no other node has room")
+                    self._interrupt(sid, f"Ray node {node[:12]} lost and no other node is live")
                     return
                 got = await asyncio.to_thread(self._take, sid, False)
                 if got is None:
                     return
                 node, epoch, prompt = nxt, got, RESUME_PROMPT
+
+    async def _wait_for_room(self, sid: str, avoid: str) -> str | None:
+        """A live node other than `avoid` with room, once there is one; None when the
+        cluster has no other live node (or no longer answers)."""
+        while True:
+            try:
+                alive = await asyncio.to_thread(self.alive_nodes)
+            except Exception:
+                return None
+            if not [n for n in alive if n != avoid]:
+                return None
+            if (node := self.place(sid, avoid=avoid)) is not None:
+                return node
+            await asyncio.sleep(ROOM_POLL_S)
 
     def _prepare(
         self, sid: str, epoch: int, node: str, prompt: str | None
@@ -219,7 +252,6 @@ class RayExecutor:
             git("reset", "-q", "--hard", record.sha, cwd=wt)  # the local worktree follows
 
         cursor: Cursor = await asyncio.to_thread(applied_cursor, self.store, sid, epoch)
-        renewed = time.monotonic()
         stopping = False
         while True:
             try:
@@ -233,10 +265,6 @@ class RayExecutor:
                 elif done:
                     await self._call(actor.drop.remote(sid))
                     return
-                if time.monotonic() - renewed > LEASE_TTL_S / 3:
-                    renewed = time.monotonic()
-                    if not await asyncio.to_thread(self._renew, sid, epoch):
-                        raise StaleEpoch(f"session {sid} was taken over")
                 if not batch.more:
                     await asyncio.sleep(PUMP_S)
             except asyncio.CancelledError:
@@ -258,12 +286,20 @@ class RayExecutor:
         """The lease: a queued session's, or any other's with a new epoch (fencing out
         whoever held it: a lost node, a dead supervisor)."""
         if fresh:
-            return claim_queued(self.store, sid, self.host_id)
+            got = claim_queued(self.store, sid, self.host_id)
+            if got is not None:
+                self.epochs[sid] = got
+            return got
         with self.store.write() as conn:
             row = get_session(conn, sid)
             if row is None or row.deleted_at is not None:
                 return None
-            return acquire_lease(conn, sid, self.host_id, LEASE_TTL_S, time.time(), force=True)
+            if row.host_id == self.host_id:  # ours (a lost node's): a new epoch all the same
+                release_lease(conn, sid, self.host_id, row.epoch)
+            epoch = acquire_lease(conn, sid, self.host_id, LEASE_TTL_S, time.time(), force=True)
+        if epoch is not None:
+            self.epochs[sid] = epoch
+        return epoch
 
     def _renew(self, sid: str, epoch: int) -> bool:
         with self.store.write() as conn:

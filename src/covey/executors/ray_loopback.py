@@ -84,6 +84,14 @@ class LoopbackCluster:
             raise RuntimeError(f"node {index} has no raylet")
         os.kill(pid, signal.SIGKILL)
 
+    def add_node(self, directory: Path, cpus: int = 1) -> LoopbackNode:
+        """One more worker node (its output in `directory/node-<i>.log`), joined and ready."""
+        role = [f"--address={self.address}"]
+        node = _start_node(directory, len(self.nodes), role, self.env, cpus)
+        self.nodes.append(node)
+        _wait_ready(node)
+        return node
+
     def stop_node(self, index: int) -> None:
         _kill_session(self.nodes[index].session)
 

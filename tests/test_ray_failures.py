@@ -1,0 +1,94 @@
+"""Failures on the Ray cluster: a node lost mid-session (its raylet killed with SIGKILL) →
+the session finishes on another node, the tool call in flight answered as interrupted and
+never run again, nothing acknowledged lost, the row's `node` changed."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from bgtools import (
+    DEADLINE_S,
+    agents,
+    background,
+    git_out,
+    supervisor,  # noqa: F401  (fixture)
+    transcript_entries,
+    wait_for_state,
+    write_script,
+)
+from covey.executors.ray_loopback import LoopbackCluster
+from raytools import use_cluster
+
+FINAL = ("completed", "failed", "stopped")
+
+
+def _row(repo: Path, sid: str) -> dict[str, object]:
+    return next(r for r in agents(repo) if r["id"] == sid)
+
+
+def _wait(what: str, check: object) -> None:
+    deadline = time.monotonic() + DEADLINE_S
+    while time.monotonic() < deadline:
+        if check():  # type: ignore[operator]
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_a_lost_node_s_session_finishes_elsewhere_without_running_its_tool_again(
+    supervisor: Path,  # noqa: F811
+    covey_home: Path,
+    ray_cluster: LoopbackCluster,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    repo = supervisor
+    for key, value in ray_cluster.env.items():
+        monkeypatch.setenv(key, value)
+    use_cluster(covey_home, ray_cluster, maxSessionsPerNode=1)
+    # the two standing nodes are busy for a while, so the session lands on a third one
+    blocker = write_script(tmp_path / "b.yaml", [{"text": "blocked", "delay_s": 12}])
+    blockers = [background(repo, "wait", "--model", blocker) for _ in range(2)]
+    _wait("both nodes busy", lambda: all(_row(repo, b)["node"] != "local" for b in blockers))
+    extra = ray_cluster.add_node(tmp_path / "extra")
+    marker = tmp_path / "ran"
+    model = write_script(
+        tmp_path / "s.yaml",
+        [
+            {
+                "tool_calls": [
+                    {"name": "Write", "input": {"file_path": "kept.txt", "content": "k\n"}}
+                ]
+            },
+            {
+                "tool_calls": [
+                    {"name": "Bash", "input": {"command": f"echo ran >> {marker}; sleep 60"}}
+                ]
+            },
+            {"text": "finished after the move"},
+        ],
+    )
+    sid = background(repo, "work", "--model", model, "--permission-mode", "bypassPermissions")
+    _wait("the tool to run", marker.exists)
+    first_node = _row(repo, sid)["node"]
+    try:
+        ray_cluster.kill_raylet(extra.index)
+        row = wait_for_state(repo, sid, FINAL)
+    finally:
+        ray_cluster.stop_node(extra.index)
+    assert row["state"] == "completed", row
+    assert row["node"] not in (first_node, "local")
+    assert marker.read_text() == "ran\n"  # run once, never again
+    assert git_out(repo, "show", f"{row['branch']}:kept.txt") == "k\n"  # acknowledged: kept
+    results = [
+        block
+        for entry in transcript_entries(sid)
+        if entry.get("role") == "user" and isinstance(entry.get("content"), list)
+        for block in entry["content"]
+        if block.get("type") == "tool_result"
+    ]
+    assert len(results) == 2 and "It was not re-run" in str(results[1]["content"])
+    assert [_row(repo, b)["state"] for b in blockers] == ["completed", "completed"]
