@@ -4,6 +4,8 @@ never run again, nothing acknowledged lost, the row's `node` changed."""
 
 from __future__ import annotations
 
+import sqlite3
+import subprocess
 import time
 from pathlib import Path
 
@@ -14,11 +16,13 @@ from bgtools import (
     agents,
     background,
     git_out,
+    kill_supervisor,
     supervisor,  # noqa: F401  (fixture)
     transcript_entries,
     wait_for_state,
     write_script,
 )
+from clitools import covey
 from covey.executors.ray_loopback import LoopbackCluster
 from raytools import use_cluster
 
@@ -27,6 +31,14 @@ FINAL = ("completed", "failed", "stopped")
 
 def _row(repo: Path, sid: str) -> dict[str, object]:
     return next(r for r in agents(repo) if r["id"] == sid)
+
+
+def _files(repo: Path, branch: str) -> str:
+    """The file names at the tip of `branch` ("" while it does not exist)."""
+    listed = subprocess.run(
+        ["git", "ls-tree", "--name-only", branch], cwd=repo, capture_output=True, text=True
+    )
+    return listed.stdout
 
 
 def _wait(what: str, check: object) -> None:
@@ -92,3 +104,44 @@ def test_a_lost_node_s_session_finishes_elsewhere_without_running_its_tool_again
     ]
     assert len(results) == 2 and "It was not re-run" in str(results[1]["content"])
     assert [_row(repo, b)["state"] for b in blockers] == ["completed", "completed"]
+
+
+def test_after_a_supervisor_kill_the_next_one_catches_up_with_the_node(
+    supervisor: Path,  # noqa: F811
+    covey_home: Path,
+    ray_cluster: LoopbackCluster,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The detached host keeps the session running (it waits at its next tool batch for
+    the supervisor); the next supervisor takes the lease at the same epoch and pumps."""
+    repo = supervisor
+    for key, value in ray_cluster.env.items():
+        monkeypatch.setenv(key, value)
+    use_cluster(covey_home, ray_cluster)
+    write = "Write"
+    model = write_script(
+        tmp_path / "s.yaml",
+        [
+            {"tool_calls": [{"name": write, "input": {"file_path": "a.txt", "content": "a\n"}}]},
+            {
+                "tool_calls": [{"name": write, "input": {"file_path": "b.txt", "content": "b\n"}}],
+                "delay_s": 4,
+            },
+            {"text": "both written"},
+        ],
+    )
+    sid = background(repo, "work", "--model", model)
+    _wait("a.txt on the branch", lambda: "a.txt" in _files(repo, f"worktree-bg-{sid}"))
+    node = _row(repo, sid)["node"]
+    kill_supervisor(repo)
+    time.sleep(5)  # the node went on alone meanwhile
+    assert covey("daemon", "start", cwd=repo).code == 0
+    row = wait_for_state(repo, sid, FINAL)
+    assert row["state"] == "completed", row
+    assert row["node"] == node  # caught up, not started again elsewhere
+    assert git_out(repo, "show", f"{row['branch']}:b.txt") == "b\n"
+    db = sqlite3.connect(covey_home / "covey.db")
+    (epoch,) = db.execute("select epoch from sessions where id = ?", (sid,)).fetchone()
+    db.close()
+    assert epoch == 1

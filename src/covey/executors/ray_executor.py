@@ -38,7 +38,7 @@ from ray.exceptions import GetTimeoutError, RayActorError
 
 from covey.config import BackgroundSettings, credential_names, load_settings, user_settings
 from covey.executors.ray_address import resolve_address
-from covey.executors.ray_host import ensure_host, user_namespace
+from covey.executors.ray_host import ensure_host, existing_host, user_namespace
 from covey.executors.ray_node import NodeJob
 from covey.executors.replica import (
     Cursor,
@@ -61,6 +61,7 @@ from covey.store import Store
 from covey.store.sessions import (
     SessionRow,
     acquire_lease,
+    adopt_lease,
     get_session,
     release_lease,
     renew_lease,
@@ -131,6 +132,8 @@ class RayExecutor:
         sid = row.id
         try:
             await asyncio.to_thread(self.connect)
+            if not fresh and await self._catch_up(row, stopped):
+                return
             node = self.place(sid)
             if node is None:
                 return  # every node is full: it stays queued, the next poll tries again
@@ -150,6 +153,32 @@ class RayExecutor:
         finally:
             self.placed.pop(sid, None)
             self.epochs.pop(sid, None)
+
+    async def _catch_up(self, row: SessionRow, stopped: Callable[[], bool]) -> bool:
+        """A session a dead supervisor left running on a node (detached, buffering): take
+        its lease at the same epoch and pump what the node kept. False when the node no
+        longer runs it at that epoch (then it is started again)."""
+        sid, node = row.id, row.meta.node
+        if not node or node not in await asyncio.to_thread(self.alive_nodes):
+            return False
+        actor = await asyncio.to_thread(existing_host, node, self.namespace)
+        if actor is None or await self._call(actor.epoch.remote(sid)) != row.epoch:
+            return False
+        with self.store.write() as conn:
+            if not adopt_lease(conn, sid, self.host_id, row.epoch, LEASE_TTL_S, time.time()):
+                return False
+        log.info("session %s: caught up with node %s", sid, node[:12])
+        self.placed[sid], self.epochs[sid] = node, row.epoch
+        meta = row.meta
+        keeper = asyncio.create_task(self._keep_lease(sid), name=f"lease-{sid}")
+        try:
+            repo, wt = Path(meta.repo or row.cwd), Path(meta.worktree or row.cwd)
+            await self._pump(sid, row.epoch, actor, repo, meta.branch or "", wt, stopped)
+        except (RayActorError, GetTimeoutError, TimeoutError):
+            return False  # lost meanwhile: started again elsewhere
+        finally:
+            keeper.cancel()
+        return True
 
     async def _keep_lease(self, sid: str) -> None:
         """Renew the session's lease while it runs on the cluster (its heartbeat)."""

@@ -27,7 +27,14 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from covey.executors.ray_node import NodeJob, NodeSessions
 from covey.executors.replica import Batch, Cursor
 
-__all__ = ["HOST_PREFIX", "SessionHost", "ensure_host", "host_name", "user_namespace"]
+__all__ = [
+    "HOST_PREFIX",
+    "SessionHost",
+    "ensure_host",
+    "existing_host",
+    "host_name",
+    "user_namespace",
+]
 
 HOST_PREFIX = "covey-host-"
 MAX_CONCURRENCY = 10_000
@@ -63,6 +70,9 @@ class SessionHost:
     async def status(self, sid: str) -> str:
         return self.node.status(sid)
 
+    async def epoch(self, sid: str) -> int | None:
+        return self.node.epoch(sid)
+
     async def stop(self, sid: str, cause: str = "stop") -> None:
         await self.node.stop(sid, cause)
 
@@ -87,3 +97,11 @@ def ensure_host(node_id: str, env_vars: dict[str, str], namespace: str) -> Any:
         scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
         runtime_env={"env_vars": env_vars},
     ).remote(namespace)
+
+
+def existing_host(node_id: str, namespace: str) -> Any | None:
+    """The node's host actor if it exists (a lookup, nothing is made)."""
+    try:
+        return ray.get_actor(host_name(node_id), namespace=namespace)
+    except ValueError:
+        return None

@@ -157,6 +157,11 @@ class NodeSessions:
             return "absent"
         return "done" if hosted.task is None or hosted.task.done() else "running"
 
+    def epoch(self, sid: str) -> int | None:
+        """The epoch the session runs (or ran, until dropped) at here."""
+        hosted = self.sessions.get(sid)
+        return hosted.job.epoch if hosted is not None else None
+
     async def stop(self, sid: str, cause: str = "stop") -> None:
         """Cancel the session's turn; its host records `stopped` (a `shutdown` records
         nothing: the session resumes elsewhere)."""
