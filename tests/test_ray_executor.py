@@ -14,6 +14,7 @@ from bgtools import (
     wait_for_state,
     write_script,
 )
+from clitools import covey
 from covey.executors.ray_loopback import LoopbackCluster
 from raytools import use_cluster
 
@@ -33,7 +34,6 @@ def test_sessions_spread_over_both_nodes_and_come_back_as_branches(
     covey_home: Path,
     ray_cluster: LoopbackCluster,
     tmp_path: Path,
-    monkeypatch: object,
 ) -> None:
     repo = supervisor
     use_cluster(covey_home, ray_cluster, maxSessionsPerNode=1)
@@ -44,6 +44,8 @@ def test_sessions_spread_over_both_nodes_and_come_back_as_branches(
             for name in ("a.txt", "b.txt")
         ]
         rows = [wait_for_state(repo, sid, ("completed", "failed", "stopped")) for sid in sids]
+        shown = covey("cluster", "status", "--json", cwd=repo)
+        text = covey("cluster", "status", cwd=repo)
     finally:
         for key in ray_cluster.env:
             os.environ.pop(key, None)
@@ -55,3 +57,23 @@ def test_sessions_spread_over_both_nodes_and_come_back_as_branches(
         assert not (repo / name).exists()
     assert {r["node"] for r in rows} != {"local"}
     assert len({r["node"] for r in rows}) == 2  # one session per node at most: both used
+    assert shown.code == 0, shown.err
+    status = shown.json()
+    assert status["address"] == ray_cluster.address
+    nodes = {n["node"]: n for n in status["nodes"] if n["alive"]}
+    assert {r["node"] for r in rows} <= set(nodes)
+    for row in rows:  # each node used has its host actor, its memory shown
+        host = nodes[row["node"]]["host"]
+        assert host["node"] == row["node"] and host["pid"] > 0 and host["rss"] > 10 * 2**20
+        assert host["sessions"] == []  # both finished
+    assert text.code == 0 and text.out.startswith(f"cluster {ray_cluster.address} · ")
+    assert "host pid" in text.out
+
+
+def test_cluster_status_without_the_ray_executor_is_one_line_exit_2(git_repo: Path) -> None:
+    run = covey("cluster", "status", cwd=git_repo)
+    assert run.code == 2
+    assert run.err.strip() == (
+        'covey: error: background.executor is "local": there is no cluster to show; set it '
+        'to "ray" and background.ray.address in $COVEY_HOME/settings.json'
+    )
