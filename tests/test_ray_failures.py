@@ -23,7 +23,7 @@ from bgtools import (
     write_script,
 )
 from clitools import covey
-from covey.executors.ray_loopback import LoopbackCluster
+from covey.executors.ray_loopback import LoopbackCluster, start_loopback_cluster
 from raytools import use_cluster
 
 FINAL = ("completed", "failed", "stopped")
@@ -145,3 +145,46 @@ def test_after_a_supervisor_kill_the_next_one_catches_up_with_the_node(
     (epoch,) = db.execute("select epoch from sessions where id = ?", (sid,)).fetchone()
     db.close()
     assert epoch == 1
+
+
+def test_with_the_cluster_gone_sessions_are_interrupted_and_respawn_runs_them_here(
+    supervisor: Path,  # noqa: F811
+    covey_home: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    repo = supervisor
+    with start_loopback_cluster(tmp_path / "gone", nodes=1) as cluster:
+        for key, value in cluster.env.items():
+            monkeypatch.setenv(key, value)
+        use_cluster(covey_home, cluster)
+        marker = tmp_path / "ran"
+        bash = {"command": f"echo ran >> {marker}; sleep 60"}
+        model = write_script(
+            tmp_path / "s.yaml",
+            [
+                {
+                    "tool_calls": [
+                        {"name": "Write", "input": {"file_path": "a.txt", "content": "a\n"}}
+                    ]
+                },
+                {"tool_calls": [{"name": "Bash", "input": bash}]},
+                {"text": "finished here"},
+            ],
+        )
+        sid = background(repo, "work", "--model", model, "--permission-mode", "bypassPermissions")
+        _wait("the tool to run", marker.exists)
+        kill_supervisor(repo)
+    # the whole cluster is gone; the next supervisor cannot reach it
+    assert covey("daemon", "start", cwd=repo).code == 0
+    _wait("the reason", lambda: _row(repo, sid)["reason"])
+    row = _row(repo, sid)
+    assert row["state"] == "interrupted" and row["node"] == "local"
+    assert f"no Ray cluster answers at {cluster.address}" in str(row["reason"])
+    assert f"covey respawn {sid} runs it again" in str(row["reason"])
+    assert covey("respawn", sid, cwd=repo).code == 0
+    row = wait_for_state(repo, sid, FINAL)
+    assert row["state"] == "completed" and row["node"] == "local", row
+    assert row["summary"].startswith("finished here")
+    assert marker.read_text() == "ran\n"
+    assert git_out(repo, "show", f"{row['branch']}:a.txt") == "a\n"

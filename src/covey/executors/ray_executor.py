@@ -18,9 +18,10 @@ Failures: a host actor or its node lost mid-session (`RayActorError`, or no answ
 writes is refused) and started again, once another live node has room, from the user's
 transcript and the branch's tip; the tool call in flight is
 answered as interrupted by the resumed host, never re-run. `covey stop` cancels it on the
-node and the stop is recorded there. The cluster gone entirely (no live node, or no answer)
-→ the session is `interrupted` with the reason, and `covey respawn` continues it (locally
-once the executor is set back to `local`).
+node and the stop is recorded there. The cluster gone entirely (its head does not answer)
+→ the session is `interrupted` with the reason (and no `node`); `covey respawn` or a reply
+then continues it in the supervisor itself, from the transcript and the local worktree,
+which holds the last snapshot received.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ import ray
 from ray.exceptions import GetTimeoutError, RayActorError
 
 from covey.config import BackgroundSettings, credential_names, load_settings, user_settings
-from covey.executors.ray_address import resolve_address
+from covey.errors import UserError
+from covey.executors.ray_address import check_cluster, resolve_address
 from covey.executors.ray_host import ensure_host, existing_host, user_namespace
 from covey.executors.ray_node import NodeJob
 from covey.executors.replica import (
@@ -126,20 +128,36 @@ class RayExecutor:
         return choose_node(loads, self.settings.maxSessionsPerNode)
 
     async def host(
-        self, row: SessionRow, fresh: bool, prompt: str | None, stopped: Callable[[], bool]
-    ) -> None:
-        """Run one session on the cluster until its turn ends (or it is stopped)."""
+        self,
+        row: SessionRow,
+        fresh: bool,
+        prompt: str | None,
+        stopped: Callable[[], bool],
+        *,
+        may_run_here: bool = False,
+    ) -> bool:
+        """Run one session on the cluster until its turn ends (or it is stopped). With the
+        cluster unreachable: False when `may_run_here` (a respawn or a reply: the caller runs
+        it locally), else the session is `interrupted`, saying why."""
         sid = row.id
+        if (problem := await asyncio.to_thread(self.unreachable)) is not None:
+            if may_run_here:
+                log.warning("session %s runs here: %s", sid, problem)
+                return False
+            if await asyncio.to_thread(self._take, sid, fresh) is not None:
+                self._interrupt(sid, f"{problem}; covey respawn {sid} runs it again")
+            self.epochs.pop(sid, None)
+            return True
         try:
             await asyncio.to_thread(self.connect)
             if not fresh and await self._catch_up(row, stopped):
-                return
+                return True
             node = self.place(sid)
             if node is None:
-                return  # every node is full: it stays queued, the next poll tries again
+                return True  # every node is full: it stays queued, the next poll tries again
             epoch = await asyncio.to_thread(self._take, sid, fresh)
             if epoch is None:
-                return
+                return True
             keeper = asyncio.create_task(self._keep_lease(sid), name=f"lease-{sid}")
             try:
                 await self._drive(sid, node, epoch, prompt, stopped)
@@ -153,6 +171,15 @@ class RayExecutor:
         finally:
             self.placed.pop(sid, None)
             self.epochs.pop(sid, None)
+        return True
+
+    def unreachable(self) -> str | None:
+        """Why the cluster cannot be used now (one line), or None."""
+        try:
+            check_cluster(self.settings)
+        except UserError as e:
+            return str(e).split(";")[0]
+        return None
 
     async def _catch_up(self, row: SessionRow, stopped: Callable[[], bool]) -> bool:
         """A session a dead supervisor left running on a node (detached, buffering): take
@@ -203,7 +230,8 @@ class RayExecutor:
                 self.placed.pop(sid, None)
                 nxt = await self._wait_for_room(sid, avoid=node)
                 if nxt is None:
-                    self._interrupt(sid, f"Ray node {node[:12]} lost and no other node is live")
+                    why = self.unreachable() or f"Ray node {node[:12]} lost, no other node live"
+                    self._interrupt(sid, f"{why}; covey respawn {sid} runs it again")
                     return
                 got = await asyncio.to_thread(self._take, sid, False)
                 if got is None:
@@ -214,6 +242,8 @@ class RayExecutor:
         """A live node other than `avoid` with room, once there is one; None when the
         cluster has no other live node (or no longer answers)."""
         while True:
+            if await asyncio.to_thread(self.unreachable) is not None:
+                return None
             try:
                 alive = await asyncio.to_thread(self.alive_nodes)
             except Exception:
@@ -339,8 +369,9 @@ class RayExecutor:
             row = get_session(conn, sid)
         if row is None or row.host_id != self.host_id:
             return
+        meta = with_meta(row.meta, node=None)  # on no node now; a respawn may run it here
         with contextlib.suppress(Exception):
-            set_state(self.store, sid, row.epoch, "interrupted", reason)
+            set_state(self.store, sid, row.epoch, "interrupted", reason, meta=meta)
 
     def _credentials(self) -> dict[str, str]:
         """The provider keys the hosts get in their environment (as the supervisor has

@@ -288,15 +288,18 @@ class Supervisor:
 
     def _start(self, tg: asyncio.TaskGroup, row: SessionRow, start: Start) -> None:
         log.info("%s session %s", "starting" if start.fresh else "continuing", row.id)
-        if self.ray is not None:  # on a node of the cluster; stopped: `covey stop` asked
-            coro = self.ray.host(
-                row, start.fresh, start.prompt, lambda: row.id in self.stopped_by_user
-            )
-        else:
-            coro = self._host(row, start)
+        coro = self._host(row, start) if self.ray is None else self._on_cluster(row, start)
         task = tg.create_task(coro, name=f"session-{row.id}")
         self.tasks[row.id] = task
         task.add_done_callback(lambda _t: self.tasks.pop(row.id, None))
+
+    async def _on_cluster(self, row: SessionRow, start: Start) -> None:
+        """On a node of the Ray cluster; a respawn or reply while the cluster is gone runs
+        here (`covey.executors.ray_executor`)."""
+        stopped = lambda: row.id in self.stopped_by_user  # noqa: E731
+        here = not (start.fresh or start.adopted)
+        if not await self.ray.host(row, start.fresh, start.prompt, stopped, may_run_here=here):
+            await self._host(row, start)
 
     async def _host(self, row: SessionRow, start: Start) -> None:
         asker = SessionAsker(self.store, self.replies)
