@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from bgtools import (
     background,
     git_out,
@@ -16,6 +18,8 @@ from bgtools import (
 )
 from clitools import covey
 from covey.executors.ray_loopback import LoopbackCluster
+from covey.models.script import Script
+from covey.testing.fakeserver import FakeServer
 from raytools import use_cluster
 
 
@@ -77,3 +81,28 @@ def test_cluster_status_without_the_ray_executor_is_one_line_exit_2(git_repo: Pa
         'covey: error: background.executor is "local": there is no cluster to show; set it '
         'to "ray" and background.ray.address in $COVEY_HOME/settings.json'
     )
+
+
+def test_credentials_reach_the_node_in_its_environment_and_nowhere_else(
+    supervisor: Path,  # noqa: F811
+    covey_home: Path,
+    ray_cluster: LoopbackCluster,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    repo = supervisor
+    key = "sk-ray-test-" + "7" * 24
+    for name, value in ray_cluster.env.items():
+        monkeypatch.setenv(name, value)
+    use_cluster(covey_home, ray_cluster)
+    script = Script.model_validate({"turns": [{"text": "hello from the node"}]})
+    with FakeServer(script, require_key=key) as srv:  # 401 without this very key
+        monkeypatch.setenv("ANTHROPIC_API_KEY", key)
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", srv.url)
+        sid = background(repo, "hi", "--model", "anthropic:claude-sonnet-4-5")
+        row = wait_for_state(repo, sid, ("completed", "failed", "stopped"))
+    assert row["state"] == "completed", row
+    assert row["node"] != "local" and row["summary"].startswith("hello from the node")
+    stored = [covey_home / "covey.db", *ray_cluster.temp_dir.glob("covey-nodes/*/*/node.db*")]
+    assert len(stored) > 1
+    for path in stored:
+        assert key.encode() not in path.read_bytes(), path

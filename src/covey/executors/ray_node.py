@@ -23,10 +23,12 @@ import contextlib
 import logging
 import os
 import shutil
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from covey.agent import RunResult
 from covey.executors.replica import (
     Batch,
     Cursor,
@@ -119,7 +121,7 @@ class NodeSessions:
             hosted.host = host
             gate_tools(host, ToolGate(self.store, sid, lambda: self._snapshot(hosted)))
             try:
-                await host.run_turn(job.prompt, start_hooks=True)
+                await host.run_turn(job.prompt, start_hooks=True, finish=_summary(job.branch))
             finally:
                 await asyncio.to_thread(host.close)
         except asyncio.CancelledError:
@@ -189,6 +191,17 @@ class NodeSessions:
         """What `covey cluster status` shows of this node."""
         running = [s for s in self.sessions if self.status(s) == "running"]
         return {"sessions": sorted(running), "hosted": len(self.sessions), "rss": _rss()}
+
+
+def _summary(branch: str) -> Callable[[RunResult], Awaitable[str]]:
+    """The row's summary at the turn's end, as the local supervisor writes it (the work is
+    on the branch already: every tool batch was shipped as a snapshot)."""
+
+    async def finish(result: RunResult) -> str:
+        did = (result.result.strip().splitlines() or ["done"])[0][:120]
+        return f"{did} · branch {branch}"
+
+    return finish
 
 
 def _rss() -> int:
