@@ -17,6 +17,7 @@ from covey.git.bundles import (
     StaleSnapshot,
     WorkspacePack,
     drop_workspace,
+    pack_progress,
     pack_workspace,
     receive_snapshot,
     snapshot_for_shipping,
@@ -246,6 +247,7 @@ def test_a_bundle_damaged_in_transit_is_refused_and_no_ref_moves(
     with pytest.raises(BundleError, match=said):
         receive_snapshot(repo, BRANCH, bad)
     assert git(repo, "for-each-ref") == refs
+    assert not list((repo / ".git" / "covey").glob("incoming.*"))  # nothing left behind
 
 
 def test_a_damaged_base_bundle_leaves_nothing_on_the_node(repo: Path, tmp_path: Path) -> None:
@@ -306,6 +308,7 @@ def test_the_public_surface() -> None:
         "StaleSnapshot",
         "WorkspacePack",
         "drop_workspace",
+        "pack_progress",
         "pack_workspace",
         "receive_snapshot",
         "snapshot_for_shipping",
@@ -328,3 +331,42 @@ def test_sessions_unpacked_at_once_share_one_base_repository(repo: Path, tmp_pat
     assert [head(d) for d in made] == [pack.base] * 6
     assert len(list((tmp_path / "bases").glob("*.git"))) == 1
     assert len(git(made[0], "worktree", "list").splitlines()) == 1 + 6  # the bare one first
+
+
+def test_a_workspace_deleted_by_hand_can_be_unpacked_again(repo: Path, tmp_path: Path) -> None:
+    import shutil
+
+    pack, dest = unpacked(repo, tmp_path)
+    shutil.rmtree(dest)
+    again = unpack_workspace(pack, dest, BRANCH, cache_dir=tmp_path / "bases")
+    assert head(again) == pack.base and (again / ".env").exists()
+
+
+def test_a_session_resumes_on_another_node_from_its_last_snapshot(
+    repo: Path, tmp_path: Path
+) -> None:
+    pack, dest = unpacked(repo, tmp_path)
+    fresh = pack_progress(repo, pack.base, BRANCH)
+    assert (fresh.sha, fresh.bundle) == (pack.base, b"")  # nothing done yet
+    (dest / "src" / "app.py").write_text("done on node 1\n")
+    (dest / "src" / "util.py").unlink()
+    snap = snapshot_for_shipping(dest, pack.base, "node 1")
+    assert snap is not None
+    receive_snapshot(repo, BRANCH, snap)
+
+    progress = pickle.loads(pickle.dumps(pack_progress(repo, pack.base, BRANCH)))
+    assert progress.sha == snap.sha and len(progress.bundle) < 4096
+    bases = tmp_path / "node2-bases"
+    other = unpack_workspace(
+        pack, tmp_path / "node2" / "s1", BRANCH, cache_dir=bases, resume=progress
+    )
+    assert head(other) == snap.sha and git(other, "status", "--porcelain") == ""
+    assert (other / "src" / "app.py").read_text() == "done on node 1\n"
+    assert not (other / "src" / "util.py").exists() and (other / ".env").exists()
+    # it goes on from there: the next snapshot lands on the same branch
+    (other / "src" / "app.py").write_text("done on node 2\n")
+    after = snapshot_for_shipping(other, snap.sha, "node 2")
+    assert after is not None
+    receive_snapshot(repo, BRANCH, after)
+    assert git(repo, "show", f"{BRANCH}:src/app.py") == "done on node 2"
+    assert git(repo, "rev-list", "--parents", "-1", BRANCH).split()[1:] == [snap.sha]

@@ -10,11 +10,15 @@ On the supervisor (the user's machine)::
 
 On a node::
 
-    unpack_workspace(pack, dest: Path, branch: str, *, cache_dir: Path | None = None) -> Path
-        # a worktree at `dest` with `branch` checked out at pack.base, include files in place
+    unpack_workspace(pack, dest: Path, branch: str, *, cache_dir: Path | None = None,
+                     resume: ShippedSnapshot | None = None) -> Path
+        # a worktree at `dest` with `branch` checked out at pack.base (or at resume.sha, the
+        # last snapshot received, from `pack_progress`), include files in place
     snapshot_for_shipping(worktree: Path, parent: str, message: str) -> ShippedSnapshot | None
         # a commit of the whole working tree (untracked, non-ignored files too) on `parent`,
         # and a thin bundle parent..sha; None when nothing changed since `parent`
+    pack_progress(repo: Path, base: str, branch: str) -> ShippedSnapshot
+        # the branch's work since `base` (snapshots, agent commits), thin, to resume elsewhere
     drop_workspace(dest: Path) -> None
         # remove a worktree unpack_workspace made, and its branch
 
@@ -22,7 +26,8 @@ A snapshot's first parent is `parent` (the previous snapshot shipped, or the bas
 agent committed on its own (its HEAD is not in `parent`'s history), that HEAD is the second
 parent, so its commits and messages reach the user too. The worktree's index, HEAD and files
 are never touched: the tree comes from a temporary index (`snapshots.working_tree`). To resume
-a session elsewhere, pack the tip of its branch (the last snapshot received) and unpack that.
+a session on another node, ship `pack_progress` with its base pack: the worktree starts at
+the last snapshot received (HEAD there, so the next snapshot has it as its only parent).
 
 Costs, for many sessions from one base: the supervisor bundles each base commit once and keeps
 the bundle in `<git common dir>/covey/bundles/<sha>.bundle` (the newest `KEEP_BUNDLES`); a
@@ -65,6 +70,7 @@ __all__ = [
     "StaleSnapshot",
     "WorkspacePack",
     "drop_workspace",
+    "pack_progress",
     "pack_workspace",
     "receive_snapshot",
     "snapshot_for_shipping",
@@ -149,6 +155,20 @@ def _include_files(repo: Path, skip: Sequence[str]) -> dict[str, bytes]:
     return found
 
 
+def pack_progress(repo: Path, base: str, branch: str) -> ShippedSnapshot:
+    """The work on `branch` since `base` as a thin bundle (sha: the branch's tip, parent:
+    `base`), for `unpack_workspace(..., resume=…)`: a session resumed on another node starts
+    from its last snapshot while the node's base repository is reused."""
+    tip = git("rev-parse", "--verify", "--end-of-options", f"refs/heads/{branch}", cwd=repo)
+    tip = tip.strip()
+    if tip == base:  # nothing done yet (git refuses an empty bundle)
+        return ShippedSnapshot(tip, base, b"")
+    with tempfile.TemporaryDirectory(prefix="covey-ship.") as tmp:
+        path = Path(tmp) / "progress.bundle"
+        _bundle(repo, path, tip, exclude=base)
+        return ShippedSnapshot(tip, base, path.read_bytes())
+
+
 def receive_snapshot(repo: Path, branch: str, snap: ShippedSnapshot) -> None:
     """Fetch `snap` into `repo` and move `branch` to it if the branch is at `snap.parent`.
 
@@ -158,7 +178,7 @@ def receive_snapshot(repo: Path, branch: str, snap: ShippedSnapshot) -> None:
     ref = f"refs/heads/{branch}"
     if _resolve(repo, ref) == snap.sha:
         return
-    _unbundle(repo, snap.bundle, snap.sha)
+    _unbundle(repo, snap.bundle, snap.sha, scratch=common_dir(repo) / "covey")
     first_parent = _resolve(repo, f"{snap.sha}^1")
     if first_parent != snap.parent:
         raise BundleError(
@@ -181,23 +201,34 @@ def receive_snapshot(repo: Path, branch: str, snap: ShippedSnapshot) -> None:
 
 
 def unpack_workspace(
-    pack: WorkspacePack, dest: Path, branch: str, *, cache_dir: Path | None = None
+    pack: WorkspacePack,
+    dest: Path,
+    branch: str,
+    *,
+    cache_dir: Path | None = None,
+    resume: ShippedSnapshot | None = None,
 ) -> Path:
-    """Make `dest` a worktree with `branch` checked out at `pack.base` and the include files
-    in place; return `dest`. The base is unbundled once per node into
-    `<cache_dir>/<base>.git` (default: `<dest's parent>/.covey-bases`). Calling it again for
-    a `dest` that already has `branch` checked out changes nothing."""
+    """Make `dest` a worktree with `branch` checked out at `pack.base` (or at `resume.sha`,
+    see `pack_progress`) and the include files in place; return `dest`. The base is
+    unbundled once per node into `<cache_dir>/<base>.git` (default: `<dest's
+    parent>/.covey-bases`). Calling it again for a `dest` that already has `branch` checked
+    out changes nothing."""
     dest = dest.absolute()
     include = _include_targets(dest, pack.include)
     base_repo = _base_repository(cache_dir or dest.parent / ".covey-bases", pack)
+    start = pack.base
+    if resume is not None and resume.sha != pack.base:
+        _unbundle(base_repo, resume.bundle, resume.sha, scratch=base_repo)
+        start = resume.sha
     with _flock(base_repo / "covey-worktree-add.lock"):  # `worktree add`s must not overlap
         existing = [w for w in registered(base_repo) if w.path == dest]
         if existing and existing[0].branch == branch and dest.is_dir():
             return dest
         if os.path.lexists(dest):
             raise GitError(f"cannot unpack a workspace at {dest}: the path exists")
-        git("worktree", "prune", cwd=base_repo)
-        git("worktree", "add", "-q", "-B", branch, str(dest), pack.base, cwd=base_repo)
+        if existing:  # registered, but its directory was deleted by hand
+            git("worktree", "prune", cwd=base_repo)
+        git("worktree", "add", "-q", "-B", branch, str(dest), start, cwd=base_repo)
     for path, data in include.items():
         if not os.path.lexists(path):  # a tracked file wins, as in a local worktree
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -215,7 +246,7 @@ def _base_repository(cache: Path, pack: WorkspacePack) -> Path:
         tmp = cache / f"{pack.base}.git.{uuid.uuid4().hex}.tmp"
         try:
             git("init", "-q", "--bare", str(tmp), cwd=cache)
-            _unbundle(tmp, pack.bundle, pack.base)
+            _unbundle(tmp, pack.bundle, pack.base, scratch=tmp)
             git("update-ref", _BASE_REF, pack.base, cwd=tmp)
             os.rename(tmp, final)
         finally:
@@ -276,10 +307,12 @@ def _bundle(cwd: Path, path: Path, sha: str, *, exclude: str | None = None) -> N
         git_result("update-ref", "-d", ref, cwd=cwd)
 
 
-def _unbundle(repo: Path, data: bytes, sha: str) -> None:
+def _unbundle(repo: Path, data: bytes, sha: str, *, scratch: Path) -> None:
     """Store the objects of the bundle `data` in `repo` (no ref changes), checking it whole
-    and holding the commit `sha`; BundleError otherwise."""
-    fd, name = tempfile.mkstemp(prefix="covey-incoming.", suffix=".bundle")
+    and holding the commit `sha`; BundleError otherwise. The bundle is written to a file in
+    `scratch` for git to read (on the repository's disk, not a small /tmp)."""
+    scratch.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix="incoming.", suffix=".bundle", dir=scratch)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
