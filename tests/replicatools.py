@@ -129,8 +129,12 @@ def pumping(
     session_id: str,
     epoch: int,
     on_snapshot: Callable[[SnapshotRecord], None],
+    *,
+    every_s: float = 0.02,
+    last_round: bool = True,
 ) -> Iterator[list[BaseException]]:
-    """The supervisor's side in a thread: pump every 20 ms, forward commands; errors kept."""
+    """The supervisor's side in a thread: pump every `every_s`, forward commands; errors
+    kept. On leaving, one `last_round` (False: the node is lost, nothing more comes)."""
     errors: list[BaseException] = []
     done = threading.Event()
 
@@ -139,6 +143,8 @@ def pumping(
         with Store.open(node_path) as node_store:
             while True:
                 finished = done.is_set()
+                if finished and not last_round:
+                    return
                 try:
                     pump(store, node_store, session_id, epoch, on_snapshot)
                     forwarded = forward_commands(store, node_store, session_id, forwarded)
@@ -147,7 +153,7 @@ def pumping(
                     return
                 if finished:
                     return
-                time.sleep(0.02)
+                time.sleep(every_s)
 
     thread = threading.Thread(target=loop, name="pump")
     thread.start()

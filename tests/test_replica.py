@@ -6,6 +6,7 @@ the real `SessionHost`."""
 from __future__ import annotations
 
 import asyncio
+import pickle
 import subprocess
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from covey.executors.replica import (
     applied_cursor,
     apply,
     collect,
+    export_session,
 )
 from covey.sessions.resume import INTERRUPTED, load_conversation
 from covey.store import Store
@@ -107,6 +109,8 @@ def test_a_stale_epoch_is_refused_and_writes_nothing(tmp_path: Path) -> None:
     with Store.open(tmp_path / "user.db") as user:
         repo = _repo(tmp_path / "repo")
         epoch = new_session(user, repo, write_script(tmp_path / "s.json", TEXT_TURNS), SID)
+        export = export_session(user, SID)
+        assert pickle.loads(pickle.dumps(export)) == export
         with Store.open(tmp_path / "node.db") as node:
             host_id = seed(user, node, SID, epoch)
             asyncio.run(run_on_node(node, SID, epoch, host_id, "go"))  # no tools: no gate
@@ -135,6 +139,7 @@ def test_a_restarted_pump_catches_up_without_duplicates(tmp_path: Path) -> None:
         asyncio.run(run_on_node(node, SID, epoch, host_id, "go"))
         first = collect(node, SID, 0, limit=4)
         assert first.more
+        assert pickle.loads(pickle.dumps(first)) == first  # it crosses Ray's object store
         apply(user, SID, epoch, first, lambda _s: None)
     # the supervisor died before it told the node (no acknowledge): the next one starts
     with Store.open(user_path) as user:

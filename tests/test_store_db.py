@@ -108,6 +108,9 @@ def test_open_defaults_to_covey_home_with_wal_and_the_schema(covey_home: Path) -
                 "rate_buckets",
                 "rate_endpoints",
                 "rate_queue",
+                "replica_journal",
+                "replica_holds",
+                "replica_cursors",
             }
 
 

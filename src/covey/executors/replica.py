@@ -33,8 +33,11 @@ Signatures (the names h-ray builds on):
 Why a journal of triggers and not a stream of agent events: the host writes through a dozen
 functions (the persister, `set_state`, the asker, the budget, the tool-run records...); the
 triggers catch each at the one place they all go, in commit order, so nothing is missed when
-one is added later, and a store write costs one more insert on the node (the whole replica
-test session, `tests/test_replica.py`, applies ~30 records in a few ms).
+one is added later. Measured (`bench/replica.py`, 2-core VM, 1,000 steps of a ~1.5 KB
+message + usage + event + summary): a step costs 0.68 ms journaled against 0.47 ms on a plain
+store (x1.5, well under a model call); applying runs at ~14,000 records/s (0.28 ms per step,
+one transaction per 500 records); the gate before a tool batch waits a median 44 ms (worst
+65 ms) with the supervisor pumping every 50 ms, which is the price of guarantee 4 below.
 
 Guarantees:
 - **Fencing.** `apply` checks the session's epoch in the user's store inside its write
@@ -81,6 +84,7 @@ from covey.executors.replica_records import (
 )
 from covey.messages import Usage
 from covey.sessions.lease import LEASE_TTL_S
+from covey.sessions.state import replay_state
 from covey.store import Store
 from covey.store._json import dump_json
 from covey.store.commands import claim_command, finish_command, pending_commands
@@ -95,7 +99,7 @@ from covey.store.replica import (
     set_cursor,
 )
 from covey.store.session_meta import SessionMeta
-from covey.store.sessions import get_session, insert_session, update_session
+from covey.store.sessions import get_session, insert_session
 from covey.store.tool_runs import record_run
 from covey.store.transcript import append_entry, read_entries
 from covey.store.usage import record_usage, usage_rows
@@ -248,6 +252,10 @@ def apply(
 def acknowledge(node_store: Store, session_id: str, cursor: Cursor) -> None:
     """Tell the node how far its journal is applied: it forgets those records, and a tool
     batch waiting for them (`ToolGate`) may run."""
+    with node_store.read() as conn:
+        got = get_cursor(conn, session_id)
+    if got is None or got[1] >= cursor:
+        return  # one read, no write, when the supervisor has nothing new
     with node_store.write() as conn:
         got = get_cursor(conn, session_id)
         if got is None or got[1] >= cursor:
@@ -352,12 +360,12 @@ def _apply_session(conn: sqlite3.Connection, sid: str, epoch: int, data: dict[st
         meta.pop(key, None)
         if key in own:
             meta[key] = own[key]
-    ok = update_session(
+    ok = replay_state(
         conn,
         sid,
         epoch,
-        state=data["state"],
-        reason=data["reason"],
+        data["state"],
+        data["reason"],
         summary=data["summary"],
         meta=SessionMeta.model_validate(meta),
         name=data["name"],

@@ -19,6 +19,11 @@ Around every tool batch of the host's agent:
 A batch that raises (cancelled by a stop, a failed snapshot) drops its held entries: they
 never leave the node, and the step reads as interrupted wherever the session resumes.
 
+A fenced node (its batches refused with `StaleEpoch`: the session was taken over) is never
+acknowledged again, so it starts no further tool batch; and after `SnapshotFailed` the
+executor must end the session on that node and resume it from the user's store under a new
+epoch (the failed step reads as interrupted there).
+
 `ToolGate` only writes the node store and polls it (every `poll_s`) for the acknowledgement
 `covey.executors.replica.acknowledge` writes; it works the same when the supervisor's pump
 runs in another thread, process or machine.

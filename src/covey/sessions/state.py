@@ -23,7 +23,14 @@ from covey.store import Store
 from covey.store.events import append_event
 from covey.store.sessions import SessionState, acquire_lease, release_lease, update_session
 
-__all__ = ["LIVE_STATES", "STATES", "TERMINAL_STATES", "set_state", "take_over_state"]
+__all__ = [
+    "LIVE_STATES",
+    "STATES",
+    "TERMINAL_STATES",
+    "replay_state",
+    "set_state",
+    "take_over_state",
+]
 
 LIVE_STATES = ("queued", "working", "needs_input", "idle")
 TERMINAL_STATES = ("completed", "failed", "stopped")
@@ -67,6 +74,22 @@ def take_over_state(
     _write(conn, session_id, epoch, state, reason, fields)
     release_lease(conn, session_id, host, epoch)
     return True
+
+
+def replay_state(
+    conn: sqlite3.Connection,
+    session_id: str,
+    epoch: int,
+    state: SessionState,
+    reason: str | None,
+    **fields: Any,
+) -> bool:
+    """Write a state change another store made already (a node's, `covey.executors.replica`)
+    inside the caller's write transaction, fenced by `epoch`: the row only, since its `state`
+    event is replayed from the same journal in the same transaction. False: stale epoch."""
+    if state not in STATES:
+        raise ValueError(f"unknown session state {state!r}")
+    return update_session(conn, session_id, epoch, state=state, reason=reason, **fields)
 
 
 def _write(
