@@ -41,6 +41,12 @@ def _files(repo: Path, branch: str) -> str:
     return listed.stdout
 
 
+def _alive_nodes(repo: Path) -> set[str]:
+    shown = covey("cluster", "status", "--json", cwd=repo)
+    assert shown.code == 0, shown.err
+    return {n["node"] for n in shown.json()["nodes"] if n["alive"]}
+
+
 def _wait(what: str, check: object) -> None:
     deadline = time.monotonic() + DEADLINE_S
     while time.monotonic() < deadline:
@@ -91,6 +97,8 @@ def test_a_lost_node_s_session_finishes_elsewhere_without_running_its_tool_again
         row = wait_for_state(repo, sid, FINAL)
     finally:
         ray_cluster.stop_node(extra.index)
+    # later tests must not be placed on it while Ray still counts it alive
+    _wait("Ray to see the node dead", lambda: first_node not in _alive_nodes(repo))
     assert row["state"] == "completed", row
     assert row["node"] not in (first_node, "local")
     assert marker.read_text() == "ran\n"  # run once, never again
