@@ -106,3 +106,23 @@ def test_credentials_reach_the_node_in_its_environment_and_nowhere_else(
     assert len(stored) > 1
     for path in stored:
         assert key.encode() not in path.read_bytes(), path
+
+
+def test_stop_reaches_the_node_and_the_session_ends_stopped(
+    supervisor: Path,  # noqa: F811
+    covey_home: Path,
+    ray_cluster: LoopbackCluster,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    repo = supervisor
+    for name, value in ray_cluster.env.items():
+        monkeypatch.setenv(name, value)
+    use_cluster(covey_home, ray_cluster)
+    model = write_script(tmp_path / "slow.yaml", [{"text": "too late", "delay_s": 60}])
+    sid = background(repo, "wait", "--model", model)
+    row = wait_for_state(repo, sid, ("working",))
+    assert row["node"] != "local"
+    assert covey("stop", sid, cwd=repo).code == 0
+    row = wait_for_state(repo, sid, ("completed", "failed", "stopped"))
+    assert row["state"] == "stopped", row
