@@ -6,7 +6,8 @@ Prints a markdown table for a generated repository of `--files` files with a few
 history: `pack_workspace` (bundling the base; then again, from the supervisor's cache),
 `unpack_workspace` on a "node" (a fresh node cache; then a second session of the same base),
 against `git clone --no-local file://…` (objects really copied, files checked out), split into
-its two halves (a bare clone: objects only; `git worktree add`: checkout only); then the
+its two halves (a bare clone: objects only; `git worktree add`: checkout only), and the
+unpack's objects-only half (`git bundle unbundle`); then the
 snapshot round trip of a typical step (3 files edited): `snapshot_for_shipping` on the node and
 `receive_snapshot` into the user's repository. Times are medians of `--repeat` runs, wall
 clock and CPU (this process and the git processes it waited for: far steadier than the wall
@@ -189,6 +190,14 @@ def ship(repo: Path, work: Path, repeat: int) -> Table:
         "pack_workspace again (supervisor cache)",
         measure(repeat, lambda i: pack_workspace(repo, base)),
     )
+
+    (work / "pack.bundle").write_bytes(pack.bundle)
+
+    def unbundle(i: int) -> None:
+        sh("git", "init", "-q", "--bare", f"u{i}.git", cwd=work)
+        sh("git", "bundle", "unbundle", str(work / "pack.bundle"), cwd=work / f"u{i}.git")
+
+    table.add("`git bundle unbundle` of it alone (objects only)", measure(repeat, unbundle))
 
     def unpack(node: str, i: int) -> None:
         unpack_workspace(pack, work / node / f"s{i}", f"s{i}", cache_dir=work / node)

@@ -370,3 +370,18 @@ def test_a_session_resumes_on_another_node_from_its_last_snapshot(
     receive_snapshot(repo, BRANCH, after)
     assert git(repo, "show", f"{BRANCH}:src/app.py") == "done on node 2"
     assert git(repo, "rev-list", "--parents", "-1", BRANCH).split()[1:] == [snap.sha]
+
+
+def test_a_locked_branch_is_an_error_not_a_stale_snapshot(repo: Path, tmp_path: Path) -> None:
+    pack, dest = unpacked(repo, tmp_path)
+    (dest / "src" / "app.py").write_text("v2\n")
+    snap = snapshot_for_shipping(dest, pack.base, "m")
+    assert snap is not None
+    lock = repo / ".git" / "refs" / "heads" / f"{BRANCH}.lock"
+    lock.write_text("")  # another git command is updating it right now
+    with pytest.raises(GitError, match=f"cannot move {BRANCH}") as raised:
+        receive_snapshot(repo, BRANCH, snap)
+    assert not isinstance(raised.value, StaleSnapshot)  # worth retrying
+    lock.unlink()
+    receive_snapshot(repo, BRANCH, snap)
+    assert git(repo, "rev-parse", BRANCH) == snap.sha

@@ -190,6 +190,8 @@ def receive_snapshot(repo: Path, branch: str, snap: ShippedSnapshot) -> None:
         now = _resolve(repo, ref)
         if now == snap.sha:
             return
+        if now == snap.parent:  # not stale: the ref was locked (a concurrent pack-refs, gc)
+            raise GitError(f"cannot move {branch} to {snap.sha[:12]}: {moved.stderr.strip()}")
         where = f"at {now[:12]}" if now else "missing"
         raise StaleSnapshot(
             f"branch {branch} is {where}, not at {snap.parent[:12]}: snapshot {snap.sha[:12]}"
