@@ -164,7 +164,9 @@ class RayExecutor:
             finally:
                 keeper.cancel()
         except asyncio.CancelledError:
-            raise
+            if not stopped():
+                raise
+            self._stopped_here(sid)  # stopped before the node had it
         except Exception as e:
             log.exception("session %s on the cluster failed", sid)
             self._interrupt(sid, f"ray executor: {e}"[:300])
@@ -200,7 +202,8 @@ class RayExecutor:
         keeper = asyncio.create_task(self._keep_lease(sid), name=f"lease-{sid}")
         try:
             repo, wt = Path(meta.repo or row.cwd), Path(meta.worktree or row.cwd)
-            await self._pump(sid, row.epoch, actor, repo, meta.branch or "", wt, stopped)
+            where = (repo, meta.branch or "", wt)
+            await self._pump_or_stop(sid, row.epoch, actor, where, stopped)
         except (RayActorError, GetTimeoutError, TimeoutError):
             return False  # lost meanwhile: started again elsewhere
         finally:
@@ -222,8 +225,8 @@ class RayExecutor:
             actor = await asyncio.to_thread(ensure_host, node, self._credentials(), self.namespace)
             job, repo, branch, wt = await asyncio.to_thread(self._prepare, sid, epoch, node, prompt)
             try:
-                await self._call(actor.start.remote(job))
-                await self._pump(sid, epoch, actor, repo, branch, wt, stopped)
+                start = actor.start.remote(job)
+                await self._pump_or_stop(sid, epoch, actor, (repo, branch, wt), stopped, start)
                 return
             except (RayActorError, GetTimeoutError, TimeoutError) as e:
                 log.warning("session %s lost its node %s: %s", sid, node[:12], e)
@@ -294,15 +297,43 @@ class RayExecutor:
         )
         return job, repo, branch, wt
 
-    async def _pump(
+    async def _pump_or_stop(
         self,
         sid: str,
         epoch: int,
         actor: Any,
-        repo: Path,
-        branch: str,
-        wt: Path,
+        where: tuple[Path, str, Path],
         stopped: Callable[[], bool],
+        start: Any = None,
+    ) -> None:
+        """Pump the session (after its `start` call, if any) until it ends. Cancelled by
+        `covey stop`: the node stops it (once it has it) and what it records is pumped home;
+        cancelled otherwise (a shutdown): the node keeps running it, detached."""
+        try:
+            if start is not None:
+                await self._call(start)
+            await self._pump(sid, epoch, actor, *where)
+        except asyncio.CancelledError:
+            if not stopped():
+                raise
+            if start is not None:
+                with contextlib.suppress(Exception):
+                    await self._call(start)  # there before it is stopped
+            await self._call(actor.stop.remote(sid))
+            await self._pump(sid, epoch, actor, *where)
+            self._stopped_here(sid)
+
+    def _stopped_here(self, sid: str) -> None:
+        """`stopped`, if the session is still live and ours (stopped before its host
+        recorded anything)."""
+        with self.store.read() as conn:
+            row = get_session(conn, sid)
+        if row is not None and row.host_id == self.host_id and row.state in ("queued", "working"):
+            with contextlib.suppress(Exception):
+                set_state(self.store, sid, row.epoch, "stopped", "stopped by user")
+
+    async def _pump(
+        self, sid: str, epoch: int, actor: Any, repo: Path, branch: str, wt: Path
     ) -> None:
         def on_snapshot(record: SnapshotRecord) -> None:
             receive_snapshot(
@@ -311,7 +342,6 @@ class RayExecutor:
             git("reset", "-q", "--hard", record.sha, cwd=wt)  # the local worktree follows
 
         cursor: Cursor = await asyncio.to_thread(applied_cursor, self.store, sid, epoch)
-        stopping = False
         while True:
             try:
                 done = await self._call(actor.status.remote(sid)) != "running"
@@ -326,11 +356,6 @@ class RayExecutor:
                     return
                 if not batch.more:
                     await asyncio.sleep(PUMP_S)
-            except asyncio.CancelledError:
-                if stopping or not stopped():
-                    raise  # a shutdown: the node keeps it running, detached
-                stopping = True
-                await self._call(actor.stop.remote(sid))  # recorded there; pumped home next
             except StaleEpoch:
                 with contextlib.suppress(Exception):
                     await self._call(actor.drop.remote(sid))
