@@ -37,10 +37,10 @@ from typing import Any
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError
 
-from covey.config import BackgroundSettings, credential_names, load_settings, user_settings
+from covey.config import BackgroundSettings, load_settings
 from covey.errors import UserError
 from covey.executors.ray_address import check_cluster, resolve_address
-from covey.executors.ray_host import ensure_host, existing_host, user_namespace
+from covey.executors.ray_host import ensure_host, existing_host, host_environment, user_namespace
 from covey.executors.ray_node import NodeJob
 from covey.executors.replica import (
     Cursor,
@@ -54,8 +54,7 @@ from covey.git.bundles import ShippedSnapshot, pack_workspace, receive_snapshot
 from covey.git.repo import git
 from covey.git.worktrees import open_worktree
 from covey.home import covey_home
-from covey.proc import CREDENTIAL_VARS
-from covey.sessions.background import claim_queued, supervisor_environ
+from covey.sessions.background import claim_queued
 from covey.sessions.lease import LEASE_TTL_S
 from covey.sessions.pending import with_meta
 from covey.sessions.state import set_state
@@ -222,7 +221,7 @@ class RayExecutor:
     ) -> None:
         while True:
             self.placed[sid] = node
-            actor = await asyncio.to_thread(ensure_host, node, self._credentials(), self.namespace)
+            actor = await asyncio.to_thread(ensure_host, node, host_environment(), self.namespace)
             job, repo, branch, wt = await asyncio.to_thread(self._prepare, sid, epoch, node, prompt)
             try:
                 start = actor.start.remote(job)
@@ -397,10 +396,3 @@ class RayExecutor:
         meta = with_meta(row.meta, node=None)  # on no node now; a respawn may run it here
         with contextlib.suppress(Exception):
             set_state(self.store, sid, row.epoch, "interrupted", reason, meta=meta)
-
-    def _credentials(self) -> dict[str, str]:
-        """The provider keys the hosts get in their environment (as the supervisor has
-        them), and nothing else of it."""
-        environ = supervisor_environ()
-        names = credential_names(user_settings())
-        return {k: v for k, v in environ.items() if CREDENTIAL_VARS.fullmatch(k) or k in names}

@@ -24,14 +24,18 @@ from typing import Any
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from covey.config import credential_names, user_settings
 from covey.executors.ray_node import NodeJob, NodeSessions
 from covey.executors.replica import Batch, Cursor
+from covey.proc import CREDENTIAL_VARS
+from covey.sessions.background import supervisor_environ
 
 __all__ = [
     "HOST_PREFIX",
     "SessionHost",
     "ensure_host",
     "existing_host",
+    "host_environment",
     "host_name",
     "user_namespace",
 ]
@@ -105,3 +109,12 @@ def existing_host(node_id: str, namespace: str) -> Any | None:
         return ray.get_actor(host_name(node_id), namespace=namespace)
     except ValueError:
         return None
+
+
+def host_environment() -> dict[str, str]:
+    """The provider keys the host actors get in their environment (`runtime_env`), as the
+    supervisor has them (its environment, `credentials.json`, the secrets of the settings
+    `env`), and nothing else of it."""
+    environ = supervisor_environ()
+    names = credential_names(user_settings())
+    return {k: v for k, v in environ.items() if CREDENTIAL_VARS.fullmatch(k) or k in names}

@@ -114,7 +114,11 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, self.stopping.set)
         loop.add_signal_handler(signal.SIGINT, self.stopping.set)
-        if (background := user_settings().background).executor == "ray":  # Ray only then
+        try:
+            background = user_settings().background
+        except Exception:  # a broken settings file (the lifecycle logs it): sessions run here
+            background = None
+        if background is not None and background.executor == "ray":  # Ray only then
             from covey.executors.ray_executor import RayExecutor
 
             self.ray = RayExecutor(self.store, self.host_id, background)
