@@ -2,8 +2,11 @@
 
 On the supervisor (the user's machine)::
 
-    pack_workspace(repo: Path, commit: str) -> WorkspacePack
+    pack_workspace(repo: Path, commit: str, *, skip: Sequence[str] = ()) -> WorkspacePack
         # a bundle holding `commit` and its history, plus the `.worktreeinclude` files
+        # (not looked for under the directories `skip`); the same bytes for the same commit
+    pack_progress(repo: Path, base: str, branch: str) -> ShippedSnapshot
+        # the branch's work since `base` (snapshots, agent commits), thin, to resume elsewhere
     receive_snapshot(repo: Path, branch: str, snap: ShippedSnapshot) -> None
         # fetch a node's snapshot and move `branch` from snap.parent to snap.sha
         # (compare-and-swap: StaleSnapshot if `branch` is elsewhere; BundleError if damaged)
@@ -17,8 +20,6 @@ On a node::
     snapshot_for_shipping(worktree: Path, parent: str, message: str) -> ShippedSnapshot | None
         # a commit of the whole working tree (untracked, non-ignored files too) on `parent`,
         # and a thin bundle parent..sha; None when nothing changed since `parent`
-    pack_progress(repo: Path, base: str, branch: str) -> ShippedSnapshot
-        # the branch's work since `base` (snapshots, agent commits), thin, to resume elsewhere
     drop_workspace(dest: Path) -> None
         # remove a worktree unpack_workspace made, and its branch
 
@@ -34,7 +35,12 @@ the bundle in `<git common dir>/covey/bundles/<sha>.bundle` (the newest `KEEP_BU
 node unbundles each base once into a bare repository `<cache_dir>/<sha>.git` and makes every
 session's worktree from it with `git worktree add` (so a second unpack of a base on a node
 is one checkout; its objects are shared). A snapshot's bundle is thin: only the objects its
-parent lacks, so a 3-file edit ships a few KiB however big the repository is.
+parent lacks, so a 3-file edit ships about 1 KiB however big the repository is
+(`bench/cluster_ship.py`). An executor should `ray.put` one pack per base, not one per session.
+
+Errors: `StaleSnapshot` (the branch moved: a zombie host's snapshot; drop it), `BundleError`
+(damaged in transit: ship it again), `GitError` otherwise (e.g. the branch's ref was locked
+by a concurrent git command: retry).
 
 Include files are read into the pack as bytes: regular files only (symlinks and files whose
 name is not UTF-8 are left out), without their mode bits.
