@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,ray]'  # the Ray tests run a real cluster
 	# as a wheel install would: processes start without compiling covey (even under
 	# PYTHONDONTWRITEBYTECODE); a file edited later is compiled in memory, never stale
 	$(BIN)/python -m compileall -q src > /dev/null

@@ -54,3 +54,6 @@ def no_watcher_left(tmp_path: Path) -> Iterator[None]:
             from covey.git.fsmonitor import stop_watcher
 
             stop_watcher(repo)
+
+
+from raytools import ray_cluster  # noqa: E402, F401  (the one Ray cluster of a test session)

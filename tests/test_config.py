@@ -40,6 +40,7 @@ def test_public_surface() -> None:
         "PermissionSettings",
         "ProviderRateLimits",
         "RateLimitSettings",
+        "RaySettings",
         "RetrySettings",
         "SandboxSettings",
         "SubagentSettings",

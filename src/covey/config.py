@@ -33,6 +33,7 @@ __all__ = [
     "PermissionSettings",
     "ProviderRateLimits",
     "RateLimitSettings",
+    "RaySettings",
     "RetrySettings",
     "SandboxSettings",
     "Settings",
@@ -228,6 +229,31 @@ class TeamSettings(BaseModel):
     """How many teammates one lead may start."""
 
 
+def _check_ray_address(address: str) -> str:
+    host, sep, port = address.strip().rpartition(":")
+    if address.strip() == "auto" or (
+        sep and host and port.isdigit() and 0 < int(port) < 65536 and " " not in host
+    ):
+        return address.strip()
+    raise ValueError(f'{address!r} must be "auto" or the head\'s HOST:PORT, like 127.0.0.2:6390')
+
+
+RayAddress = Annotated[str, AfterValidator(_check_ray_address)]
+
+
+class RaySettings(BaseModel):
+    """The Ray cluster background sessions run on (`background.ray`), when
+    `background.executor` is `ray`."""
+
+    model_config = _MODEL
+    address: RayAddress = "auto"
+    """The head node's GCS address, `HOST:PORT` as `ray start --head` printed it, or `auto`
+    (`RAY_ADDRESS`, else the cluster started last on this machine)."""
+    maxSessionsPerNode: int = Field(default=64, ge=1, le=10_000)
+    """How many sessions one node hosts at most; a new session waits (queued) while every node
+    is full."""
+
+
 class BackgroundSettings(BaseModel):
     """Background sessions hosted by the supervisor (`background`)."""
 
@@ -238,6 +264,11 @@ class BackgroundSettings(BaseModel):
     idleExitMinutes: float = Field(default=10.0, ge=0)
     """The supervisor exits after this long with nothing to host (user settings only; 0 =
     never); the next command that needs it starts it again."""
+    executor: Literal["local", "ray"] = "local"
+    """Where background sessions run (user settings only): `local`, in the supervisor;
+    `ray`, on the nodes of the Ray cluster `background.ray.address` (`pip install 'covey[ray]'`)."""
+    ray: RaySettings = Field(default_factory=RaySettings)
+    """The Ray cluster: its address and how many sessions a node takes."""
 
 
 class ModelPrice(BaseModel):

@@ -22,6 +22,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "compact": ("compact",),
     "usage": ("usage",),
     "team": ("team",),
+    "cluster": ("cluster",),
 }
 """`covey.cli.<module>` → the names of the commands in its `COMMANDS` (a test checks them)."""
 

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from covey.config import load_credentials
+from covey.config import load_credentials, user_settings
 from covey.errors import UserError
 from covey.git.checkout import resolve_base
 from covey.git.worktrees import find_repo
@@ -106,6 +106,10 @@ def create_background_session(store: Store, req: BackgroundRequest) -> SessionRo
     plan = plan_session(req.options(supervisor_environ()))
     repo = find_repo(plan.cwd)  # a background session works in a worktree: it needs a repository
     base = resolve_base(repo, plan.settings.worktree.baseRef)  # what is fresh at dispatch
+    if (executor := user_settings().background).executor == "ray":  # no Ray import otherwise
+        from covey.executors.ray_address import check_cluster
+
+        check_cluster(executor.ray)  # unreachable: one line, exit 2, nothing queued
     provider = plan.model_name.partition(":")[0]
     base_url = plan.env.get(BASE_URL_VARS.get(provider, "")) or None
     options = plan.options

@@ -87,6 +87,8 @@ class AgentRow:
     """Files this session's worktree changed that another live worktree changed too."""
     waiting: str | None = None
     """What a working session waits for (`rate limit`), from `meta.waiting`."""
+    node: str = "local"
+    """The Ray node a background session runs on (`meta.node`); `local`: on this machine."""
 
     @property
     def group(self) -> Group:
@@ -120,6 +122,7 @@ class AgentRow:
             "updated": self.updated,
             "cost_usd": round(self.cost_usd, 6),
             "waiting_for": self.waiting_for,
+            "node": self.node,
             "question": self.pending.text
             if self.pending and self.waiting_for and self.state == "needs_input"
             else None,
@@ -157,6 +160,7 @@ def agent_rows(
             pending=r.meta.pending,
             overlaps=shared.get(r.meta.worktree or "", ()),
             waiting=r.meta.waiting,
+            node=r.meta.node or "local",
         )
         for r in rows
     ]

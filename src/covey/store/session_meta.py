@@ -102,6 +102,8 @@ class SessionMeta(BaseModel):
     """What a `working` session waits for meanwhile (`rate limit`: the shared limiter)."""
     grants: tuple[Grant, ...] = ()
     """Allowed tool calls not yet run (see `Grant`)."""
+    node: str | None = None
+    """The Ray node a background session runs on (`background.executor: ray`); none: local."""
     budget_raises: dict[str, float] = Field(default_factory=dict)
     """Limits the person raised by reply (`covey reply ID "raise to 5"`), by budget
     (`session`, `daily`); each counts when above the configured limit."""

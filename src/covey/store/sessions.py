@@ -31,6 +31,7 @@ __all__ = [
     "SessionRow",
     "SessionState",
     "acquire_lease",
+    "adopt_lease",
     "find_session",
     "get_session",
     "insert_session",
@@ -287,6 +288,19 @@ def renew_lease(
     cursor = conn.execute(
         "UPDATE sessions SET lease_expires_at = ? WHERE id = ? AND host_id = ? AND epoch = ?",
         (now + ttl_s, session_id, host_id, epoch),
+    )
+    return cursor.rowcount == 1
+
+
+def adopt_lease(
+    conn: sqlite3.Connection, session_id: str, host_id: str, epoch: int, ttl_s: float, now: float
+) -> bool:
+    """Take the lease for `host_id` at the same epoch, only while it is still `epoch`: a new
+    supervisor carrying on what a Ray node still runs at that epoch (its writes stay valid).
+    False when the epoch moved on."""
+    cursor = conn.execute(
+        "UPDATE sessions SET host_id = ?, lease_expires_at = ? WHERE id = ? AND epoch = ?",
+        (host_id, now + ttl_s, session_id, epoch),
     )
     return cursor.rowcount == 1
 

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from covey.agent import RunResult
-from covey.config import load_settings
+from covey.config import load_settings, user_settings
 from covey.errors import BudgetExceeded, CredentialsError, RunError
 from covey.git.pool import refill_pool
 from covey.git.repo import commit_all, git
@@ -107,11 +107,21 @@ class Supervisor:
         self.went_idle = False
         self._refills = 0
         self._idle_since: float | None = None
+        self.ray: Any = None
+        """The Ray executor (`background.executor: ray`), else None: sessions run here."""
 
     async def serve(self) -> None:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, self.stopping.set)
         loop.add_signal_handler(signal.SIGINT, self.stopping.set)
+        try:
+            background = user_settings().background
+        except Exception:  # a broken settings file (the lifecycle logs it): sessions run here
+            background = None
+        if background is not None and background.executor == "ray":  # Ray only then
+            from covey.executors.ray_executor import RayExecutor
+
+            self.ray = RayExecutor(self.store, self.host_id, background)
         async with asyncio.TaskGroup() as tg:
             if requeued := requeue_orphaned_commands(self.store):
                 log.info("requeued %d command(s) a dead host had claimed", requeued)
@@ -282,9 +292,18 @@ class Supervisor:
 
     def _start(self, tg: asyncio.TaskGroup, row: SessionRow, start: Start) -> None:
         log.info("%s session %s", "starting" if start.fresh else "continuing", row.id)
-        task = tg.create_task(self._host(row, start), name=f"session-{row.id}")
+        coro = self._host(row, start) if self.ray is None else self._on_cluster(row, start)
+        task = tg.create_task(coro, name=f"session-{row.id}")
         self.tasks[row.id] = task
         task.add_done_callback(lambda _t: self.tasks.pop(row.id, None))
+
+    async def _on_cluster(self, row: SessionRow, start: Start) -> None:
+        """On a node of the Ray cluster; a respawn or reply while the cluster is gone runs
+        here (`covey.executors.ray_executor`)."""
+        stopped = lambda: row.id in self.stopped_by_user  # noqa: E731
+        here = not (start.fresh or start.adopted)
+        if not await self.ray.host(row, start.fresh, start.prompt, stopped, may_run_here=here):
+            await self._host(row, start)
 
     async def _host(self, row: SessionRow, start: Start) -> None:
         asker = SessionAsker(self.store, self.replies)

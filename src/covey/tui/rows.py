@@ -130,10 +130,14 @@ def state_icon(state: str) -> str:
 
 
 def summary_text(row: AgentRow) -> str:
-    """One line: the session's summary, else what it waits for, else why it is in its state."""
+    """One line: the session's summary, else what it waits for, else why it is in its state;
+    led by its Ray node (`node 1a2b3c4d ·`) when it runs on a cluster."""
     if row.state == "working" and row.waiting_for:
-        return f"waiting for {row.waiting_for}"
-    text = row.summary or (row.pending.text if row.pending else None) or row.reason or ""
+        text = f"waiting for {row.waiting_for}"
+    else:
+        text = row.summary or (row.pending.text if row.pending else None) or row.reason or ""
+    if row.node != "local":
+        return " · ".join(p for p in (f"node {row.node[:8]}", " ".join(text.split())) if p)
     return " ".join(text.split())
 
 

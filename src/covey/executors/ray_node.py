@@ -1,0 +1,215 @@
+"""What a node does for the sessions it hosts, without Ray: `NodeSessions`, held by the node's
+`SessionHost` actor (`ray_host.py`), one per node, many sessions as asyncio tasks.
+
+    node = NodeSessions(directory)                       # <dir>/node.db, <dir>/work/<sid>
+    await node.start(job)                                # unpack, seed, open, run (a task)
+    batch = node.collect(sid, cursor); node.acknowledge(sid, batch.cursor)
+    node.status(sid) -> "running" | "done" | "absent";  await node.stop(sid); node.forget(sid)
+
+A session arrives as a `NodeJob` (picklable): its export from the user's store, the workspace
+pack, the epoch the supervisor claimed, the first prompt, the user's settings file and the
+endpoint. The node makes the worktree from the pack (`git/bundles.py`) on the session's
+branch, seeds its own store (`replica.seed_node_store`) and runs the unchanged `SessionHost`
+there, its tool batches gated (`replica_node.ToolGate`): after each batch the worktree is
+committed and shipped as a thin bundle (`snapshot_for_shipping`), and the batch's results
+count only once the supervisor applied that snapshot. Credentials are the node process's
+environment (the actor's `runtime_env`), never part of a job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from covey.agent import RunResult
+from covey.executors.replica import (
+    Batch,
+    Cursor,
+    SessionExport,
+    acknowledge,
+    collect,
+    seed_node_store,
+)
+from covey.executors.replica_node import ToolGate, gate_tools
+from covey.git.bundles import ShippedSnapshot, WorkspacePack, snapshot_for_shipping
+from covey.git.bundles import unpack_workspace as unpack
+from covey.models.registry import BASE_URL_VARS
+from covey.sessions.background import stored_options
+from covey.sessions.host import SessionHost
+from covey.sessions.lease import new_host_id
+from covey.sessions.plan import plan_session
+from covey.store import Store
+from covey.store.sessions import get_session
+
+__all__ = ["NodeJob", "NodeSessions"]
+
+log = logging.getLogger("covey.executors.ray")
+
+
+@dataclass(frozen=True)
+class NodeJob:
+    export: SessionExport
+    pack: WorkspacePack
+    epoch: int
+    prompt: str
+    branch: str
+    settings_json: str | None = None
+    """The user's `$COVEY_HOME/settings.json`, so the node plans as the user's machine does."""
+    base_url: str | None = None
+    """The endpoint the session was dispatched with (not a secret)."""
+    parent: str | None = None
+    """The commit the worktree starts at and the first snapshot's parent (pack.base if None)."""
+
+
+@dataclass
+class _Hosted:
+    job: NodeJob
+    worktree: Path
+    parent: str
+    task: asyncio.Task[None] | None = None
+    host: SessionHost | None = None
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class NodeSessions:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        (directory / "work").mkdir(parents=True, exist_ok=True)
+        self.home = directory / "home"
+        self.home.mkdir(exist_ok=True)
+        os.environ["COVEY_HOME"] = str(self.home)  # the node's plans read the user's settings
+        self.store = Store.open(directory / "node.db")
+        self.host_id = new_host_id("node")
+        self.sessions: dict[str, _Hosted] = {}
+
+    async def start(self, job: NodeJob) -> None:
+        """Host the session: an earlier run of it here is dropped first."""
+        sid = job.export.row.id
+        await self.drop(sid)
+        if job.settings_json is not None:
+            (self.home / "settings.json").write_text(job.settings_json)
+        dest = self.directory / "work" / sid
+        await asyncio.to_thread(self._unpack, job, dest)
+        seed_node_store(
+            self.store,
+            job.export,
+            job.epoch,
+            host_id=self.host_id,
+            cwd=dest,
+            worktree=dest,
+            repo=dest,
+        )
+        hosted = _Hosted(job, dest, job.parent or job.pack.base)
+        self.sessions[sid] = hosted
+        hosted.task = asyncio.create_task(self._run(sid, hosted), name=f"session-{sid}")
+
+    def _unpack(self, job: NodeJob, dest: Path) -> None:
+        unpack(job.pack, dest, job.branch, cache_dir=self.directory / "bases")
+
+    async def _run(self, sid: str, hosted: _Hosted) -> None:
+        job = hosted.job
+        try:
+            host = await asyncio.to_thread(self._open, sid, job)
+            hosted.host = host
+            gate_tools(host, ToolGate(self.store, sid, lambda: self._snapshot(hosted)))
+            try:
+                await host.run_turn(job.prompt, start_hooks=True, finish=_summary(job.branch))
+            finally:
+                await asyncio.to_thread(host.close)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # recorded by the host when it could (failed, its reason)
+            hosted.error = str(e)[:300]
+            log.info("session %s on this node ended: %s", sid, e)
+
+    def _open(self, sid: str, job: NodeJob) -> SessionHost:
+        with self.store.read() as conn:
+            row = get_session(conn, sid)
+        assert row is not None
+        environ = dict(os.environ)
+        if (var := BASE_URL_VARS.get(row.meta.provider or "")) and job.base_url:
+            environ[var] = job.base_url
+        plan = plan_session(stored_options(row, environ), previous=row)
+        return SessionHost.open(self.store, plan, host_id=self.host_id, claimed_epoch=job.epoch)
+
+    def _snapshot(self, hosted: _Hosted) -> ShippedSnapshot | None:
+        sid = hosted.job.export.row.id
+        snap = snapshot_for_shipping(hosted.worktree, hosted.parent, f"covey {sid}: step")
+        if snap is not None:
+            hosted.parent = snap.sha
+        return snap
+
+    def collect(self, sid: str, after: Cursor) -> Batch:
+        return collect(self.store, sid, after)
+
+    def acknowledge(self, sid: str, cursor: Cursor) -> None:
+        acknowledge(self.store, sid, cursor)
+
+    def status(self, sid: str) -> str:
+        hosted = self.sessions.get(sid)
+        if hosted is None:
+            return "absent"
+        return "done" if hosted.task is None or hosted.task.done() else "running"
+
+    def epoch(self, sid: str) -> int | None:
+        """The epoch the session runs (or ran, until dropped) at here."""
+        hosted = self.sessions.get(sid)
+        return hosted.job.epoch if hosted is not None else None
+
+    async def stop(self, sid: str, cause: str = "stop") -> None:
+        """Cancel the session's turn; its host records `stopped` (a `shutdown` records
+        nothing: the session resumes elsewhere)."""
+        hosted = self.sessions.get(sid)
+        if hosted is None or hosted.task is None or hosted.task.done():
+            return
+        if hosted.host is not None and hosted.host.cancel_cause is None:
+            hosted.host.cancel_cause = cause  # type: ignore[assignment]
+        hosted.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await hosted.task
+
+    async def drop(self, sid: str) -> None:
+        """Forget a session: its task cancelled (nothing recorded), its worktree removed."""
+        hosted = self.sessions.pop(sid, None)
+        if hosted is not None and hosted.task is not None and not hosted.task.done():
+            hosted.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await hosted.task
+        dest = self.directory / "work" / sid
+        if dest.exists():
+            await asyncio.to_thread(shutil.rmtree, dest, True)
+
+    def load(self) -> dict[str, Any]:
+        """What `covey cluster status` shows of this node."""
+        running = [s for s in self.sessions if self.status(s) == "running"]
+        return {"sessions": sorted(running), "hosted": len(self.sessions), "rss": _rss()}
+
+
+def _summary(branch: str) -> Callable[[RunResult], Awaitable[str]]:
+    """The row's summary at the turn's end, as the local supervisor writes it (the work is
+    on the branch already: every tool batch was shipped as a snapshot)."""
+
+    async def finish(result: RunResult) -> str:
+        did = (result.result.strip().splitlines() or ["done"])[0][:120]
+        return f"{did} · branch {branch}"
+
+    return finish
+
+
+def _rss() -> int:
+    """This process's resident memory in bytes (0 where /proc is missing)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0

@@ -1,0 +1,70 @@
+"""What `covey cluster status` shows: the cluster's nodes, the host actor on each (its pid,
+its memory, the sessions it runs), and the user's live sessions placed on each node.
+
+`cluster_status(store, settings) -> dict` connects as a short-lived Ray driver (about a second)
+to the cluster `background.ray.address` names, after the same reachability check as a
+dispatch (a one-line UserError otherwise).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import ray
+
+from covey.config import BackgroundSettings
+from covey.errors import UserError
+from covey.executors.ray_address import check_cluster
+from covey.executors.ray_host import existing_host, user_namespace
+from covey.home import covey_home
+from covey.store import Store
+from covey.store.sessions import SessionState, list_sessions
+
+__all__ = ["LOAD_TIMEOUT_S", "cluster_status"]
+
+LOAD_TIMEOUT_S = 10.0
+"""How long a host actor may take to say what it runs."""
+_SHOWN: list[SessionState] = ["queued", "working", "needs_input", "idle", "interrupted"]
+
+
+def cluster_status(store: Store, settings: BackgroundSettings) -> dict[str, Any]:
+    if settings.executor != "ray":
+        raise UserError(
+            'background.executor is "local": no cluster to show; set it to "ray" and '
+            "background.ray.address in $COVEY_HOME/settings.json"
+        )
+    address = check_cluster(settings.ray)
+    namespace = user_namespace(covey_home())
+    with store.read() as conn:
+        rows = list_sessions(conn, kinds=["background"], states=_SHOWN)
+    placed: dict[str, list[str]] = {}
+    for row in rows:
+        if row.meta.node:
+            placed.setdefault(row.meta.node, []).append(row.id)
+    ray.init(address=address, namespace=namespace, log_to_driver=False, logging_level=logging.ERROR)
+    try:
+        nodes = [_node(n, namespace, placed) for n in ray.nodes()]  # type: ignore[no-untyped-call]
+    finally:
+        ray.shutdown()
+    return {"address": address, "nodes": sorted(nodes, key=lambda n: (not n["alive"], n["node"]))}
+
+
+def _node(info: dict[str, Any], namespace: str, placed: dict[str, list[str]]) -> dict[str, Any]:
+    node_id = str(info["NodeID"])
+    resources = info.get("Resources", {})
+    host = None
+    if info["Alive"] and (actor := existing_host(node_id, namespace)) is not None:
+        try:
+            host = ray.get(actor.load.remote(), timeout=LOAD_TIMEOUT_S)
+        except Exception as e:  # a host that does not answer is shown as such
+            host = {"error": str(e).splitlines()[0][:200]}
+    return {
+        "node": node_id,
+        "alive": bool(info["Alive"]),
+        "address": info.get("NodeManagerAddress"),
+        "cpus": resources.get("CPU", 0),
+        "memory_bytes": int(resources.get("memory", 0)),
+        "host": host,
+        "sessions": sorted(placed.get(node_id, [])),
+    }
