@@ -26,7 +26,6 @@ import argparse
 import asyncio
 import cProfile
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,6 +34,7 @@ from typing import Any
 
 import yaml
 
+from benchtools import start_fake_provider
 from covey.messages import Message, TextBlock, ToolResultBlock, ToolUseBlock
 from covey.models.anthropic import AnthropicModel
 from covey.models.base import Model, ModelRequest, ToolSpec
@@ -97,24 +97,6 @@ async def measure(model: Model, request: ModelRequest, count: int, profile: Any)
     return cpu
 
 
-def start_server(script: Path, tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port_file = tmp / "port"
-    server = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "covey.testing.fakeserver", "--script", str(script)),
-            *("--port", "0", "--port-file", str(port_file)),
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while not (port_file.exists() and port_file.read_text().strip()):
-        if time.monotonic() > deadline or server.poll() is not None:
-            server.kill()
-            raise RuntimeError("the fake provider did not start")
-        time.sleep(0.05)
-    return server, f"http://127.0.0.1:{port_file.read_text().strip()}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=100)
@@ -128,7 +110,7 @@ def main() -> None:
         tmp = Path(name)
         script = tmp / "script.yaml"
         script.write_text(yaml.safe_dump({"turns": [ANSWER] * (max(histories) + 1)}))
-        server, url = start_server(script, tmp)
+        server, url = start_fake_provider(script, tmp)
         try:
             rows = []
             for history in histories:

@@ -96,6 +96,8 @@ from typing import Any
 
 import yaml
 
+from benchtools import start_fake_provider
+
 TARGET_RATIO = 1.15
 POLL_S = 0.2
 RSS_SAMPLE_S = 0.1
@@ -1012,25 +1014,6 @@ def supervisor_part(args: argparse.Namespace) -> Run:
             print(f"kept {tmp}", file=sys.stderr)
         else:
             shutil.rmtree(tmp, ignore_errors=True)
-
-
-def start_fake_provider(script: Path, tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """The fake provider serving `script`, in a process of its own; it and its base URL."""
-    port_file = tmp / "fake.port"
-    server = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "covey.testing.fakeserver", "--script", str(script)),
-            *("--port", "0", "--port-file", str(port_file)),
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while not (port_file.exists() and port_file.read_text().strip()):
-        if time.monotonic() > deadline or server.poll() is not None:
-            server.kill()
-            raise RuntimeError("the fake provider did not start")
-        time.sleep(0.05)
-    return server, f"http://127.0.0.1:{port_file.read_text().strip()}"
 
 
 def view_part(args: argparse.Namespace) -> tuple[ViewLatency, ViewRender]:

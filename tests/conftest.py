@@ -25,6 +25,17 @@ def covey_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mon
     return home
 
 
+@pytest.fixture(autouse=True)
+def no_supervisor_left(covey_home: Path) -> Iterator[None]:
+    """A supervisor a test started (`covey --bg`, `covey agents`) and left running is stopped
+    at its end, so none outlives its test (and its deleted COVEY_HOME)."""
+    yield
+    from covey.supervisor import stop_supervisor, supervisor_pid
+
+    if supervisor_pid() is not None:
+        stop_supervisor(timeout_s=30)
+
+
 @pytest.fixture
 def git_repo(tmp_path: Path) -> Path:
     """A real git repository with one commit."""
@@ -57,3 +68,4 @@ def no_watcher_left(tmp_path: Path) -> Iterator[None]:
 
 
 from raytools import ray_cluster  # noqa: E402, F401  (the one Ray cluster of a test session)
+from tmuxtools import tmux  # noqa: E402, F401  (a real terminal for the TUI tests)

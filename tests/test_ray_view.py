@@ -3,6 +3,9 @@ show: `node` in the row ("local" for local sessions), and the view's line leads 
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -29,3 +32,21 @@ def test_rows_name_the_node_or_local_and_the_view_leads_with_it(tmp_path: Path) 
     assert summary_text(there) == "node 31d25131"
     assert summary_text(replace(there, summary="Wrote a.txt")) == "node 31d25131 · Wrote a.txt"
     assert summary_text(rows["here"]) == ""
+
+
+def test_what_ray_prints_while_status_is_connected_stays_off_stdout() -> None:
+    """`covey cluster status --json`: Ray's driver prints the errors the cluster pushes to it
+    (a node found dead) on stdout, from a thread of its own; they go to stderr instead."""
+    code = (
+        "import os, sys, threading\n"
+        "from covey.executors.ray_status import stdout_to_stderr\n"
+        "with stdout_to_stderr():\n"
+        "    t = threading.Thread(target=print, args=('(raylet) The node ... is dead',))\n"
+        "    t.start(); t.join()\n"
+        "    os.write(1, b'raw noise\\n')\n"
+        "print('{\"nodes\": []}')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"nodes": []}
+    assert "is dead" in done.stderr and "raw noise" in done.stderr

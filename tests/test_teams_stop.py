@@ -44,14 +44,19 @@ STOPPED = {
 }
 
 
+def _start_lead(repo: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    """`covey -p go` for a lead whose teammate may run Bash, in the background."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "covey", "-p", "go", "--output-format", "json",
+         "--permission-mode", "acceptEdits", "--allowedTools", "Bash", *MODEL],
+        cwd=repo, env={**os.environ, **env},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
 def test_covey_stop_of_a_teammate_stops_it_and_the_lead_goes_on(git_repo: Path) -> None:
     with fake(STOPPED) as (srv, env):
-        lead = subprocess.Popen(
-            [sys.executable, "-m", "covey", "-p", "go", "--output-format", "json",
-             "--permission-mode", "acceptEdits", "--allowedTools", "Bash", *MODEL],
-            cwd=git_repo, env={**os.environ, **env},
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+        lead = _start_lead(git_repo, env)
         try:
             deadline = time.monotonic() + 60
             while not (git_repo / "started").exists():
@@ -104,12 +109,7 @@ def _state(session_id: str) -> str | None:
 
 def test_covey_stop_of_an_idle_teammate_stops_it_at_once(git_repo: Path) -> None:
     with fake(IDLE) as (srv, env):
-        lead = subprocess.Popen(
-            [sys.executable, "-m", "covey", "-p", "go", "--output-format", "json",
-             "--permission-mode", "acceptEdits", "--allowedTools", "Bash", *MODEL],
-            cwd=git_repo, env={**os.environ, **env},
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+        lead = _start_lead(git_repo, env)
         try:
             deadline = time.monotonic() + 60
             alice = None

@@ -3,52 +3,18 @@ and the task board in the lead's peek."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from clitools import covey
 from covey.store import Store
 from teamview_seed import seed_team
-
-DEADLINE_S = 60.0
+from tmuxtools import wait_for
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
-
-
-@pytest.fixture
-def tmux(git_repo: Path) -> Iterator[Callable[..., str]]:
-    """tmux on a server of this test's own; it and the supervisor `covey agents` may have
-    started are stopped at the end."""
-    socket = f"covey-team-test-{os.getpid()}-{time.monotonic_ns()}"
-
-    def run(*args: str) -> str:
-        done = subprocess.run(
-            ["tmux", "-L", socket, *args], capture_output=True, text=True, timeout=30
-        )
-        return done.stdout if done.returncode == 0 else ""
-
-    yield run
-    subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True, timeout=30)
-    stopped = covey("daemon", "stop", cwd=git_repo)
-    assert stopped.code == 0, stopped.err
-
-
-def _wait_for(read: Callable[[], str], condition: Callable[[str], bool], what: str) -> str:
-    deadline = time.monotonic() + DEADLINE_S
-    seen = read()
-    while not condition(seen):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}; last seen:\n{seen}")
-        time.sleep(0.1)
-        seen = read()
-    return seen
 
 
 def test_teammates_and_the_board_in_tmux(
@@ -62,18 +28,18 @@ def test_teammates_and_the_board_in_tmux(
     def screen() -> str:
         return tmux("capture-pane", "-p")
 
-    seen = _wait_for(screen, lambda s: "alice" in s, "the agent view with the team")
+    seen = wait_for(screen, lambda s: "alice" in s, "the agent view with the team")
     lines = seen.splitlines()
     lead_at = next(i for i, line in enumerate(lines) if "team-lead-run" in line)
     assert "├ ✻ alice" in lines[lead_at + 1]
     assert "working · #1 Write the parser" in lines[lead_at + 1]
     assert "└ ◌ bob" in lines[lead_at + 2]
     tmux("send-keys", "Space")  # peek at the lead (the cursor starts on it)
-    seen = _wait_for(screen, lambda s: "tasks (3):" in s, "the task board in the peek")
+    seen = wait_for(screen, lambda s: "tasks (3):" in s, "the task board in the peek")
     board = [line for line in seen.splitlines() if "#2 " in line and "Test the parser" in line]
     assert board and "pending" in board[0] and "blocked by #1" in board[0]
     assert any(
         "#1 " in line and "in_progress" in line and "alice" in line for line in seen.splitlines()
     )
     tmux("send-keys", "C-c")
-    _wait_for(lambda: tmux("list-sessions"), lambda s: s == "", "covey agents to quit")
+    wait_for(lambda: tmux("list-sessions"), lambda s: s == "", "covey agents to quit")

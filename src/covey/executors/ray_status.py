@@ -3,12 +3,18 @@ its memory, the sessions it runs), and the user's live sessions placed on each n
 
 `cluster_status(store, settings) -> dict` connects as a short-lived Ray driver (about a second)
 to the cluster `background.ray.address` names, after the same reachability check as a
-dispatch (a one-line UserError otherwise).
+dispatch (a one-line UserError otherwise). While it is connected, anything Ray's driver prints
+(errors the cluster pushes to it, such as a node found dead) goes to stderr, never into the
+JSON on stdout.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import sys
+from collections.abc import Iterator
 from typing import Any
 
 import ray
@@ -21,7 +27,7 @@ from covey.home import covey_home
 from covey.store import Store
 from covey.store.sessions import SessionState, list_sessions
 
-__all__ = ["LOAD_TIMEOUT_S", "cluster_status"]
+__all__ = ["LOAD_TIMEOUT_S", "cluster_status", "stdout_to_stderr"]
 
 LOAD_TIMEOUT_S = 10.0
 """How long a host actor may take to say what it runs."""
@@ -42,12 +48,30 @@ def cluster_status(store: Store, settings: BackgroundSettings) -> dict[str, Any]
     for row in rows:
         if row.meta.node:
             placed.setdefault(row.meta.node, []).append(row.id)
-    ray.init(address=address, namespace=namespace, log_to_driver=False, logging_level=logging.ERROR)
-    try:
-        nodes = [_node(n, namespace, placed) for n in ray.nodes()]  # type: ignore[no-untyped-call]
-    finally:
-        ray.shutdown()
+    with stdout_to_stderr():
+        ray.init(
+            address=address, namespace=namespace, log_to_driver=False, logging_level=logging.ERROR
+        )
+        try:
+            nodes = [_node(n, namespace, placed) for n in ray.nodes()]  # type: ignore[no-untyped-call]
+        finally:
+            ray.shutdown()
     return {"address": address, "nodes": sorted(nodes, key=lambda n: (not n["alive"], n["node"]))}
+
+
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """File descriptor 1 points at stderr until the block ends (Ray's driver prints the errors
+    the cluster pushes to it on stdout, from threads of its own)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def _node(info: dict[str, Any], namespace: str, placed: dict[str, list[str]]) -> dict[str, Any]:
