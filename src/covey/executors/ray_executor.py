@@ -8,10 +8,9 @@ For a session it: takes the lease (a new epoch); keeps the session's usual local
 `.covey/worktrees/bg-ID` on branch `worktree-bg-ID` (so `covey diff`, `merge` and `rm` work
 unchanged); picks the least-loaded live node with fewer than `maxSessionsPerNode` sessions;
 records it as `meta.node`; ships the export of the session (`replica.export_session`) and the
-workspace (`bundles.pack_workspace` of the branch's tip) to the node's host actor; then pumps:
-collects the node's journal, applies it to the store with the epoch (`replica.apply`),
-fetching each snapshot into the repository (`receive_snapshot`, the branch moves only from its
-parent) and moving the local worktree to it, and acknowledges. The lease is renewed meanwhile.
+workspace (`bundles.pack_workspace` of the branch's tip) to the node's host actor; then pumps
+(`ray_pump.pump_session`: the node's journal applied with the epoch, each snapshot fetched
+into the repository, the tree's commands forwarded). The lease is renewed meanwhile.
 
 Failures: a host actor or its node lost mid-session (`RayActorError`, or no answer within
 `CALL_TIMEOUT_S`) → the session is taken over with a new epoch (whatever the old node still
@@ -42,15 +41,9 @@ from covey.errors import UserError
 from covey.executors.ray_address import check_cluster, resolve_address
 from covey.executors.ray_host import ensure_host, existing_host, host_environment, user_namespace
 from covey.executors.ray_node import NodeJob
-from covey.executors.replica import (
-    Cursor,
-    SnapshotRecord,
-    StaleEpoch,
-    applied_cursor,
-    apply,
-    export_session,
-)
-from covey.git.bundles import ShippedSnapshot, pack_workspace, receive_snapshot
+from covey.executors.ray_pump import PUMP_S, pump_session
+from covey.executors.replica import export_session
+from covey.git.bundles import pack_workspace
 from covey.git.repo import git
 from covey.git.worktrees import open_worktree
 from covey.home import covey_home
@@ -74,8 +67,6 @@ __all__ = ["PUMP_S", "RayExecutor", "choose_node"]
 
 log = logging.getLogger("covey.executors.ray")
 
-PUMP_S = 0.05
-"""How often a session's journal is collected from its node while nothing is new."""
 CALL_TIMEOUT_S = 30.0
 """How long a call to a host actor may take before the node counts as gone."""
 ROOM_POLL_S = 0.5
@@ -311,7 +302,7 @@ class RayExecutor:
         try:
             if start is not None:
                 await self._call(start)
-            await self._pump(sid, epoch, actor, *where)
+            await pump_session(self.store, sid, epoch, actor, where, self._call, self.host_id)
         except asyncio.CancelledError:
             if not stopped():
                 raise
@@ -319,7 +310,7 @@ class RayExecutor:
                 with contextlib.suppress(Exception):
                     await self._call(start)  # there before it is stopped
             await self._call(actor.stop.remote(sid))
-            await self._pump(sid, epoch, actor, *where)
+            await pump_session(self.store, sid, epoch, actor, where, self._call, self.host_id)
             self._stopped_here(sid)
 
     def _stopped_here(self, sid: str) -> None:
@@ -330,35 +321,6 @@ class RayExecutor:
         if row is not None and row.host_id == self.host_id and row.state in ("queued", "working"):
             with contextlib.suppress(Exception):
                 set_state(self.store, sid, row.epoch, "stopped", "stopped by user")
-
-    async def _pump(
-        self, sid: str, epoch: int, actor: Any, repo: Path, branch: str, wt: Path
-    ) -> None:
-        def on_snapshot(record: SnapshotRecord) -> None:
-            receive_snapshot(
-                repo, branch, ShippedSnapshot(record.sha, record.parent, record.bundle)
-            )
-            git("reset", "-q", "--hard", record.sha, cwd=wt)  # the local worktree follows
-
-        cursor: Cursor = await asyncio.to_thread(applied_cursor, self.store, sid, epoch)
-        while True:
-            try:
-                done = await self._call(actor.status.remote(sid)) != "running"
-                batch = await self._call(actor.collect.remote(sid, cursor))
-                if batch.cursor != cursor:
-                    cursor = await asyncio.to_thread(
-                        apply, self.store, sid, epoch, batch, on_snapshot
-                    )
-                    await self._call(actor.acknowledge.remote(sid, cursor))
-                elif done:
-                    await self._call(actor.drop.remote(sid))
-                    return
-                if not batch.more:
-                    await asyncio.sleep(PUMP_S)
-            except StaleEpoch:
-                with contextlib.suppress(Exception):
-                    await self._call(actor.drop.remote(sid))
-                return
 
     async def _call(self, ref: Any) -> Any:
         return await asyncio.wait_for(

@@ -29,6 +29,7 @@ from covey.executors.ray_node import NodeJob, NodeSessions
 from covey.executors.replica import Batch, Cursor
 from covey.proc import CREDENTIAL_VARS
 from covey.sessions.background import supervisor_environ
+from covey.store.commands import CommandRow
 
 __all__ = [
     "HOST_PREFIX",
@@ -70,6 +71,9 @@ class SessionHost:
 
     async def acknowledge(self, sid: str, cursor: Cursor) -> None:
         self.node.acknowledge(sid, cursor)
+
+    async def forward(self, commands: list[CommandRow]) -> None:
+        self.node.forward(commands)
 
     async def status(self, sid: str) -> str:
         return self.node.status(sid)

@@ -4,6 +4,7 @@
     node = NodeSessions(directory)                       # <dir>/node.db, <dir>/work/<sid>
     await node.start(job)                                # unpack, seed, open, run (a task)
     batch = node.collect(sid, cursor); node.acknowledge(sid, batch.cursor)
+    node.forward(commands)                               # `covey stop TEAMMATE` of its tree
     node.status(sid) -> "running" | "done" | "absent";  await node.stop(sid); node.forget(sid)
 
 A session arrives as a `NodeJob` (picklable): its export from the user's store, the workspace
@@ -35,6 +36,7 @@ from covey.executors.replica import (
     SessionExport,
     acknowledge,
     collect,
+    insert_commands,
     seed_node_store,
 )
 from covey.executors.replica_node import ToolGate, gate_tools
@@ -46,6 +48,7 @@ from covey.sessions.host import SessionHost
 from covey.sessions.lease import new_host_id
 from covey.sessions.plan import plan_session
 from covey.store import Store
+from covey.store.commands import CommandRow
 from covey.store.sessions import get_session
 
 __all__ = ["NodeJob", "NodeSessions"]
@@ -152,6 +155,11 @@ class NodeSessions:
 
     def acknowledge(self, sid: str, cursor: Cursor) -> None:
         acknowledge(self.store, sid, cursor)
+
+    def forward(self, commands: list[CommandRow]) -> None:
+        """Commands for the sessions of a tree hosted here (`covey stop TEAMMATE`), for
+        their hosts to act on; the outcome goes back through the root's journal."""
+        insert_commands(self.store, commands)
 
     def status(self, sid: str) -> str:
         hosted = self.sessions.get(sid)
