@@ -7,8 +7,10 @@ session on a node and keeps the user's store and repository the truth.
 For a session it: takes the lease (a new epoch); keeps the session's usual local worktree
 `.covey/worktrees/bg-ID` on branch `worktree-bg-ID` (so `covey diff`, `merge` and `rm` work
 unchanged); picks the least-loaded live node with fewer than `maxSessionsPerNode` sessions;
-records it as `meta.node`; ships the export of the session (`replica.export_session`) and the
-workspace (`bundles.pack_workspace` of the branch's tip) to the node's host actor; then pumps
+records it as `meta.node`; ships the export of the session (`replica.export_session`), the
+workspace (`bundles.pack_workspace` of its base commit, `ray.put` once per base) and, for a
+session continued or resumed, its work since the base (`bundles.pack_progress`: the node
+reuses its base repository) to the node's host actor; then pumps
 (`ray_pump.pump_session`: the node's journal applied with the epoch, each snapshot fetched
 into the repository, the tree's commands forwarded). The lease is renewed meanwhile.
 
@@ -43,7 +45,7 @@ from covey.executors.ray_host import ensure_host, existing_host, host_environmen
 from covey.executors.ray_node import NodeJob
 from covey.executors.ray_pump import PUMP_S, pump_session
 from covey.executors.replica import export_session
-from covey.git.bundles import pack_workspace
+from covey.git.bundles import pack_progress, pack_workspace
 from covey.git.repo import git
 from covey.git.worktrees import open_worktree
 from covey.home import covey_home
@@ -69,6 +71,8 @@ log = logging.getLogger("covey.executors.ray")
 
 CALL_TIMEOUT_S = 30.0
 """How long a call to a host actor may take before the node counts as gone."""
+KEEP_PACKS = 8
+"""Base packs kept in Ray's object store (the newest put)."""
 ROOM_POLL_S = 0.5
 """How often a session whose node was lost looks for a node with room."""
 RESUME_PROMPT = (
@@ -92,6 +96,8 @@ class RayExecutor:
         self.namespace = user_namespace(covey_home())
         self.placed: dict[str, str] = {}
         """Session id → the node it runs on (sessions this supervisor pumps)."""
+        self.packs: dict[tuple[str, str], Any] = {}
+        """(repository, base commit) → its `WorkspacePack` in Ray's object store."""
         self.epochs: dict[str, int] = {}
         """Session id → the epoch this supervisor holds it at (renewed by `_keep_lease`)."""
         self._connected = False
@@ -213,9 +219,11 @@ class RayExecutor:
         while True:
             self.placed[sid] = node
             actor = await asyncio.to_thread(ensure_host, node, host_environment(), self.namespace)
-            job, repo, branch, wt = await asyncio.to_thread(self._prepare, sid, epoch, node, prompt)
+            job, pack, repo, branch, wt = await asyncio.to_thread(
+                self._prepare, sid, epoch, node, prompt
+            )
             try:
-                start = actor.start.remote(job)
+                start = actor.start.remote(job, pack)
                 await self._pump_or_stop(sid, epoch, actor, (repo, branch, wt), stopped, start)
                 return
             except (RayActorError, GetTimeoutError, TimeoutError) as e:
@@ -249,9 +257,9 @@ class RayExecutor:
 
     def _prepare(
         self, sid: str, epoch: int, node: str, prompt: str | None
-    ) -> tuple[NodeJob, Path, str, Path]:
+    ) -> tuple[NodeJob, Any, Path, str, Path]:
         """The local worktree and branch (made at the base on first start), the row marked
-        `working` on `node`, and the job for the node."""
+        `working` on `node`, the job for the node and its base's pack (in Ray's store)."""
         with self.store.read() as conn:
             row = get_session(conn, sid)
             started = bool(read_entries(conn, sid))
@@ -264,7 +272,8 @@ class RayExecutor:
             settings = load_settings(Path(row.cwd)).settings.worktree
             made = open_worktree(Path(row.cwd), f"bg-{sid}", settings, base=meta.base, repo=repo)
             wt, branch = made.path, made.branch
-        tip = git("rev-parse", f"refs/heads/{branch}", cwd=repo).strip()
+        base = meta.base or git("rev-parse", f"refs/heads/{branch}", cwd=repo).strip()
+        progress = pack_progress(repo, base, branch)  # the work since the base, if any
         first = prompt or ("" if started else (meta.prompt or ""))
         if not first:
             from covey.supervisor.daemon import CONTINUE_PROMPT
@@ -277,15 +286,24 @@ class RayExecutor:
         settings_file = covey_home() / "settings.json"
         job = NodeJob(
             export=export_session(self.store, sid),
-            pack=pack_workspace(repo, tip),
             epoch=epoch,
             prompt=first,
             branch=branch,
             settings_json=settings_file.read_text() if settings_file.exists() else None,
             base_url=meta.base_url,
-            parent=tip,
+            resume=progress if progress.sha != base else None,
         )
-        return job, repo, branch, wt
+        return job, self._pack(repo, base), repo, branch, wt
+
+    def _pack(self, repo: Path, base: str) -> Any:
+        """The object reference of `base`'s workspace pack: put into Ray's store once per
+        base commit, shared by every session started or resumed from it."""
+        key = (str(repo), base)
+        if (ref := self.packs.get(key)) is None:
+            ref = self.packs[key] = ray.put(pack_workspace(repo, base))
+            while len(self.packs) > KEEP_PACKS:
+                del self.packs[next(iter(self.packs))]  # the oldest: freed once unused
+        return ref
 
     async def _pump_or_stop(
         self,
