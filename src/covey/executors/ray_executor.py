@@ -43,7 +43,7 @@ from covey.errors import UserError
 from covey.executors.ray_address import check_cluster, resolve_address
 from covey.executors.ray_host import ensure_host, existing_host, host_environment, user_namespace
 from covey.executors.ray_node import NodeJob
-from covey.executors.ray_pump import PUMP_S, pump_session
+from covey.executors.ray_pump import PUMP_S, follow_branch, pump_session
 from covey.executors.replica import export_session
 from covey.git.bundles import pack_progress, pack_workspace
 from covey.git.repo import git
@@ -139,6 +139,8 @@ class RayExecutor:
         if (problem := await asyncio.to_thread(self.unreachable)) is not None:
             if may_run_here:
                 log.warning("session %s runs here: %s", sid, problem)
+                if row.meta.worktree and Path(row.meta.worktree).is_dir():
+                    await asyncio.to_thread(follow_branch, Path(row.meta.worktree))
                 return False
             if await asyncio.to_thread(self._take, sid, fresh) is not None:
                 self._interrupt(sid, f"{problem}; covey respawn {sid} runs it again")

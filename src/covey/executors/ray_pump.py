@@ -4,7 +4,8 @@
 
 Every `PUMP_S` while nothing is new: collect the node's journal, apply it to the store with
 the epoch (`replica.apply`; each snapshot fetched into the user's repository on the
-session's branch, the local worktree moved to it) and acknowledge it. Every `FORWARD_S`:
+session's branch) and acknowledge it. The session's local worktree (on that branch) is
+checked out once, when the pump ends (`follow_branch`), not at every snapshot. Every `FORWARD_S`:
 the pending commands of the session's tree (`covey stop TEAMMATE`, a subagent's stop) go
 to the node (`replica.tree_commands`, the actor's `forward`), claimed here so no local
 host acts on them; their outcome comes back through the journal. The root's own commands
@@ -35,7 +36,7 @@ from covey.git.bundles import ShippedSnapshot, receive_snapshot
 from covey.git.repo import git
 from covey.store import Store
 
-__all__ = ["FORWARD_S", "PUMP_S", "pump_session"]
+__all__ = ["FORWARD_S", "PUMP_S", "follow_branch", "pump_session"]
 
 PUMP_S = 0.05
 """How often a session's journal is collected from its node while nothing is new."""
@@ -56,10 +57,34 @@ async def pump_session(
 ) -> None:
     repo, branch, wt = where
 
+    received: list[str] = []
+
     def on_snapshot(record: SnapshotRecord) -> None:
         receive_snapshot(repo, branch, ShippedSnapshot(record.sha, record.parent, record.bundle))
-        git("reset", "-q", "--hard", record.sha, cwd=wt)  # the local worktree follows
+        received.append(record.sha)
 
+    try:
+        await _pump(store, sid, epoch, actor, call, claimer, on_snapshot)
+    finally:
+        if received:  # the local worktree follows once, not at every snapshot
+            follow_branch(wt)
+
+
+def follow_branch(worktree: Path) -> None:
+    """Check out in the session's local worktree what its branch (its HEAD) now holds: the
+    snapshots received move the branch, the worktree's files follow when the run ends."""
+    git("reset", "-q", "--hard", "HEAD", cwd=worktree)
+
+
+async def _pump(
+    store: Store,
+    sid: str,
+    epoch: int,
+    actor: Any,
+    call: Call,
+    claimer: str,
+    on_snapshot: Callable[[SnapshotRecord], None],
+) -> None:
     cursor: Cursor = await asyncio.to_thread(applied_cursor, store, sid, epoch)
     forwarded, next_forward = 0, 0.0
     while True:
