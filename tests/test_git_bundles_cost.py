@@ -49,3 +49,18 @@ def test_receiving_a_snapshot_runs_three_git_processes(
         ["git", "show", f"{BRANCH}:new.txt"], cwd=git_repo, capture_output=True, text=True
     )
     assert shown.stdout == "x\n"
+
+
+def test_a_snapshot_on_the_node_reads_head_and_the_parent_tree_in_one_process(
+    git_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pack = pack_workspace(git_repo, "HEAD")
+    dest = unpack_workspace(pack, tmp_path / "node" / "s1", BRANCH, cache_dir=tmp_path / "b")
+    bin_dir = _logging_git(tmp_path)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{Path(shutil.which('git') or '').parent}")
+    assert snapshot_for_shipping(dest, pack.base, "step") is None  # nothing changed
+    runs = (tmp_path / "git.log").read_text().splitlines()
+    assert sum("rev-parse" in run for run in runs) == 2, runs  # that one and --git-path
+    (dest / "new.txt").write_text("x\n")
+    snap = snapshot_for_shipping(dest, pack.base, "step")
+    assert snap is not None and snap.parent == pack.base

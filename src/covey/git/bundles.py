@@ -286,10 +286,10 @@ def drop_workspace(dest: Path) -> None:
 def snapshot_for_shipping(worktree: Path, parent: str, message: str) -> ShippedSnapshot | None:
     """Commit the worktree's whole state (untracked, non-ignored files too) on `parent` and
     bundle what `parent` lacks; None when nothing changed since `parent`."""
-    head = git("rev-parse", "--verify", "HEAD^{commit}", cwd=worktree).strip()
+    head, parent_tree = _heads(worktree, parent)
     tree = working_tree(worktree)
     agent_commits = not git_result("merge-base", "--is-ancestor", head, parent, cwd=worktree).ok
-    if not agent_commits and tree == _resolve(worktree, f"{parent}^{{tree}}"):
+    if not agent_commits and tree == parent_tree:
         return None
     parents = [parent, head] if agent_commits else [parent]
     sha = commit_tree(worktree, tree, parents, message)
@@ -297,6 +297,13 @@ def snapshot_for_shipping(worktree: Path, parent: str, message: str) -> ShippedS
         path = Path(tmp) / "snapshot.bundle"
         _bundle(worktree, path, sha, exclude=parent)
         return ShippedSnapshot(sha, parent, path.read_bytes())
+
+
+def _heads(worktree: Path, parent: str) -> tuple[str, str]:
+    """The worktree's HEAD commit and `parent`'s tree, in one git process."""
+    got = git("rev-parse", "HEAD^{commit}", f"{parent}^{{tree}}", cwd=worktree)  # parent: a sha
+    head, tree = got.split()
+    return head, tree
 
 
 # --- git bundle ----------------------------------------------------------------------------
