@@ -1,15 +1,18 @@
 """Background sessions on a real 2-node Ray cluster on loopback, end to end.
 
     .venv/bin/python bench/cluster.py [--sessions 200] [--turns 10] [--delay 1.0] [--nodes 2]
+                                      [--writes]
 
 Starts a loopback cluster (`covey.executors.ray_loopback`), queues `--sessions` background
 sessions in a fresh `$COVEY_HOME` (as `covey --bg` does, in this process, so 200 dispatches
 do not cost 200 processes), each a scripted model of `--turns` model calls of `--delay`
 seconds (every call but the last asks for one Glob tool call, so each turn is a tool batch
-the node gates and snapshots), then starts the supervisor with `background.executor: ray`
-and times it until every session has ended. Ideal wall = turns × delay. Memory: the PSS of
-every process of the cluster (host actors, raylets, GCS…) sampled while the sessions run,
-against the idle cluster, per session; and the supervisor's. Prints a markdown table.
+the node gates; read-only, it needs no snapshot; with `--writes` a Write instead, so each
+batch is also snapshotted, shipped and received), then starts the supervisor with
+`background.executor: ray` and times it until every session has ended. Ideal wall = turns ×
+delay. Memory: the PSS of every process of the cluster (host actors, raylets, GCS…) sampled
+while the sessions run, against the idle cluster, per session; and the supervisor's. Prints
+a markdown table.
 """
 
 from __future__ import annotations
@@ -68,9 +71,13 @@ def make_repo(root: Path) -> Path:
     return repo
 
 
-def script(path: Path, turns: int, delay: float) -> str:
-    call = {"name": "Glob", "input": {"pattern": "*.md"}}
-    steps = [{"tool_calls": [call], "delay_s": delay} for _ in range(turns - 1)]
+def script(path: Path, turns: int, delay: float, writes: bool = False) -> str:
+    def call(i: int) -> dict[str, object]:
+        if writes:  # a batch that changes the worktree: snapshotted, shipped, received
+            return {"name": "Write", "input": {"file_path": f"step{i}.txt", "content": f"{i}\n"}}
+        return {"name": "Glob", "input": {"pattern": "*.md"}}  # read-only: no snapshot
+
+    steps = [{"tool_calls": [call(i)], "delay_s": delay} for i in range(turns - 1)]
     steps.append({"text": "done", "delay_s": delay})
     path.write_text(json.dumps({"turns": steps}))
     return f"scripted:{path}"
@@ -117,7 +124,7 @@ def run(args: argparse.Namespace, root: Path) -> list[tuple[str, str]]:
         }
         (home / "settings.json").write_text(json.dumps(settings))
         repo = make_repo(root)
-        model = script(root / "script.json", args.turns, args.delay)
+        model = script(root / "script.json", args.turns, args.delay, args.writes)
         per_dispatch = queue(repo, model, args.sessions)
         t1 = time.perf_counter()
         subprocess.run([sys.executable, "-m", "covey", "daemon", "start"], cwd=repo, check=True)
@@ -169,6 +176,7 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=10)
     parser.add_argument("--delay", type=float, default=1.0)
     parser.add_argument("--nodes", type=int, default=2)
+    parser.add_argument("--writes", action="store_true", help="each tool call a Write, not a Glob")
     parser.add_argument("--timeout", type=float, default=1800.0)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="covey-bench-cluster.") as tmp:

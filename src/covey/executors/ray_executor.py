@@ -7,11 +7,12 @@ session on a node and keeps the user's store and repository the truth.
 For a session it: takes the lease (a new epoch); keeps the session's usual local worktree
 `.covey/worktrees/bg-ID` on branch `worktree-bg-ID` (so `covey diff`, `merge` and `rm` work
 unchanged); picks the least-loaded live node with fewer than `maxSessionsPerNode` sessions;
-records it as `meta.node`; ships the export of the session (`replica.export_session`) and the
-workspace (`bundles.pack_workspace` of the branch's tip) to the node's host actor; then pumps:
-collects the node's journal, applies it to the store with the epoch (`replica.apply`),
-fetching each snapshot into the repository (`receive_snapshot`, the branch moves only from its
-parent) and moving the local worktree to it, and acknowledges. The lease is renewed meanwhile.
+records it as `meta.node`; ships the export of the session (`replica.export_session`), the
+workspace (`bundles.pack_workspace` of its base commit, `ray.put` once per base) and, for a
+session continued or resumed, its work since the base (`bundles.pack_progress`: the node
+reuses its base repository) to the node's host actor; then pumps
+(`ray_pump.pump_session`: the node's journal applied with the epoch, each snapshot fetched
+into the repository, the tree's commands forwarded). The lease is renewed meanwhile.
 
 Failures: a host actor or its node lost mid-session (`RayActorError`, or no answer within
 `CALL_TIMEOUT_S`) → the session is taken over with a new epoch (whatever the old node still
@@ -42,15 +43,9 @@ from covey.errors import UserError
 from covey.executors.ray_address import check_cluster, resolve_address
 from covey.executors.ray_host import ensure_host, existing_host, host_environment, user_namespace
 from covey.executors.ray_node import NodeJob
-from covey.executors.replica import (
-    Cursor,
-    SnapshotRecord,
-    StaleEpoch,
-    applied_cursor,
-    apply,
-    export_session,
-)
-from covey.git.bundles import ShippedSnapshot, pack_workspace, receive_snapshot
+from covey.executors.ray_pump import PUMP_S, follow_branch, pump_session
+from covey.executors.replica import export_session
+from covey.git.bundles import pack_progress, pack_workspace
 from covey.git.repo import git
 from covey.git.worktrees import open_worktree
 from covey.home import covey_home
@@ -74,10 +69,10 @@ __all__ = ["PUMP_S", "RayExecutor", "choose_node"]
 
 log = logging.getLogger("covey.executors.ray")
 
-PUMP_S = 0.05
-"""How often a session's journal is collected from its node while nothing is new."""
 CALL_TIMEOUT_S = 30.0
 """How long a call to a host actor may take before the node counts as gone."""
+KEEP_PACKS = 8
+"""Base packs kept in Ray's object store (the newest put)."""
 ROOM_POLL_S = 0.5
 """How often a session whose node was lost looks for a node with room."""
 RESUME_PROMPT = (
@@ -101,6 +96,8 @@ class RayExecutor:
         self.namespace = user_namespace(covey_home())
         self.placed: dict[str, str] = {}
         """Session id → the node it runs on (sessions this supervisor pumps)."""
+        self.packs: dict[tuple[str, str], Any] = {}
+        """(repository, base commit) → its `WorkspacePack` in Ray's object store."""
         self.epochs: dict[str, int] = {}
         """Session id → the epoch this supervisor holds it at (renewed by `_keep_lease`)."""
         self._connected = False
@@ -142,6 +139,8 @@ class RayExecutor:
         if (problem := await asyncio.to_thread(self.unreachable)) is not None:
             if may_run_here:
                 log.warning("session %s runs here: %s", sid, problem)
+                if row.meta.worktree and Path(row.meta.worktree).is_dir():
+                    await asyncio.to_thread(follow_branch, Path(row.meta.worktree))
                 return False
             if await asyncio.to_thread(self._take, sid, fresh) is not None:
                 self._interrupt(sid, f"{problem}; covey respawn {sid} runs it again")
@@ -222,9 +221,11 @@ class RayExecutor:
         while True:
             self.placed[sid] = node
             actor = await asyncio.to_thread(ensure_host, node, host_environment(), self.namespace)
-            job, repo, branch, wt = await asyncio.to_thread(self._prepare, sid, epoch, node, prompt)
+            job, pack, repo, branch, wt = await asyncio.to_thread(
+                self._prepare, sid, epoch, node, prompt
+            )
             try:
-                start = actor.start.remote(job)
+                start = actor.start.remote(job, pack)
                 await self._pump_or_stop(sid, epoch, actor, (repo, branch, wt), stopped, start)
                 return
             except (RayActorError, GetTimeoutError, TimeoutError) as e:
@@ -258,9 +259,9 @@ class RayExecutor:
 
     def _prepare(
         self, sid: str, epoch: int, node: str, prompt: str | None
-    ) -> tuple[NodeJob, Path, str, Path]:
+    ) -> tuple[NodeJob, Any, Path, str, Path]:
         """The local worktree and branch (made at the base on first start), the row marked
-        `working` on `node`, and the job for the node."""
+        `working` on `node`, the job for the node and its base's pack (in Ray's store)."""
         with self.store.read() as conn:
             row = get_session(conn, sid)
             started = bool(read_entries(conn, sid))
@@ -273,7 +274,8 @@ class RayExecutor:
             settings = load_settings(Path(row.cwd)).settings.worktree
             made = open_worktree(Path(row.cwd), f"bg-{sid}", settings, base=meta.base, repo=repo)
             wt, branch = made.path, made.branch
-        tip = git("rev-parse", f"refs/heads/{branch}", cwd=repo).strip()
+        base = meta.base or git("rev-parse", f"refs/heads/{branch}", cwd=repo).strip()
+        progress = pack_progress(repo, base, branch)  # the work since the base, if any
         first = prompt or ("" if started else (meta.prompt or ""))
         if not first:
             from covey.supervisor.daemon import CONTINUE_PROMPT
@@ -286,15 +288,24 @@ class RayExecutor:
         settings_file = covey_home() / "settings.json"
         job = NodeJob(
             export=export_session(self.store, sid),
-            pack=pack_workspace(repo, tip),
             epoch=epoch,
             prompt=first,
             branch=branch,
             settings_json=settings_file.read_text() if settings_file.exists() else None,
             base_url=meta.base_url,
-            parent=tip,
+            resume=progress if progress.sha != base else None,
         )
-        return job, repo, branch, wt
+        return job, self._pack(repo, base), repo, branch, wt
+
+    def _pack(self, repo: Path, base: str) -> Any:
+        """The object reference of `base`'s workspace pack: put into Ray's store once per
+        base commit, shared by every session started or resumed from it."""
+        key = (str(repo), base)
+        if (ref := self.packs.get(key)) is None:
+            ref = self.packs[key] = ray.put(pack_workspace(repo, base))
+            while len(self.packs) > KEEP_PACKS:
+                del self.packs[next(iter(self.packs))]  # the oldest: freed once unused
+        return ref
 
     async def _pump_or_stop(
         self,
@@ -311,7 +322,7 @@ class RayExecutor:
         try:
             if start is not None:
                 await self._call(start)
-            await self._pump(sid, epoch, actor, *where)
+            await pump_session(self.store, sid, epoch, actor, where, self._call, self.host_id)
         except asyncio.CancelledError:
             if not stopped():
                 raise
@@ -319,7 +330,7 @@ class RayExecutor:
                 with contextlib.suppress(Exception):
                     await self._call(start)  # there before it is stopped
             await self._call(actor.stop.remote(sid))
-            await self._pump(sid, epoch, actor, *where)
+            await pump_session(self.store, sid, epoch, actor, where, self._call, self.host_id)
             self._stopped_here(sid)
 
     def _stopped_here(self, sid: str) -> None:
@@ -330,35 +341,6 @@ class RayExecutor:
         if row is not None and row.host_id == self.host_id and row.state in ("queued", "working"):
             with contextlib.suppress(Exception):
                 set_state(self.store, sid, row.epoch, "stopped", "stopped by user")
-
-    async def _pump(
-        self, sid: str, epoch: int, actor: Any, repo: Path, branch: str, wt: Path
-    ) -> None:
-        def on_snapshot(record: SnapshotRecord) -> None:
-            receive_snapshot(
-                repo, branch, ShippedSnapshot(record.sha, record.parent, record.bundle)
-            )
-            git("reset", "-q", "--hard", record.sha, cwd=wt)  # the local worktree follows
-
-        cursor: Cursor = await asyncio.to_thread(applied_cursor, self.store, sid, epoch)
-        while True:
-            try:
-                done = await self._call(actor.status.remote(sid)) != "running"
-                batch = await self._call(actor.collect.remote(sid, cursor))
-                if batch.cursor != cursor:
-                    cursor = await asyncio.to_thread(
-                        apply, self.store, sid, epoch, batch, on_snapshot
-                    )
-                    await self._call(actor.acknowledge.remote(sid, cursor))
-                elif done:
-                    await self._call(actor.drop.remote(sid))
-                    return
-                if not batch.more:
-                    await asyncio.sleep(PUMP_S)
-            except StaleEpoch:
-                with contextlib.suppress(Exception):
-                    await self._call(actor.drop.remote(sid))
-                return
 
     async def _call(self, ref: Any) -> Any:
         return await asyncio.wait_for(

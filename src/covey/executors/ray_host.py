@@ -1,7 +1,7 @@
 """The per-node Ray actor that hosts sessions: one detached, named `SessionHost` per node.
 
     host = ensure_host(node_id, env_vars, namespace)     # get or create, hard-pinned to the node
-    await host.start.remote(job); await host.collect.remote(sid, cursor) ...
+    await host.start.remote(job, pack_ref); await host.collect.remote(sid, cursor) ...
 
 One actor per node (not per session: a Python worker costs ~48 MiB and ~0.4 s of CPU,
 measured), `num_cpus=0`, `max_concurrency` high (an async actor: every call and every session
@@ -27,8 +27,10 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from covey.config import credential_names, user_settings
 from covey.executors.ray_node import NodeJob, NodeSessions
 from covey.executors.replica import Batch, Cursor
+from covey.git.bundles import WorkspacePack
 from covey.proc import CREDENTIAL_VARS
 from covey.sessions.background import supervisor_environ
+from covey.store.commands import CommandRow
 
 __all__ = [
     "HOST_PREFIX",
@@ -61,8 +63,8 @@ class SessionHost:
         self.node_id = node_id
         self.node = NodeSessions(root / "covey-nodes" / namespace / node_id[:16])
 
-    async def start(self, job: NodeJob) -> str:
-        await self.node.start(job)
+    async def start(self, job: NodeJob, pack: WorkspacePack) -> str:
+        await self.node.start(job, pack)
         return self.node_id
 
     async def collect(self, sid: str, after: Cursor) -> Batch:
@@ -70,6 +72,9 @@ class SessionHost:
 
     async def acknowledge(self, sid: str, cursor: Cursor) -> None:
         self.node.acknowledge(sid, cursor)
+
+    async def forward(self, commands: list[CommandRow]) -> None:
+        self.node.forward(commands)
 
     async def status(self, sid: str) -> str:
         return self.node.status(sid)

@@ -2,18 +2,20 @@
 `SessionHost` actor (`ray_host.py`), one per node, many sessions as asyncio tasks.
 
     node = NodeSessions(directory)                       # <dir>/node.db, <dir>/work/<sid>
-    await node.start(job)                                # unpack, seed, open, run (a task)
+    await node.start(job, pack)                          # unpack, seed, open, run (a task)
     batch = node.collect(sid, cursor); node.acknowledge(sid, batch.cursor)
+    node.forward(commands)                               # `covey stop TEAMMATE` of its tree
     node.status(sid) -> "running" | "done" | "absent";  await node.stop(sid); node.forget(sid)
 
-A session arrives as a `NodeJob` (picklable): its export from the user's store, the workspace
-pack, the epoch the supervisor claimed, the first prompt, the user's settings file and the
-endpoint. The node makes the worktree from the pack (`git/bundles.py`) on the session's
-branch, seeds its own store (`replica.seed_node_store`) and runs the unchanged `SessionHost`
-there, its tool batches gated (`replica_node.ToolGate`): after each batch the worktree is
-committed and shipped as a thin bundle (`snapshot_for_shipping`), and the batch's results
-count only once the supervisor applied that snapshot. Credentials are the node process's
-environment (the actor's `runtime_env`), never part of a job.
+A session arrives as a `NodeJob` (picklable) and its base's workspace pack: the job holds
+its export from the user's store, its progress since the base (a resumed one), the epoch the
+supervisor claimed, the first prompt, the user's settings file and the endpoint. The node
+makes the worktree from the pack (`git/bundles.py`) on the session's branch, seeds its own
+store (`replica.seed_node_store`) and runs the unchanged `SessionHost` there, its tool
+batches gated (`replica_node.ToolGate`): after each batch the worktree is committed and
+shipped as a thin bundle (`snapshot_for_shipping`), and the batch's results count only once
+the supervisor applied that snapshot. Credentials are the node process's environment (the
+actor's `runtime_env`), never part of a job.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from covey.executors.replica import (
     SessionExport,
     acknowledge,
     collect,
+    insert_commands,
     seed_node_store,
 )
 from covey.executors.replica_node import ToolGate, gate_tools
@@ -46,6 +49,7 @@ from covey.sessions.host import SessionHost
 from covey.sessions.lease import new_host_id
 from covey.sessions.plan import plan_session
 from covey.store import Store
+from covey.store.commands import CommandRow
 from covey.store.sessions import get_session
 
 __all__ = ["NodeJob", "NodeSessions"]
@@ -55,8 +59,10 @@ log = logging.getLogger("covey.executors.ray")
 
 @dataclass(frozen=True)
 class NodeJob:
+    """One start of a session on a node; its base's `WorkspacePack` travels beside it (one
+    object in Ray's store per base commit, shared by every session of that base)."""
+
     export: SessionExport
-    pack: WorkspacePack
     epoch: int
     prompt: str
     branch: str
@@ -64,8 +70,9 @@ class NodeJob:
     """The user's `$COVEY_HOME/settings.json`, so the node plans as the user's machine does."""
     base_url: str | None = None
     """The endpoint the session was dispatched with (not a secret)."""
-    parent: str | None = None
-    """The commit the worktree starts at and the first snapshot's parent (pack.base if None)."""
+    resume: ShippedSnapshot | None = None
+    """The work on the branch since the base (`bundles.pack_progress`): the worktree starts
+    at `resume.sha`, the first snapshot's parent (at the pack's base when None)."""
 
 
 @dataclass
@@ -90,14 +97,14 @@ class NodeSessions:
         self.host_id = new_host_id("node")
         self.sessions: dict[str, _Hosted] = {}
 
-    async def start(self, job: NodeJob) -> None:
-        """Host the session: an earlier run of it here is dropped first."""
+    async def start(self, job: NodeJob, pack: WorkspacePack) -> None:
+        """Host the session from `pack` (its base): an earlier run of it here is dropped."""
         sid = job.export.row.id
         await self.drop(sid)
         if job.settings_json is not None:
             (self.home / "settings.json").write_text(job.settings_json)
         dest = self.directory / "work" / sid
-        await asyncio.to_thread(self._unpack, job, dest)
+        await asyncio.to_thread(self._unpack, job, pack, dest)
         seed_node_store(
             self.store,
             job.export,
@@ -107,12 +114,13 @@ class NodeSessions:
             worktree=dest,
             repo=dest,
         )
-        hosted = _Hosted(job, dest, job.parent or job.pack.base)
+        hosted = _Hosted(job, dest, job.resume.sha if job.resume else pack.base)
         self.sessions[sid] = hosted
         hosted.task = asyncio.create_task(self._run(sid, hosted), name=f"session-{sid}")
 
-    def _unpack(self, job: NodeJob, dest: Path) -> None:
-        unpack(job.pack, dest, job.branch, cache_dir=self.directory / "bases")
+    def _unpack(self, job: NodeJob, pack: WorkspacePack, dest: Path) -> None:
+        bases = self.directory / "bases"
+        unpack(pack, dest, job.branch, cache_dir=bases, resume=job.resume)
 
     async def _run(self, sid: str, hosted: _Hosted) -> None:
         job = hosted.job
@@ -152,6 +160,11 @@ class NodeSessions:
 
     def acknowledge(self, sid: str, cursor: Cursor) -> None:
         acknowledge(self.store, sid, cursor)
+
+    def forward(self, commands: list[CommandRow]) -> None:
+        """Commands for the sessions of a tree hosted here (`covey stop TEAMMATE`), for
+        their hosts to act on; the outcome goes back through the root's journal."""
+        insert_commands(self.store, commands)
 
     def status(self, sid: str) -> str:
         hosted = self.sessions.get(sid)

@@ -31,18 +31,16 @@ Signatures (the names h-ray builds on):
   (nothing written) when the session's epoch is not `epoch`, `SnapshotFailed` when
   `on_snapshot` raised (what preceded the snapshot is applied, nothing after it).
 - `acknowledge(node_store, session_id, cursor)`, `applied_cursor(store, session_id, epoch)`
-- `forward_commands(store, node_store, session_id, after, *, claimer=None) -> int`
+- `forward_commands(store, node_store, session_id, after, *, claimer=None) -> int`, in two
+  halves across a process boundary: `tree_commands` (user side) and `insert_commands` (node).
 - `pump(store, node_store, session_id, epoch, on_snapshot) -> int`
 
 Why a journal of triggers and not a stream of agent events: the host writes through a dozen
 functions (the persister, `set_state`, the asker, the budget, the tool-run records...); the
 triggers catch each at the one place they all go, in commit order, so nothing is missed when
-one is added later. Measured (`bench/replica.py`, 2-core VM, 2,000 steps of a ~1.5 KB
-message + usage + event + summary, CPU time; `docs/benchmarks.md`): a step costs 0.26 ms
-journaled against ~0.18 ms on a plain store (x1.2-1.6, well under a model call), a
-subagent's step the same; applying runs at ~27,000 records/s (one transaction per 500
-records); the gate before a tool batch waits a median 44 ms (worst 65 ms) with the
-supervisor pumping every 50 ms, which is the price of guarantee 4 below.
+one is added later. Measured (`bench/replica.py`, `docs/benchmarks.md`): a step costs
+0.26 ms journaled against ~0.18 ms on a plain store; applying runs at ~27,000 records/s;
+the gate before a tool batch waits a median 44 ms (pumped every 50 ms: guarantee 4).
 
 Guarantees:
 - **Fencing.** `apply` checks the session's epoch in the user's store inside its write
@@ -111,7 +109,7 @@ from covey.executors.replica_records import (
 from covey.sessions.lease import LEASE_TTL_S
 from covey.store import Store
 from covey.store._json import dump_json
-from covey.store.commands import claim_command, pending_commands
+from covey.store.commands import CommandRow, claim_command, pending_commands
 from covey.store.replica import (
     forget_replica,
     get_cursor,
@@ -138,11 +136,14 @@ __all__ = [
     "acknowledge",
     "applied_cursor",
     "apply",
+    "claim_forwarded",
     "collect",
     "export_session",
     "forward_commands",
+    "insert_commands",
     "pump",
     "seed_node_store",
+    "tree_commands",
 ]
 
 OnSnapshot = Callable[[SnapshotRecord], None]
@@ -338,30 +339,40 @@ def acknowledge(node_store: Store, session_id: str, cursor: Cursor) -> None:
 def forward_commands(
     store: Store, node_store: Store, session_id: str, after: int, *, claimer: str | None = None
 ) -> int:
-    """Copy the session's pending commands with id > `after` into the node store (same ids,
-    once), for the node's host to act on; the last id seen (the next `after`). With
-    `claimer`, they are claimed in the user's store under it, so no local host acts on them;
-    their outcome comes back through the journal (`command` records)."""
+    """Copy the tree's pending commands with id > `after` into the node store, for the node's
+    hosts to act on (claimed under `claimer` in the user's store, if given: their outcome
+    comes back through the journal, `command` records); the next `after`."""
+    if pending := tree_commands(store, session_id, after):
+        insert_commands(node_store, pending)
+        if claimer is not None:
+            claim_forwarded(store, pending, claimer)
+    return max((c.id for c in pending), default=after)
+
+
+def tree_commands(
+    store: Store, session_id: str, after: int, *, children_only: bool = False
+) -> list[CommandRow]:
+    """The pending commands with id > `after` of the session's tree (of its children only
+    with `children_only`: the root's own are its supervisor's), oldest first."""
     with store.read() as conn:
-        pending = [
-            c
-            for sid in tree_ids(conn, session_id)
-            for c in pending_commands(conn, session_id=sid)
-            if c.id > after
-        ]
-    if not pending:
-        return after
+        ids = [i for i in tree_ids(conn, session_id) if not (children_only and i == session_id)]
+        found = [c for i in ids for c in pending_commands(conn, session_id=i) if c.id > after]
+    return sorted(found, key=lambda c: c.id)
+
+
+def insert_commands(node_store: Store, commands: list[CommandRow]) -> None:
+    """Put forwarded commands into the node store (same ids; a second time changes nothing)."""
     with node_store.write() as conn:
         conn.executemany(
-            "INSERT OR IGNORE INTO commands (id, session_id, ts, type, data)"
-            " VALUES (?, ?, ?, ?, ?)",
-            [(c.id, c.session_id, c.ts, c.type, dump_json(c.data)) for c in pending],
+            "INSERT OR IGNORE INTO commands (id, session_id, ts, type, data) VALUES (?,?,?,?,?)",
+            [(c.id, c.session_id, c.ts, c.type, dump_json(c.data)) for c in commands],
         )
-    if claimer is not None:
-        with store.write() as conn:
-            for c in pending:
-                claim_command(conn, c.id, claimer=claimer)
-    return max(c.id for c in pending)
+
+
+def claim_forwarded(store: Store, commands: list[CommandRow], claimer: str) -> None:
+    with store.write() as conn:  # so no local host acts on them too
+        for c in commands:
+            claim_command(conn, c.id, claimer=claimer)
 
 
 def pump(

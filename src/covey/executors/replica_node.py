@@ -13,7 +13,9 @@ Around every tool batch of the host's agent:
 2. the tools run; each result is written to the node store as always, journaled held;
 3. **after**: `snapshot()` (blocking, run in a worker thread; the executor's callback, e.g.
    `covey.git.bundles.snapshot_for_shipping`) commits the worktree, and one transaction
-   journals its record and then the held entries after it (`release`). The supervisor calls
+   journals its record and then the held entries after it (`release`). A batch of read-only
+   calls only (`Tool.read_only_for`: Read, Glob, Grep...) has no effects to ship: no
+   snapshot is taken (no git process), its entries are released at once. The supervisor calls
    `on_snapshot` before it applies them: a result counts only once the snapshot holding its
    effects has reached the user's repository.
 A batch that raises (cancelled by a stop, a failed snapshot) drops its held entries: they
@@ -69,9 +71,10 @@ class ToolGate:
         while self.acknowledged() < target:
             await asyncio.sleep(self.poll_s)
 
-    async def after_tools(self) -> None:
-        """Ship the worktree, then let the batch's entries go after it."""
-        snap = await asyncio.to_thread(self.snapshot)
+    async def after_tools(self, *, changed: bool = True) -> None:
+        """Ship the worktree (unless the batch could not change it: `changed` False), then
+        let the batch's entries go after it."""
+        snap = await asyncio.to_thread(self.snapshot) if changed else None
         data: dict[str, Any] = {}
         bundle = None
         if snap is not None:
@@ -102,11 +105,17 @@ class GatedToolRunner(ToolRunner):
         try:
             await self.gate.before_tools()
             results = await super().execute(calls)
-            await self.gate.after_tools()
+            await self.gate.after_tools(changed=any(self._may_change(c) for c in calls))
         except BaseException:
             self.gate.abandon()
             raise
         return results
+
+    def _may_change(self, call: ToolUseBlock) -> bool:
+        """Whether the call may change the worktree (any tool not read-only for its input:
+        Write, Edit, Bash, an Agent whose subagent may write, an unknown name)."""
+        tool = self.tools.get(call.name)
+        return tool is None or not tool.read_only_for(call.input)
 
 
 def gate_tools(host: SessionHost, gate: ToolGate) -> None:

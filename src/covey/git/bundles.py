@@ -182,10 +182,9 @@ def receive_snapshot(repo: Path, branch: str, snap: ShippedSnapshot) -> None:
     when the branch is elsewhere (or missing), BundleError when the bundle is damaged or is
     not a snapshot on `snap.parent`; either way the branch has not moved."""
     ref = f"refs/heads/{branch}"
-    if _resolve(repo, ref) == snap.sha:
-        return
-    _unbundle(repo, snap.bundle, snap.sha, scratch=common_dir(repo) / "covey")
-    first_parent = _resolve(repo, f"{snap.sha}^1")
+    scratch = common_dir(repo) / "covey"
+    parents = _unbundle(repo, snap.bundle, snap.sha, scratch=scratch, parents=True)
+    first_parent = parents[0] if parents else ""
     if first_parent != snap.parent:
         raise BundleError(
             f"the snapshot {snap.sha[:12]} for {branch} is not on {snap.parent[:12]}"
@@ -194,7 +193,7 @@ def receive_snapshot(repo: Path, branch: str, snap: ShippedSnapshot) -> None:
     moved = git_result("update-ref", "-m", "covey: snapshot", ref, snap.sha, snap.parent, cwd=repo)
     if not moved.ok:
         now = _resolve(repo, ref)
-        if now == snap.sha:
+        if now == snap.sha:  # received before (a retried delivery)
             return
         if now == snap.parent:  # not stale: the ref was locked (a concurrent pack-refs, gc)
             raise GitError(f"cannot move {branch} to {snap.sha[:12]}: {moved.stderr.strip()}")
@@ -287,10 +286,10 @@ def drop_workspace(dest: Path) -> None:
 def snapshot_for_shipping(worktree: Path, parent: str, message: str) -> ShippedSnapshot | None:
     """Commit the worktree's whole state (untracked, non-ignored files too) on `parent` and
     bundle what `parent` lacks; None when nothing changed since `parent`."""
-    head = git("rev-parse", "--verify", "HEAD^{commit}", cwd=worktree).strip()
+    head, parent_tree = _heads(worktree, parent)
     tree = working_tree(worktree)
     agent_commits = not git_result("merge-base", "--is-ancestor", head, parent, cwd=worktree).ok
-    if not agent_commits and tree == _resolve(worktree, f"{parent}^{{tree}}"):
+    if not agent_commits and tree == parent_tree:
         return None
     parents = [parent, head] if agent_commits else [parent]
     sha = commit_tree(worktree, tree, parents, message)
@@ -298,6 +297,13 @@ def snapshot_for_shipping(worktree: Path, parent: str, message: str) -> ShippedS
         path = Path(tmp) / "snapshot.bundle"
         _bundle(worktree, path, sha, exclude=parent)
         return ShippedSnapshot(sha, parent, path.read_bytes())
+
+
+def _heads(worktree: Path, parent: str) -> tuple[str, str]:
+    """The worktree's HEAD commit and `parent`'s tree, in one git process."""
+    got = git("rev-parse", "HEAD^{commit}", f"{parent}^{{tree}}", cwd=worktree)  # parent: a sha
+    head, tree = got.split()
+    return head, tree
 
 
 # --- git bundle ----------------------------------------------------------------------------
@@ -315,9 +321,12 @@ def _bundle(cwd: Path, path: Path, sha: str, *, exclude: str | None = None) -> N
         git_result("update-ref", "-d", ref, cwd=cwd)
 
 
-def _unbundle(repo: Path, data: bytes, sha: str, *, scratch: Path) -> None:
+def _unbundle(
+    repo: Path, data: bytes, sha: str, *, scratch: Path, parents: bool = False
+) -> list[str]:
     """Store the objects of the bundle `data` in `repo` (no ref changes), checking it whole
-    and holding the commit `sha`; BundleError otherwise. The bundle is written to a file in
+    and holding the commit `sha`; BundleError otherwise. The parents of `sha` if `parents`
+    (read in the same git process as the check). The bundle is written to a file in
     `scratch` for git to read (on the repository's disk, not a small /tmp)."""
     scratch.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix="incoming.", suffix=".bundle", dir=scratch)
@@ -331,8 +340,15 @@ def _unbundle(repo: Path, data: bytes, sha: str, *, scratch: Path) -> None:
         said = [line for line in done.stderr.splitlines() if line.strip()]
         reason = said[-1].strip() if said else f"exit {done.exit_code}"
         raise BundleError(f"the bundle of {sha[:12]} was refused, damaged in transit? ({reason})")
-    if _resolve(repo, f"{sha}^{{commit}}") != sha:
+    if not parents:
+        if _resolve(repo, f"{sha}^{{commit}}") != sha:
+            raise BundleError(f"the bundle of {sha[:12]} does not hold that commit")
+        return []
+    shown = git_result("show", "-s", "--format=%H %P", "--end-of-options", sha, cwd=repo)
+    found = shown.stdout.split() if shown.ok else []
+    if not found or found[0] != sha:
         raise BundleError(f"the bundle of {sha[:12]} does not hold that commit")
+    return found[1:]
 
 
 def _resolve(repo: Path, rev: str) -> str:

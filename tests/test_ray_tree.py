@@ -1,0 +1,79 @@
+"""A session's tree on a Ray node: `covey stop TEAMMATE` of a teammate its lead started on
+the node reaches that node (the supervisor forwards the tree's commands) and stops the
+teammate only; the lead goes on."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bgtools import (
+    DEADLINE_S,
+    background,
+    supervisor,  # noqa: F401  (fixture)
+    wait_for_state,
+)
+from clitools import covey
+from covey.executors.ray_loopback import LoopbackCluster
+from covey.store import Store
+from covey.store.sessions import get_session, list_sessions
+from teamtools import spawn
+
+SCRIPT = {
+    "turns": [
+        {"tool_calls": [spawn("alice", "Do the long job.")]},
+        {"text": "waiting for alice"},
+        {"text": "LEAD-FINAL after alice stopped"},
+        {"text": "spare"},
+    ],
+    "agents": {"alice": {"turns": [{"text": "never reached", "delay_s": 60}]}},
+}
+
+
+def test_covey_stop_of_a_teammate_on_a_node_stops_it_and_the_lead_finishes(
+    supervisor: Path,  # noqa: F811
+    covey_home: Path,
+    ray_cluster: LoopbackCluster,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    repo = supervisor
+    for name, value in ray_cluster.env.items():
+        monkeypatch.setenv(name, value)
+    settings = {
+        "env": {"COVEY_EXPERIMENTAL_AGENT_TEAMS": "1"},
+        "background": {"executor": "ray", "ray": {"address": ray_cluster.address}},
+    }
+    (covey_home / "settings.json").write_text(json.dumps(settings))
+    script = tmp_path / "team.yaml"
+    script.write_text(yaml.safe_dump(SCRIPT))
+    sid = background(repo, "lead a team", "--model", f"scripted:{script}")
+    alice = _teammate_working(sid)
+    assert covey("stop", alice, cwd=repo).code == 0
+    row = wait_for_state(repo, sid, ("completed", "failed", "stopped", "interrupted"))
+    assert row["state"] == "completed", row
+    assert row["node"] != "local"
+    with Store.open() as store, store.read() as conn:
+        teammate = get_session(conn, alice)
+        assert teammate is not None and teammate.state == "stopped", teammate
+        (command,) = conn.execute(
+            "SELECT status, result FROM commands WHERE type = 'stop' AND session_id = ?",
+            (alice,),
+        ).fetchall()
+    assert command[0] == "done" and json.loads(command[1]) == {"stopped": True}
+
+
+def _teammate_working(lead: str) -> str:
+    """The id of the lead's teammate, once the user's store shows it working."""
+    deadline = time.monotonic() + DEADLINE_S
+    while time.monotonic() < deadline:
+        with Store.open() as store, store.read() as conn:
+            rows = [r for r in list_sessions(conn, kinds=["teammate"]) if r.parent_id == lead]
+        if rows and rows[0].state == "working":
+            return rows[0].id
+        time.sleep(0.2)
+    raise AssertionError(f"no working teammate of {lead} within {DEADLINE_S} s")
