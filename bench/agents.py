@@ -932,6 +932,11 @@ def main() -> None:
         "HTTP against the loopback fake provider",
     )
     parser.add_argument(
+        "--no-rate-limiter",
+        action="store_true",
+        help="settings rateLimits.enabled false (to see what the shared limiter costs)",
+    )
+    parser.add_argument(
         "--dispatch",
         choices=("queued", "burst", "live"),
         default="burst",
@@ -989,6 +994,10 @@ def supervisor_part(args: argparse.Namespace) -> Run:
     home = tmp / "home"
     os.environ["COVEY_HOME"] = str(home)  # before covey reads it; the daemon inherits it
     from covey.supervisor import stop_supervisor
+
+    if args.no_rate_limiter:
+        home.mkdir(parents=True, exist_ok=True)
+        (home / "settings.json").write_text('{"rateLimits": {"enabled": false}}\n')
 
     server: subprocess.Popen[bytes] | None = None
     try:
