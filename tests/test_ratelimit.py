@@ -262,3 +262,31 @@ def test_the_agent_view_says_a_working_session_waits_for_the_rate_limit() -> Non
         "waiting for rate limit",
         "Reading the notes.",
     ]
+
+
+def test_stale_queue_rows_go_and_live_ones_stay(tmp_path: Path) -> None:
+    """A dead process's rows, a waiting row nobody looked at for the waiting TTL and a request
+    in flight past the flight TTL are forgotten; the rest stay, and what waits ahead of a row
+    and whether one is in flight are read from what stays."""
+    now = 1000.0
+    with Store.open(tmp_path / "covey.db") as store, store.write() as conn:
+        e = "http://q#k"
+        rows = {
+            "dead": db.enqueue(conn, e, "gone", None, 1, now),
+            "old wait": db.enqueue(conn, e, "live", None, 2, now - 31),
+            "old flight": db.enqueue(conn, e, "live", None, 3, now - 901),
+            "flight": db.enqueue(conn, e, "live", None, 4, now - 500),
+            "wait": db.enqueue(conn, e, "live", None, 5, now - 10),
+            "me": db.enqueue(conn, e, "live", None, 6, now),
+            "other endpoint": db.enqueue(conn, "http://other#k", "gone", None, 7, now),
+        }
+        db.grant(conn, rows["old flight"], now - 901)
+        db.grant(conn, rows["flight"], now - 500)
+        db.drop_stale(
+            conn, e, now, alive=lambda h: h == "live", waiting_ttl_s=30.0, flight_ttl_s=900.0
+        )
+        left = {q.id for q in db.queue_of(conn, e)}
+        assert left == {rows["flight"], rows["wait"], rows["me"]}
+        assert db.waiting_ahead(conn, e, rows["me"]) == (5,)
+        assert db.any_in_flight(conn, e)
+        assert [q.tokens for q in db.queue_of(conn, "http://other#k")] == [7]

@@ -160,9 +160,8 @@ class SharedRateLimiter:
             waiting_ttl_s=WAITING_TTL_S,
             flight_ttl_s=FLIGHT_TTL_S,
         )
-        queue = db.queue_of(conn, endpoint)
-        ahead = tuple(q.tokens for q in queue if q.id < row_id and q.granted_at is None)
-        in_flight = any(q.granted_at is not None for q in queue)
+        ahead = db.waiting_ahead(conn, endpoint, row_id)
+        in_flight = db.any_in_flight(conn, endpoint)
         blocked = db.blocked_until(conn, endpoint)
         if blocked > now:
             return None, min(blocked - now, MAX_SLEEP_S)

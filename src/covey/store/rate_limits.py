@@ -16,6 +16,7 @@ __all__ = [
     "BucketRow",
     "QueueRow",
     "answered_before",
+    "any_in_flight",
     "block_until",
     "blocked_until",
     "drop_stale",
@@ -26,6 +27,7 @@ __all__ = [
     "read_buckets",
     "remove",
     "touch",
+    "waiting_ahead",
     "write_bucket",
 ]
 
@@ -160,8 +162,34 @@ def drop_stale(
     flight_ttl_s: float,
 ) -> None:
     """Forget rows whose process is gone, waiting rows not looked at for `waiting_ttl_s`
-    and requests in flight for longer than `flight_ttl_s`."""
-    for row in queue_of(conn, endpoint):
-        stale = now - row.seen_at > (flight_ttl_s if row.granted_at is not None else waiting_ttl_s)
-        if stale or not alive(row.holder):
-            remove(conn, row.id)
+    and requests in flight for longer than `flight_ttl_s` (asked of each holder once: a
+    process has many rows)."""
+    conn.execute(
+        "DELETE FROM rate_queue WHERE endpoint = ? AND seen_at < ? - CASE WHEN granted_at IS "
+        "NULL THEN ? ELSE ? END",
+        (endpoint, now, waiting_ttl_s, flight_ttl_s),
+    )
+    holders = conn.execute("SELECT DISTINCT holder FROM rate_queue WHERE endpoint = ?", (endpoint,))
+    for (holder,) in holders.fetchall():
+        if not alive(str(holder)):
+            conn.execute(
+                "DELETE FROM rate_queue WHERE endpoint = ? AND holder = ?", (endpoint, holder)
+            )
+
+
+def waiting_ahead(conn: sqlite3.Connection, endpoint: str, row_id: int) -> tuple[int, ...]:
+    """The tokens of each request queued for `endpoint` before `row_id` and not yet sent."""
+    rows = conn.execute(
+        "SELECT tokens FROM rate_queue WHERE endpoint = ? AND id < ? AND granted_at IS NULL "
+        "ORDER BY id",
+        (endpoint, row_id),
+    )
+    return tuple(int(r[0]) for r in rows)
+
+
+def any_in_flight(conn: sqlite3.Connection, endpoint: str) -> bool:
+    row = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM rate_queue WHERE endpoint = ? AND granted_at IS NOT NULL)",
+        (endpoint,),
+    ).fetchone()
+    return bool(row[0])
