@@ -16,6 +16,7 @@ the session's `--settings` layer; a file is read, changed and replaced atomicall
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ __all__ = [
     "over_layer",
     "parse_updates",
     "settings_file",
+    "take_updates",
     "write_settings_updates",
 ]
 
@@ -103,6 +105,24 @@ def _rule_text(rule: dict[str, Any], where: str) -> str:
     if not isinstance(content, str):
         raise ValueError(f"{where}.rules: ruleContent must be a string")
     return f"{tool}({content})"
+
+
+def take_updates(
+    raw: object, layer: dict[str, Any], cwd: Path
+) -> tuple[dict[str, Any], list[PermissionUpdate]]:
+    """A copy of the session's `layer` with `raw`'s session updates, and every update; those
+    for a settings file are written. A malformed one: ValueError, and nothing changed."""
+    updates = parse_updates(raw)
+    layer = copy.deepcopy(layer)
+    files: dict[Path, list[PermissionUpdate]] = {}
+    for update in updates:
+        if update.destination == "session":
+            apply_update(layer, update)
+        else:
+            files.setdefault(settings_file(update.destination, cwd), []).append(update)
+    for path, changes in files.items():
+        write_settings_updates(path, changes)
+    return layer, updates
 
 
 def apply_update(layer: dict[str, Any], update: PermissionUpdate) -> None:

@@ -20,12 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import dataclasses
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any, Protocol
 
 from covey.agent import AgentEvent, RunResult
@@ -37,14 +35,7 @@ from covey.models.retry import RetryNotice
 from covey.sessions.fork import fork_session
 from covey.sessions.hooks_bridge import CommandHooks
 from covey.sessions.host import SessionHost
-from covey.sessions.permission_updates import (
-    PermissionUpdate,
-    apply_update,
-    over_layer,
-    parse_updates,
-    settings_file,
-    write_settings_updates,
-)
+from covey.sessions.permission_updates import over_layer, take_updates
 from covey.sessions.plan import SessionOptions, SessionPlan, plan_session
 from covey.sessions.stream_channel import ControlChannel, ControlError
 from covey.store import Store
@@ -361,18 +352,8 @@ class StreamHost:
         the settings files they name (`covey.sessions.permission_updates`)."""
         if not raw:
             return
-        layer = copy.deepcopy(self.permission_layer)
         try:
-            updates = parse_updates(raw)
-            files: dict[Path, list[PermissionUpdate]] = {}
-            for update in updates:
-                if update.destination == "session":
-                    apply_update(layer, update)
-                else:
-                    path = settings_file(update.destination, self.options.cwd)
-                    files.setdefault(path, []).append(update)
-            for path, changes in files.items():
-                write_settings_updates(path, changes)
+            layer, updates = take_updates(raw, self.permission_layer, self.options.cwd)
             modes = [u.mode for u in updates if u.mode is not None]
             mode = modes[-1] if modes else self.options.permission_mode
             overrides = over_layer(self.base_overrides, layer)
