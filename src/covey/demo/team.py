@@ -13,6 +13,7 @@ from typing import Any
 
 from covey import proc
 from covey.demo.background import DemoFailed
+from covey.git.repo import diff
 
 PROMPT = "Add a sub function and a changelog; use a team."
 
@@ -36,13 +37,8 @@ def run_team(root: Path, env: dict[str, str], show: Callable[[dict[str, Any]], N
         [sys.executable, "-m", "covey", "team", lead], cwd=root, env=team_env, timeout_s=60
     )
     print(shown.stdout.rstrip() or shown.stderr.rstrip())
-    print("\n$ git diff --stat\n" + _git_stat(root))
+    print("\n$ git diff --stat\n" + diff(root, "--stat").rstrip())
 
 
 def _quoted(args: list[str]) -> list[str]:
     return [a if " " not in a else repr(a) for a in args]
-
-
-def _git_stat(root: Path) -> str:
-    proc.run(["git", "add", "-N", "."], cwd=root, timeout_s=30)
-    return proc.run(["git", "diff", "--stat"], cwd=root, timeout_s=30).stdout.rstrip()
