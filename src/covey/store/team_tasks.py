@@ -293,18 +293,8 @@ def update_task(
         change("owner", "owner", new_owner)
     if status is not None and status != task.status:
         change("status", "status", status)
-    for column, name, value in (
-        ("subject", "subject", subject),
-        ("description", "description", description),
-        ("active_form", "activeForm", active_form),
-    ):
-        if value is not None and value != getattr(task, column):
-            change(column, name, value)
-    if metadata:
-        merged = {**task.metadata, **metadata}
-        merged = {k: v for k, v in merged.items() if v is not None}
-        if merged != task.metadata:
-            change("metadata", "metadata", dump_json(merged))
+    for column, name, value in _described(task, subject, description, active_form, metadata):
+        change(column, name, value)
     if any([_add_edge(conn, team_id, _task_id(d), tid) for d in add_blocks]):
         fields.append("blocks")
     if any([_add_edge(conn, team_id, tid, _task_id(b)) for b in add_blocked_by]):
@@ -322,6 +312,31 @@ def update_task(
     after = _fresh(conn, team_id, tid)
     status_change = (task.status, after.status) if "status" in changes else None
     return TaskUpdate(after, tuple(fields), status_change)
+
+
+def _described(
+    task: TaskRow,
+    subject: str | None,
+    description: str | None,
+    active_form: str | None,
+    metadata: Mapping[str, Any] | None,
+) -> list[tuple[str, str, Any]]:
+    """(column, field name, new value) of each descriptive field the update changes."""
+    out = [
+        (column, name, value)
+        for column, name, value in (
+            ("subject", "subject", subject),
+            ("description", "description", description),
+            ("active_form", "activeForm", active_form),
+        )
+        if value is not None and value != getattr(task, column)
+    ]
+    if metadata:
+        merged = {**task.metadata, **metadata}
+        merged = {k: v for k, v in merged.items() if v is not None}
+        if merged != task.metadata:
+            out.append(("metadata", "metadata", dump_json(merged)))
+    return out
 
 
 def _fresh(conn: sqlite3.Connection, team_id: str, tid: int) -> TaskRow:
