@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from covey.errors import ToolError, UserError
-from covey.git.worktrees import open_worktree
+from covey.git.worktrees import Worktree, open_worktree
 from covey.models.base import ToolSpec
 from covey.sessions.state import TERMINAL_STATES, set_state
 from covey.store import Store
@@ -132,17 +132,8 @@ class TeamRuntime:
         self._check_room(name, owns, members)
         me = MemberRow(self.team_id, name, "", args.subagent_type, tuple(owns), args.isolation)
         plan = self._teammate_plan(me, [*members, me], model=args.model)
-        worktree = None
-        if args.isolation == "worktree":
-            try:
-                worktree = await asyncio.to_thread(
-                    open_worktree,
-                    plan.cwd,
-                    f"team-{self.lead_session_id}-{name}",
-                    plan.settings.worktree,
-                )
-            except UserError as e:
-                raise ToolError(f"teammate {name}: cannot make its worktree: {e}") from None
+        worktree = await self._worktree(name, plan) if args.isolation == "worktree" else None
+        if worktree is not None:
             plan = plan.moved_to(worktree.path)
         with self.store.write() as conn:
             row = SessionRow.new(
@@ -182,6 +173,18 @@ class TeamRuntime:
         if worktree is not None:
             result["branch"] = worktree.branch
         return json.dumps(result)
+
+    async def _worktree(self, name: str, plan: SessionPlan) -> Worktree:
+        """`isolation: "worktree"`: the teammate's own worktree and branch."""
+        try:
+            return await asyncio.to_thread(
+                open_worktree,
+                plan.cwd,
+                f"team-{self.lead_session_id}-{name}",
+                plan.settings.worktree,
+            )
+        except UserError as e:
+            raise ToolError(f"teammate {name}: cannot make its worktree: {e}") from None
 
     def _check_room(self, name: str, owns: list[str], members: list[MemberRow]) -> None:
         teammates = [m for m in members if m.name != LEAD]
