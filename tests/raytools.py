@@ -24,7 +24,16 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackCl
         cluster.stop()
 
 
-def use_cluster(home: Path, cluster: LoopbackCluster, **ray: object) -> None:
-    """`$COVEY_HOME/settings.json`: background sessions run on `cluster`."""
+def use_cluster(
+    home: Path,
+    cluster: LoopbackCluster,
+    monkeypatch: pytest.MonkeyPatch | None = None,
+    **ray: object,
+) -> None:
+    """`$COVEY_HOME/settings.json`: background sessions run on `cluster`; with `monkeypatch`,
+    the test's environment has the cluster's too (as a user's shell would)."""
+    if monkeypatch is not None:
+        for name, value in cluster.env.items():
+            monkeypatch.setenv(name, value)
     settings = {"background": {"executor": "ray", "ray": {"address": cluster.address, **ray}}}
     (home / "settings.json").write_text(json.dumps(settings))

@@ -91,9 +91,7 @@ def test_credentials_reach_the_node_in_its_environment_and_nowhere_else(
 ) -> None:
     repo = supervisor
     key = "sk-ray-test-" + "7" * 24
-    for name, value in ray_cluster.env.items():
-        monkeypatch.setenv(name, value)
-    use_cluster(covey_home, ray_cluster)
+    use_cluster(covey_home, ray_cluster, monkeypatch)
     script = Script.model_validate({"turns": [{"text": "hello from the node"}]})
     with FakeServer(script, require_key=key) as srv:  # 401 without this very key
         monkeypatch.setenv("ANTHROPIC_API_KEY", key)
@@ -116,9 +114,7 @@ def test_stop_reaches_the_node_and_the_session_ends_stopped(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     repo = supervisor
-    for name, value in ray_cluster.env.items():
-        monkeypatch.setenv(name, value)
-    use_cluster(covey_home, ray_cluster)
+    use_cluster(covey_home, ray_cluster, monkeypatch)
     model = write_script(tmp_path / "slow.yaml", [{"text": "too late", "delay_s": 60}])
     sid = background(repo, "wait", "--model", model)
     row = wait_for_state(repo, sid, ("working",))

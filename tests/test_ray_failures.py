@@ -64,9 +64,7 @@ def test_a_lost_node_s_session_finishes_elsewhere_without_running_its_tool_again
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     repo = supervisor
-    for key, value in ray_cluster.env.items():
-        monkeypatch.setenv(key, value)
-    use_cluster(covey_home, ray_cluster, maxSessionsPerNode=1)
+    use_cluster(covey_home, ray_cluster, monkeypatch, maxSessionsPerNode=1)
     # the two standing nodes are busy for a while, so the session lands on a third one
     blocker = write_script(tmp_path / "b.yaml", [{"text": "blocked", "delay_s": 12}])
     blockers = [background(repo, "wait", "--model", blocker) for _ in range(2)]
@@ -124,9 +122,7 @@ def test_after_a_supervisor_kill_the_next_one_catches_up_with_the_node(
     """The detached host keeps the session running (it waits at its next tool batch for
     the supervisor); the next supervisor takes the lease at the same epoch and pumps."""
     repo = supervisor
-    for key, value in ray_cluster.env.items():
-        monkeypatch.setenv(key, value)
-    use_cluster(covey_home, ray_cluster)
+    use_cluster(covey_home, ray_cluster, monkeypatch)
     write = "Write"
     model = write_script(
         tmp_path / "s.yaml",
@@ -163,9 +159,7 @@ def test_with_the_cluster_gone_sessions_are_interrupted_and_respawn_runs_them_he
 ) -> None:
     repo = supervisor
     with start_loopback_cluster(tmp_path / "gone", nodes=1) as cluster:
-        for key, value in cluster.env.items():
-            monkeypatch.setenv(key, value)
-        use_cluster(covey_home, cluster)
+        use_cluster(covey_home, cluster, monkeypatch)
         marker = tmp_path / "ran"
         bash = {"command": f"echo ran >> {marker}; sleep 60"}
         model = write_script(

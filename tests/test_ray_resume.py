@@ -37,9 +37,7 @@ def test_a_reply_on_the_cluster_ships_the_progress_not_a_bundle_of_the_tip(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     repo = supervisor
-    for name, value in ray_cluster.env.items():
-        monkeypatch.setenv(name, value)
-    use_cluster(covey_home, ray_cluster)
+    use_cluster(covey_home, ray_cluster, monkeypatch)
     base = git_out(repo, "rev-parse", "HEAD").strip()
     script = [_write("a.txt"), {"text": "first"}, _write("b.txt"), {"text": "second"}]
     sid = background(repo, "write", "--model", write_script(tmp_path / "s.yaml", script))
