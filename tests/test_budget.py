@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from clitools import covey
+from covey.budget.spend_limits import OUTPUT_SHARE
 from covey.messages import Usage
 from covey.models.pricing import cost_usd, price_for
 from covey.models.script import Script
-from covey.sessions.budget import OUTPUT_SHARE
 from covey.testing.fakeserver import FakeServer
 
 MODEL_ID = "claude-sonnet-4-5"

@@ -9,14 +9,7 @@ from pathlib import Path
 import pytest
 
 from covey.agent.events import BudgetWarning
-from covey.config import BudgetSettings
-from covey.errors import BudgetExceeded
-from covey.messages import Message, Usage, dump_message
-from covey.models.base import ModelRequest
-from covey.models.script import Script
-from covey.models.scripted import ScriptedModel
-from covey.models.tokens import estimate_tokens
-from covey.sessions.budget import (
+from covey.budget.spend_limits import (
     BudgetLimits,
     InputTokens,
     SessionBudget,
@@ -24,6 +17,13 @@ from covey.sessions.budget import (
     raise_budget,
     request_cost,
 )
+from covey.config import BudgetSettings
+from covey.errors import BudgetExceeded
+from covey.messages import Message, Usage, dump_message
+from covey.models.base import ModelRequest
+from covey.models.script import Script
+from covey.models.scripted import ScriptedModel
+from covey.models.tokens import estimate_tokens
 from covey.store import Store
 from covey.store.usage import record_usage
 from tui_seed import seed_session, store

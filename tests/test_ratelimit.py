@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from clitools import covey
+from covey.budget.rate_limiter import RATE_LIMIT, SharedRateLimiter
 from covey.config import RateLimitSettings, load_settings
 from covey.errors import UserError
 from covey.models.ratelimit import (
@@ -25,7 +26,6 @@ from covey.models.ratelimit import (
     parse_rfc3339,
 )
 from covey.sessions.listing import ALL_KINDS, AgentRow, agent_rows
-from covey.sessions.rate_limiter import RATE_LIMIT, SharedRateLimiter
 from covey.store import Store
 from covey.store import rate_limits as db
 from covey.testing import _anthropic_wire, _openai_wire

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from covey.budget.rate_limiter import SharedRateLimiter
 from covey.config import RateLimitSettings
 from covey.messages import Message
 from covey.models.anthropic import AnthropicModel
@@ -21,7 +22,6 @@ from covey.models.base import ModelRequest
 from covey.models.retry import RetryPolicy
 from covey.models.script import Script
 from covey.sessions.listing import ALL_KINDS, agent_rows
-from covey.sessions.rate_limiter import SharedRateLimiter
 from covey.store import Store
 from covey.testing.fakeserver import FakeServer, RateWindow
 

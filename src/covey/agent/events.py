@@ -6,7 +6,7 @@ its batch is complete; `RequestBilled` after a model request that adds no messag
 compaction's summary request), so its cost is counted; `Compacted` when the conversation was
 replaced by a summary and a tail.
 These are the hook points where a session is persisted. `BudgetWarning` comes from the
-session's budget check (`covey.sessions.budget`), told to the same observers.
+session's budget check (`covey.budget.spend_limits`), told to the same observers.
 """
 
 from __future__ import annotations

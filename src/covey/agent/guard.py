@@ -1,5 +1,5 @@
 """The hook around every model request of a run, compaction's included: it may refuse the
-request by raising a `RunError` (a session's budget, `covey.sessions.budget`)."""
+request by raising a `RunError` (a session's budget, `covey.budget.spend_limits`)."""
 
 from __future__ import annotations
 

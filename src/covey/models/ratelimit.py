@@ -15,7 +15,7 @@ Every request takes one from each `requests` bucket and its estimated input toke
 `input_tokens`/`tokens` bucket; an `output_tokens` bucket only has to be non-empty.
 
 The limiter itself (state in the store, a first-come-first-served queue across processes)
-lives in `covey.sessions.rate_limiter`; adapters see only the `RateLimiter` protocol through
+lives in `covey.budget.rate_limiter`; adapters see only the `RateLimiter` protocol through
 a `RequestGate`:
 
     ticket = await gate.before_request(body)      # may wait; never a retry

@@ -23,6 +23,8 @@ from typing import Any, Literal, Protocol
 from covey.agent import RunResult
 from covey.agent.loop import Agent, Observer
 from covey.agent.tool_runner import Approval
+from covey.budget.rate_limiter import shared_limiter
+from covey.budget.spend_limits import BudgetLimits, SessionBudget, budget_pending, warn_host
 from covey.config import credential_names
 from covey.errors import BudgetExceeded, LeaseLost, RunError
 from covey.git.worktrees import (
@@ -37,14 +39,12 @@ from covey.hooks import HookCallback
 from covey.messages import Message, ToolUseBlock, Usage
 from covey.models.base import Model
 from covey.models.retry import RetryNotice
-from covey.sessions.budget import BudgetLimits, SessionBudget, budget_pending, warn_host
 from covey.sessions.control import request_pool_refill
 from covey.sessions.hooks_bridge import CommandHooks, WorktreeCommandHooks, hook_runner
 from covey.sessions.lease import HostLease
 from covey.sessions.pending import set_waiting, with_meta
 from covey.sessions.persist import Persister
 from covey.sessions.plan import SessionPlan
-from covey.sessions.rate_limiter import shared_limiter
 from covey.sessions.resume import load_conversation
 from covey.sessions.state import set_state
 from covey.sessions.subagents import subagent_runtime

@@ -3,7 +3,7 @@ endpoint, and the queue of requests waiting for it or in flight (first come, fir
 the smallest id goes first).
 
 Plain reads and writes; the arithmetic is `covey.models.ratelimit`'s, the waiting
-`covey.sessions.rate_limiter`'s. Call them inside `store.write()`.
+`covey.budget.rate_limiter`'s. Call them inside `store.write()`.
 """
 
 from __future__ import annotations

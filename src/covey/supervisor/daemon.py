@@ -20,7 +20,7 @@ is removed; so does having had nothing to host for `background.idleExitMinutes` 
 `lifecycle`). Credentials: see `session_environ`; a session whose key is missing waits in
 `needs_input` naming the variable, and a reply or `covey respawn` retries it. A session a
 budget stopped waits in `needs_input` too: a reply naming an amount raises that budget for it
-(`covey.sessions.budget`), a respawn checks again with the settings as they are now.
+(`covey.budget.spend_limits`), a respawn checks again with the settings as they are now.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from covey.agent import RunResult
+from covey.budget.spend_limits import BUDGET_CONTINUE_PROMPT, budget_raise, raise_budget
 from covey.config import load_settings, user_settings
 from covey.errors import BudgetExceeded, CredentialsError, RunError
 from covey.git.pool import refill_pool
@@ -50,7 +51,6 @@ from covey.sessions.background import (
     supervisor_environ,
     take_orphan,
 )
-from covey.sessions.budget import BUDGET_CONTINUE_PROMPT, budget_raise, raise_budget
 from covey.sessions.host import CancelCause, SessionHost
 from covey.sessions.lease import SUPERVISOR_ROLE, holder_alive, new_host_id
 from covey.sessions.pending import Pending, with_meta

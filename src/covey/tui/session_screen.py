@@ -25,9 +25,9 @@ from textual.widgets import Input, Log, Static
 
 from covey.agent import AgentEvent, MessageAdded, TextDelta
 from covey.agent.events import BudgetWarning
+from covey.budget.spend_limits import warning_text
 from covey.errors import UserError
 from covey.sessions import control
-from covey.sessions.budget import warning_text
 from covey.sessions.interactive import ForegroundHost
 from covey.sessions.listing import display_state
 from covey.sessions.pending import Pending
