@@ -49,4 +49,5 @@ def test_two_processes_cannot_both_spend_the_last_of_the_daily_budget(
         rows = list_sessions(conn, kinds=["print"])
     # nothing stays reserved once the runs are over
     assert len(rows) == 2
-    assert all(RESERVED_KEY not in row.meta.model_dump() for row in rows)
+    assert [row.meta.budget_reserved_usd for row in rows] == [None, None]
+    assert all(RESERVED_KEY not in row.meta.dump() for row in rows)

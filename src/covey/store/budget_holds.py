@@ -14,6 +14,7 @@ import sqlite3
 __all__ = ["RESERVED_KEY", "reserved_usd", "set_reserved"]
 
 RESERVED_KEY = "budget_reserved_usd"
+"""`SessionMeta.budget_reserved_usd`, written here in SQL (no read-modify-write of the row)."""
 _PATH = f"$.{RESERVED_KEY}"
 _TREE = """WITH RECURSIVE tree(id) AS (
     SELECT ? UNION SELECT s.id FROM sessions s JOIN tree ON s.parent_id = tree.id
