@@ -25,6 +25,8 @@ from covey.models.script import Script
 from covey.models.scripted import ScriptedModel
 from covey.models.tokens import estimate_tokens
 from covey.store import Store
+from covey.store.budget_holds import set_reserved
+from covey.store.sessions import get_session, release_lease
 from covey.store.usage import record_usage
 from tui_seed import seed_session, store
 
@@ -81,6 +83,55 @@ def test_requests_in_flight_count_against_the_limit(store: Store, tmp_path: Path
             pass
 
     asyncio.run(run())
+
+
+def test_a_reservation_counts_for_other_sessions_while_its_host_holds_the_lease(
+    store: Store, tmp_path: Path
+) -> None:
+    """A lead and its teammate (two hosts, one tree) and a stranger under the daily limit: a
+    request in flight of one is counted by the others' checks until its host lets go."""
+    lead, _ = seed_session(store, tmp_path, name=None, state="working", kind="print")
+    mate, _ = seed_session(store, tmp_path, name="mate", state="working", kind="print")
+    other, _ = seed_session(store, tmp_path, name=None, state="working", kind="print")
+    with store.write() as conn:
+        conn.execute("UPDATE sessions SET parent_id = ? WHERE id = ?", (lead, mate))
+    request = _request("hello")
+    one = request_cost(SONNET.name, InputTokens()(request), request.max_tokens)
+    limits = BudgetLimits(session_usd=one * 1.5, daily_usd=one * 2.5)
+    lead_budget, mate_budget = (SessionBudget(store, s, limits) for s in (lead, mate))
+    other_budget = SessionBudget(store, other, BudgetLimits(daily_usd=one * 2.5))
+
+    async def run() -> None:
+        async with lead_budget(request, SONNET):
+            with store.read() as conn:  # published in the lead's own row
+                lead_row = get_session(conn, lead)
+            assert lead_row is not None and lead_row.meta.budget_reserved_usd == one
+            with pytest.raises(BudgetExceeded) as stopped:  # the tree's session budget
+                async with mate_budget(request, SONNET):
+                    pass
+            assert stopped.value.budget == "session"
+            async with other_budget(request, SONNET):  # the day has room for two
+                with pytest.raises(BudgetExceeded) as stopped:
+                    async with other_budget(request, SONNET):
+                        pass
+                assert stopped.value.budget == "daily"
+        await asyncio.sleep(0)  # the give-back runs after the agent's next await
+        async with mate_budget(request, SONNET):  # answered (it cost nothing): room again
+            pass
+
+    asyncio.run(run())
+    with store.write() as conn:  # a host that died holding a reservation…
+        set_reserved(conn, mate, one * 10)
+        host, epoch = conn.execute(
+            "SELECT host_id, epoch FROM sessions WHERE id = ?", (mate,)
+        ).fetchone()
+        release_lease(conn, mate, host, epoch)
+
+    async def after() -> None:  # …holds nothing once its lease is gone
+        async with lead_budget(request, SONNET):
+            pass
+
+    asyncio.run(after())
 
 
 def test_a_raise_counts_above_the_configured_limit_only(store: Store, tmp_path: Path) -> None:

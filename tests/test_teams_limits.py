@@ -72,10 +72,11 @@ def test_a_teammate_plan_keeps_every_per_run_limit_of_the_lead(git_repo: Path) -
 
 
 def test_a_teammate_stopped_by_the_budget_is_reported_stopped(git_repo: Path) -> None:
-    """The session budget covers the team: alice's first answer is billed $0.06, so her second
-    request does not fit ($0.09). She ends `stopped`, and the notice the lead gets says
-    `stopped` (not `failed`)."""
-    costly = {"input": 20_000, "output": 10}
+    """The session budget covers the team: alice's first answer is billed $0.12, so her second
+    request does not fit ($0.20; a request's estimate is ≈ $0.07, the lead's requests in flight
+    count too). She ends `stopped`, and the notice the lead gets says `stopped` (not
+    `failed`)."""
+    costly = {"input": 40_000, "output": 10}
     script = {
         "turns": [
             {"tool_calls": [spawn("alice", "List the tasks.")]},
@@ -87,7 +88,7 @@ def test_a_teammate_stopped_by_the_budget_is_reported_stopped(git_repo: Path) ->
         },
     }
     with fake(script) as (srv, env):
-        run(git_repo, env, "--max-budget-usd", "0.09")
+        run(git_repo, env, "--max-budget-usd", "0.20")
         assert len(requests_of(srv, "alice")) == 1, "alice's second request did not fit"
     with Store.open() as store, store.read() as conn:
         (alice,) = list_sessions(conn, kinds=["teammate"])

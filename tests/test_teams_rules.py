@@ -129,6 +129,41 @@ def test_the_teammate_limit_comes_from_settings(git_repo: Path) -> None:
     assert not a_err and b_err and "teams.maxTeammates" in bob
 
 
+def test_the_teammate_limit_counts_only_live_teammates(git_repo: Path) -> None:
+    """alice fails (a 400 from the provider): with `maxTeammates: 1` the lead may start bob."""
+    settings(git_repo, {"teams": {"maxTeammates": 1}})
+    script = {
+        "turns": [
+            {"tool_calls": [spawn("alice", "one")]},
+            {"text": "waiting for alice"},
+            {"tool_calls": [spawn("bob", "two")]},
+            {"text": "waiting for bob"},
+            {"text": "LEAD-FINAL"},
+            *SPARE,
+        ],
+        "agents": {
+            "alice": {"turns": [{"faults": [{"status": 400, "message": "alice cannot"}]}]},
+            "bob": {"turns": [{"text": "bob idle"}]},
+        },
+    }
+    with fake(script) as (srv, env):
+        result = run(git_repo, env)
+    assert result.code == 0, result.err
+    lead = requests_of(srv, None)
+    assert "alice" in texts(lead[2]) and "failed" in texts(lead[2])
+    ((started, error),) = tool_results(lead[3])
+    assert not error, started
+    assert json.loads(started)["name"] == "bob"
+    with Store.open() as store, store.read() as conn:
+        rows = [get_session(conn, r.session_id) for r in _teammates(conn)]
+    assert {(r.name, r.state) for r in rows if r} == {("alice", "failed"), ("bob", "completed")}
+
+
+def _teammates(conn: Any) -> list[team_store.MemberRow]:
+    (team_id,) = conn.execute("SELECT id FROM teams").fetchone()
+    return [m for m in team_store.list_members(conn, team_id) if m.name != team_store.LEAD]
+
+
 def once(log: Path, flag: Path, feedback: str) -> str:
     """A hook command that logs its input and blocks (exit 2) the first time only."""
     return (

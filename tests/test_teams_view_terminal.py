@@ -1,5 +1,5 @@
 """`covey agents` in a real terminal (tmux) with a team: the teammate rows beneath the lead,
-and the task board in the lead's peek."""
+the task board in the lead's peek, and a teammate's own peek."""
 
 from __future__ import annotations
 
@@ -41,5 +41,10 @@ def test_teammates_and_the_board_in_tmux(
     assert any(
         "#1 " in line and "in_progress" in line and "alice" in line for line in seen.splitlines()
     )
+    tmux("send-keys", "Escape")  # on its own: an Escape followed at once by Down is Alt+Down
+    wait_for(screen, lambda s: "tasks (3):" not in s, "the peek to close")
+    tmux("send-keys", "Down")  # the cursor goes onto alice's row
+    tmux("send-keys", "Space")
+    wait_for(screen, lambda s: "alice · working" in s, "alice's peek")
     tmux("send-keys", "C-c")
     wait_for(lambda: tmux("list-sessions"), lambda s: s == "", "covey agents to quit")

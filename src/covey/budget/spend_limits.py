@@ -4,16 +4,22 @@ One `SessionBudget` per hosted session guards every model request of it (its mai
 each subagent: `Agent(request_guard=...)`). Before a request it reads from the ledger
 (`covey.store.usage`) what the session spent, its subagents and teammates included (the tree
 under its root session), and what the user spent today (every session, every process, since
-local midnight); it adds the requests of this host still in flight, and estimates the
-request's cost from its size:
+local midnight); it adds what requests in flight may cost, and estimates the request's cost
+from its size:
 
     input  = estimate_tokens(system + tools + messages)   (covey.models.tokens, ≈ 4 bytes)
     output = OUTPUT_SHARE × max_tokens
     cost   = both at the model's uncached prices           (covey.models.pricing)
 
-When a limit cannot cover that, the request is not sent: `BudgetExceeded`. Only a response
-longer than the estimate can overrun a limit, by less than that one request. A model without
-a price costs nothing and never stops. At `WARN_AT` of a limit, once per budget per session
+When a limit cannot cover that, the request is not sent: `BudgetExceeded`. Otherwise its
+estimate is reserved before it is sent, in the same write transaction as the check
+(`covey.store.budget_holds`: the session's row, counted by every other process while the
+session's lease is live), so sessions in several processes checking at once cannot all spend
+the same remainder. The reservation is given back once the response's usage row is in the
+ledger (the persister writes it before the agent's next await; the give-back is scheduled
+after that), so a request is never counted by nobody. Only a response longer than its
+estimate can overrun a limit, by less than that one request. A model without a price costs
+nothing and never stops. At `WARN_AT` of a limit, once per budget per session
 (a daily budget: once per day), the host is told (`BudgetWarning`: stream-json, the
 Notification hook) and a `budget_warning` event is stored.
 
@@ -24,6 +30,7 @@ settings change and `covey respawn ID` continue it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import re
@@ -36,12 +43,13 @@ from typing import Any
 
 from covey.agent.events import BudgetWarning
 from covey.config import BudgetSettings
-from covey.errors import BudgetExceeded
+from covey.errors import BudgetExceeded, CoveyError
 from covey.messages import Message, dump_message
 from covey.models.base import Model, ModelRequest
 from covey.models.pricing import PriceSetting, price_for
 from covey.models.tokens import estimate_tokens
 from covey.store import Store
+from covey.store.budget_holds import reserved_usd, set_reserved
 from covey.store.events import append_event, read_events
 from covey.store.session_meta import Pending, with_meta
 from covey.store.sessions import get_session, update_session
@@ -202,11 +210,9 @@ class SessionBudget:
             yield
             return
         estimate = request_cost(model.name, self._tokens(request), request.max_tokens, self.pricing)
-        # read, check and reserve with no await in between: parallel subagents see each
-        # other's requests in flight
+        # check and reserve in one write transaction: other processes' checks wait for it,
+        # and parallel subagents of this host see each other's requests in flight
         warnings, exceeded = self._check(estimate)
-        if exceeded is None:
-            self._in_flight.append(estimate)
         try:
             for warning in warnings:  # a limit reached now was 80% used, too
                 if self.warn is not None:
@@ -217,41 +223,69 @@ class SessionBudget:
         finally:
             if exceeded is None:
                 self._in_flight.remove(estimate)
+                # after the agent's next await: its response's usage row is in the ledger
+                asyncio.get_running_loop().call_soon(self._publish)
+
+    def _publish(self) -> None:
+        """What this host's requests in flight may cost, for every other check to count. A
+        give-back that fails (the store closed) leaves more counted, never less, until the
+        session's lease ends."""
+        with contextlib.suppress(sqlite3.Error, CoveyError), self.store.write() as conn:
+            set_reserved(conn, self.session_id, sum(self._in_flight))
 
     def _check(self, estimate: float) -> tuple[list[BudgetWarning], BudgetExceeded | None]:
-        """The warnings due (recorded as given), and the limit the request would overrun."""
+        """The warnings due (recorded as given), and the limit the request would overrun;
+        when none, the request's estimate is reserved (in the same transaction)."""
         now = time.time()
         day = datetime.fromtimestamp(now).date().isoformat()
-        with self.store.read() as conn:
-            if self._root is None:
-                self._root = _root_of(conn, self.session_id)
-            if self._warned is None:
-                self._warned = _warned_before(conn, self.session_id)
-            row = get_session(conn, self.session_id)
-            limits = self.limits.raised(row.meta.budget_raises if row is not None else {})
-            spent = {
-                "session": session_usage(conn, self._root)[1] if "session" in limits else 0.0,
-                "daily": cost_since(conn, _local_midnight(now)) if "daily" in limits else 0.0,
-            }
-        in_flight = sum(self._in_flight)
-        exceeded = next(
-            (
-                BudgetExceeded(budget, spent[budget] + in_flight, limit, estimate)
-                for budget, limit in limits.items()
-                if spent[budget] + in_flight + estimate > limit
-            ),
-            None,
-        )
-        warnings = []
-        for budget, limit in limits.items():
-            key = budget if budget == "session" else f"daily:{day}"
-            if spent[budget] >= WARN_AT * limit and key not in self._warned:
-                self._warned.add(key)
-                warnings.append(BudgetWarning(budget, spent[budget], limit))
-                data = {"budget": budget, "spent_usd": spent[budget], "limit_usd": limit}
-                with self.store.write() as conn:
+        with self.store.write() as conn:
+            limits, spent, held = self._spent(conn, now)
+            exceeded = next(
+                (
+                    BudgetExceeded(budget, spent[budget] + held[budget], limit, estimate)
+                    for budget, limit in limits.items()
+                    if spent[budget] + held[budget] + estimate > limit
+                ),
+                None,
+            )
+            if exceeded is None:
+                self._in_flight.append(estimate)
+                set_reserved(conn, self.session_id, sum(self._in_flight))
+            warnings = []
+            for budget, limit in limits.items():
+                key = budget if budget == "session" else f"daily:{day}"
+                if spent[budget] >= WARN_AT * limit and key not in self._warned_in(conn):
+                    self._warned_in(conn).add(key)
+                    warnings.append(BudgetWarning(budget, spent[budget], limit))
+                    data = {"budget": budget, "spent_usd": spent[budget], "limit_usd": limit}
                     append_event(conn, self.session_id, "budget_warning", {**data, "day": day})
         return warnings, exceeded
+
+    def _spent(
+        self, conn: sqlite3.Connection, now: float
+    ) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
+        """The limits in force; per limit, what the ledger says was spent, and what requests
+        in flight hold (this host's, and every other live session's the limit covers)."""
+        if self._root is None:
+            self._root = _root_of(conn, self.session_id)
+        row = get_session(conn, self.session_id)
+        limits = self.limits.raised(row.meta.budget_raises if row is not None else {})
+        mine = sum(self._in_flight)
+        spent, held = {"session": 0.0, "daily": 0.0}, {"session": mine, "daily": mine}
+        if "session" in limits:
+            spent["session"] = session_usage(conn, self._root)[1]
+            held["session"] += reserved_usd(
+                conn, now, excluding=self.session_id, tree_of=self._root
+            )
+        if "daily" in limits:
+            spent["daily"] = cost_since(conn, _local_midnight(now))
+            held["daily"] += reserved_usd(conn, now, excluding=self.session_id)
+        return limits, spent, held
+
+    def _warned_in(self, conn: sqlite3.Connection) -> set[str]:
+        if self._warned is None:
+            self._warned = _warned_before(conn, self.session_id)
+        return self._warned
 
 
 def _warned_before(conn: sqlite3.Connection, session_id: str) -> set[str]:

@@ -26,6 +26,7 @@ __all__ = [
     "WAITING_FOR",
     "AgentRow",
     "Group",
+    "agent_row",
     "agent_rows",
     "display_state",
     "group_of",
@@ -143,24 +144,30 @@ def agent_rows(
     now = time.time()
     shared = overlaps or {}
     return [
-        AgentRow(
-            id=r.id,
-            name=r.name,
-            kind=r.kind,
-            state=display_state(r, now),
-            reason=r.reason,
-            summary=r.summary,
-            cwd=r.cwd,
-            worktree=r.meta.worktree,
-            branch=r.meta.branch,
-            agent=r.agent,
-            created=r.created_at,
-            updated=r.updated_at,
-            cost_usd=costs.get(r.id, 0.0),
-            pending=r.meta.pending,
-            overlaps=shared.get(r.meta.worktree or "", ()),
-            waiting=r.meta.waiting,
-            node=r.meta.node or "local",
-        )
-        for r in rows
+        agent_row(r, costs.get(r.id, 0.0), now, shared.get(r.meta.worktree or "", ())) for r in rows
     ]
+
+
+def agent_row(
+    r: SessionRow, cost_usd: float, now: float | None = None, overlaps: tuple[str, ...] = ()
+) -> AgentRow:
+    """The view's row of one session (a top-level one, or a teammate beneath its lead)."""
+    return AgentRow(
+        id=r.id,
+        name=r.name,
+        kind=r.kind,
+        state=display_state(r, now),
+        reason=r.reason,
+        summary=r.summary,
+        cwd=r.cwd,
+        worktree=r.meta.worktree,
+        branch=r.meta.branch,
+        agent=r.agent,
+        created=r.created_at,
+        updated=r.updated_at,
+        cost_usd=cost_usd,
+        pending=r.meta.pending,
+        overlaps=overlaps,
+        waiting=r.meta.waiting,
+        node=r.meta.node or "local",
+    )

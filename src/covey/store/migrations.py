@@ -34,12 +34,12 @@ def _run(conn: sqlite3.Connection, statements: Sequence[str]) -> None:
         conn.execute(statement)
 
 
-def m0001_initial(conn: sqlite3.Connection) -> None:
-    """Sessions, transcript, events, commands and the usage ledger."""
-    _run(
-        conn,
-        [
-            """CREATE TABLE sessions (
+# The statements of m0001 and m0004, one named group per table. Their text is exactly what
+# those migrations first ran (the indentation inside the strings too): `sqlite_master` keeps
+# it byte for byte, and a store made today must read as one made then.
+
+_SESSIONS: tuple[str, ...] = (
+    """CREATE TABLE sessions (
                 id TEXT PRIMARY KEY,
                 name TEXT,
                 kind TEXT NOT NULL,
@@ -58,12 +58,16 @@ def m0001_initial(conn: sqlite3.Connection) -> None:
                 lease_expires_at REAL,
                 meta TEXT NOT NULL DEFAULT '{}'
             )""",
-            "CREATE INDEX sessions_state ON sessions (state)",
-            "CREATE INDEX sessions_parent ON sessions (parent_id)",
-            "CREATE INDEX sessions_name ON sessions (name, updated_at)",
-            "CREATE INDEX sessions_cwd ON sessions (cwd, updated_at)",
-            "CREATE INDEX sessions_updated ON sessions (updated_at)",
-            """CREATE TABLE transcript (
+    "CREATE INDEX sessions_state ON sessions (state)",
+    "CREATE INDEX sessions_parent ON sessions (parent_id)",
+    "CREATE INDEX sessions_name ON sessions (name, updated_at)",
+    "CREATE INDEX sessions_cwd ON sessions (cwd, updated_at)",
+    "CREATE INDEX sessions_updated ON sessions (updated_at)",
+)
+"""The sessions table and the indexes listings and lookups use."""
+
+_TRANSCRIPT: tuple[str, ...] = (
+    """CREATE TABLE transcript (
                 session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
                 seq INTEGER NOT NULL,
                 kind TEXT NOT NULL,
@@ -71,15 +75,23 @@ def m0001_initial(conn: sqlite3.Connection) -> None:
                 created_at REAL NOT NULL,
                 PRIMARY KEY (session_id, seq)
             )""",
-            """CREATE TABLE events (
+)
+"""Every session's entries, in order."""
+
+_EVENTS: tuple[str, ...] = (
+    """CREATE TABLE events (
                 id INTEGER PRIMARY KEY AUTOINCREMENT,
                 session_id TEXT,
                 ts REAL NOT NULL,
                 type TEXT NOT NULL,
                 data TEXT NOT NULL DEFAULT '{}'
             )""",
-            "CREATE INDEX events_session ON events (session_id, id)",
-            """CREATE TABLE commands (
+    "CREATE INDEX events_session ON events (session_id, id)",
+)
+"""What happened to a session (and to none: the supervisor's own)."""
+
+_COMMANDS: tuple[str, ...] = (
+    """CREATE TABLE commands (
                 id INTEGER PRIMARY KEY AUTOINCREMENT,
                 session_id TEXT,
                 ts REAL NOT NULL,
@@ -90,9 +102,13 @@ def m0001_initial(conn: sqlite3.Connection) -> None:
                 handled_at REAL,
                 result TEXT
             )""",
-            "CREATE INDEX commands_pending ON commands (session_id, id) WHERE status = 'pending'",
-            "CREATE INDEX commands_session ON commands (session_id, id)",
-            """CREATE TABLE usage (
+    "CREATE INDEX commands_pending ON commands (session_id, id) WHERE status = 'pending'",
+    "CREATE INDEX commands_session ON commands (session_id, id)",
+)
+"""Actions for a session's host (reply, stop, respawn), and their outcome."""
+
+_USAGE: tuple[str, ...] = (
+    """CREATE TABLE usage (
                 id INTEGER PRIMARY KEY AUTOINCREMENT,
                 session_id TEXT NOT NULL,
                 agent_path TEXT NOT NULL,
@@ -104,10 +120,15 @@ def m0001_initial(conn: sqlite3.Connection) -> None:
                 cost_usd REAL NOT NULL,
                 ts REAL NOT NULL
             )""",
-            "CREATE INDEX usage_session ON usage (session_id)",
-            "CREATE INDEX usage_ts ON usage (ts)",
-        ],
-    )
+    "CREATE INDEX usage_session ON usage (session_id)",
+    "CREATE INDEX usage_ts ON usage (ts)",
+)
+"""The usage ledger: one row per model response."""
+
+
+def m0001_initial(conn: sqlite3.Connection) -> None:
+    """Sessions, transcript, events, commands and the usage ledger."""
+    _run(conn, [*_SESSIONS, *_TRANSCRIPT, *_EVENTS, *_COMMANDS, *_USAGE])
 
 
 def m0002_session_deleted_at(conn: sqlite3.Connection) -> None:
@@ -131,19 +152,19 @@ def m0003_tool_runs(conn: sqlite3.Connection) -> None:
     )
 
 
-def m0004_teams(conn: sqlite3.Connection) -> None:
-    """Agent teams: one team per lead session, its members, its task list and its mailbox."""
-    _run(
-        conn,
-        [
-            """CREATE TABLE teams (
+_TEAMS: tuple[str, ...] = (
+    """CREATE TABLE teams (
                 id TEXT PRIMARY KEY,
                 lead_session_id TEXT NOT NULL UNIQUE,
                 next_task INTEGER NOT NULL DEFAULT 1,
                 created_at REAL NOT NULL,
                 ended_at REAL
             )""",
-            """CREATE TABLE team_members (
+)
+"""One team per lead session."""
+
+_TEAM_MEMBERS: tuple[str, ...] = (
+    """CREATE TABLE team_members (
                 team_id TEXT NOT NULL REFERENCES teams (id) ON DELETE CASCADE,
                 name TEXT NOT NULL,
                 session_id TEXT NOT NULL UNIQUE,
@@ -153,7 +174,11 @@ def m0004_teams(conn: sqlite3.Connection) -> None:
                 joined_at REAL NOT NULL,
                 PRIMARY KEY (team_id, name)
             )""",
-            """CREATE TABLE team_tasks (
+)
+"""A team's members: name, session, owned globs, isolation."""
+
+_TEAM_TASKS: tuple[str, ...] = (
+    """CREATE TABLE team_tasks (
                 team_id TEXT NOT NULL REFERENCES teams (id) ON DELETE CASCADE,
                 id INTEGER NOT NULL,
                 subject TEXT NOT NULL,
@@ -166,7 +191,7 @@ def m0004_teams(conn: sqlite3.Connection) -> None:
                 updated_at REAL NOT NULL,
                 PRIMARY KEY (team_id, id)
             )""",
-            """CREATE TABLE team_task_blockers (
+    """CREATE TABLE team_task_blockers (
                 team_id TEXT NOT NULL,
                 task_id INTEGER NOT NULL,
                 blocker_id INTEGER NOT NULL,
@@ -176,7 +201,11 @@ def m0004_teams(conn: sqlite3.Connection) -> None:
                 FOREIGN KEY (team_id, blocker_id) REFERENCES team_tasks (team_id, id)
                     ON DELETE CASCADE
             )""",
-            """CREATE TABLE team_mailbox (
+)
+"""The task list and its dependencies."""
+
+_TEAM_MAILBOX: tuple[str, ...] = (
+    """CREATE TABLE team_mailbox (
                 id INTEGER PRIMARY KEY AUTOINCREMENT,
                 team_id TEXT NOT NULL REFERENCES teams (id) ON DELETE CASCADE,
                 kind TEXT NOT NULL DEFAULT 'message',
@@ -188,10 +217,15 @@ def m0004_teams(conn: sqlite3.Connection) -> None:
                 delivered_at REAL,
                 delivered_seq INTEGER
             )""",
-            "CREATE INDEX team_mailbox_undelivered ON team_mailbox (team_id, recipient, id)"
-            " WHERE delivered_at IS NULL",
-        ],
-    )
+    "CREATE INDEX team_mailbox_undelivered ON team_mailbox (team_id, recipient, id)"
+    " WHERE delivered_at IS NULL",
+)
+"""Mail between members, undelivered first."""
+
+
+def m0004_teams(conn: sqlite3.Connection) -> None:
+    """Agent teams: one team per lead session, its members, its task list and its mailbox."""
+    _run(conn, [*_TEAMS, *_TEAM_MEMBERS, *_TEAM_TASKS, *_TEAM_MAILBOX])
 
 
 def m0005_rate_limits(conn: sqlite3.Connection) -> None:

@@ -107,6 +107,9 @@ class SessionMeta(BaseModel):
     budget_raises: dict[str, float] = Field(default_factory=dict)
     """Limits the person raised by reply (`covey reply ID "raise to 5"`), by budget
     (`session`, `daily`); each counts when above the configured limit."""
+    budget_reserved_usd: float | None = None
+    """What the session's requests in flight may cost, reserved under a spend limit and
+    counted by every process's budget check while its lease is live (`store.budget_holds`)."""
 
     def dump(self) -> dict[str, Any]:
         """The JSON object stored in the row (unset keys left out)."""

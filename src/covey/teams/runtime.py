@@ -188,9 +188,12 @@ class TeamRuntime:
 
     def _check_room(self, name: str, owns: list[str], members: list[MemberRow]) -> None:
         teammates = [m for m in members if m.name != LEAD]
-        if len(teammates) >= self.max_teammates:
+        with self.store.read() as conn:  # an ended teammate (completed, failed, stopped) is no
+            rows = [get_session(conn, m.session_id) for m in teammates]  # longer counted
+        live = sum(1 for r in rows if r is not None and r.state not in TERMINAL_STATES)
+        if live >= self.max_teammates:
             raise ToolError(
-                f"the team has {len(teammates)} teammates, the most teams.maxTeammates allows; "
+                f"the team has {live} live teammates, the most teams.maxTeammates allows; "
                 "give work to an idle teammate with SendMessage instead"
             )
         for m in teammates:

@@ -4,11 +4,12 @@ current task and cost, and the task board. Pure reads of the store."""
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from covey.sessions.listing import display_state
+from covey.sessions.listing import AgentRow, agent_row
 from covey.store.sessions import get_session
 from covey.store.team_tasks import TaskRow
 from covey.store.teams import LEAD, TeamRow, list_members, list_tasks, member_of_session
@@ -27,6 +28,9 @@ class Teammate:
     """As the agent view shows states (a live one whose host is gone: `interrupted`)."""
     task: TaskRow | None = None
     """The task it works on now (in progress, owned by it)."""
+    row: AgentRow | None = None
+    """Its own row, for the cursor to select (peek, reply, stop); None when its session is
+    gone."""
 
 
 def teammates_of(conn: sqlite3.Connection, lead_ids: Collection[str]) -> dict[str, list[Teammate]]:
@@ -48,11 +52,15 @@ def teammates_of(conn: sqlite3.Connection, lead_ids: Collection[str]) -> dict[st
         if t.status == "in_progress" and t.owner
     }
     out: dict[str, list[Teammate]] = {}
+    now = time.time()
     for lead_id, team_id, name, session_id in members:
-        row = get_session(conn, session_id)
-        state = display_state(row) if row is not None else "gone"
+        session = get_session(conn, session_id)
+        row = None
+        if session is not None:
+            row = agent_row(session, session_usage(conn, session_id)[1], now)
         task = working.get((team_id, name))
-        out.setdefault(lead_id, []).append(Teammate(name, session_id, state, task))
+        state = row.state if row is not None else "gone"
+        out.setdefault(lead_id, []).append(Teammate(name, session_id, state, task, row))
     return out
 
 

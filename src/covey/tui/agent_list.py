@@ -58,9 +58,12 @@ MORE_ID = "… more"
 
 
 def _line_id(line: ViewLine) -> str:
-    """What the cursor can rest on: a session row (its id) or the fold line; "" otherwise."""
+    """What the cursor can rest on: a session row or a teammate's (its id), or the fold line;
+    "" otherwise."""
     if isinstance(line, RowLine):
         return line.row.id
+    if isinstance(line, TeammateLine):
+        return line.teammate.row.id if line.teammate.row is not None else ""
     return MORE_ID if isinstance(line, MoreLine) else ""
 
 
@@ -94,6 +97,8 @@ class AgentList(ScrollView, can_focus=False):
         if index is None:
             return None
         line = self.lines[index]
+        if isinstance(line, TeammateLine):
+            return line.teammate.row
         return line.row if isinstance(line, RowLine) else None
 
     @property
@@ -129,7 +134,7 @@ class AgentList(ScrollView, can_focus=False):
         self.refresh()
 
     def move(self, delta: int) -> None:
-        """Move the cursor to the next (+1) or previous (-1) session row."""
+        """Move the cursor to the next (+1) or previous (-1) session or teammate row."""
         index = self._line_of.get(self.cursor_id or "")
         if index is None:
             self.cursor_id = self._nearest_row(0)
@@ -166,6 +171,8 @@ class AgentList(ScrollView, can_focus=False):
             segments = [Segment(_cell(line.text, width), HEADER_STYLE)]
         elif isinstance(line, TeammateLine):
             segments = self._teammate_segments(line, width)
+            if line.teammate.id == self.cursor_id:
+                segments = list(Segment.apply_style(segments, post_style=CURSOR_STYLE))
         elif isinstance(line, MoreLine):
             segments = [Segment(_cell(f"   {line.text} (Enter shows them)", width), DIM)]
             if self.cursor_id == MORE_ID:

@@ -29,6 +29,7 @@ from covey.sessions import control
 from covey.sessions.listing import ALL_KINDS, AgentRow, agent_rows
 from covey.store import Store
 from covey.store.sessions import SessionKind
+from covey.teams.user_mail import tell_teammate
 from covey.teams.view import task_board, teammates_of
 from covey.tui.agent_list import AgentList
 from covey.tui.help import HelpScreen
@@ -209,11 +210,17 @@ class AgentsScreen(Screen[None]):
             return
         text = row.pending.choose(event.value) if row.pending else event.value
         try:
-            control.reply(self.store, row.id, text)
+            if row.kind == "teammate":  # its lead's host reads its mail: no supervisor needed
+                tell_teammate(self.store, row.id, text)
+            else:
+                control.reply(self.store, row.id, text)
         except UserError as e:
             self.show_message(str(e))
             return
         event.input.clear()
+        if row.kind == "teammate":
+            self.show_message(f"message sent · {row.label}")
+            return
         self.show_message(f"reply queued · {row.label}")
         self._ensure_host_soon()
 
@@ -225,6 +232,9 @@ class AgentsScreen(Screen[None]):
         if row is None:
             self.show_message("no session to attach to: type a prompt to dispatch one")
             return
+        if row.kind == "teammate":  # it runs on its lead's host: peek at it, reply there
+            self.action_peek()
+            return
         self.app.push_screen(SessionScreen(self.store, row.id, ensure_host=self.ensure_host))
 
     def action_stop_and_delete(self) -> None:
@@ -233,13 +243,19 @@ class AgentsScreen(Screen[None]):
             return
         now = time.monotonic()
         armed = self._armed
+        # a teammate is only stopped: its name, tasks and mail stay with its team
+        teammate = row.kind == "teammate"
         if armed is not None and armed[0] == row.id and now - armed[1] <= DELETE_WINDOW_S:
             self._armed = None
+            if teammate:
+                self.stop_teammate(row.id, row.label)
+                return
             self.show_message(f"stopping and deleting {row.label}…")
             self.remove_session(row.id, row.label)
             return
         self._armed = (row.id, now)
-        self.show_message(f"press Ctrl+X again to stop and delete {row.label}")
+        what = "stop" if teammate else "stop and delete"
+        self.show_message(f"press Ctrl+X again to {what} {row.label}")
         self.set_timer(DELETE_WINDOW_S, partial(self._disarm, self._armed))
 
     def _disarm(self, armed: tuple[str, float]) -> None:
@@ -259,6 +275,16 @@ class AgentsScreen(Screen[None]):
             self.app.call_from_thread(self.show_message, f"{label}: {e}")
             return
         self.app.call_from_thread(self.show_message, f"stopped and deleted · {label}")
+
+    @work(thread=True, group="remove")
+    def stop_teammate(self, session_id: str, label: str) -> None:
+        try:
+            _, outcome = control.stop(self.store, session_id)
+        except CoveyError as e:
+            self.app.call_from_thread(self.show_message, f"{label}: {e}")
+            return
+        said = {"requested": "stop requested", "stopped": "stopped"}.get(outcome, "already ended")
+        self.app.call_from_thread(self.show_message, f"{said} · {label}")
 
     @work(thread=True, exclusive=True, group="overlaps")
     def scan_overlaps(self) -> None:

@@ -27,12 +27,13 @@ SESSION_KEYS = [
 HELP_TEXT = """\
 covey agents — keys
 
-  ↑ / ↓            move between sessions
+  ↑ / ↓            move between sessions and a lead's teammates
   Space            peek: latest output or the pending question; type a reply + Enter
   Enter            attach (the session screen); with text typed: dispatch it;
                    on "… N more": show the older finished sessions
   @agent prompt    dispatch as that agent definition
-  Ctrl+X, Ctrl+X   stop, then delete (the second press within 2 s)
+  Ctrl+X, Ctrl+X   stop, then delete (the second press within 2 s); a teammate: stop
+  on a teammate    Space/Enter peek; a reply is a message to it (its lead's mailbox)
   ?                this help
   q / Ctrl+C       quit (sessions go on in the background)
 

@@ -75,7 +75,7 @@ class MoreLine:
 
 @dataclass(frozen=True)
 class TeammateLine:
-    """A lead's teammate, beneath the lead's row (the cursor does not rest on it)."""
+    """A lead's teammate, beneath the lead's row (the cursor rests on it as on a session's)."""
 
     teammate: Teammate
     last: bool
