@@ -274,17 +274,28 @@ def test_a_supervisor_restarted_at_once_after_kill_9_resumes_its_sessions(
     supervisor: Path,  # noqa: F811
 ) -> None:
     """The killed daemon may linger as a zombie (its pid still answers): liveness comes from
-    the supervisor lock, and orphans are looked for while the new supervisor runs."""
+    the supervisor lock, and orphans are looked for while the new supervisor runs. Each
+    session is inside a long Bash call when the daemon dies (its marker file says so, however
+    slow the machine), so none can finish before the kill."""
     repo = supervisor
     script = repo.parent / "slow.yaml"
-    script.write_text(json.dumps({"turns": [{"delay_s": 4, "text": "done"}]}))
+    bash = {"name": "Bash", "input": {"command": "touch started && sleep 30"}}
+    script.write_text(json.dumps({"turns": [{"tool_calls": [bash]}, {"text": "done"}]}))
     ids = []
     for n in range(3):
-        run = covey("--bg", f"job number {n}", "--model", f"scripted:{script}", cwd=repo)
+        run = covey(
+            "--bg", f"job number {n}", "--model", f"scripted:{script}",
+            "--permission-mode", "bypassPermissions", cwd=repo,
+        )  # fmt: skip
         assert run.code == 0, run.err
         ids.append(run.out.split(" · ")[1])
     for sid in ids:
-        wait_for_state(repo, sid, ("working",))
+        row = wait_for_state(repo, sid, ("working",))
+        started = Path(row["worktree"]) / "started"
+        deadline = time.monotonic() + 30
+        while not started.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert started.exists(), row
     pid = int(daemon_status(repo)["pid"])
     os.kill(pid, signal.SIGKILL)
     time.sleep(0.2)
