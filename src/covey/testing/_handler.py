@@ -21,6 +21,7 @@ from covey.models.script import ScriptFault, ScriptTurn
 from covey.models.tokens import estimate_tokens
 from covey.models.wire_rules import anthropic_violation, openai_violation
 from covey.testing import _anthropic_wire, _openai_wire
+from covey.testing._window import Limit
 from covey.testing._wire import Reply, SseStream, malformed_frame, to_json
 
 if TYPE_CHECKING:
@@ -124,6 +125,8 @@ class Handler(BaseHTTPRequestHandler):
             message = "fake server: this request would exceed the rate limit window"
             headers = {"retry-after": f"{wait:.3f}"}
             return self._error(429, message, req.is_openai, headers, wait)
+        if fake.usage is not None:
+            fake.usage.count(usage.input + usage.cache_write, usage.output)
         self._answer(req, index, turn, usage)
 
     def _read(self) -> _Request:
@@ -215,13 +218,20 @@ class Handler(BaseHTTPRequestHandler):
     ) -> dict[str, str]:
         fake = self.server.fake
         seen = len(fake.requests)
-        enforced = fake.window.limits() if fake.window is not None else None
+        limits: dict[str, Limit] = {}
+        if fake.usage is not None:  # advertised: none left on a 429, as the made-up ones
+            limits = fake.usage.limits()
+            if limited:
+                until = time.time() + reset_in
+                limits = {k: Limit(v.limit, 0, until) for k, v in limits.items()}
+        if fake.window is not None:
+            limits |= fake.window.limits()
         make, req_id = (
             (_openai_wire.headers, _openai_wire.request_id())
             if is_openai
             else (_anthropic_wire.headers, _anthropic_wire.request_id())
         )
-        return make(req_id, seen, limited=limited, reset_in=reset_in, enforced=enforced)
+        return make(req_id, seen, limited=limited, reset_in=reset_in, enforced=limits or None)
 
     def _error(
         self,

@@ -14,6 +14,8 @@ From a shell (serves until SIGTERM/SIGINT; the port goes to the port file once l
     python -m covey.testing.fakeserver --script turns.yaml --port 0 --port-file port.txt \\
         [--log requests.jsonl] [--host 127.0.0.1] [--require-key K]
         [--window-seconds 5 --window-input-tokens 16000 --window-requests 50]
+        [--advertise-requests 4000 --advertise-input-tokens 2000000]
+        [--advertise-output-tokens 400000]
 
 Routes: `POST /v1/messages` (Anthropic) and `POST /v1/chat/completions` (OpenAI), both with
 `"stream": true` (SSE, chunked transfer encoding) or without. The turn answered is the number
@@ -51,6 +53,10 @@ A fault with none of `status`, `drop`, `malformed` is a 500. `delay_s` is slept 
 
 Rate limits: every response carries the provider's rate-limit headers
 (`anthropic-ratelimit-*`, `x-ratelimit-*`; made-up generous figures, none left on a 429).
+With `advertised=AdvertisedLimits(requests, input_tokens, output_tokens)` (`--advertise-*`)
+they report those limits a minute instead, with what the current minute has used of them and
+its end as the reset, as the real APIs do (Anthropic's `tokens`: the more restrictive of
+input and output; OpenAI's `tokens`: both together); they are not enforced.
 With `window=RateWindow(seconds, input_tokens, requests)` the server enforces them in fixed
 windows from its start: a request that would exceed one is answered 429 with `retry-after`
 (the time left in the window), before any scripted fault is counted, and the headers report
@@ -77,9 +83,9 @@ from typing import Any, TextIO
 from covey.errors import UserError
 from covey.models.script import Script, load_script
 from covey.testing._handler import Handler, HTTPServer, cut_connection
-from covey.testing._window import RateWindow, WindowCounter
+from covey.testing._window import AdvertisedLimits, RateWindow, UsageCounter, WindowCounter
 
-__all__ = ["FakeServer", "RateWindow", "main"]
+__all__ = ["AdvertisedLimits", "FakeServer", "RateWindow", "main"]
 
 
 class FakeServer:
@@ -94,10 +100,13 @@ class FakeServer:
         host: str = "127.0.0.1",
         port: int = 0,
         window: RateWindow | None = None,
+        advertised: AdvertisedLimits | None = None,
     ) -> None:
         self.script = script
         self.window = WindowCounter(window) if window is not None else None
         """The enforced rate window, if any (its `admitted` and `refused` counts)."""
+        self.usage = UsageCounter(advertised) if advertised is not None else None
+        """The advertised limits and what each minute used of them, if set."""
         self.log_path = log_path
         self.require_key = require_key
         self.requests: list[dict[str, Any]] = []
@@ -195,6 +204,20 @@ def _write_port_file(path: Path, port: int) -> None:
     os.replace(tmp, path)
 
 
+def _advertised(args: argparse.Namespace) -> AdvertisedLimits | None:
+    """`--advertise-*`: the limits given, the made-up figures for the others."""
+    given = {
+        field: value
+        for field in ("requests", "input_tokens", "output_tokens")
+        if (value := getattr(args, f"advertise_{field}")) is not None
+    }
+    for field, value in given.items():
+        if value <= 0:
+            flag = "--advertise-" + field.replace("_", "-")
+            raise UserError(f"{flag} must be a positive number, not {value}")
+    return AdvertisedLimits(**given) if given else None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m covey.testing.fakeserver", description="Serve a script as a fake provider."
@@ -208,6 +231,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window-seconds", type=float, help="enforce a rate window this long")
     parser.add_argument("--window-input-tokens", type=int, help="input tokens per window")
     parser.add_argument("--window-requests", type=int, help="requests per window")
+    for kind in ("requests", "input-tokens", "output-tokens"):
+        parser.add_argument(
+            f"--advertise-{kind}",
+            type=int,
+            metavar="N",
+            help=f"report a limit of N {kind.replace('-', ' ')} a minute in the rate-limit "
+            "headers, counted per minute (not enforced)",
+        )
     args = parser.parse_args(argv)
     prog = parser.prog
     try:
@@ -215,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         window = None
         if args.window_seconds:
             window = RateWindow(args.window_seconds, args.window_input_tokens, args.window_requests)
+        advertised = _advertised(args)
         server = FakeServer(
             script,
             log_path=args.log,
@@ -222,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
             host=args.host,
             port=args.port,
             window=window,
+            advertised=advertised,
         )
         try:
             server.start()
