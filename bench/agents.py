@@ -81,6 +81,7 @@ import argparse
 import asyncio
 import cProfile
 import gc
+import json
 import math
 import os
 import platform
@@ -1009,9 +1010,10 @@ def supervisor_part(args: argparse.Namespace) -> Run:
     os.environ["COVEY_HOME"] = str(home)  # before covey reads it; the daemon inherits it
     from covey.supervisor import stop_supervisor
 
-    if args.no_rate_limiter:
+    settings = bench_settings(args)
+    if settings:
         home.mkdir(parents=True, exist_ok=True)
-        (home / "settings.json").write_text('{"rateLimits": {"enabled": false}}\n')
+        (home / "settings.json").write_text(json.dumps(settings) + "\n")
 
     server: subprocess.Popen[bytes] | None = None
     try:
@@ -1064,6 +1066,18 @@ def fake_limit_flags(args: argparse.Namespace) -> list[str]:
     ]
 
 
+def bench_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The user settings of the run: the limiter off (`--no-rate-limiter`), or, with the fake
+    provider's limits above demand, its requests a minute told to covey as a user who knows
+    their account would (so the limiter need not wait for a first answer before a burst)."""
+    if args.no_rate_limiter:
+        return {"rateLimits": {"enabled": False}}
+    if args.provider == "fake" and args.fake_limits == "above-demand":
+        requests = 2 * demand_per_minute(args)[0]
+        return {"rateLimits": {"anthropic": {"requestsPerMinute": requests}}}
+    return {}
+
+
 def fake_limits_line(args: argparse.Namespace) -> str:
     if args.fake_limits != "above-demand":
         return (
@@ -1075,7 +1089,8 @@ def fake_limits_line(args: argparse.Namespace) -> str:
         f"fake provider: advertises {2 * requests:,} requests, {2 * inputs:,} input tokens "
         f"and {2 * outputs:,} output tokens a minute, twice the most this run can ask "
         f"({requests:,} requests a minute, each under {TOKENS_PER_REQUEST_BOUND:,} tokens), "
-        "so the limiter is exercised but not the bottleneck"
+        "so the limiter is exercised but not the bottleneck; settings "
+        f"rateLimits.anthropic.requestsPerMinute {2 * requests:,}"
     )
 
 
