@@ -5,6 +5,9 @@ answer, and a 429 on first contact makes the others queue, not fail."""
 from __future__ import annotations
 
 import asyncio
+import socket
+import subprocess
+import sys
 import time
 
 from covey.config import RateLimitSettings
@@ -88,3 +91,24 @@ async def _a_429_on_first_contact_makes_the_burst_queue_not_fail() -> None:
         assert srv.window is not None and srv.window.admitted == 8
         assert srv.window.refused <= 5  # the first burst only: the 429s taught the limiter
         assert limiter.waits >= 1 and time.monotonic() - started >= 1.0
+
+
+def test_a_dead_processs_rows_do_not_hold_the_first_burst_back() -> None:
+    asyncio.run(_a_dead_processs_rows_do_not_hold_the_first_burst_back())
+
+
+async def _a_dead_processs_rows_do_not_hold_the_first_burst_back() -> None:
+    with Store.open() as store:
+        endpoint = "http://crashed#k"
+        dead = subprocess.Popen([sys.executable, "-c", "pass"])
+        dead.wait()
+        holder = f"{socket.gethostname()}:{dead.pid}:abcdef"
+        now = time.time()
+        with store.write() as conn:  # a crashed process's burst, never answered
+            for _ in range(FIRST_CONTACT_IN_FLIGHT):
+                db.grant(conn, db.enqueue(conn, endpoint, holder, None, 100, now), now)
+        limiter = _limiter(store)
+        ticket = await asyncio.wait_for(limiter.reserve(endpoint, "anthropic", 100), 5)
+        limiter.settle(ticket, Outcome(status=200))
+        with store.read() as conn:
+            assert db.queue_of(conn, endpoint) == []

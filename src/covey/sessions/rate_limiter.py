@@ -157,8 +157,12 @@ class SharedRateLimiter:
         now: float,
     ) -> tuple[Ticket | None, float]:
         """One look: the ticket if the request may go (its share taken), else how long to
-        sleep before the next look."""
+        sleep before the next look. Rows of dead processes or left stale can only hold a
+        request back, so they are looked for only when it cannot go (most looks need not)."""
         db.touch(conn, row_id, now)
+        ticket, wait = self._look(conn, endpoint, provider, tokens, row_id, now)
+        if ticket is not None:
+            return ticket, wait
         db.drop_stale(
             conn,
             endpoint,
@@ -167,6 +171,17 @@ class SharedRateLimiter:
             waiting_ttl_s=WAITING_TTL_S,
             flight_ttl_s=FLIGHT_TTL_S,
         )
+        return self._look(conn, endpoint, provider, tokens, row_id, now)
+
+    def _look(
+        self,
+        conn: sqlite3.Connection,
+        endpoint: str,
+        provider: str,
+        tokens: int,
+        row_id: int,
+        now: float,
+    ) -> tuple[Ticket | None, float]:
         ahead = db.waiting_ahead(conn, endpoint, row_id)
         in_flight = db.in_flight(conn, endpoint)
         blocked = db.blocked_until(conn, endpoint)
