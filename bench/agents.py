@@ -1,7 +1,7 @@
 """Background sessions at scale: N sessions hosted at once by one supervisor daemon.
 
     .venv/bin/python bench/agents.py [--sessions 100] [--turns 10] [--delay 1.0] [--tool Bash]
-        [--provider scripted|fake]
+        [--provider scripted|fake] [--fake-limits above-demand|made-up] [--no-rate-limiter]
     .venv/bin/python bench/agents.py --view-only [--view-changes 200] [--reloads 60] [--gc-freeze]
 
 Prints three markdown tables (`--view-only`: the third alone; `--skip-view`: the first two).
@@ -16,7 +16,11 @@ the scripted model: the loopback fake provider (`python -m covey.testing.fakeser
 of its own) serves the script, each answer streamed as SSE after its `delay_s`, and the
 sessions use `anthropic:claude-sonnet-4-5` with `ANTHROPIC_BASE_URL` pointing at it (the
 daemon inherits the variables), so covey's HTTP client (a kept-alive connection per session,
-`covey.models._pool`), the request's encoding and the SSE parsing are in every turn.
+`covey.models._pool`), the request's encoding and the SSE parsing are in every turn. The fake
+provider advertises rate limits twice the run's demand (`--fake-limits above-demand`, said in
+the output), so the shared limiter reads its headers and checks every request but never
+queues one; `--fake-limits made-up` keeps its made-up figures (2,000,000 input tokens a
+minute, counted down by every request it has seen), which this run exceeds.
 
 The supervisor is started with `covey daemon start`, its idle RSS read, then `--sessions`
 queued rows are created in this process with `create_background_session` (what `covey --bg`
@@ -77,6 +81,8 @@ import argparse
 import asyncio
 import cProfile
 import gc
+import json
+import math
 import os
 import platform
 import random
@@ -932,6 +938,13 @@ def main() -> None:
         "HTTP against the loopback fake provider",
     )
     parser.add_argument(
+        "--fake-limits",
+        choices=("above-demand", "made-up"),
+        default="above-demand",
+        help="--provider fake: the rate limits the fake provider advertises: twice the run's "
+        "demand (the default), or its made-up figures (2,000,000 input tokens a minute)",
+    )
+    parser.add_argument(
         "--no-rate-limiter",
         action="store_true",
         help="settings rateLimits.enabled false (to see what the shared limiter costs)",
@@ -976,6 +989,8 @@ def main() -> None:
         f"start), Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}"
         + ("" if run is None else f"; tool call per turn: {args.tool}; model: {args.provider}")
     )
+    if run is not None and args.provider == "fake":
+        print(fake_limits_line(args))
     if run is not None:
         rows, phases = tables(args, run)
         print()
@@ -995,16 +1010,17 @@ def supervisor_part(args: argparse.Namespace) -> Run:
     os.environ["COVEY_HOME"] = str(home)  # before covey reads it; the daemon inherits it
     from covey.supervisor import stop_supervisor
 
-    if args.no_rate_limiter:
+    settings = bench_settings(args)
+    if settings:
         home.mkdir(parents=True, exist_ok=True)
-        (home / "settings.json").write_text('{"rateLimits": {"enabled": false}}\n')
+        (home / "settings.json").write_text(json.dumps(settings) + "\n")
 
     server: subprocess.Popen[bytes] | None = None
     try:
         repo = make_repo(tmp)
         model = write_script(tmp / "script.yaml", args.turns, args.delay, args.tool)
         if args.provider == "fake":
-            server, url = start_fake_provider(tmp / "script.yaml", tmp)
+            server, url = start_fake_provider(tmp / "script.yaml", tmp, fake_limit_flags(args))
             os.environ["ANTHROPIC_API_KEY"] = "bench-key"  # the daemon inherits both
             os.environ["ANTHROPIC_BASE_URL"] = url
             model = "anthropic:claude-sonnet-4-5"
@@ -1023,6 +1039,59 @@ def supervisor_part(args: argparse.Namespace) -> Run:
             print(f"kept {tmp}", file=sys.stderr)
         else:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+TOKENS_PER_REQUEST_BOUND = 20_000
+"""Well above what a request of this bench carries (~2,000 input tokens: the system prompt,
+the tool definitions, at most ten short turns; the limiter's estimate included)."""
+
+
+def demand_per_minute(args: argparse.Namespace) -> tuple[int, int, int]:
+    """The most the run can ask of the provider in a minute: (requests, input tokens, output
+    tokens), every session sending a request each `--delay` seconds."""
+    requests = math.ceil(args.sessions * 60 / args.delay)
+    return requests, requests * TOKENS_PER_REQUEST_BOUND, requests * 1_000
+
+
+def fake_limit_flags(args: argparse.Namespace) -> list[str]:
+    """`--fake-limits above-demand`: the fake provider advertises twice the run's demand, so
+    the shared limiter reads and checks its headers on every request but never queues one."""
+    if args.fake_limits != "above-demand":
+        return []
+    requests, inputs, outputs = (2 * x for x in demand_per_minute(args))
+    return [
+        *("--advertise-requests", str(requests)),
+        *("--advertise-input-tokens", str(inputs)),
+        *("--advertise-output-tokens", str(outputs)),
+    ]
+
+
+def bench_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The user settings of the run: the limiter off (`--no-rate-limiter`), or, with the fake
+    provider's limits above demand, its requests a minute told to covey as a user who knows
+    their account would (so the limiter need not wait for a first answer before a burst)."""
+    if args.no_rate_limiter:
+        return {"rateLimits": {"enabled": False}}
+    if args.provider == "fake" and args.fake_limits == "above-demand":
+        requests = 2 * demand_per_minute(args)[0]
+        return {"rateLimits": {"anthropic": {"requestsPerMinute": requests}}}
+    return {}
+
+
+def fake_limits_line(args: argparse.Namespace) -> str:
+    if args.fake_limits != "above-demand":
+        return (
+            "fake provider: its made-up limits (2,000,000 input tokens a minute, remaining "
+            "counted down by every request it has seen; the limiter queues by design)"
+        )
+    requests, inputs, outputs = demand_per_minute(args)
+    return (
+        f"fake provider: advertises {2 * requests:,} requests, {2 * inputs:,} input tokens "
+        f"and {2 * outputs:,} output tokens a minute, twice the most this run can ask "
+        f"({requests:,} requests a minute, each under {TOKENS_PER_REQUEST_BOUND:,} tokens), "
+        "so the limiter is exercised but not the bottleneck; settings "
+        f"rateLimits.anthropic.requestsPerMinute {2 * requests:,}"
+    )
 
 
 def view_part(args: argparse.Namespace) -> tuple[ViewLatency, ViewRender]:

@@ -5,16 +5,21 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 
-def start_fake_provider(script: Path, tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """The fake provider serving `script`, in a process of its own; it and its base URL."""
+def start_fake_provider(
+    script: Path, tmp: Path, extra: Sequence[str] = ()
+) -> tuple[subprocess.Popen[bytes], str]:
+    """The fake provider serving `script`, in a process of its own (`extra`: more of its
+    options); it and its base URL."""
     port_file = tmp / "fake.port"
     server = subprocess.Popen(
         [
             *(sys.executable, "-m", "covey.testing.fakeserver", "--script", str(script)),
             *("--port", "0", "--port-file", str(port_file)),
+            *extra,
         ],
         stdout=subprocess.DEVNULL,
     )

@@ -2,8 +2,9 @@
 client (`covey.models._client`) is held to in `test_models_contract.py`.
 
 Each reference model is covey's adapter with its transport swapped: the same body (from the
-adapter's `build_request`), the same reply assembly (`_Reply`, which reads the SDKs' event
-objects and covey's `Fields` alike) and the same error translation (`covey.models._http`), but
+adapter's `build_request`), the same reply assembly (`AnthropicReply` / `OpenAIReply`, which
+read the SDKs' event objects and covey's `Fields` alike) and the same error translation
+(`covey.models._http`), but
 the request, the SSE decoding, the JSON parsing and the error objects are the SDK's.
 """
 
@@ -19,6 +20,7 @@ import openai
 from covey.errors import ContextOverflowError, ModelError
 from covey.models import anthropic as covey_anthropic
 from covey.models import openai as covey_openai
+from covey.models._anthropic_reply import AnthropicReply
 from covey.models._http import (
     agent_headers,
     connection_failure,
@@ -29,6 +31,7 @@ from covey.models._http import (
     stream_error_failure,
     unless_tool_began,
 )
+from covey.models._openai_reply import OpenAIReply
 from covey.models.base import ModelRequest, ModelResponse, TextSink
 from covey.models.retry import Retryable, retrying
 
@@ -68,7 +71,7 @@ class SdkAnthropicModel(covey_anthropic.AnthropicModel):
         headers: dict[str, str],
         on_text: TextSink | None,
     ) -> ModelResponse:
-        reply = covey_anthropic._Reply(on_text)
+        reply = AnthropicReply(on_text)
         endpoint = self._endpoint
         try:
             stream = await client.messages.create(**body, stream=True, extra_headers=headers)
@@ -130,7 +133,7 @@ class SdkOpenAIModel(covey_openai.OpenAIModel):
         headers: dict[str, str],
         on_text: TextSink | None,
     ) -> ModelResponse:
-        reply = covey_openai._Reply(on_text)
+        reply = OpenAIReply(on_text)
         endpoint = self._endpoint
         try:
             stream = await client.chat.completions.create(

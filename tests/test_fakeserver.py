@@ -105,7 +105,7 @@ def dechunk(raw: bytes) -> tuple[dict[str, str], bytes, bool]:
 def test_public_surface() -> None:
     assert covey.testing.__all__ == ["FakeServer"]
     assert covey.testing.FakeServer is FakeServer
-    assert fakeserver.__all__ == ["FakeServer", "RateWindow", "main"]
+    assert fakeserver.__all__ == ["AdvertisedLimits", "FakeServer", "RateWindow", "main"]
 
 
 # --- Anthropic ---------------------------------------------------------------------------

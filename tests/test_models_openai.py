@@ -23,10 +23,12 @@ from covey.models._client import wrap
 from covey.models.base import ModelRequest, ModelResponse, ToolSpec
 from covey.models.openai import (
     OpenAIModel,
-    _Reply,
     arguments_json,
     parse_arguments,
     to_openai_messages,
+)
+from covey.models.openai import (
+    OpenAIReply as _Reply,
 )
 from covey.models.retry import Retryable, RetryNotice, RetryPolicy
 from covey.models.script import Script

@@ -109,6 +109,7 @@ async def _waiting_for_the_limiter_uses_no_retries() -> None:
             limiter=limiter,
         )
         request = ModelRequest(system="s", messages=[Message.user("hi")])
+        await model.complete(request)  # its answer tells the limiter the window
         started = time.monotonic()
         replies = await asyncio.gather(*(model.complete(request) for _ in range(4)))
         assert [r.message.text for r in replies] == ["ok"] * 4

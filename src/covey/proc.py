@@ -232,13 +232,7 @@ async def _spawn(
     finishes, then the whole group ends, then the cancellation goes on."""
     import asyncio
 
-    spawn = asyncio.ensure_future(
-        asyncio.get_running_loop().subprocess_exec(
-            lambda: _collector_class()(out, err, merge_stderr),
-            *argv,
-            **_spawn_options(cwd, env, stdin, merge_stderr),
-        )
-    )
+    spawn = asyncio.ensure_future(_start(argv, cwd, env, stdin, merge_stderr, out, err))
     try:
         return await asyncio.shield(spawn)
     except asyncio.CancelledError:
@@ -246,6 +240,29 @@ async def _spawn(
         raise
     except OSError as e:
         raise _start_error(argv, cwd, e) from None
+
+
+async def _start(
+    argv: list[str],
+    cwd: Path | str,
+    env: Env | None,
+    stdin: bytes | None,
+    merge_stderr: bool,
+    out: _Capture,
+    err: _Capture,
+) -> tuple[Any, Any]:
+    """Start the process off the event loop where the kernel allows (`covey._spawn_off_loop`),
+    else with asyncio's `subprocess_exec`."""
+    import asyncio
+
+    from covey import _spawn_off_loop
+
+    proto = _collector_class()(out, err, merge_stderr)
+    options = _spawn_options(cwd, env, stdin, merge_stderr)
+    if _spawn_off_loop.available():
+        child = await _spawn_off_loop.spawn(argv, options, proto, stdin is not None)
+        return child, proto
+    return await asyncio.get_running_loop().subprocess_exec(lambda: proto, *argv, **options)
 
 
 async def _end_spawned(

@@ -10,8 +10,11 @@ not a retry and uses none of `retries.maxRetries`. The response teaches the buck
 headers), the reservation is reconciled with the real usage, and a 429 blocks the endpoint
 until its `retry-after`.
 
-While an endpoint has never answered, one request goes at a time: its response brings the
-headers that tell how much the others may send.
+While an endpoint has never answered, its headers have told nothing yet: up to
+`FIRST_CONTACT_IN_FLIGHT` requests (or settings `rateLimits.<provider>.requestsPerMinute`,
+when set) go at once, in queue order, and the rest wait for the first answer. If that is too
+many for the account, the 429s that come back carry the limits and a retry-after, which block
+the endpoint: the requests then wait in the queue, they do not fail.
 
     limiter = shared_limiter(store, settings.rateLimits)   # None when turned off
     limiter.bind(session_id, epoch)                        # whose row shows the wait
@@ -41,7 +44,7 @@ from covey.store import Store, get_session, update_session
 from covey.store import rate_limits as db
 from covey.store.session_meta import with_meta
 
-__all__ = ["RATE_LIMIT", "SharedRateLimiter", "shared_limiter"]
+__all__ = ["FIRST_CONTACT_IN_FLIGHT", "RATE_LIMIT", "SharedRateLimiter", "shared_limiter"]
 
 RATE_LIMIT = "rate limit"
 """What `waiting_for` says while a session waits for the limiter."""
@@ -51,6 +54,10 @@ MAX_SLEEP_S = 2.0
 """The longest sleep between two looks (a waiting row not looked at for long is dropped)."""
 SHOW_AFTER_S = 0.2
 """A wait shorter than this is not written to the session row."""
+FIRST_CONTACT_IN_FLIGHT = 50
+"""How many requests may be in flight to an endpoint that has never answered, unless settings
+give its requests a minute: the lowest requests-a-minute tier of the providers covey speaks
+(Anthropic's tier 1: 50), so a first burst of this size cannot exceed a requests limit."""
 WAITING_TTL_S = 30.0
 FLIGHT_TTL_S = 900.0
 _SETTINGS_KINDS = {
@@ -150,8 +157,12 @@ class SharedRateLimiter:
         now: float,
     ) -> tuple[Ticket | None, float]:
         """One look: the ticket if the request may go (its share taken), else how long to
-        sleep before the next look."""
+        sleep before the next look. Rows of dead processes or left stale can only hold a
+        request back, so they are looked for only when it cannot go (most looks need not)."""
         db.touch(conn, row_id, now)
+        ticket, wait = self._look(conn, endpoint, provider, tokens, row_id, now)
+        if ticket is not None:
+            return ticket, wait
         db.drop_stale(
             conn,
             endpoint,
@@ -160,13 +171,25 @@ class SharedRateLimiter:
             waiting_ttl_s=WAITING_TTL_S,
             flight_ttl_s=FLIGHT_TTL_S,
         )
+        return self._look(conn, endpoint, provider, tokens, row_id, now)
+
+    def _look(
+        self,
+        conn: sqlite3.Connection,
+        endpoint: str,
+        provider: str,
+        tokens: int,
+        row_id: int,
+        now: float,
+    ) -> tuple[Ticket | None, float]:
         ahead = db.waiting_ahead(conn, endpoint, row_id)
-        in_flight = db.any_in_flight(conn, endpoint)
+        in_flight = db.in_flight(conn, endpoint)
         blocked = db.blocked_until(conn, endpoint)
         if blocked > now:
             return None, min(blocked - now, MAX_SLEEP_S)
-        if in_flight and not db.answered_before(conn, endpoint):
-            return None, POLL_S  # the first request's headers will tell what fits
+        first_contact = in_flight + len(ahead) >= self._first_contact_in_flight(provider)
+        if first_contact and not db.answered_before(conn, endpoint):
+            return None, POLL_S  # the first answer's headers will tell what fits
         stored = {b.kind: _bucket(b) for b in db.read_buckets(conn, endpoint)}
         buckets = [b for b in stored.values() if not b.kind.startswith("settings:")]
         buckets += self._settings_buckets(stored, provider)
@@ -183,6 +206,11 @@ class SharedRateLimiter:
         db.grant(conn, row_id, now)
         resets = tuple((b.kind, b.reset_at) for b in taken)
         return Ticket(row_id, endpoint, tokens, resets), 0.0
+
+    def _first_contact_in_flight(self, provider: str) -> int:
+        limits = getattr(self.settings, provider, None)
+        per_minute = limits.requestsPerMinute if isinstance(limits, ProviderRateLimits) else None
+        return per_minute or FIRST_CONTACT_IN_FLIGHT
 
     def _settings_buckets(self, stored: dict[str, Bucket], provider: str) -> list[Bucket]:
         """The buckets settings `rateLimits.<provider>` asks for (the stored state of each,

@@ -22,6 +22,7 @@ __all__ = [
     "drop_stale",
     "enqueue",
     "grant",
+    "in_flight",
     "mark_answered",
     "queue_of",
     "read_buckets",
@@ -185,6 +186,15 @@ def waiting_ahead(conn: sqlite3.Connection, endpoint: str, row_id: int) -> tuple
         (endpoint, row_id),
     )
     return tuple(int(r[0]) for r in rows)
+
+
+def in_flight(conn: sqlite3.Connection, endpoint: str) -> int:
+    """How many requests to `endpoint` were let go and are not answered yet."""
+    row = conn.execute(
+        "SELECT COUNT(*) FROM rate_queue WHERE endpoint = ? AND granted_at IS NOT NULL",
+        (endpoint,),
+    ).fetchone()
+    return int(row[0])
 
 
 def any_in_flight(conn: sqlite3.Connection, endpoint: str) -> bool:

@@ -30,7 +30,6 @@ import contextlib
 import logging
 import signal
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -39,8 +38,6 @@ from covey.budget.spend_limits import BUDGET_CONTINUE_PROMPT, budget_raise, rais
 from covey.config import load_settings, user_settings
 from covey.errors import BudgetExceeded, CredentialsError, RunError
 from covey.git.pool import refill_pool
-from covey.git.repo import commit_all, git
-from covey.models.registry import BASE_URL_VARS
 from covey.sessions.background import (
     RESUMABLE_STATES,
     claim_queued,
@@ -48,7 +45,6 @@ from covey.sessions.background import (
     orphaned_sessions,
     requeue_orphaned_commands,
     stored_options,
-    supervisor_environ,
     take_orphan,
 )
 from covey.sessions.host import CancelCause, SessionHost
@@ -58,10 +54,10 @@ from covey.sessions.plan import plan_session
 from covey.sessions.state import set_state
 from covey.store import Store
 from covey.store.commands import CommandRow, claim_command, finish_command, pending_commands
-from covey.store.session_meta import Grant, SessionMeta
 from covey.store.sessions import SessionRow, get_session, list_sessions, release_lease
 from covey.store.transcript import read_entries
 from covey.supervisor.asking import Replies, SessionAsker, add_grants, resume_prompt
+from covey.supervisor.start import CONTINUE_PROMPT, Start, commit_session, session_environ
 
 __all__ = ["CONTINUE_PROMPT", "Start", "Supervisor", "session_environ"]
 
@@ -72,24 +68,6 @@ log = logging.getLogger("covey.supervisor")
 POLL_S = 0.1
 ORPHAN_SCAN_S = 1.0
 """How often a running supervisor looks for live sessions whose host is gone."""
-CONTINUE_PROMPT = (
-    "The background host restarted while you were working. Continue the task where you "
-    "left off; check the state of anything that was interrupted before relying on it."
-)
-
-
-@dataclass(frozen=True)
-class Start:
-    """How a hosted session begins: fresh from the queue, or continued from its transcript
-    with `prompt` (None: carry on where it stopped), storing `grants` first."""
-
-    fresh: bool
-    adopted: bool = False
-    """Resumed because its previous host died (not asked for by a command)."""
-    prompt: str | None = None
-    grants: tuple[Grant, ...] = ()
-    budget_raise: tuple[str, float] | None = None
-    """A budget the reply raised: (`session` | `daily`, USD), stored before the turn."""
 
 
 class Supervisor:
@@ -403,7 +381,7 @@ class Supervisor:
             await asyncio.to_thread(raise_budget, self.store, sid, host.lease.epoch, which, usd)
 
         async def commit(result: RunResult) -> str:
-            return await asyncio.to_thread(self._commit, host, result.result)
+            return await asyncio.to_thread(commit_session, host, result.result)
 
         try:
             await host.run_turn(prompt, start_hooks=True, finish=commit)
@@ -417,25 +395,3 @@ class Supervisor:
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(host.close)
         log.info("session %s completed", sid)
-
-    def _commit(self, host: SessionHost, final_text: str) -> str:
-        """Commit the worktree's changes to the session branch; the one-line report."""
-        did = (final_text.strip().splitlines() or ["done"])[0][:120]
-        wt = host.worktree
-        if wt is None:
-            return did
-        changed = [line for line in git("status", "--porcelain", cwd=wt.path).splitlines() if line]
-        if changed:
-            commit_all(wt.path, f"covey {host.session_id}: {did}")
-        return f"{did} · branch {wt.branch} · {len(changed)} file(s) changed"
-
-
-def session_environ(meta: SessionMeta) -> dict[str, str]:
-    """Where a hosted session's credentials come from: the supervisor's environment (it
-    inherited the one of the command that started it), `$COVEY_HOME/credentials.json` over it,
-    and the endpoint the session was dispatched with. Settings `env` still wins (runner)."""
-    environ = supervisor_environ()
-    var = BASE_URL_VARS.get(meta.provider or "")
-    if var and meta.base_url:
-        environ[var] = meta.base_url
-    return environ

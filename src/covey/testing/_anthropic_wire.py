@@ -47,9 +47,10 @@ def headers(
     enforced: Mapping[str, Limit] | None = None,
 ) -> dict[str, str]:
     """`request-id` and the `anthropic-ratelimit-*` headers (tokens rounded to 1000s; on a
-    429 none left until `reset_in` seconds from now). `enforced` limits (`input_tokens`,
-    `requests` of a rate window) replace the generous made-up ones; input tokens stand for
-    `tokens` too."""
+    429 none left until `reset_in` seconds from now). `enforced` limits (`requests`,
+    `input_tokens`, `output_tokens`: a rate window's, or the advertised ones) replace the
+    generous made-up ones; `tokens` reports the most restrictive of the input and output
+    limits, as Anthropic's does (input alone when output is not given)."""
     now = time.time()
     reset = rfc3339(now + reset_in)
     out = {"request-id": req_id}
@@ -60,12 +61,15 @@ def headers(
         out[f"anthropic-ratelimit-{name}-limit"] = str(limit)
         out[f"anthropic-ratelimit-{name}-remaining"] = str(remaining)
         out[f"anthropic-ratelimit-{name}-reset"] = reset
-    for kind, real in (enforced or {}).items():
-        names = ["input-tokens", "tokens"] if kind == "input_tokens" else [kind]
-        for name in names:
-            out[f"anthropic-ratelimit-{name}-limit"] = str(real.limit)
-            out[f"anthropic-ratelimit-{name}-remaining"] = str(real.remaining)
-            out[f"anthropic-ratelimit-{name}-reset"] = rfc3339(real.reset_at)
+    given = dict(enforced or {})
+    tokens = [given[k] for k in ("input_tokens", "output_tokens") if k in given]
+    if tokens:
+        given["tokens"] = min(tokens, key=lambda t: t.remaining)
+    for kind, real in given.items():
+        name = kind.replace("_", "-")
+        out[f"anthropic-ratelimit-{name}-limit"] = str(real.limit)
+        out[f"anthropic-ratelimit-{name}-remaining"] = str(real.remaining)
+        out[f"anthropic-ratelimit-{name}-reset"] = rfc3339(real.reset_at)
     return out
 
 

@@ -42,8 +42,9 @@ def headers(
     enforced: Mapping[str, Limit] | None = None,
 ) -> dict[str, str]:
     """`x-request-id` and the `x-ratelimit-*` headers (resets as Go-style durations; on a
-    429 none left for `reset_in` seconds). `enforced` limits (`input_tokens`, `requests` of
-    a rate window) replace the made-up ones; input tokens stand for `tokens`."""
+    429 none left for `reset_in` seconds). `enforced` limits (`requests`, `input_tokens`,
+    `output_tokens`: a rate window's, or the advertised ones) replace the made-up ones;
+    `tokens` is one limit for input and output together, as OpenAI counts them."""
     requests_left = 0 if limited else max(0, 10_000 - requests_seen)
     tokens_left = 0 if limited else max(0, 2_000_000 - 1000 * requests_seen)
     out = {
@@ -56,8 +57,15 @@ def headers(
         "x-ratelimit-reset-tokens": duration(reset_in) if limited else "30ms",
     }
     now = time.time()
-    for kind, real in (enforced or {}).items():
-        name = "tokens" if kind == "input_tokens" else kind
+    given = dict(enforced or {})
+    tokens = [given.pop(k) for k in ("input_tokens", "output_tokens") if k in given]
+    if tokens:
+        given["tokens"] = Limit(
+            sum(t.limit for t in tokens),
+            sum(t.remaining for t in tokens),
+            max(t.reset_at for t in tokens),
+        )
+    for name, real in given.items():
         out[f"x-ratelimit-limit-{name}"] = str(real.limit)
         out[f"x-ratelimit-remaining-{name}"] = str(real.remaining)
         out[f"x-ratelimit-reset-{name}"] = duration(real.reset_at - now)

@@ -14,6 +14,8 @@ From a shell (serves until SIGTERM/SIGINT; the port goes to the port file once l
     python -m covey.testing.fakeserver --script turns.yaml --port 0 --port-file port.txt \\
         [--log requests.jsonl] [--host 127.0.0.1] [--require-key K]
         [--window-seconds 5 --window-input-tokens 16000 --window-requests 50]
+        [--advertise-requests 4000 --advertise-input-tokens 2000000]
+        [--advertise-output-tokens 400000]
 
 Routes: `POST /v1/messages` (Anthropic) and `POST /v1/chat/completions` (OpenAI), both with
 `"stream": true` (SSE, chunked transfer encoding) or without. The turn answered is the number
@@ -51,6 +53,10 @@ A fault with none of `status`, `drop`, `malformed` is a 500. `delay_s` is slept 
 
 Rate limits: every response carries the provider's rate-limit headers
 (`anthropic-ratelimit-*`, `x-ratelimit-*`; made-up generous figures, none left on a 429).
+With `advertised=AdvertisedLimits(requests, input_tokens, output_tokens)` (`--advertise-*`)
+they report those limits a minute instead, with what the current minute has used of them and
+its end as the reset, as the real APIs do (Anthropic's `tokens`: the more restrictive of
+input and output; OpenAI's `tokens`: both together); they are not enforced.
 With `window=RateWindow(seconds, input_tokens, requests)` the server enforces them in fixed
 windows from its start: a request that would exceed one is answered 429 with `retry-after`
 (the time left in the window), before any scripted fault is counted, and the headers report
@@ -63,7 +69,6 @@ agent, turn, attempt, fault, stream, headers (keys redacted) and the JSON body.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import signal
@@ -71,29 +76,16 @@ import socket
 import sys
 import threading
 import time
-from datetime import UTC, datetime
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TextIO
-from urllib.parse import urlsplit
 
 from covey.errors import UserError
-from covey.messages import Message, Usage, compacted_turns
-from covey.models.script import Script, ScriptFault, load_script
-from covey.models.tokens import estimate_tokens
-from covey.models.wire_rules import anthropic_violation, openai_violation
-from covey.testing import _anthropic_wire, _openai_wire
-from covey.testing._window import RateWindow, WindowCounter
-from covey.testing._wire import Reply, SseStream, malformed_frame, to_json
+from covey.models.script import Script, load_script
+from covey.testing._handler import Handler, HTTPServer, cut_connection
+from covey.testing._window import AdvertisedLimits, RateWindow, UsageCounter, WindowCounter
 
-__all__ = ["FakeServer", "RateWindow", "main"]
-
-ANTHROPIC_PATH = "/v1/messages"
-OPENAI_PATH = "/v1/chat/completions"
-_SECRET_HEADERS = frozenset({"x-api-key", "authorization", "api-key"})
-_MALFORMED = object()
+__all__ = ["AdvertisedLimits", "FakeServer", "RateWindow", "main"]
 
 
 class FakeServer:
@@ -108,10 +100,13 @@ class FakeServer:
         host: str = "127.0.0.1",
         port: int = 0,
         window: RateWindow | None = None,
+        advertised: AdvertisedLimits | None = None,
     ) -> None:
         self.script = script
         self.window = WindowCounter(window) if window is not None else None
         """The enforced rate window, if any (its `admitted` and `refused` counts)."""
+        self.usage = UsageCounter(advertised) if advertised is not None else None
+        """The advertised limits and what each minute used of them, if set."""
         self.log_path = log_path
         self.require_key = require_key
         self.requests: list[dict[str, Any]] = []
@@ -119,7 +114,7 @@ class FakeServer:
         self._address = (host, port)
         self._lock = threading.Lock()
         self._attempts: dict[tuple[str | None, int], int] = {}
-        self._httpd: _HTTPServer | None = None
+        self._httpd: HTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._log: TextIO | None = None
         self._connections: dict[socket.socket, threading.Thread] = {}
@@ -141,7 +136,7 @@ class FakeServer:
     def start(self) -> FakeServer:
         if self.log_path is not None:
             self._log = self.log_path.open("a", encoding="utf-8")
-        self._httpd = _HTTPServer(self._address, _Handler)
+        self._httpd = HTTPServer(self._address, Handler)
         self._httpd.fake = self
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -157,7 +152,7 @@ class FakeServer:
             with self._lock:
                 open_ = dict(self._connections)
             for conn in open_:
-                _cut(conn)
+                cut_connection(conn)
             deadline = time.monotonic() + 2.0
             for thread in open_.values():
                 thread.join(max(0.0, deadline - time.monotonic()))
@@ -203,271 +198,24 @@ class FakeServer:
                 self._connections.pop(conn, None)
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 1024
-    """The listen backlog (socketserver's default is 5): a hundred sessions connecting at once
-    must not overflow it, or the kernel drops connections and clients retry them a second
-    (then 2 s, 4 s…) later, which is the fake server's cost, not the client's."""
-    fake: FakeServer
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if not isinstance(sys.exc_info()[1], OSError):  # a client hung up mid-response
-            super().handle_error(request, client_address)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
-    """TCP_NODELAY, as real providers' servers: each SSE event is a small write, and on a
-    kept-alive connection Nagle's algorithm held each one until the client's delayed ACK
-    (~40 ms a request)."""
-    server: _HTTPServer
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.fake._track(self.connection, open_=True)
-
-    def finish(self) -> None:
-        self.server.fake._track(self.connection, open_=False)
-        super().finish()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silent: the request log is the record."""
-
-    def do_GET(self) -> None:
-        self._serve()
-
-    def do_POST(self) -> None:
-        self._serve()
-
-    def _serve(self) -> None:
-        fake = self.server.fake
-        path = urlsplit(self.path).path.rstrip("/")
-        is_openai = path == OPENAI_PATH
-        raw = self.rfile.read(int(self.headers.get("content-length") or 0))
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        agent = headers.get("x-covey-agent")
-        try:
-            body: Any = json.loads(raw) if raw else None
-        except ValueError:
-            body = _MALFORMED
-        stream = isinstance(body, dict) and body.get("stream") is True
-        record: dict[str, Any] = {
-            "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
-            "path": path,
-            "agent": agent,
-            "turn": None,
-            "attempt": None,
-            "fault": None,
-            "stream": stream,
-            "headers": {k: "<redacted>" if k in _SECRET_HEADERS else v for k, v in headers.items()},
-            "body": None if body is _MALFORMED else body,
-        }
-        rejection = self._rejection(path, headers, body)
-        if rejection is not None:
-            fake._record(record)
-            return self._error(*rejection, is_openai)
-        messages = body["messages"]
-        index = _turn_index(messages)
-        record["turn"] = index
-        turns = fake.script.turns_for(agent)
-        if index >= len(turns):
-            fake._record(record)
-            who = f"agent {agent!r}" if agent in fake.script.agents else "the main agent"
-            return self._error(
-                400,
-                f"fake server: the script for {who} has {len(turns)} turn(s); "
-                f"the conversation asks for turn {index + 1}",
-                is_openai,
-            )
-        turn = turns[index]
-        if _no_tool_calls(body.get("tool_choice")):
-            turn = turn.model_copy(update={"tool_calls": []})
-        usage = turn.usage or Usage(
-            input=estimate_tokens(raw.decode("utf-8", "replace")),
-            output=estimate_tokens(to_json([turn.text, [c.input for c in turn.tool_calls]])),
-        )
-        wait = fake.window.admit(usage.input + usage.cache_write) if fake.window else None
-        if wait is not None:
-            record["rate_limited"] = True
-            fake._record(record)
-            message = "fake server: this request would exceed the rate limit window"
-            return self._error(429, message, is_openai, {"retry-after": f"{wait:.3f}"}, wait)
-        attempt = fake._next_attempt(agent, index)
-        fault = turn.faults[attempt] if attempt < len(turn.faults) else None
-        record["attempt"] = attempt
-        record["fault"] = fault.model_dump(exclude_none=True) if fault else None
-        failed = fault is not None and (
-            fault.status is not None or (fault.drop is None and fault.malformed is None)
-        )
-        if not failed:
-            record["usage"] = usage.model_dump()  # what it bills (tests compare the ledger)
-        fake._record(record)
-        if turn.delay_s:
-            time.sleep(turn.delay_s)
-        if failed:
-            assert fault is not None
-            return self._fault_status(fault, is_openai)
-        model = body.get("model") if isinstance(body.get("model"), str) else "fake-model"
-        reply = Reply(index, turn, model, usage, seed=f"{agent or ''}/{index}")
-        drop = fault.drop if fault is not None else None
-        if drop is not None and not stream:
-            self.close_connection = True
-            return _cut(self.connection)
-        malformed = fault.malformed if fault is not None else None
-        if malformed is not None and not stream:
-            return self._malformed_json(self._provider_headers(is_openai))
-        if not stream:
-            answer = _openai_wire.message(reply) if is_openai else _anthropic_wire.message(reply)
-            return self._json(200, answer, self._provider_headers(is_openai))
-        if is_openai:
-            options = body.get("stream_options")
-            include_usage = isinstance(options, dict) and options.get("include_usage") is True
-            events = _openai_wire.stream(reply, include_usage=include_usage)
-        else:
-            events = _anthropic_wire.stream(reply)
-        if fault is not None and malformed is not None:
-            events.insert(fault.at or "mid_text", malformed_frame(malformed, openai=is_openai))
-        self._sse(events, events.cut_for(drop) if drop else None, self._provider_headers(is_openai))
-
-    def _rejection(self, path: str, headers: dict[str, str], body: Any) -> tuple[int, str] | None:
-        """(status, message) when the request is not one the script can answer."""
-        if path not in (ANTHROPIC_PATH, OPENAI_PATH) or self.command != "POST":
-            return 404, f"fake server: no route for {self.command} {path}"
-        key = headers.get("x-api-key") or _bearer(headers.get("authorization", ""))
-        if not key:
-            return 401, "fake server: missing x-api-key or Authorization: Bearer header"
-        if self.server.fake.require_key not in (None, key):
-            return 401, "fake server: invalid API key"
-        if body is _MALFORMED:
-            return 400, "fake server: the request body is not valid JSON"
-        if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
-            return 400, "fake server: the request body has no messages list"
-        if path == OPENAI_PATH:
-            problem = openai_violation(body["messages"])
-        else:
-            problem = anthropic_violation(body["messages"], tools_defined=bool(body.get("tools")))
-        return (400, problem) if problem else None
-
-    def _provider_headers(
-        self, is_openai: bool, *, limited: bool = False, reset_in: float = 1.0
-    ) -> dict[str, str]:
-        fake = self.server.fake
-        seen = len(fake.requests)
-        enforced = fake.window.limits() if fake.window is not None else None
-        make, req_id = (
-            (_openai_wire.headers, _openai_wire.request_id())
-            if is_openai
-            else (_anthropic_wire.headers, _anthropic_wire.request_id())
-        )
-        return make(req_id, seen, limited=limited, reset_in=reset_in, enforced=enforced)
-
-    def _error(
-        self,
-        status: int,
-        message: str,
-        is_openai: bool,
-        extra: dict[str, str] | None = None,
-        reset_in: float = 1.0,
-    ) -> None:
-        limited = status == 429
-        headers = self._provider_headers(is_openai, limited=limited, reset_in=reset_in)
-        headers |= extra or {}
-        if is_openai:
-            body = _openai_wire.error_body(status, message)
-        else:
-            body = _anthropic_wire.error_body(status, message, headers["request-id"])
-        self._json(status, body, headers)
-
-    def _fault_status(self, fault: ScriptFault, is_openai: bool) -> None:
-        status = fault.status or 500
-        extra = {}
-        if fault.retry_after is not None:
-            extra["retry-after"] = f"{fault.retry_after:g}"
-        message = fault.message or f"fake server: scripted {status} ({_reason(status)})"
-        self._error(status, message, is_openai, extra, fault.retry_after or 1.0)
-
-    def _json(self, status: int, body: dict[str, Any], headers: dict[str, str]) -> None:
-        data = to_json(body).encode()
-        self.send_response(status, _reason(status))
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(data)))
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _malformed_json(self, headers: dict[str, str]) -> None:
-        """A `malformed` fault on a non-streaming request: a 200 whose body is not JSON."""
-        self.send_response(200)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", "9")
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(b'{"id": "m')
-
-    def _sse(self, events: SseStream, cut: int | None, headers: dict[str, str]) -> None:
-        """Send frames as HTTP chunks; with `cut`, stop after that many and drop the socket."""
-        self.send_response(200)
-        self.send_header("content-type", "text/event-stream; charset=utf-8")
-        self.send_header("cache-control", "no-cache")
-        self.send_header("transfer-encoding", "chunked")
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        for frame in events.frames[:cut]:
-            self.wfile.write(b"%x\r\n%s\r\n" % (len(frame), frame))
-        if cut is not None:
-            self.close_connection = True
-            return _cut(self.connection)
-        self.wfile.write(b"0\r\n\r\n")
-
-
-def _turn_index(messages: list[Any]) -> int:
-    assistants = sum(1 for m in messages if isinstance(m, dict) and m.get("role") == "assistant")
-    first = next((m for m in messages if isinstance(m, dict) and m.get("role") == "user"), None)
-    content = first.get("content") if first is not None else None
-    if isinstance(content, list):
-        content = "".join(
-            str(b.get("text", ""))
-            for b in content
-            if isinstance(b, dict) and b.get("type") == "text"
-        )
-    summarised = compacted_turns([Message.user(content)]) if isinstance(content, str) else 0
-    return summarised + assistants
-
-
-def _no_tool_calls(choice: object) -> bool:
-    """`tool_choice` none, in either provider's shape."""
-    return choice == "none" or (isinstance(choice, dict) and choice.get("type") == "none")
-
-
-def _bearer(value: str) -> str:
-    scheme, _, token = value.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else ""
-
-
-def _reason(status: int) -> str:
-    if status == 529:
-        return "Overloaded"
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Error"
-
-
-def _cut(conn: socket.socket) -> None:
-    """End a connection abruptly: no more bytes (no final chunk), both directions shut."""
-    with contextlib.suppress(OSError):
-        conn.shutdown(socket.SHUT_RDWR)
-
-
 def _write_port_file(path: Path, port: int) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(f"{port}\n", encoding="utf-8")
     os.replace(tmp, path)
+
+
+def _advertised(args: argparse.Namespace) -> AdvertisedLimits | None:
+    """`--advertise-*`: the limits given, the made-up figures for the others."""
+    given = {
+        field: value
+        for field in ("requests", "input_tokens", "output_tokens")
+        if (value := getattr(args, f"advertise_{field}")) is not None
+    }
+    for field, value in given.items():
+        if value <= 0:
+            flag = "--advertise-" + field.replace("_", "-")
+            raise UserError(f"{flag} must be a positive number, not {value}")
+    return AdvertisedLimits(**given) if given else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -483,6 +231,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window-seconds", type=float, help="enforce a rate window this long")
     parser.add_argument("--window-input-tokens", type=int, help="input tokens per window")
     parser.add_argument("--window-requests", type=int, help="requests per window")
+    for kind in ("requests", "input-tokens", "output-tokens"):
+        parser.add_argument(
+            f"--advertise-{kind}",
+            type=int,
+            metavar="N",
+            help=f"report a limit of N {kind.replace('-', ' ')} a minute in the rate-limit "
+            "headers, counted per minute (not enforced)",
+        )
     args = parser.parse_args(argv)
     prog = parser.prog
     try:
@@ -490,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         window = None
         if args.window_seconds:
             window = RateWindow(args.window_seconds, args.window_input_tokens, args.window_requests)
+        advertised = _advertised(args)
         server = FakeServer(
             script,
             log_path=args.log,
@@ -497,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
             host=args.host,
             port=args.port,
             window=window,
+            advertised=advertised,
         )
         try:
             server.start()

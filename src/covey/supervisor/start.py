@@ -1,0 +1,57 @@
+"""How a hosted background session begins and ends in the supervisor (`daemon`): the `Start`
+it is given, the prompt that continues an adopted one, where its credentials come from, and
+the commit of its worktree when it completes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from covey.git.repo import commit_all, git
+from covey.models.registry import BASE_URL_VARS
+from covey.sessions.background import supervisor_environ
+from covey.sessions.host import SessionHost
+from covey.store.session_meta import Grant, SessionMeta
+
+__all__ = ["CONTINUE_PROMPT", "Start", "commit_session", "session_environ"]
+
+CONTINUE_PROMPT = (
+    "The background host restarted while you were working. Continue the task where you "
+    "left off; check the state of anything that was interrupted before relying on it."
+)
+
+
+@dataclass(frozen=True)
+class Start:
+    """How a hosted session begins: fresh from the queue, or continued from its transcript
+    with `prompt` (None: carry on where it stopped), storing `grants` first."""
+
+    fresh: bool
+    adopted: bool = False
+    """Resumed because its previous host died (not asked for by a command)."""
+    prompt: str | None = None
+    grants: tuple[Grant, ...] = ()
+    budget_raise: tuple[str, float] | None = None
+    """A budget the reply raised: (`session` | `daily`, USD), stored before the turn."""
+
+
+def commit_session(host: SessionHost, final_text: str) -> str:
+    """Commit the worktree's changes to the session branch; the one-line report."""
+    did = (final_text.strip().splitlines() or ["done"])[0][:120]
+    wt = host.worktree
+    if wt is None:
+        return did
+    changed = [line for line in git("status", "--porcelain", cwd=wt.path).splitlines() if line]
+    if changed:
+        commit_all(wt.path, f"covey {host.session_id}: {did}")
+    return f"{did} · branch {wt.branch} · {len(changed)} file(s) changed"
+
+
+def session_environ(meta: SessionMeta) -> dict[str, str]:
+    """Where a hosted session's credentials come from: the supervisor's environment (it
+    inherited the one of the command that started it), `$COVEY_HOME/credentials.json` over it,
+    and the endpoint the session was dispatched with. Settings `env` still wins (runner)."""
+    environ = supervisor_environ()
+    var = BASE_URL_VARS.get(meta.provider or "")
+    if var and meta.base_url:
+        environ[var] = meta.base_url
+    return environ
