@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from covey.budget.rate_limiter import SharedRateLimiter
 from covey.config import RateLimitSettings
 from covey.messages import Message
 from covey.models.anthropic import AnthropicModel
@@ -18,7 +19,6 @@ from covey.models.base import ModelRequest
 from covey.models.ratelimit import anthropic_windows, openai_windows
 from covey.models.retry import RetryPolicy
 from covey.models.script import Script
-from covey.sessions.rate_limiter import SharedRateLimiter
 from covey.store import Store
 from covey.testing.fakeserver import AdvertisedLimits, FakeServer
 from test_fakeserver import HELLO, KEY, post

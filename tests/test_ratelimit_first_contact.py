@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+from covey.budget.rate_limiter import FIRST_CONTACT_IN_FLIGHT, SharedRateLimiter
 from covey.config import RateLimitSettings
 from covey.messages import Message
 from covey.models.anthropic import AnthropicModel
@@ -17,7 +18,6 @@ from covey.models.base import ModelRequest
 from covey.models.ratelimit import Outcome, Ticket
 from covey.models.retry import RetryPolicy
 from covey.models.script import Script
-from covey.sessions.rate_limiter import FIRST_CONTACT_IN_FLIGHT, SharedRateLimiter
 from covey.store import Store
 from covey.store import rate_limits as db
 from covey.testing.fakeserver import FakeServer, RateWindow
