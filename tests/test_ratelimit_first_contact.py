@@ -1,6 +1,6 @@
-"""The shared limiter before an endpoint has ever answered: a burst goes at once (up to
-`FIRST_CONTACT_IN_FLIGHT`, or settings' requests a minute), the rest wait for the first
-answer, and a 429 on first contact makes the others queue, not fail."""
+"""The shared limiter before an endpoint has ever answered: `FIRST_CONTACT_IN_FLIGHT` (one)
+goes, or a burst up to settings' requests a minute, the rest wait for the first answer, and a
+429 on first contact makes the others queue, not fail."""
 
 from __future__ import annotations
 
@@ -76,7 +76,7 @@ async def _a_429_on_first_contact_makes_the_burst_queue_not_fail() -> None:
     script = Script.model_validate({"turns": [{"text": "ok"}]})
     window = RateWindow(seconds=1.0, requests=3)  # an account smaller than the first burst
     with FakeServer(script, window=window) as srv, Store.open() as store:
-        limiter = _limiter(store)
+        limiter = _limiter(store, anthropic={"requestsPerMinute": 50})  # more than it takes
         model = AnthropicModel(
             "claude-sonnet-4-5",
             api_key="k",

@@ -10,11 +10,12 @@ not a retry and uses none of `retries.maxRetries`. The response teaches the buck
 headers), the reservation is reconciled with the real usage, and a 429 blocks the endpoint
 until its `retry-after`.
 
-While an endpoint has never answered, its headers have told nothing yet: up to
-`FIRST_CONTACT_IN_FLIGHT` requests (or settings `rateLimits.<provider>.requestsPerMinute`,
-when set) go at once, in queue order, and the rest wait for the first answer. If that is too
-many for the account, the 429s that come back carry the limits and a retry-after, which block
-the endpoint: the requests then wait in the queue, they do not fail.
+While an endpoint has never answered, its headers have told nothing yet: one request goes
+(or, when settings give `rateLimits.<provider>.requestsPerMinute`, up to that many at once, in
+queue order) and the rest wait for the first answer, whose headers tell the limits. One at a
+time keeps the promise "queues instead of failing" for accounts whose token limits a burst
+would overrun; a user who knows their account's requests a minute gets the burst. If even
+that is too much, the 429s carry the limits and a retry-after, which block the endpoint.
 
     limiter = shared_limiter(store, settings.rateLimits)   # None when turned off
     limiter.bind(session_id, epoch)                        # whose row shows the wait
@@ -54,10 +55,10 @@ MAX_SLEEP_S = 2.0
 """The longest sleep between two looks (a waiting row not looked at for long is dropped)."""
 SHOW_AFTER_S = 0.2
 """A wait shorter than this is not written to the session row."""
-FIRST_CONTACT_IN_FLIGHT = 50
+FIRST_CONTACT_IN_FLIGHT = 1
 """How many requests may be in flight to an endpoint that has never answered, unless settings
-give its requests a minute: the lowest requests-a-minute tier of the providers covey speaks
-(Anthropic's tier 1: 50), so a first burst of this size cannot exceed a requests limit."""
+give its requests a minute (a burst could overrun a token limit nobody has told us about; the
+wait is once per endpoint and COVEY_HOME: the learned limits are kept in the store)."""
 WAITING_TTL_S = 30.0
 FLIGHT_TTL_S = 900.0
 _SETTINGS_KINDS = {
