@@ -8,6 +8,7 @@ increments the epoch). Which state changes are allowed is decided in `covey.sess
 
 from __future__ import annotations
 
+import re
 import secrets
 import sqlite3
 import string
@@ -18,7 +19,7 @@ from pathlib import Path
 from types import EllipsisType
 from typing import Any, Literal, TypedDict, Unpack
 
-from pydantic import ValidationError
+import msgspec
 
 from covey.store._json import dump_json, load_json_object
 from covey.store._tx import require_transaction
@@ -133,17 +134,21 @@ def _row(r: tuple[Any, ...]) -> SessionRow:
     return SessionRow(*values)
 
 
+_BAD_KEY = re.compile(r" - at `\$\.([^.\[`]+)")
+"""The top-level key in a msgspec validation error (`... - at `$.pending.text``)."""
+
+
 def _meta(data: dict[str, Any]) -> SessionMeta:
     """The row's meta; a key whose value does not fit its field (written by hand, or by a
     future version) is left out rather than making the whole row unreadable."""
     while True:
         try:
             return SessionMeta.model_validate(data)
-        except ValidationError as e:
-            bad = {str(err["loc"][0]) for err in e.errors() if err["loc"]}
-            if not bad & set(data):
+        except msgspec.ValidationError as e:
+            bad = _BAD_KEY.search(str(e))
+            if bad is None or bad[1] not in data:
                 return SessionMeta()
-            data = {k: v for k, v in data.items() if k not in bad}
+            data = {k: v for k, v in data.items() if k != bad[1]}
 
 
 def new_session_id(conn: sqlite3.Connection) -> str:
