@@ -8,8 +8,8 @@ increments the epoch). Which state changes are allowed is decided in `covey.sess
 
 from __future__ import annotations
 
+import random
 import re
-import secrets
 import sqlite3
 import string
 import time
@@ -151,10 +151,14 @@ def _meta(data: dict[str, Any]) -> SessionMeta:
             data = {k: v for k, v in data.items() if k != bad[1]}
 
 
+_SYSTEM_RANDOM = random.SystemRandom()
+"""`os.urandom` behind `random`'s API: what `secrets` uses, without its import (hmac)."""
+
+
 def new_session_id(conn: sqlite3.Connection) -> str:
     """A fresh id: 8 lowercase letters and digits, not used by any session yet."""
     while True:
-        sid = "".join(secrets.choice(_ID_ALPHABET) for _ in range(_ID_LENGTH))
+        sid = "".join(_SYSTEM_RANDOM.choices(_ID_ALPHABET, k=_ID_LENGTH))
         if conn.execute("SELECT 1 FROM sessions WHERE id = ?", (sid,)).fetchone() is None:
             return sid
 
