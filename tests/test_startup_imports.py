@@ -10,6 +10,7 @@ import inspect
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -173,3 +174,36 @@ def test_lazy_package_names_resolve_to_their_modules() -> None:
         _ = covey.tools.NoSuchTool
     with pytest.raises(AttributeError):
         _ = covey.agent.NoSuchName
+
+
+def test_a_cold_dispatch_waits_for_the_supervisor_s_lock_not_its_session_host(
+    supervisor: Path,  # noqa: F811
+) -> None:
+    """The supervisor takes its lock and writes its pid (what `covey --bg` waits for) before
+    it imports the session host (the agent stack, most of its start-up)."""
+    env = {"ANTHROPIC_API_KEY": "test-key", "PYTHONPROFILEIMPORTTIME": "1"}  # inherited
+    done = subprocess.run(
+        [sys.executable, "-m", "covey", "--bg", "say hi", "--model", "haiku"],
+        cwd=supervisor,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    log = Path(os.environ["COVEY_HOME"]) / "logs" / "supervisor.log"
+    deadline = time.monotonic() + 60
+    while (daemon := _import_line(log, "covey.supervisor.daemon")) is None:
+        assert time.monotonic() < deadline, log.read_text()[-2000:]
+        time.sleep(0.05)
+    lines = log.read_text().splitlines()
+    started = next(i for i, line in enumerate(lines) if "supervisor" in line and "started" in line)
+    assert started < daemon
+
+
+def _import_line(log: Path, module: str) -> int | None:
+    """The line of `log` where `-X importtime` reports `module` imported, if it is there."""
+    for i, line in enumerate(log.read_text().splitlines()):
+        if line.startswith("import time:") and line.rsplit("|", 1)[1].strip() == module:
+            return i
+    return None

@@ -23,7 +23,6 @@ from covey.store import Store
 from covey.store.commands import pending_commands
 from covey.store.sessions import list_sessions
 from covey.supervisor import pid_path, try_lock
-from covey.supervisor.daemon import Supervisor
 
 __all__ = ["main"]
 
@@ -70,6 +69,10 @@ def main() -> None:
     if fd is None:
         return  # another supervisor runs: nothing to do
     log.info("supervisor %d started", os.getpid())
+    # the session host loads after the lock: `covey --bg` waits for the lock and the pid file,
+    # not for the agent stack to import
+    from covey.supervisor.daemon import Supervisor
+
     store = Store.open()
     watch_children_with_pidfds()
     try:
