@@ -62,14 +62,14 @@ class Pending(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
         return text
 
 
-class Grant(msgspec.Struct, frozen=True, kw_only=True):
+class Grant(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """A tool call the person allowed after its host went away: it runs once, unasked."""
 
     tool: str
     input: dict[str, Any] = {}
 
 
-class StoredOptions(msgspec.Struct, frozen=True, kw_only=True):
+class StoredOptions(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """The command-line options a background session was dispatched with; the supervisor
     applies them (safety flags are never dropped on the way)."""
 
