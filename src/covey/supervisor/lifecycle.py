@@ -69,13 +69,13 @@ def main() -> None:
     if fd is None:
         return  # another supervisor runs: nothing to do
     log.info("supervisor %d started", os.getpid())
-    # the session host loads after the lock: `covey --bg` waits for the lock and the pid file,
-    # not for the agent stack to import
-    from covey.supervisor.daemon import Supervisor
-
     store = Store.open()
     watch_children_with_pidfds()
     try:
+        # the session host loads after the lock and the store: `covey --bg` waits for the
+        # lock and the pid file, not for the agent stack to import
+        from covey.supervisor.daemon import Supervisor
+
         while True:
             supervisor = Supervisor(store, idle_exit_s=_idle_exit_s())
             asyncio.run(supervisor.serve())
