@@ -16,6 +16,7 @@ import json
 from typing import Any, Self
 
 import msgspec
+import msgspec.json
 
 __all__ = ["Grant", "Pending", "SessionMeta", "StoredOptions", "call_text", "with_meta"]
 
@@ -128,8 +129,9 @@ class SessionMeta(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
         return msgspec.structs.replace(self, **update)
 
     def dump(self) -> dict[str, Any]:
-        """The JSON object stored in the row (unset keys left out)."""
-        data: dict[str, Any] = msgspec.to_builtins(self)
+        """The JSON object stored in the row (unset keys left out; tuples as lists, as JSON
+        reads them back)."""
+        data: dict[str, Any] = msgspec.json.decode(msgspec.json.encode(self))
         return {**data.pop(_EXTRAS, {}), **data}
 
 
