@@ -15,6 +15,8 @@ Rows, each run `--runs` times as `python -m covey …` (the console script is th
   `OPENAI_BASE_URL` at the same fake server). Both go through covey's own HTTP client
   (`covey.models._client`); neither imports a provider SDK.
 - `--version`, `agents --json`, `sessions --json`.
+- `--bg "say hi"` with no supervisor running (`covey daemon stop` before each run, untimed):
+  the dispatch starts one and waits for its lock and pid file.
 - `--bg "say hi"`: one dispatch (plan, queue the row, find the supervisor running); a first
   dispatch, not timed, starts the supervisor, which is stopped at the end.
 - a 3-turn `-p` (two `Read` calls, then text): for its peak RSS.
@@ -223,6 +225,19 @@ def measure(label: str, key: str, cmd: list[str], cwd: Path, env: dict[str, str]
     return row
 
 
+def measure_cold(
+    label: str, cmd: list[str], stop: list[str], cwd: Path, env: dict[str, str], runs: int
+) -> Row:
+    """`cmd` (a dispatch) with no supervisor running: `stop` runs before each, untimed."""
+    samples = []
+    for _ in range(runs):
+        subprocess.run(stop, cwd=cwd, env=env, stdout=subprocess.DEVNULL, check=False)
+        samples.append(run_once(cmd, cwd, env))
+    if failed := [s.code for s in samples if s.code != 0]:
+        sys.exit(f"bench: {label} exited {failed[0]}: run `{' '.join(cmd)}` by hand")
+    return Row(label, "--bg cold", samples)
+
+
 @contextlib.contextmanager
 def fake_server(script: dict[str, object], tmp: Path, name: str) -> Iterator[str]:
     """The fake provider in a process of its own; its base URL."""
@@ -404,7 +419,11 @@ def bench(tmp: Path, runs: int) -> None:
         )
         rows.append(measure("`--version`", "--version", [*covey, "--version"], repo, env, runs))
         bg = [*covey, "--bg", "say hi", "--model", MODEL]
-        run_once(bg, repo, hi_env)  # starts the supervisor: not what a dispatch costs
+        stop = [*covey, "daemon", "stop"]
+        rows.append(
+            measure_cold("`--bg` dispatch, no supervisor running", bg, stop, repo, hi_env, runs)
+        )
+        run_once(bg, repo, hi_env)  # starts the supervisor: not what a warm dispatch costs
         try:
             rows.append(measure('`--bg "say hi"` dispatch', "--bg", bg, repo, hi_env, runs))
             agents = [*covey, "agents", "--json"]

@@ -440,7 +440,11 @@ def test_a_permission_allowed_after_a_restart_is_granted_once(
     wait_for_state(repo, sid, ("needs_input",))
     kill_supervisor(repo)
     assert covey("reply", sid, "yes", cwd=repo).code == 0  # the next supervisor continues it
-    # the repeated call runs on the grant; the third identical call asks again
+    # the repeated call runs on the grant (until then the session still shows the old
+    # question); the third identical call asks again
+    deadline = time.monotonic() + DEADLINE_S
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
     row = wait_for_state(repo, sid, ("needs_input", *FINISHED))
     assert row["state"] == "needs_input" and row["waiting_for"] == "permission prompt", row
     assert marker.read_text() == "ok\n"

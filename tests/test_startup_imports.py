@@ -10,6 +10,7 @@ import inspect
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -35,7 +36,11 @@ NOT_FOR_DISPATCH = (
 """What reading and dispatching need none of: covey's HTTP client, an event loop, gitignore
 matching, YAML (no definition file), the shell parser, the hook runner, package metadata
 (pydantic's plugin lookup) and the e-mail parser (it parses an HTTP date in a retry)."""
-NOT_FOR_PLANNING = ("covey.messages", "covey.agent.events", "covey.tools.base", "covey.models.base")
+NO_PYDANTIC = ("pydantic", "pydantic_core", "covey.messages")
+"""What a dispatch, `agents --json`, `sessions --json` and `--version` need none of: pydantic
+(settings, session meta and hook settings are msgspec Structs; pydantic's import and model
+building were half of a dispatch) and the message models."""
+NOT_FOR_PLANNING = ("covey.agent.events", "covey.tools.base", "covey.models.base")
 """What a dispatch's plan needs none of: the message models, the agent's events, the tools'
 base (their input models) and the model protocol."""
 
@@ -76,6 +81,8 @@ def test_listing_and_version_load_no_sdk_loop_tool_or_tui(git_repo: Path, args: 
     assert "covey.cli.main" in modules  # the report was read
     assert heavy_in(modules) == []
     assert [m for m in NOT_FOR_DISPATCH if m in modules] == []
+    if args != ("usage", "--json"):  # its rows carry the `Usage` model
+        assert [m for m in NO_PYDANTIC if m in modules] == []
 
 
 @pytest.mark.parametrize("args", [("sessions", "--json"), ("usage", "--json")])
@@ -97,15 +104,26 @@ def test_bg_dispatch_plans_without_sdk_loop_or_tools(supervisor: Path) -> None: 
     )
     assert "covey.sessions.plan" in modules  # the dispatch did plan the session
     assert heavy_in(modules) == []
-    assert [m for m in NOT_FOR_DISPATCH + NOT_FOR_PLANNING if m in modules] == []
+    assert [m for m in NOT_FOR_DISPATCH + NOT_FOR_PLANNING + NO_PYDANTIC if m in modules] == []
 
 
 def test_the_command_line_builds_models_without_pydantic_plugins(git_repo: Path) -> None:
     """covey's entry point stands in for pydantic's plugin loader (no `importlib.metadata`
-    scan); pydantic still asks that module, and a bad settings file is still its one line."""
+    scan) where pydantic models are built (`-p`); pydantic still asks that module."""
     import pydantic.plugin._schema_validator as schema_validator
 
     assert "from ._loader import get_plugins" in inspect.getsource(schema_validator)
+    script = Script.model_validate({"turns": [{"text": "hi"}]})
+    with FakeServer(script) as srv:
+        env = {"ANTHROPIC_API_KEY": "test-key", "ANTHROPIC_BASE_URL": srv.url}
+        args = ("-p", "say hi", "--model", "anthropic:claude-sonnet-4-5")
+        modules = imported_modules(*args, cwd=git_repo, env=env)
+    assert {"pydantic", "covey.messages"} <= modules
+    assert "pydantic.plugin._loader" not in modules  # the stand-in is never imported
+
+
+def test_a_bad_settings_file_stops_a_dispatch_in_one_line(git_repo: Path) -> None:
+    """Settings are checked without pydantic on a dispatch, with the same one-line error."""
     (git_repo / ".covey").mkdir()
     (git_repo / ".covey" / "settings.json").write_text('{"retries": {"maxRetries": "x"}}')
     proc = subprocess.run(
@@ -122,7 +140,7 @@ def test_the_command_line_builds_models_without_pydantic_plugins(git_repo: Path)
         f"covey: error: {git_repo / '.covey' / 'settings.json'}: key retries.maxRetries "
         "must be an integer from 0 to 100 (got string)"
     ]
-    assert "| importlib.metadata" not in proc.stderr
+    assert "| pydantic" not in proc.stderr
 
 
 def test_print_loads_covey_s_client_and_no_provider_sdk(git_repo: Path) -> None:
@@ -156,3 +174,36 @@ def test_lazy_package_names_resolve_to_their_modules() -> None:
         _ = covey.tools.NoSuchTool
     with pytest.raises(AttributeError):
         _ = covey.agent.NoSuchName
+
+
+def test_a_cold_dispatch_waits_for_the_supervisor_s_lock_not_its_session_host(
+    supervisor: Path,  # noqa: F811
+) -> None:
+    """The supervisor takes its lock and writes its pid (what `covey --bg` waits for) before
+    it imports the session host (the agent stack, most of its start-up)."""
+    env = {"ANTHROPIC_API_KEY": "test-key", "PYTHONPROFILEIMPORTTIME": "1"}  # inherited
+    done = subprocess.run(
+        [sys.executable, "-m", "covey", "--bg", "say hi", "--model", "haiku"],
+        cwd=supervisor,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    log = Path(os.environ["COVEY_HOME"]) / "logs" / "supervisor.log"
+    deadline = time.monotonic() + 60
+    while (daemon := _import_line(log, "covey.supervisor.daemon")) is None:
+        assert time.monotonic() < deadline, log.read_text()[-2000:]
+        time.sleep(0.05)
+    lines = log.read_text().splitlines()
+    started = next(i for i, line in enumerate(lines) if "supervisor" in line and "started" in line)
+    assert started < daemon
+
+
+def _import_line(log: Path, module: str) -> int | None:
+    """The line of `log` where `-X importtime` reports `module` imported, if it is there."""
+    for i, line in enumerate(log.read_text().splitlines()):
+        if line.startswith("import time:") and line.rsplit("|", 1)[1].strip() == module:
+            return i
+    return None

@@ -53,7 +53,9 @@ def test_a_session_round_trips_with_its_meta(store: Store) -> None:
             kind="background",
             agent="reviewer",
             permission_mode="acceptEdits",
-            meta=SessionMeta(worktree="/repo/.covey/worktrees/a", branch="covey/a", extra=1),
+            meta=SessionMeta.model_validate(
+                {"worktree": "/repo/.covey/worktrees/a", "branch": "covey/a", "extra": 1}
+            ),
         )
         insert_session(conn, row)
     assert len(sid) == 8 and sid.isalnum() and sid == sid.lower()
@@ -61,7 +63,12 @@ def test_a_session_round_trips_with_its_meta(store: Store) -> None:
         got = get_session(conn, sid)
         assert get_session(conn, "nope") is None
     assert got == row
-    assert got.meta.model_extra == {"extra": 1}
+    assert got.meta.extras == {"extra": 1}
+    assert got.meta.dump() == {
+        "worktree": "/repo/.covey/worktrees/a",
+        "branch": "covey/a",
+        "extra": 1,
+    }
 
 
 def test_a_new_row_is_queued_unleased_and_stamped_once() -> None:

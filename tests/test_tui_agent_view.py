@@ -312,7 +312,7 @@ def test_dispatch_creates_a_queued_background_session(store: Store, git_repo: Pa
     assert len(rows) == 1
     row = rows[0]
     assert (row.kind, row.state, row.model) == ("background", "queued", model)
-    assert row.meta.model_dump()["prompt"] == "add a changelog entry"
+    assert row.meta.prompt == "add a changelog entry"
 
 
 def test_a_too_short_prompt_is_refused(store: Store, git_repo: Path) -> None:

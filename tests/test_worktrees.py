@@ -10,8 +10,8 @@ import re
 import shutil
 from pathlib import Path
 
+import msgspec
 import pytest
-from pydantic import BaseModel
 
 import covey.git.worktrees as worktrees
 from covey.config import WorktreeSettings, load_settings
@@ -96,8 +96,8 @@ def test_generated_names_avoid_taken_ones() -> None:
 def test_settings_defaults_docs_and_errors(tmp_path: Path) -> None:
     s = WorktreeSettings()
     assert (s.baseRef, s.pool, s.symlinkDirectories, s.sparsePaths) == ("fresh", 0, [], [])
-    models: list[type[BaseModel]] = [WorktreeSettings]
-    assert all(attribute_docstrings(m).get(name) for m in models for name in m.model_fields)
+    models: list[type[msgspec.Struct]] = [WorktreeSettings]
+    assert all(attribute_docstrings(m).get(name) for m in models for name in m.__struct_fields__)
     project = tmp_path / "p"
     (project / ".covey").mkdir(parents=True)
     (project / ".git").mkdir()

@@ -11,11 +11,10 @@ import click
 
 from covey.errors import UserError
 from covey.sessions.listing import display_state
-from covey.sessions.render import render_entry
 from covey.store import Store
 from covey.store.sessions import SessionKind, SessionRow, find_session, get_session, list_sessions
 from covey.store.transcript import TranscriptEntry, read_entries
-from covey.store.usage import session_usage
+from covey.store.usage import session_tokens
 
 __all__ = ["COMMANDS"]
 
@@ -62,18 +61,18 @@ def sessions_command(as_json: bool, show_all: bool, limit: int) -> None:
                 None if show_all else ["print", "interactive", "background"]
             )
             rows = list_sessions(conn, kinds=kinds, limit=limit)
-            costs = {r.id: session_usage(conn, r.id) for r in rows}
+            totals = {r.id: session_tokens(conn, r.id) for r in rows}
     finally:
         store.close()
     items: list[dict[str, Any]] = []
     for r in rows:
-        usage, cost = costs[r.id]
+        tokens, cost = totals[r.id]
         items.append(
             {
                 **session_fields(r, cost),
                 "parent_id": r.parent_id,
                 "model": r.model,
-                "tokens": usage.total_input + usage.output,
+                "tokens": tokens,
             }
         )
     if as_json:
@@ -115,6 +114,8 @@ def logs_command(session: str, follow: bool) -> None:
 
 
 def _echo(entries: list[TranscriptEntry]) -> None:
+    from covey.sessions.render import render_entry  # the message models: `logs` only
+
     for entry in entries:
         for line in render_entry(entry):
             click.echo(line)

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from covey import proc
-from covey.errors import GitError
+from covey.errors import GitError, UserError
 
 __all__ = [
     "NO_HOOKS",
@@ -25,6 +25,7 @@ __all__ = [
     "GitError",
     "commit_all",
     "diff",
+    "find_repo",
     "git",
     "git_argv",
     "git_result",
@@ -93,6 +94,14 @@ def git_result(
 def is_transient_worktree_error(message: str) -> bool:
     """git met another `git worktree` command's half-made admin directory; retry."""
     return "failed to read" in message and "/worktrees/" in message
+
+
+def find_repo(cwd: Path) -> Path:
+    """The main checkout of the repository holding `cwd`, or a UserError."""
+    root = repo_root(cwd)
+    if root is None:
+        raise UserError(f"not a git repository: {cwd} (covey -w needs one)")
+    return root
 
 
 def repo_root(cwd: Path) -> Path | None:

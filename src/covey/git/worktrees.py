@@ -39,10 +39,10 @@ from covey.git.pool import claim_pooled, refill_pool
 from covey.git.repo import (
     WORKTREE_RETRIES,
     GitError,
+    find_repo,
     git,
     git_result,
     is_transient_worktree_error,
-    repo_root,
 )
 
 __all__ = [
@@ -63,14 +63,6 @@ __all__ = [
     "restore_worktree",
     "unlock_worktree",
 ]
-
-
-def find_repo(cwd: Path) -> Path:
-    """The main checkout of the repository holding `cwd`, or a UserError."""
-    root = repo_root(cwd)
-    if root is None:
-        raise UserError(f"not a git repository: {cwd} (covey -w needs one)")
-    return root
 
 
 def open_worktree(

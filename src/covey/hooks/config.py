@@ -19,10 +19,9 @@ import re
 from collections.abc import Iterable
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
-from pydantic_core import ErrorDetails
+import msgspec
 
-from covey.config import split_permission_rule
+from covey.config.rules import split_permission_rule
 from covey.errors import UserError
 
 __all__ = [
@@ -66,42 +65,30 @@ _UNSUPPORTED_FIELDS = ("args", "async", "asyncRewake", "shell")
 _SIMPLE = re.compile(r"[A-Za-z0-9_, |-]*")
 
 
-def _check_rule(rule: str | None) -> str | None:
-    if rule is not None:
-        split_permission_rule(rule)  # ValueError with a one-line reason
-    return rule
+class CommandHook(msgspec.Struct, frozen=True, kw_only=True):
+    """One `{"type": "command", ...}` handler. The hook models are msgspec Structs (no
+    pydantic on a dispatch), frozen so that `merge_hooks` can drop a repeated handler."""
 
-
-def _non_empty(text: str) -> str:
-    if not text.strip():
-        raise ValueError("must not be empty")
-    return text
-
-
-_FROZEN = ConfigDict(
-    strict=True,
-    frozen=True,
-    extra="ignore",
-    validate_by_name=True,
-    validate_by_alias=True,
-)
-
-
-class CommandHook(BaseModel):
-    """One `{"type": "command", ...}` handler."""
-
-    model_config = _FROZEN
     type: Literal["command"] = "command"
-    command: Annotated[str, AfterValidator(_non_empty)]
+    command: str
     """Run by `/bin/sh -c` in the session's working directory; the event JSON on stdin."""
-    timeout: float | None = Field(default=None, gt=0)
+    timeout: Annotated[float, msgspec.Meta(gt=0)] | None = None
     """Seconds before the hook is killed; None: the runner's default (600)."""
-    if_: Annotated[str | None, AfterValidator(_check_rule)] = Field(default=None, alias="if")
+    if_: str | None = msgspec.field(default=None, name="if")
     """A permission rule (`Bash(git *)`) the tool call must match; tool events only."""
     statusMessage: str | None = None
     """What a UI may show while the hook runs."""
     once: bool = False
     """Run at most once per session."""
+
+    def __post_init__(self) -> None:
+        if not self.command.strip():
+            raise ValueError("command: must not be empty")
+        if self.if_ is not None:
+            try:
+                split_permission_rule(self.if_)
+            except ValueError as e:
+                raise ValueError(f"if: {e}") from None
 
     @property
     def key(self) -> str:
@@ -109,14 +96,13 @@ class CommandHook(BaseModel):
         return self.command
 
 
-class CallbackHook(BaseModel):
+class CallbackHook(msgspec.Struct, frozen=True, kw_only=True):
     """A hook callback of the Claude Agent SDK: the event's input goes to the SDK as a
     `hook_callback` control request, and its answer is read as a command hook's JSON output."""
 
-    model_config = _FROZEN
     type: Literal["callback"] = "callback"
     callback_id: str
-    timeout: float | None = Field(default=None, gt=0)
+    timeout: float | None = None
     """Seconds to wait for the answer; None: the runner's default."""
     if_: None = None
     once: bool = False
@@ -129,20 +115,18 @@ class CallbackHook(BaseModel):
 Handler = CommandHook | CallbackHook
 
 
-class MatcherGroup(BaseModel):
+class MatcherGroup(msgspec.Struct, frozen=True, kw_only=True):
     """Handlers that run when `matcher` matches the event's value (tool name, trigger...)."""
 
-    model_config = _FROZEN
     matcher: str = ""
     """`*`, "" → everything; `A|B` or `A,B` → exact names; anything else → a regex search."""
     hooks: tuple[Handler, ...] = ()
 
 
-class HooksConfig(BaseModel):
+class HooksConfig(msgspec.Struct, frozen=True, kw_only=True):
     """Matcher groups by event name."""
 
-    model_config = _FROZEN
-    events: dict[str, tuple[MatcherGroup, ...]] = Field(default_factory=dict)
+    events: dict[str, tuple[MatcherGroup, ...]] = {}
 
     def groups(self, event: str) -> tuple[MatcherGroup, ...]:
         return self.events.get(event, ())
@@ -278,9 +262,9 @@ class _Reader:
             types = ", ".join(("command", *_OTHER_TYPES))
             raise self.fail(f"key {key}.type must be one of {types} (got {got})")
         try:
-            hook = CommandHook.model_validate(raw)
-        except ValidationError as e:
-            raise self.fail(_describe(e.errors()[0], key)) from None
+            hook = msgspec.convert(raw, CommandHook)
+        except msgspec.ValidationError as e:
+            raise self.fail(_describe(str(e), raw, key)) from None
         extras = raw.keys() - {"type", "command", "timeout", "if", "statusMessage", "once"}
         for name in sorted(extras & set(_UNSUPPORTED_FIELDS)):
             self.warn(f"key {key}.{name} is not supported yet; it is ignored")
@@ -291,26 +275,24 @@ class _Reader:
         return hook
 
 
-_EXPECTED = {
-    "string_type": "a string",
-    "bool_type": "true or false",
-    "float_type": "a number",
-    "float_parsing": "a number",
-}
+_EXPECTED = {"str": "a string", "bool": "true or false", "float": "a number", "int": "a number"}
+_AT = " - at `$"
 
 
-def _describe(err: ErrorDetails, key: str) -> str:
-    where = key + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
-    kind, ctx = err["type"], err.get("ctx", {})
-    if kind == "missing":
-        return f"key {where} is required"
-    if kind == "value_error":
-        return f"key {where}: {ctx.get('error', err['msg'])}"
-    if kind == "greater_than":
-        return f"key {where} must be a number > {ctx['gt']:g} (got {json.dumps(err['input'])})"
-    if kind in _EXPECTED:
-        return f"key {where} must be {_EXPECTED[kind]} (got {_kind(err['input'])})"
-    return f"key {where}: {err['msg']}"
+def _describe(error: str, raw: dict[str, object], key: str) -> str:
+    """msgspec's message about one handler (`Expected `str`, got `int` - at `$.command``) as
+    `key <key>.command must be a string (got int)`."""
+    text, _, path = error.partition(_AT)
+    name = path.rstrip("`").lstrip(".")
+    where = f"{key}.{name}" if name else key
+    if missing := re.match(r"Object missing required field `(\w+)`", text):
+        return f"key {key}.{missing[1]} is required"
+    if bound := re.match(r"Expected `\w+` > (\S+)$", text):
+        return f"key {where} must be a number > {float(bound[1]):g} (got {json.dumps(raw[name])})"
+    if wrong := re.match(r"Expected `(\w+)(?: \| null)?`, got", text):
+        return f"key {where} must be {_EXPECTED[wrong[1]]} (got {_kind(raw[name])})"
+    field, sep, reason = text.partition(": ")  # CommandHook's own checks: "<field>: <reason>"
+    return f"key {key}.{field}: {reason}" if sep else f"key {where}: {text}"
 
 
 def _kind(value: object) -> str:

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from covey.config import load_credentials, user_settings
 from covey.errors import UserError
-from covey.git.checkout import resolve_base
-from covey.git.worktrees import find_repo
+from covey.git.base import resolve_base
+from covey.git.repo import find_repo
 from covey.models.registry import BASE_URL_VARS
 from covey.sessions.lease import LEASE_TTL_S, holder_alive, is_supervisor, local_pid
 from covey.sessions.plan import SessionOptions, plan_session

@@ -23,9 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
-from covey.config import PermissionSettings, find_project_root
+from covey.config import find_project_root, split_permission_rule
 from covey.home import covey_home
 from covey.tools.permissions import PERMISSION_MODES
 
@@ -76,10 +74,11 @@ def _parse(item: object, index: int) -> PermissionUpdate:
         if not isinstance(rules, list) or not all(isinstance(r, dict) for r in rules):
             raise ValueError(f"{where}.rules must be a list of {{toolName, ruleContent?}}")
         texts = tuple(_rule_text(r, where) for r in rules)
-        try:
-            PermissionSettings.model_validate({behavior: list(texts)})
-        except ValidationError as e:
-            raise ValueError(f"{where}: {e.errors()[0]['msg']}") from None
+        for text in texts:
+            try:
+                split_permission_rule(text)
+            except ValueError as e:
+                raise ValueError(f"{where}: {e}") from None
         return PermissionUpdate(kind, destination, behavior, rules=texts)
     if kind == "setMode":
         if item.get("mode") not in PERMISSION_MODES:

@@ -2,17 +2,26 @@
 
 Every key a host or a face reads is a field here; nothing is looked up by a string. Older
 rows carry the same keys (they were written untyped before), so they read as they are; keys
-this version does not know are kept when a row is rewritten (`extra="allow"`).
+this version does not know are kept when a row is rewritten (`SessionMeta.extras`).
+
+msgspec Structs, not pydantic models: listing and dispatching read and write rows without
+importing pydantic. Values are converted leniently (`strict=False`: a row written by hand
+with `"5"` for 5 still reads), and `SessionMeta` keeps the names `model_validate` and
+`model_copy` the pydantic model had.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+import msgspec
+import msgspec.json
 
 __all__ = ["Grant", "Pending", "SessionMeta", "StoredOptions", "call_text", "with_meta"]
+
+_EXTRAS = "(covey: unknown keys)"
+"""Where `SessionMeta` holds unknown keys while converting (no JSON key of a row is this)."""
 
 
 def call_text(tool: str, tool_input: dict[str, Any]) -> str:
@@ -22,20 +31,23 @@ def call_text(tool: str, tool_input: dict[str, Any]) -> str:
     return f"{tool}({shown[:200]})"
 
 
-class Pending(BaseModel):
+class Pending(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """What a `needs_input` session waits for (`meta.pending`)."""
-
-    model_config = ConfigDict(frozen=True, populate_by_name=True)
 
     kind: str = "question"
     """question | permission | credentials | budget"""
     text: str
-    options: list[str] = Field(default_factory=list)
+    options: list[str] = []
     tool: str | None = None
     """A permission: the tool call waiting for the person's yes or no."""
-    tool_input: dict[str, Any] | None = Field(default=None, alias="input")
+    input: dict[str, Any] | None = None
+    """A permission: the input of that tool call (also read as `tool_input`)."""
     budget: str | None = None
     """A budget stop: the limit reached (`session` or `daily`), which a reply raises."""
+
+    @property
+    def tool_input(self) -> dict[str, Any] | None:
+        return self.input
 
     @classmethod
     def permission(cls, tool: str, tool_input: dict[str, Any], reason: str) -> Pending:
@@ -51,20 +63,16 @@ class Pending(BaseModel):
         return text
 
 
-class Grant(BaseModel):
+class Grant(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """A tool call the person allowed after its host went away: it runs once, unasked."""
 
-    model_config = ConfigDict(frozen=True)
-
     tool: str
-    input: dict[str, Any] = Field(default_factory=dict)
+    input: dict[str, Any] = {}
 
 
-class StoredOptions(BaseModel):
+class StoredOptions(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """The command-line options a background session was dispatched with; the supervisor
     applies them (safety flags are never dropped on the way)."""
-
-    model_config = ConfigDict(frozen=True)
 
     allowed_tools: tuple[str, ...] = ()
     disallowed_tools: tuple[str, ...] = ()
@@ -73,10 +81,8 @@ class StoredOptions(BaseModel):
     max_budget_usd: float | None = None
 
 
-class SessionMeta(BaseModel):
+class SessionMeta(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """The `meta` JSON object of a session."""
-
-    model_config = ConfigDict(frozen=True, extra="allow")
 
     worktree: str | None = None
     """The worktree directory the session works in, if any."""
@@ -104,16 +110,35 @@ class SessionMeta(BaseModel):
     """Allowed tool calls not yet run (see `Grant`)."""
     node: str | None = None
     """The Ray node a background session runs on (`background.executor: ray`); none: local."""
-    budget_raises: dict[str, float] = Field(default_factory=dict)
+    budget_raises: dict[str, float] = {}
     """Limits the person raised by reply (`covey reply ID "raise to 5"`), by budget
     (`session`, `daily`); each counts when above the configured limit."""
     budget_reserved_usd: float | None = None
     """What the session's requests in flight may cost, reserved under a spend limit and
     counted by every process's budget check while its lease is live (`store.budget_holds`)."""
+    extras: dict[str, Any] = msgspec.field(default_factory=dict, name=_EXTRAS)
+    """The keys this version does not know, kept as they were."""
+
+    @classmethod
+    def model_validate(cls, data: dict[str, Any]) -> Self:
+        """The stored JSON object as meta; `msgspec.ValidationError` when a value does not
+        fit its field (the message names it: `... - at `$.pending.text``)."""
+        known = {k: v for k, v in data.items() if k in _FIELDS}
+        extras = {k: v for k, v in data.items() if k not in _FIELDS}
+        return msgspec.convert({**known, _EXTRAS: extras}, cls, strict=False)
+
+    def model_copy(self, *, update: dict[str, Any]) -> Self:
+        """A copy with some fields replaced (not validated again)."""
+        return msgspec.structs.replace(self, **update)
 
     def dump(self) -> dict[str, Any]:
-        """The JSON object stored in the row (unset keys left out)."""
-        return self.model_dump(mode="json", exclude_none=True, exclude_defaults=True, by_alias=True)
+        """The JSON object stored in the row (unset keys left out; tuples as lists, as JSON
+        reads them back)."""
+        data: dict[str, Any] = msgspec.json.decode(msgspec.json.encode(self))
+        return {**data.pop(_EXTRAS, {}), **data}
+
+
+_FIELDS = frozenset(f for f in SessionMeta.__struct_fields__ if f != "extras")
 
 
 def with_meta(meta: SessionMeta, **changes: Any) -> SessionMeta:
@@ -122,13 +147,6 @@ def with_meta(meta: SessionMeta, **changes: Any) -> SessionMeta:
     for key, value in changes.items():
         if value is None:
             data.pop(key, None)
-        elif isinstance(value, BaseModel):
-            data[key] = value.model_dump(mode="json", by_alias=True)
-        elif isinstance(value, (list, tuple)):
-            data[key] = [
-                v.model_dump(mode="json", by_alias=True) if isinstance(v, BaseModel) else v
-                for v in value
-            ]
         else:
-            data[key] = value
+            data[key] = msgspec.to_builtins(value)
     return SessionMeta.model_validate(data)

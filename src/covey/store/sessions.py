@@ -8,7 +8,8 @@ increments the epoch). Which state changes are allowed is decided in `covey.sess
 
 from __future__ import annotations
 
-import secrets
+import random
+import re
 import sqlite3
 import string
 import time
@@ -18,7 +19,7 @@ from pathlib import Path
 from types import EllipsisType
 from typing import Any, Literal, TypedDict, Unpack
 
-from pydantic import ValidationError
+import msgspec
 
 from covey.store._json import dump_json, load_json_object
 from covey.store._tx import require_transaction
@@ -133,23 +134,31 @@ def _row(r: tuple[Any, ...]) -> SessionRow:
     return SessionRow(*values)
 
 
+_BAD_KEY = re.compile(r" - at `\$\.([^.\[`]+)")
+"""The top-level key in a msgspec validation error (`... - at `$.pending.text``)."""
+
+
 def _meta(data: dict[str, Any]) -> SessionMeta:
     """The row's meta; a key whose value does not fit its field (written by hand, or by a
     future version) is left out rather than making the whole row unreadable."""
     while True:
         try:
             return SessionMeta.model_validate(data)
-        except ValidationError as e:
-            bad = {str(err["loc"][0]) for err in e.errors() if err["loc"]}
-            if not bad & set(data):
+        except msgspec.ValidationError as e:
+            bad = _BAD_KEY.search(str(e))
+            if bad is None or bad[1] not in data:
                 return SessionMeta()
-            data = {k: v for k, v in data.items() if k not in bad}
+            data = {k: v for k, v in data.items() if k != bad[1]}
+
+
+_SYSTEM_RANDOM = random.SystemRandom()
+"""`os.urandom` behind `random`'s API: what `secrets` uses, without its import (hmac)."""
 
 
 def new_session_id(conn: sqlite3.Connection) -> str:
     """A fresh id: 8 lowercase letters and digits, not used by any session yet."""
     while True:
-        sid = "".join(secrets.choice(_ID_ALPHABET) for _ in range(_ID_LENGTH))
+        sid = "".join(_SYSTEM_RANDOM.choices(_ID_ALPHABET, k=_ID_LENGTH))
         if conn.execute("SELECT 1 FROM sessions WHERE id = ?", (sid,)).fetchone() is None:
             return sid
 

@@ -22,6 +22,7 @@ __all__ = [
     "last_usage_id",
     "record_usage",
     "root_costs",
+    "session_tokens",
     "session_usage",
     "usage_rows",
     "usage_totals",
@@ -86,15 +87,29 @@ def session_usage(
     only rows after `since_id` (a run's own spending, see `last_usage_id`)."""
     from covey.messages import Usage
 
-    row = conn.execute(
-        f"""{_TREE} SELECT COALESCE(SUM(input), 0), COALESCE(SUM(output), 0),
-            COALESCE(SUM(cache_read), 0), COALESCE(SUM(cache_write), 0),
-            COALESCE(SUM(cost_usd), 0.0)
-            FROM usage WHERE session_id IN (SELECT id FROM tree) AND id > ?""",
-        (session_id, since_id),
-    ).fetchone()
+    row = _session_sums(conn, session_id, since_id)
     usage = Usage(input=row[0], output=row[1], cache_read=row[2], cache_write=row[3])
     return usage, float(row[4])
+
+
+def session_tokens(conn: sqlite3.Connection, session_id: str) -> tuple[int, float]:
+    """All tokens (input, cached or not, and output) and USD of a session and its
+    descendants, as `session_usage` counts them, without the message models (a listing)."""
+    row = _session_sums(conn, session_id, 0)
+    return sum(row[:4]), float(row[4])
+
+
+def _session_sums(conn: sqlite3.Connection, session_id: str, since_id: int) -> tuple[Any, ...]:
+    """input, output, cache_read, cache_write, cost_usd summed over the session's tree."""
+    return tuple(
+        conn.execute(
+            f"""{_TREE} SELECT COALESCE(SUM(input), 0), COALESCE(SUM(output), 0),
+                COALESCE(SUM(cache_read), 0), COALESCE(SUM(cache_write), 0),
+                COALESCE(SUM(cost_usd), 0.0)
+                FROM usage WHERE session_id IN (SELECT id FROM tree) AND id > ?""",
+            (session_id, since_id),
+        ).fetchone()
+    )
 
 
 def cost_since(conn: sqlite3.Connection, since: float) -> float:

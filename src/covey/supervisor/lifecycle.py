@@ -23,7 +23,6 @@ from covey.store import Store
 from covey.store.commands import pending_commands
 from covey.store.sessions import list_sessions
 from covey.supervisor import pid_path, try_lock
-from covey.supervisor.daemon import Supervisor
 
 __all__ = ["main"]
 
@@ -73,6 +72,10 @@ def main() -> None:
     store = Store.open()
     watch_children_with_pidfds()
     try:
+        # the session host loads after the lock and the store: `covey --bg` waits for the
+        # lock and the pid file, not for the agent stack to import
+        from covey.supervisor.daemon import Supervisor
+
         while True:
             supervisor = Supervisor(store, idle_exit_s=_idle_exit_s())
             asyncio.run(supervisor.serve())
