@@ -74,12 +74,10 @@ so it reads as interrupted once the node stops renewing it) with its paths under
 moved under the root's own; its usage is in the user's ledger (budgets, `covey usage`).
 `forward_commands` forwards the commands of the whole tree (`covey stop TEAMMATE`).
 
-Not covered: the tool gate is around the root's own tool batches only. A subagent's run
-is inside one (its effects are in that batch's snapshot, and the root's result waits for
-it), but its transcript entries are applied as written; a teammate's tool batches run
-ungated, so a teammate resumed on another node may hold a result whose effects did not
-reach the user's repository. A child's worktree of its own (`isolation: worktree`) stays
-on the node.
+The tool gate is around the root's tool batches and each teammate's (`gate_tools`; they
+share the root's journal and, working in its worktree, its snapshots). A subagent's run is
+inside its parent's batch (its effects are in that batch's snapshot, the parent's result
+waits for it), its transcript entries applied as written.
 """
 
 from __future__ import annotations

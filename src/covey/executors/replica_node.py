@@ -26,6 +26,12 @@ acknowledged again, so it starts no further tool batch; and after `SnapshotFaile
 executor must end the session on that node and resume it from the user's store under a new
 epoch (the failed step reads as interrupted there).
 
+A teammate of a team the session leads on the node gets a gate of its own
+(`ToolGate.for_member`, set by `gate_tools` through the team's `on_host`): its entries are
+held and released on their own, in the root's journal; working in the lead's worktree, it
+shares the lead's snapshots and their lock (a snapshot and its release are journaled
+together, so snapshots arrive in the order taken, each on the one before).
+
 `ToolGate` only writes the node store and polls it (every `poll_s`) for the acknowledgement
 `covey.executors.replica.acknowledge` writes; it works the same when the supervisor's pump
 runs in another thread, process or machine.
@@ -34,6 +40,7 @@ runs in another thread, process or machine.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -43,6 +50,7 @@ from covey.messages import ToolResultBlock, ToolUseBlock
 from covey.sessions.host import SessionHost
 from covey.store import Store
 from covey.store.replica import drop_held, get_cursor, hold, last_journal_id, release
+from covey.teams.runtime import live_runtime
 
 __all__ = ["GatedToolRunner", "ToolGate", "gate_tools"]
 
@@ -50,46 +58,81 @@ POLL_S = 0.02
 
 
 class ToolGate:
+    """The gate of one session of a replicated tree: the root (`root` None) or a teammate
+    (`session_id`) of the tree rooted at `root`, whose records go to the root's journal.
+    Gates snapshotting the same worktree share one `lock`: a snapshot and the release of
+    its batch are journaled together, so snapshots reach the supervisor in the order they
+    were taken (each on the one before)."""
+
     def __init__(
         self,
         node_store: Store,
         session_id: str,
         snapshot: Callable[[], Snapshot | None],
         *,
+        root: str | None = None,
+        lock: threading.Lock | None = None,
         poll_s: float = POLL_S,
     ) -> None:
         self.node_store = node_store
         self.session_id = session_id
+        self.root = root or session_id
         self.snapshot = snapshot
+        self.lock = lock or threading.Lock()
         self.poll_s = poll_s
+
+    def for_member(
+        self, session_id: str, snapshot: Callable[[], Snapshot | None] | None = None
+    ) -> ToolGate:
+        """The gate of another session of this tree (a teammate): the same journal, and the
+        same worktree and lock unless it has a `snapshot` of its own."""
+        own = snapshot is not None
+        return ToolGate(
+            self.node_store,
+            session_id,
+            snapshot or self.snapshot,
+            root=self.root,
+            lock=threading.Lock() if own else self.lock,
+            poll_s=self.poll_s,
+        )
 
     async def before_tools(self) -> None:
         """Hold the batch's entries; wait until all before them is applied."""
         with self.node_store.write() as conn:
             hold(conn, self.session_id)
-            target = last_journal_id(conn, self.session_id)
+            target = last_journal_id(conn, self.root)
         while self.acknowledged() < target:
             await asyncio.sleep(self.poll_s)
 
     async def after_tools(self, *, changed: bool = True) -> None:
         """Ship the worktree (unless the batch could not change it: `changed` False), then
         let the batch's entries go after it."""
-        snap = await asyncio.to_thread(self.snapshot) if changed else None
-        data: dict[str, Any] = {}
+        if changed:
+            await asyncio.to_thread(self._ship)
+        else:
+            self._release(None)
+
+    def _ship(self) -> None:
+        with self.lock:
+            self._release(self.snapshot())
+
+    def _release(self, snap: Snapshot | None) -> None:
+        data: dict[str, Any] = {"sid": self.session_id}
         bundle = None
         if snap is not None:
-            data, bundle = {"sha": snap.sha, "parent": snap.parent}, snap.bundle
+            data.update(sha=snap.sha, parent=snap.parent)
+            bundle = snap.bundle
         with self.node_store.write() as conn:
-            release(conn, self.session_id, data, bundle)
+            release(conn, self.root, data, bundle, member=self.session_id)
 
     def abandon(self) -> None:
         """The batch did not finish: its entries never leave the node."""
         with self.node_store.write() as conn:
-            drop_held(conn, self.session_id)
+            drop_held(conn, self.root, member=self.session_id)
 
     def acknowledged(self) -> int:
         with self.node_store.read() as conn:
-            got = get_cursor(conn, self.session_id)
+            got = get_cursor(conn, self.root)
         return got[1] if got is not None else 0
 
 
@@ -118,6 +161,16 @@ class GatedToolRunner(ToolRunner):
         return tool is None or not tool.read_only_for(call.input)
 
 
-def gate_tools(host: SessionHost, gate: ToolGate) -> None:
-    """Put `gate` around the tool batches of `host`'s main agent."""
+def gate_tools(
+    host: SessionHost,
+    gate: ToolGate,
+    member_gate: Callable[[SessionHost], ToolGate] | None = None,
+) -> None:
+    """Put `gate` around the tool batches of `host`'s main agent; and, when `host` leads a
+    team here, a gate around each teammate's (`member_gate(teammate's host)`; by default
+    `gate.for_member`: the lead's worktree, which the teammate works in)."""
     host.agent.runner = GatedToolRunner(host.agent.runner, gate)
+    team = live_runtime(host.session_id)
+    if team is not None:
+        make = member_gate or (lambda teammate: gate.for_member(teammate.session_id))
+        team.on_host = lambda teammate: gate_tools(teammate, make(teammate))
