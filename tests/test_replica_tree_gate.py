@@ -7,9 +7,13 @@ snapshots are real commits of the worktree the lead and its teammate share."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
+import os
+import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -25,13 +29,15 @@ from covey.executors.replica import (
     apply,
     collect,
 )
+from covey.sessions.resume import INTERRUPTED
 from covey.store import Store
-from covey.store.sessions import list_sessions
+from covey.store.sessions import acquire_lease, list_sessions
 from covey.store.transcript import read_entries
 from replicatools import new_session, pumping, run_on_node, seed
 from teamtools import spawn
 
 SID = "replica1"
+TOOLS = Path(__file__).with_name("replicatools.py")
 
 
 def _lead(then: str) -> list[dict[str, Any]]:
@@ -155,3 +161,58 @@ def test_a_teammates_bash_runs_only_once_its_call_is_in_the_users_store(
         assert errors == []
         assert (git_repo / "bash.log").read_text() == "ran\n"
         assert len(_alice_results(user)) == 1
+
+
+def test_a_node_lost_mid_teammate_bash_resumes_it_interrupted_not_rerun(
+    git_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COVEY_EXPERIMENTAL_AGENT_TEAMS", "1")
+    marker = tmp_path / "runs.txt"
+    sleeper = {"name": "Bash", "input": {"command": f"echo ran >> {marker}; sleep 30"}}
+    model = _script(tmp_path / "script.json", [{"tool_calls": [sleeper]}])
+    with Store.open(tmp_path / "user.db") as user:
+        epoch = new_session(user, git_repo, model, SID)
+        first = tmp_path / "node1.db"
+        with Store.open(first) as node:
+            host_id = seed(user, node, SID, epoch)
+        proc = subprocess.Popen(
+            [sys.executable, str(TOOLS), str(first), SID, str(epoch), host_id, "go"],
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            # a slow supervisor: alice's Bash must wait for her call to be applied
+            with pumping(user, first, SID, epoch, lambda _s: None, every_s=0.5, last_round=False):
+                deadline = time.monotonic() + 60
+                while not marker.exists():
+                    assert time.monotonic() < deadline, "alice's Bash never started"
+                    time.sleep(0.05)
+            os.killpg(proc.pid, signal.SIGKILL)  # the node is lost, its store with it
+            proc.wait()
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        with user.write() as conn:  # the session moves to another node: a new epoch
+            second_epoch = acquire_lease(conn, SID, "supervisor-2", 30.0, 0.0, force=True)
+        assert second_epoch is not None
+        second = tmp_path / "node2.db"
+        with Store.open(second) as node:
+            host_id = seed(user, node, SID, second_epoch)
+            with pumping(user, second, SID, second_epoch, lambda _s: None) as errors:
+                run = run_on_node(node, SID, second_epoch, host_id, "continue")
+                asyncio.run(asyncio.wait_for(run, 60))
+        assert errors == []
+        with user.read() as conn:
+            (alice,) = list_sessions(conn, kinds=["teammate"])
+            entries = read_entries(conn, alice.id)
+        (answer,) = [
+            block
+            for e in entries
+            if e.kind == "message" and e.data["role"] == "user"
+            for block in e.data["content"]
+            if block.get("type") == "tool_result"
+        ]
+        assert answer["is_error"] and answer["content"] == INTERRUPTED
+        assert alice.state == "completed"
+    assert marker.read_text() == "ran\n"  # ran once, on the lost node only
