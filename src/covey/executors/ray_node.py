@@ -4,7 +4,7 @@
     node = NodeSessions(directory)                       # <dir>/node.db, <dir>/work/<sid>
     await node.start(job, pack)                          # unpack, seed, open, run (a task)
     batch = node.collect(sid, cursor); node.acknowledge(sid, batch.cursor)
-    node.forward(commands)                               # `covey stop TEAMMATE` of its tree
+    node.forward(commands)                               # `covey stop TEAMMATE|SUBAGENT`
     node.status(sid) -> "running" | "done" | "absent";  await node.stop(sid); node.forget(sid)
 
 A session arrives as a `NodeJob` (picklable) and its base's workspace pack: the job holds
@@ -41,6 +41,7 @@ from covey.executors.replica import (
     seed_node_store,
 )
 from covey.executors.replica_node import ToolGate, gate_tools
+from covey.executors.replica_stops import stop_subagents
 from covey.git.bundles import ShippedSnapshot, WorkspacePack, snapshot_for_shipping
 from covey.git.bundles import unpack_workspace as unpack
 from covey.models.registry import BASE_URL_VARS
@@ -128,9 +129,11 @@ class NodeSessions:
             host = await asyncio.to_thread(self._open, sid, job)
             hosted.host = host
             gate_tools(host, ToolGate(self.store, sid, lambda: self._snapshot(hosted)))
+            stops = asyncio.create_task(stop_subagents(self.store, sid), name=f"stops-{sid}")
             try:
                 await host.run_turn(job.prompt, start_hooks=True, finish=_summary(job.branch))
             finally:
+                stops.cancel()
                 await asyncio.to_thread(host.close)
         except asyncio.CancelledError:
             raise
