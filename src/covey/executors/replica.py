@@ -93,6 +93,7 @@ from covey.executors.replica_apply import (
     NODE_META_KEYS,
     apply_record,
     move_row_paths,
+    move_text,
     root_paths,
 )
 from covey.executors.replica_records import (
@@ -116,7 +117,7 @@ from covey.store.replica import (
     prune,
     set_cursor,
 )
-from covey.store.replica_tree import apply_team_row, team_rows, tree_ids
+from covey.store.replica_tree import apply_team_row, forget_sessions, team_rows, tree_ids
 from covey.store.session_meta import SessionMeta
 from covey.store.sessions import SessionRow, get_session, insert_session
 from covey.store.transcript import read_entries
@@ -203,9 +204,9 @@ def seed_node_store(
         install_triggers(conn)
         old = [r[0] for r in conn.execute(_TREE_OF, (sid,))]
         forget_replica(conn, sid)  # the triggers stay quiet while it is seeded
-        _forget_sessions(conn, {sid, *old, *(c.row.id for c in children)})
+        forget_sessions(conn, {sid, *old, *(c.row.id for c in children)})
         for one in (dataclasses.replace(export, row=row), *children):
-            _seed_one(conn, one)
+            _seed_one(conn, one, moves)
         for table, team_row in export.team:
             apply_team_row(conn, table, "insert", team_row)
         conn.executemany(
@@ -229,21 +230,18 @@ def _moved_child(row: SessionRow, moves: list[tuple[str, str]]) -> SessionRow:
     )
 
 
-def _forget_sessions(conn: sqlite3.Connection, ids: set[str]) -> None:
-    """The node store's copy of these sessions and of the teams they lead."""
-    marks = ", ".join("?" * len(ids))
-    conn.execute(f"DELETE FROM teams WHERE lead_session_id IN ({marks})", [*ids])
-    for table in ("transcript", "usage", "tool_runs", "events"):
-        conn.execute(f"DELETE FROM {table} WHERE session_id IN ({marks})", [*ids])
-    conn.execute(f"DELETE FROM sessions WHERE id IN ({marks})", [*ids])
-
-
-def _seed_one(conn: sqlite3.Connection, export: SessionExport) -> None:
+def _seed_one(
+    conn: sqlite3.Connection, export: SessionExport, moves: list[tuple[str, str]]
+) -> None:
+    """One session of the tree, the paths its transcript names moved to the node's."""
     sid = export.row.id
     insert_session(conn, export.row)
     conn.executemany(
         "INSERT INTO transcript (session_id, seq, kind, data, created_at) VALUES (?, ?, ?, ?, ?)",
-        [(sid, e.seq, e.kind, dump_json(e.data), e.created_at) for e in export.entries],
+        [
+            (sid, e.seq, e.kind, dump_json(move_text(e.data, moves)), e.created_at)
+            for e in export.entries
+        ],
     )
     for u in export.usage:
         record_usage(conn, sid, u.agent_path, u.model, u.usage, u.cost_usd, now=u.ts)
