@@ -72,12 +72,13 @@ journal order, in the same transactions, under the same fencing (the root's epoc
 cursor. In the user's store a child's row is the node's (its lease held by the node's host,
 so it reads as interrupted once the node stops renewing it) with its paths under the root's
 moved under the root's own; its usage is in the user's ledger (budgets, `covey usage`).
-`forward_commands` forwards the commands of the whole tree (`covey stop TEAMMATE`).
+`forward_commands` forwards the commands of the whole tree (`covey stop TEAMMATE|SUBAGENT`).
 
 The tool gate is around the root's tool batches and each teammate's (`gate_tools`; they
 share the root's journal and, working in its worktree, its snapshots). A subagent's run is
 inside its parent's batch (its effects are in that batch's snapshot, the parent's result
-waits for it), its transcript entries applied as written.
+waits for it), its transcript entries applied as written. Not covered: a child's worktree of
+its own (`isolation: worktree`) cannot be made on a node (its checkout is of a bare base).
 """
 
 from __future__ import annotations
