@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from covey.agent import RunResult
+from covey.executors.ray_worktrees import ChildWorktree, NodeWorktrees, restore_children
 from covey.executors.replica import (
     Batch,
     Cursor,
@@ -42,8 +43,9 @@ from covey.executors.replica import (
 )
 from covey.executors.replica_node import ToolGate, gate_tools
 from covey.executors.replica_stops import stop_subagents
-from covey.git.bundles import ShippedSnapshot, WorkspacePack, snapshot_for_shipping
+from covey.git.bundles import ShippedSnapshot, WorkspacePack
 from covey.git.bundles import unpack_workspace as unpack
+from covey.git.repo import repo_root
 from covey.models.registry import BASE_URL_VARS
 from covey.sessions.background import stored_options
 from covey.sessions.host import SessionHost
@@ -74,13 +76,15 @@ class NodeJob:
     resume: ShippedSnapshot | None = None
     """The work on the branch since the base (`bundles.pack_progress`): the worktree starts
     at `resume.sha`, the first snapshot's parent (at the pack's base when None)."""
+    children: tuple[ChildWorktree, ...] = ()
+    """The tree's children's own worktrees, made again here at their branches' tips."""
 
 
 @dataclass
 class _Hosted:
     job: NodeJob
     worktree: Path
-    parent: str
+    worktrees: NodeWorktrees
     task: asyncio.Task[None] | None = None
     host: SessionHost | None = None
     error: str | None = None
@@ -105,7 +109,10 @@ class NodeSessions:
         if job.settings_json is not None:
             (self.home / "settings.json").write_text(job.settings_json)
         dest = self.directory / "work" / sid
-        await asyncio.to_thread(self._unpack, job, pack, dest)
+        worktrees = NodeWorktrees(
+            self.store, sid, dest, job.resume.sha if job.resume else pack.base
+        )
+        base_repo = await asyncio.to_thread(self._unpack, job, pack, worktrees)
         seed_node_store(
             self.store,
             job.export,
@@ -113,22 +120,27 @@ class NodeSessions:
             host_id=self.host_id,
             cwd=dest,
             worktree=dest,
-            repo=dest,
+            repo=base_repo,
         )
-        hosted = _Hosted(job, dest, job.resume.sha if job.resume else pack.base)
+        hosted = _Hosted(job, dest, worktrees)
         self.sessions[sid] = hosted
         hosted.task = asyncio.create_task(self._run(sid, hosted), name=f"session-{sid}")
 
-    def _unpack(self, job: NodeJob, pack: WorkspacePack, dest: Path) -> None:
+    def _unpack(self, job: NodeJob, pack: WorkspacePack, worktrees: NodeWorktrees) -> Path:
+        """The session's worktree and its children's (a resumed tree's); the main checkout
+        they are worktrees of (the node's base repository, where children make theirs)."""
         bases = self.directory / "bases"
-        unpack(pack, dest, job.branch, cache_dir=bases, resume=job.resume)
+        dest = unpack(pack, worktrees.worktree, job.branch, cache_dir=bases, resume=job.resume)
+        base_repo = repo_root(dest) or dest
+        restore_children(base_repo, job.children, worktrees)
+        return base_repo
 
     async def _run(self, sid: str, hosted: _Hosted) -> None:
         job = hosted.job
         try:
             host = await asyncio.to_thread(self._open, sid, job)
             hosted.host = host
-            gate_tools(host, ToolGate(self.store, sid, lambda: self._snapshot(hosted)))
+            gate_tools(host, ToolGate(self.store, sid, hosted.worktrees.snapshot))
             stops = asyncio.create_task(stop_subagents(self.store, sid), name=f"stops-{sid}")
             try:
                 await host.run_turn(job.prompt, start_hooks=True, finish=_summary(job.branch))
@@ -150,13 +162,6 @@ class NodeSessions:
             environ[var] = job.base_url
         plan = plan_session(stored_options(row, environ), previous=row)
         return SessionHost.open(self.store, plan, host_id=self.host_id, claimed_epoch=job.epoch)
-
-    def _snapshot(self, hosted: _Hosted) -> ShippedSnapshot | None:
-        sid = hosted.job.export.row.id
-        snap = snapshot_for_shipping(hosted.worktree, hosted.parent, f"covey {sid}: step")
-        if snap is not None:
-            hosted.parent = snap.sha
-        return snap
 
     def collect(self, sid: str, after: Cursor) -> Batch:
         return collect(self.store, sid, after)
@@ -199,6 +204,8 @@ class NodeSessions:
             hosted.task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await hosted.task
+        if hosted is not None:
+            await asyncio.to_thread(hosted.worktrees.remove_children)
         dest = self.directory / "work" / sid
         if dest.exists():
             await asyncio.to_thread(shutil.rmtree, dest, True)

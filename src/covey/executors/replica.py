@@ -262,7 +262,8 @@ def collect(node_store: Store, session_id: str, after: Cursor, *, limit: int = 5
         if r.kind == "snapshot":
             if r.data.get("sha"):  # no change since the last one: nothing to ship
                 sha, parent = str(r.data["sha"]), str(r.data.get("parent", ""))
-                records.append(SnapshotRecord(r.id, sha, parent, r.bundle or b""))
+                branch = str(r.data.get("branch", ""))
+                records.append(SnapshotRecord(r.id, sha, parent, r.bundle or b"", branch))
         else:
             records.append(Record(r.id, r.kind, r.data))
     cursor = rows[-1].id if rows else after

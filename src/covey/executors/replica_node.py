@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from covey.agent.tool_runner import ToolRunner
@@ -57,18 +57,24 @@ __all__ = ["GatedToolRunner", "ToolGate", "gate_tools"]
 POLL_S = 0.02
 
 
+Shipment = Snapshot | Sequence[Snapshot] | None
+"""What a snapshot callback returns: nothing changed, one snapshot (of the session's
+worktree), or several (each worktree of the tree that changed: a snapshot with a `branch`
+attribute is of a child's own worktree, shipped to that branch)."""
+
+
 class ToolGate:
     """The gate of one session of a replicated tree: the root (`root` None) or a teammate
     (`session_id`) of the tree rooted at `root`, whose records go to the root's journal.
-    Gates snapshotting the same worktree share one `lock`: a snapshot and the release of
-    its batch are journaled together, so snapshots reach the supervisor in the order they
-    were taken (each on the one before)."""
+    The gates of a tree share one `lock` and one snapshot callback: a snapshot and the
+    release of its batch are journaled together, so snapshots reach the supervisor in the
+    order they were taken (each on the one before)."""
 
     def __init__(
         self,
         node_store: Store,
         session_id: str,
-        snapshot: Callable[[], Snapshot | None],
+        snapshot: Callable[[], Shipment],
         *,
         root: str | None = None,
         lock: threading.Lock | None = None,
@@ -81,18 +87,15 @@ class ToolGate:
         self.lock = lock or threading.Lock()
         self.poll_s = poll_s
 
-    def for_member(
-        self, session_id: str, snapshot: Callable[[], Snapshot | None] | None = None
-    ) -> ToolGate:
-        """The gate of another session of this tree (a teammate): the same journal, and the
-        same worktree and lock unless it has a `snapshot` of its own."""
-        own = snapshot is not None
+    def for_member(self, session_id: str) -> ToolGate:
+        """The gate of another session of this tree (a teammate): the same journal,
+        snapshot callback and lock."""
         return ToolGate(
             self.node_store,
             session_id,
-            snapshot or self.snapshot,
+            self.snapshot,
             root=self.root,
-            lock=threading.Lock() if own else self.lock,
+            lock=self.lock,
             poll_s=self.poll_s,
         )
 
@@ -116,14 +119,15 @@ class ToolGate:
         with self.lock:
             self._release(self.snapshot())
 
-    def _release(self, snap: Snapshot | None) -> None:
-        data: dict[str, Any] = {"sid": self.session_id}
-        bundle = None
-        if snap is not None:
-            data.update(sha=snap.sha, parent=snap.parent)
-            bundle = snap.bundle
+    def _release(self, shipped: Shipment) -> None:
+        records = []
+        for snap in _snapshots(shipped):
+            data: dict[str, Any] = {"sid": self.session_id, "sha": snap.sha, "parent": snap.parent}
+            if branch := getattr(snap, "branch", ""):
+                data["branch"] = branch
+            records.append((data, snap.bundle))
         with self.node_store.write() as conn:
-            release(conn, self.root, data, bundle, member=self.session_id)
+            release(conn, self.root, records, member=self.session_id)
 
     def abandon(self) -> None:
         """The batch did not finish: its entries never leave the node."""
@@ -174,3 +178,11 @@ def gate_tools(
     if team is not None:
         make = member_gate or (lambda teammate: gate.for_member(teammate.session_id))
         team.on_host = lambda teammate: gate_tools(teammate, make(teammate))
+
+
+def _snapshots(shipped: Shipment) -> list[Snapshot]:
+    if shipped is None:
+        return []
+    if isinstance(shipped, (list, tuple)):
+        return list(shipped)
+    return [shipped]  # type: ignore[list-item]

@@ -24,6 +24,7 @@ user's store journals nothing.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -166,20 +167,19 @@ def hold(conn: sqlite3.Connection, session_id: str) -> None:
 def release(
     conn: sqlite3.Connection,
     session_id: str,
-    snapshot: dict[str, Any],
-    bundle: bytes | None,
+    snapshots: Sequence[tuple[dict[str, Any], bytes | None]],
     *,
     member: str | None = None,
-) -> int:
+) -> None:
     """End the hold of `member` (a session of `session_id`'s tree; the root itself when
-    None): journal the snapshot record, then its held entries again after it, in their
-    order; the snapshot record's id. Other members' held entries stay held."""
+    None): journal the snapshot records (data, bundle), then its held entries again after
+    them, in their order. Other members' held entries stay held."""
     require_transaction(conn, "release")
     member = member or session_id
     conn.execute("DELETE FROM replica_holds WHERE session_id = ?", (member,))
-    cursor = conn.execute(
+    conn.executemany(
         "INSERT INTO replica_journal (session_id, kind, data, bundle) VALUES (?, 'snapshot', ?, ?)",
-        (session_id, dump_json(snapshot), bundle),
+        [(session_id, dump_json(data), bundle) for data, bundle in snapshots],
     )
     held = conn.execute(
         f"SELECT id, kind, data FROM replica_journal WHERE {_HELD_BY} ORDER BY id",
@@ -191,7 +191,6 @@ def release(
             (session_id, kind, data),
         )
         conn.execute("DELETE FROM replica_journal WHERE id = ?", (id,))
-    return int(cursor.lastrowid or 0)
 
 
 def drop_held(conn: sqlite3.Connection, session_id: str, *, member: str | None = None) -> int:
