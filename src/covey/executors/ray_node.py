@@ -12,10 +12,11 @@ its export from the user's store, its progress since the base (a resumed one), t
 supervisor claimed, the first prompt, the user's settings file and the endpoint. The node
 makes the worktree from the pack (`git/bundles.py`) on the session's branch, seeds its own
 store (`replica.seed_node_store`) and runs the unchanged `SessionHost` there, its tool
-batches gated (`replica_node.ToolGate`): after each batch the worktree is committed and
-shipped as a thin bundle (`snapshot_for_shipping`), and the batch's results count only once
-the supervisor applied that snapshot. Credentials are the node process's environment (the
-actor's `runtime_env`), never part of a job.
+batches gated (`replica_node.ToolGate`, a teammate's too): after each batch each worktree
+of the tree that changed (the session's, a child's own: `ray_worktrees`) is committed and
+shipped as a thin bundle, and the batch's results count only once the supervisor applied
+those snapshots. `covey stop SUBAGENT_ID` is acted on here (`replica_stops`). Credentials
+are the node process's environment (the actor's `runtime_env`), never part of a job.
 """
 
 from __future__ import annotations

@@ -77,8 +77,8 @@ moved under the root's own; its usage is in the user's ledger (budgets, `covey u
 The tool gate is around the root's tool batches and each teammate's (`gate_tools`; they
 share the root's journal and, working in its worktree, its snapshots). A subagent's run is
 inside its parent's batch (its effects are in that batch's snapshot, the parent's result
-waits for it), its transcript entries applied as written. Not covered: a child's worktree of
-its own (`isolation: worktree`) cannot be made on a node (its checkout is of a bare base).
+waits for it), its transcript entries applied as written. A child's worktree of its own
+(`isolation: worktree`) is snapshotted with the tree's (`SnapshotRecord.branch`: its branch).
 """
 
 from __future__ import annotations

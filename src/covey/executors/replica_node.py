@@ -28,9 +28,10 @@ epoch (the failed step reads as interrupted there).
 
 A teammate of a team the session leads on the node gets a gate of its own
 (`ToolGate.for_member`, set by `gate_tools` through the team's `on_host`): its entries are
-held and released on their own, in the root's journal; working in the lead's worktree, it
-shares the lead's snapshots and their lock (a snapshot and its release are journaled
-together, so snapshots arrive in the order taken, each on the one before).
+held and released on their own, in the root's journal; it shares the tree's snapshot
+callback and its lock (a snapshot and its release are journaled together, so snapshots
+arrive in the order taken, each on the one before). The callback may ship several worktrees
+(the session's and its children's own: `Shipment`).
 
 `ToolGate` only writes the node store and polls it (every `poll_s`) for the acknowledgement
 `covey.executors.replica.acknowledge` writes; it works the same when the supervisor's pump
@@ -165,19 +166,13 @@ class GatedToolRunner(ToolRunner):
         return tool is None or not tool.read_only_for(call.input)
 
 
-def gate_tools(
-    host: SessionHost,
-    gate: ToolGate,
-    member_gate: Callable[[SessionHost], ToolGate] | None = None,
-) -> None:
+def gate_tools(host: SessionHost, gate: ToolGate) -> None:
     """Put `gate` around the tool batches of `host`'s main agent; and, when `host` leads a
-    team here, a gate around each teammate's (`member_gate(teammate's host)`; by default
-    `gate.for_member`: the lead's worktree, which the teammate works in)."""
+    team here, a gate of the same tree around each teammate's (`gate.for_member`)."""
     host.agent.runner = GatedToolRunner(host.agent.runner, gate)
     team = live_runtime(host.session_id)
     if team is not None:
-        make = member_gate or (lambda teammate: gate.for_member(teammate.session_id))
-        team.on_host = lambda teammate: gate_tools(teammate, make(teammate))
+        team.on_host = lambda teammate: gate_tools(teammate, gate.for_member(teammate.session_id))
 
 
 def _snapshots(shipped: Shipment) -> list[Snapshot]:

@@ -27,6 +27,8 @@ __all__ = ["STOP_POLL_S", "stop_subagents", "stop_subagents_once"]
 
 STOP_POLL_S = 0.25
 """How often a node looks for `covey stop SUBAGENT_ID` (as a teammate's host does)."""
+IDLE_EVERY = 20
+"""While no subagent runs here, one look in this many polls (200 sessions a node: no reads)."""
 
 _PENDING_STOPS = """
     SELECT c.id, c.session_id, s.state FROM commands c
@@ -37,10 +39,14 @@ _PENDING_STOPS = """
 
 
 async def stop_subagents(node_store: Store, root: str, *, poll_s: float = STOP_POLL_S) -> None:
-    """Act on the stops of `root`'s subagents until cancelled."""
+    """Act on the stops of `root`'s subagents until cancelled (while no subagent runs in
+    this process, looking only every `IDLE_EVERY` polls: for a stop that met its end)."""
+    polls = 0
     while True:
         await asyncio.sleep(poll_s)
-        stop_subagents_once(node_store, root)  # here: a run is stopped on its own loop
+        polls += 1
+        if RUNNING or polls % IDLE_EVERY == 0:
+            stop_subagents_once(node_store, root)  # here: a run is stopped on its own loop
 
 
 def stop_subagents_once(node_store: Store, root: str) -> int:
