@@ -203,7 +203,7 @@ def ship(repo: Path, work: Path, repeat: int) -> Table:
         unpack_workspace(pack, work / node / f"s{i}", f"s{i}", cache_dir=work / node)
 
     unpack_cost = measure(repeat, lambda i: unpack(f"node{i}", 0))
-    objects = mib(du(work / "node0" / f"{base}.git" / "objects"))
+    objects = mib(du(work / "node0" / f"{base}.git" / ".git" / "objects"))
     table.add("unpack_workspace, new node", unpack_cost, objects)
     table.add("pack + unpack, the first session of a base", pack_cost + unpack_cost)
     table.add(

@@ -1,6 +1,6 @@
 """A session's tree on a Ray node: `covey stop TEAMMATE` of a teammate its lead started on
-the node reaches that node (the supervisor forwards the tree's commands) and stops the
-teammate only; the lead goes on."""
+the node, or `covey stop SUBAGENT_ID` of a subagent, reaches that node (the supervisor
+forwards the tree's commands) and stops that child only; the lead goes on."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from clitools import covey
 from covey.executors.ray_loopback import LoopbackCluster
 from covey.store import Store
 from covey.store.sessions import get_session, list_sessions
+from raytools import use_cluster
 from teamtools import spawn
 
 SCRIPT = {
@@ -52,7 +53,7 @@ def test_covey_stop_of_a_teammate_on_a_node_stops_it_and_the_lead_finishes(
     script = tmp_path / "team.yaml"
     script.write_text(yaml.safe_dump(SCRIPT))
     sid = background(repo, "lead a team", "--model", f"scripted:{script}")
-    alice = _teammate_working(sid)
+    alice = _child_working(sid)
     assert covey("stop", alice, cwd=repo).code == 0
     row = wait_for_state(repo, sid, ("completed", "failed", "stopped", "interrupted"))
     assert row["state"] == "completed", row
@@ -67,13 +68,59 @@ def test_covey_stop_of_a_teammate_on_a_node_stops_it_and_the_lead_finishes(
     assert command[0] == "done" and json.loads(command[1]) == {"stopped": True}
 
 
-def _teammate_working(lead: str) -> str:
-    """The id of the lead's teammate, once the user's store shows it working."""
+def _child_working(parent: str, kind: str = "teammate") -> str:
+    """The id of the parent's child of `kind`, once the user's store shows it working."""
     deadline = time.monotonic() + DEADLINE_S
     while time.monotonic() < deadline:
         with Store.open() as store, store.read() as conn:
-            rows = [r for r in list_sessions(conn, kinds=["teammate"]) if r.parent_id == lead]
+            rows = [r for r in list_sessions(conn, kinds=[kind]) if r.parent_id == parent]
         if rows and rows[0].state == "working":
             return rows[0].id
         time.sleep(0.2)
-    raise AssertionError(f"no working teammate of {lead} within {DEADLINE_S} s")
+    raise AssertionError(f"no working {kind} of {parent} within {DEADLINE_S} s")
+
+
+SUBAGENT_SCRIPT = {
+    "turns": [
+        {
+            "tool_calls": [
+                {
+                    "name": "Agent",
+                    "input": {
+                        "description": "long job",
+                        "prompt": "Work for a long time.",
+                        "subagent_type": "general-purpose",
+                    },
+                }
+            ]
+        },
+        {"text": "ROOT-FINAL after the helper stopped"},
+    ],
+    "agents": {"general-purpose": {"turns": [{"text": "never reached", "delay_s": 60}]}},
+}
+
+
+def test_covey_stop_of_a_subagent_on_a_node_stops_it_and_its_parent_finishes(
+    supervisor: Path,  # noqa: F811
+    covey_home: Path,
+    ray_cluster: LoopbackCluster,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    repo = supervisor
+    use_cluster(covey_home, ray_cluster, monkeypatch)
+    script = tmp_path / "sub.yaml"
+    script.write_text(yaml.safe_dump(SUBAGENT_SCRIPT))
+    sid = background(repo, "use a helper", "--model", f"scripted:{script}")
+    helper = _child_working(sid, "subagent")
+    assert covey("stop", helper, cwd=repo).code == 0
+    row = wait_for_state(repo, sid, ("completed", "failed", "stopped", "interrupted"))
+    assert row["state"] == "completed", row
+    with Store.open() as store, store.read() as conn:
+        child = get_session(conn, helper)
+        assert child is not None and (child.state, child.reason) == ("stopped", "stopped by user")
+        (command,) = conn.execute(
+            "SELECT status, result FROM commands WHERE type = 'stop' AND session_id = ?",
+            (helper,),
+        ).fetchall()
+    assert command[0] == "done" and json.loads(command[1]) == {"stopped": True}

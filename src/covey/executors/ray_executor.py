@@ -44,6 +44,7 @@ from covey.executors.ray_address import check_cluster, resolve_address
 from covey.executors.ray_host import ensure_host, existing_host, host_environment, user_namespace
 from covey.executors.ray_node import NodeJob
 from covey.executors.ray_pump import PUMP_S, follow_branch, pump_session
+from covey.executors.ray_worktrees import child_worktrees
 from covey.executors.replica import export_session
 from covey.git.bundles import pack_progress, pack_workspace
 from covey.git.repo import git
@@ -294,6 +295,7 @@ class RayExecutor:
             settings_json=settings_file.read_text() if settings_file.exists() else None,
             base_url=meta.base_url,
             resume=progress if progress.sha != base else None,
+            children=child_worktrees(self.store, sid, repo),
         )
         return job, self._pack(repo, base), repo, branch, wt
 

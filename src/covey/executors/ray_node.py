@@ -4,7 +4,7 @@
     node = NodeSessions(directory)                       # <dir>/node.db, <dir>/work/<sid>
     await node.start(job, pack)                          # unpack, seed, open, run (a task)
     batch = node.collect(sid, cursor); node.acknowledge(sid, batch.cursor)
-    node.forward(commands)                               # `covey stop TEAMMATE` of its tree
+    node.forward(commands)                               # `covey stop TEAMMATE|SUBAGENT`
     node.status(sid) -> "running" | "done" | "absent";  await node.stop(sid); node.forget(sid)
 
 A session arrives as a `NodeJob` (picklable) and its base's workspace pack: the job holds
@@ -12,10 +12,11 @@ its export from the user's store, its progress since the base (a resumed one), t
 supervisor claimed, the first prompt, the user's settings file and the endpoint. The node
 makes the worktree from the pack (`git/bundles.py`) on the session's branch, seeds its own
 store (`replica.seed_node_store`) and runs the unchanged `SessionHost` there, its tool
-batches gated (`replica_node.ToolGate`): after each batch the worktree is committed and
-shipped as a thin bundle (`snapshot_for_shipping`), and the batch's results count only once
-the supervisor applied that snapshot. Credentials are the node process's environment (the
-actor's `runtime_env`), never part of a job.
+batches gated (`replica_node.ToolGate`, a teammate's too): after each batch each worktree
+of the tree that changed (the session's, a child's own: `ray_worktrees`) is committed and
+shipped as a thin bundle, and the batch's results count only once the supervisor applied
+those snapshots. `covey stop SUBAGENT_ID` is acted on here (`replica_stops`). Credentials
+are the node process's environment (the actor's `runtime_env`), never part of a job.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from covey.agent import RunResult
+from covey.executors.ray_worktrees import ChildWorktree, NodeWorktrees, restore_children
 from covey.executors.replica import (
     Batch,
     Cursor,
@@ -41,8 +43,10 @@ from covey.executors.replica import (
     seed_node_store,
 )
 from covey.executors.replica_node import ToolGate, gate_tools
-from covey.git.bundles import ShippedSnapshot, WorkspacePack, snapshot_for_shipping
+from covey.executors.replica_stops import stop_subagents
+from covey.git.bundles import ShippedSnapshot, WorkspacePack
 from covey.git.bundles import unpack_workspace as unpack
+from covey.git.repo import repo_root
 from covey.models.registry import BASE_URL_VARS
 from covey.sessions.background import stored_options
 from covey.sessions.host import SessionHost
@@ -73,13 +77,15 @@ class NodeJob:
     resume: ShippedSnapshot | None = None
     """The work on the branch since the base (`bundles.pack_progress`): the worktree starts
     at `resume.sha`, the first snapshot's parent (at the pack's base when None)."""
+    children: tuple[ChildWorktree, ...] = ()
+    """The tree's children's own worktrees, made again here at their branches' tips."""
 
 
 @dataclass
 class _Hosted:
     job: NodeJob
     worktree: Path
-    parent: str
+    worktrees: NodeWorktrees
     task: asyncio.Task[None] | None = None
     host: SessionHost | None = None
     error: str | None = None
@@ -104,7 +110,10 @@ class NodeSessions:
         if job.settings_json is not None:
             (self.home / "settings.json").write_text(job.settings_json)
         dest = self.directory / "work" / sid
-        await asyncio.to_thread(self._unpack, job, pack, dest)
+        worktrees = NodeWorktrees(
+            self.store, sid, dest, job.resume.sha if job.resume else pack.base
+        )
+        base_repo = await asyncio.to_thread(self._unpack, job, pack, worktrees)
         seed_node_store(
             self.store,
             job.export,
@@ -112,25 +121,32 @@ class NodeSessions:
             host_id=self.host_id,
             cwd=dest,
             worktree=dest,
-            repo=dest,
+            repo=base_repo,
         )
-        hosted = _Hosted(job, dest, job.resume.sha if job.resume else pack.base)
+        hosted = _Hosted(job, dest, worktrees)
         self.sessions[sid] = hosted
         hosted.task = asyncio.create_task(self._run(sid, hosted), name=f"session-{sid}")
 
-    def _unpack(self, job: NodeJob, pack: WorkspacePack, dest: Path) -> None:
+    def _unpack(self, job: NodeJob, pack: WorkspacePack, worktrees: NodeWorktrees) -> Path:
+        """The session's worktree and its children's (a resumed tree's); the main checkout
+        they are worktrees of (the node's base repository, where children make theirs)."""
         bases = self.directory / "bases"
-        unpack(pack, dest, job.branch, cache_dir=bases, resume=job.resume)
+        dest = unpack(pack, worktrees.worktree, job.branch, cache_dir=bases, resume=job.resume)
+        base_repo = repo_root(dest) or dest
+        restore_children(base_repo, job.children, worktrees)
+        return base_repo
 
     async def _run(self, sid: str, hosted: _Hosted) -> None:
         job = hosted.job
         try:
             host = await asyncio.to_thread(self._open, sid, job)
             hosted.host = host
-            gate_tools(host, ToolGate(self.store, sid, lambda: self._snapshot(hosted)))
+            gate_tools(host, ToolGate(self.store, sid, hosted.worktrees.snapshot))
+            stops = asyncio.create_task(stop_subagents(self.store, sid), name=f"stops-{sid}")
             try:
                 await host.run_turn(job.prompt, start_hooks=True, finish=_summary(job.branch))
             finally:
+                stops.cancel()
                 await asyncio.to_thread(host.close)
         except asyncio.CancelledError:
             raise
@@ -147,13 +163,6 @@ class NodeSessions:
             environ[var] = job.base_url
         plan = plan_session(stored_options(row, environ), previous=row)
         return SessionHost.open(self.store, plan, host_id=self.host_id, claimed_epoch=job.epoch)
-
-    def _snapshot(self, hosted: _Hosted) -> ShippedSnapshot | None:
-        sid = hosted.job.export.row.id
-        snap = snapshot_for_shipping(hosted.worktree, hosted.parent, f"covey {sid}: step")
-        if snap is not None:
-            hosted.parent = snap.sha
-        return snap
 
     def collect(self, sid: str, after: Cursor) -> Batch:
         return collect(self.store, sid, after)
@@ -196,6 +205,8 @@ class NodeSessions:
             hosted.task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await hosted.task
+        if hosted is not None:
+            await asyncio.to_thread(hosted.worktrees.remove_children)
         dest = self.directory / "work" / sid
         if dest.exists():
             await asyncio.to_thread(shutil.rmtree, dest, True)

@@ -4,8 +4,9 @@
 
 Every `PUMP_S` while nothing is new: collect the node's journal, apply it to the store with
 the epoch (`replica.apply`; each snapshot fetched into the user's repository on the
-session's branch) and acknowledge it. The session's local worktree (on that branch) is
-checked out once, when the pump ends (`follow_branch`), not at every snapshot. Every `FORWARD_S`:
+session's branch, or a child's own worktree's on its branch: `ray_worktrees`) and
+acknowledge it. The local worktrees (on those branches) are checked out once, when the pump
+ends (`SnapshotReceiver.finish`), not at every snapshot. Every `FORWARD_S`:
 the pending commands of the session's tree (`covey stop TEAMMATE`, a subagent's stop) go
 to the node (`replica.tree_commands`, the actor's `forward`), claimed here so no local
 host acts on them; their outcome comes back through the journal. The root's own commands
@@ -23,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from covey.executors.ray_worktrees import SnapshotReceiver
 from covey.executors.replica import (
     Cursor,
     SnapshotRecord,
@@ -32,9 +34,9 @@ from covey.executors.replica import (
     claim_forwarded,
     tree_commands,
 )
-from covey.git.bundles import ShippedSnapshot, receive_snapshot
 from covey.git.repo import git
 from covey.store import Store
+from covey.store.sessions import get_session
 
 __all__ = ["FORWARD_S", "PUMP_S", "follow_branch", "pump_session"]
 
@@ -56,18 +58,13 @@ async def pump_session(
     claimer: str,
 ) -> None:
     repo, branch, wt = where
-
-    received: list[str] = []
-
-    def on_snapshot(record: SnapshotRecord) -> None:
-        receive_snapshot(repo, branch, ShippedSnapshot(record.sha, record.parent, record.bundle))
-        received.append(record.sha)
-
+    with store.read() as conn:
+        row = get_session(conn, sid)
+    receiver = SnapshotReceiver(repo, branch, wt, row.meta.base if row is not None else None)
     try:
-        await _pump(store, sid, epoch, actor, call, claimer, on_snapshot)
-    finally:
-        if received:  # the local worktree follows once, not at every snapshot
-            follow_branch(wt)
+        await _pump(store, sid, epoch, actor, call, claimer, receiver)
+    finally:  # the local worktrees follow once, not at every snapshot
+        receiver.finish()
 
 
 def follow_branch(worktree: Path) -> None:

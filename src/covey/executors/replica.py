@@ -72,14 +72,13 @@ journal order, in the same transactions, under the same fencing (the root's epoc
 cursor. In the user's store a child's row is the node's (its lease held by the node's host,
 so it reads as interrupted once the node stops renewing it) with its paths under the root's
 moved under the root's own; its usage is in the user's ledger (budgets, `covey usage`).
-`forward_commands` forwards the commands of the whole tree (`covey stop TEAMMATE`).
+`forward_commands` forwards the commands of the whole tree (`covey stop TEAMMATE|SUBAGENT`).
 
-Not covered: the tool gate is around the root's own tool batches only. A subagent's run
-is inside one (its effects are in that batch's snapshot, and the root's result waits for
-it), but its transcript entries are applied as written; a teammate's tool batches run
-ungated, so a teammate resumed on another node may hold a result whose effects did not
-reach the user's repository. A child's worktree of its own (`isolation: worktree`) stays
-on the node.
+The tool gate is around the root's tool batches and each teammate's (`gate_tools`; they
+share the root's journal and, working in its worktree, its snapshots). A subagent's run is
+inside its parent's batch (its effects are in that batch's snapshot, the parent's result
+waits for it), its transcript entries applied as written. A child's worktree of its own
+(`isolation: worktree`) is snapshotted with the tree's (`SnapshotRecord.branch`: its branch).
 """
 
 from __future__ import annotations
@@ -95,6 +94,7 @@ from covey.executors.replica_apply import (
     NODE_META_KEYS,
     apply_record,
     move_row_paths,
+    move_text,
     root_paths,
 )
 from covey.executors.replica_records import (
@@ -118,7 +118,7 @@ from covey.store.replica import (
     prune,
     set_cursor,
 )
-from covey.store.replica_tree import apply_team_row, team_rows, tree_ids
+from covey.store.replica_tree import apply_team_row, forget_sessions, team_rows, tree_ids
 from covey.store.session_meta import SessionMeta
 from covey.store.sessions import SessionRow, get_session, insert_session
 from covey.store.transcript import read_entries
@@ -205,9 +205,9 @@ def seed_node_store(
         install_triggers(conn)
         old = [r[0] for r in conn.execute(_TREE_OF, (sid,))]
         forget_replica(conn, sid)  # the triggers stay quiet while it is seeded
-        _forget_sessions(conn, {sid, *old, *(c.row.id for c in children)})
+        forget_sessions(conn, {sid, *old, *(c.row.id for c in children)})
         for one in (dataclasses.replace(export, row=row), *children):
-            _seed_one(conn, one)
+            _seed_one(conn, one, moves)
         for table, team_row in export.team:
             apply_team_row(conn, table, "insert", team_row)
         conn.executemany(
@@ -231,21 +231,18 @@ def _moved_child(row: SessionRow, moves: list[tuple[str, str]]) -> SessionRow:
     )
 
 
-def _forget_sessions(conn: sqlite3.Connection, ids: set[str]) -> None:
-    """The node store's copy of these sessions and of the teams they lead."""
-    marks = ", ".join("?" * len(ids))
-    conn.execute(f"DELETE FROM teams WHERE lead_session_id IN ({marks})", [*ids])
-    for table in ("transcript", "usage", "tool_runs", "events"):
-        conn.execute(f"DELETE FROM {table} WHERE session_id IN ({marks})", [*ids])
-    conn.execute(f"DELETE FROM sessions WHERE id IN ({marks})", [*ids])
-
-
-def _seed_one(conn: sqlite3.Connection, export: SessionExport) -> None:
+def _seed_one(
+    conn: sqlite3.Connection, export: SessionExport, moves: list[tuple[str, str]]
+) -> None:
+    """One session of the tree, the paths its transcript names moved to the node's."""
     sid = export.row.id
     insert_session(conn, export.row)
     conn.executemany(
         "INSERT INTO transcript (session_id, seq, kind, data, created_at) VALUES (?, ?, ?, ?, ?)",
-        [(sid, e.seq, e.kind, dump_json(e.data), e.created_at) for e in export.entries],
+        [
+            (sid, e.seq, e.kind, dump_json(move_text(e.data, moves)), e.created_at)
+            for e in export.entries
+        ],
     )
     for u in export.usage:
         record_usage(conn, sid, u.agent_path, u.model, u.usage, u.cost_usd, now=u.ts)
@@ -265,7 +262,8 @@ def collect(node_store: Store, session_id: str, after: Cursor, *, limit: int = 5
         if r.kind == "snapshot":
             if r.data.get("sha"):  # no change since the last one: nothing to ship
                 sha, parent = str(r.data["sha"]), str(r.data.get("parent", ""))
-                records.append(SnapshotRecord(r.id, sha, parent, r.bundle or b""))
+                branch = str(r.data.get("branch", ""))
+                records.append(SnapshotRecord(r.id, sha, parent, r.bundle or b"", branch))
         else:
             records.append(Record(r.id, r.kind, r.data))
     cursor = rows[-1].id if rows else after

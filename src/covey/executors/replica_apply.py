@@ -6,12 +6,21 @@ tree (`data["sid"]`: a subagent, a teammate) is written only through its root's 
 the root's epoch fences it: its row is the node's (state, lease...), its paths under the
 root's node paths moved under the root's own, and its transcript entries are appended at
 whatever epoch its row has.
+
+Paths in what the sessions wrote: a node runs the session in a worktree of its own (under its
+temp dir), and the model there sees that path (its system prompt, tool results, errors). The
+node is left alone (its paths are real there: Read, Edit, Bash work unchanged); the paths are
+translated at the boundary instead. `apply` writes transcript entries, events, a row's
+summary and reason with every node path of the root moved to the user's (`move_text`), and
+`seed_node_store` moves the user's back to the next node's, so each side only ever reads its
+own paths, across any number of resumes.
 """
 
 from __future__ import annotations
 
+import re
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from covey.executors.replica_records import Record, StaleEpoch
@@ -27,7 +36,7 @@ from covey.store.tool_runs import record_run
 from covey.store.transcript import append_entry
 from covey.store.usage import record_usage
 
-__all__ = ["NODE_META_KEYS", "apply_record", "move_path", "root_paths"]
+__all__ = ["NODE_META_KEYS", "apply_record", "move_path", "move_text", "root_paths"]
 
 NODE_META_KEYS = ("worktree", "repo")
 """Meta keys that name paths on the node: the user's row keeps its own (and its `cwd`)."""
@@ -52,13 +61,42 @@ def move_path(value: Any, moves: Iterable[tuple[str, str]]) -> Any:
     return value
 
 
+def move_text(value: Any, moves: Iterable[tuple[str, str]]) -> Any:
+    """`value` (JSON: dicts, lists, strings) with every path `old` it names, anywhere in its
+    strings, replaced by `new` (the longest `old` first; the first `new` of an `old`)."""
+    table: dict[str, str] = {}
+    for old, new in sorted(moves, key=lambda m: -len(m[0])):
+        if old and old != new:
+            table.setdefault(old.rstrip("/") or old, new.rstrip("/") or new)
+    if not table:
+        return value
+    pattern = re.compile("|".join(re.escape(old) for old in table) + r"(?![\w.-])")
+    return _walk(value, lambda text: pattern.sub(lambda m: table[m.group(0)], text))
+
+
+def _walk(value: Any, change: Callable[[str], str]) -> Any:
+    if isinstance(value, str):
+        return change(value)
+    if isinstance(value, dict):
+        return {k: _walk(v, change) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_walk(v, change) for v in value]
+    return value
+
+
 def move_row_paths(image: dict[str, Any], moves: list[tuple[str, str]]) -> dict[str, Any]:
     """A child's row image with its `cwd` and meta paths moved (`move_path`)."""
     meta = dict(image.get("meta") or {})
     for key in NODE_META_KEYS:
         if key in meta:
             meta[key] = move_path(meta[key], moves)
-    return {**image, "cwd": move_path(image["cwd"], moves), "meta": meta}
+    moved = {"cwd": move_path(image["cwd"], moves), "meta": meta}
+    return {**image, **_said(image, moves), **moved}
+
+
+def _said(image: dict[str, Any], moves: list[tuple[str, str]]) -> dict[str, Any]:
+    """A row's summary and reason (which may name paths: an error) with paths moved."""
+    return {k: move_text(image[k], moves) for k in ("summary", "reason") if k in image}
 
 
 def apply_record(
@@ -73,11 +111,12 @@ def apply_record(
     sid = str(data.get("sid") or root)
     if record.kind == "entry":
         fence = epoch if sid == root else _epoch_of(conn, sid)
-        written = append_entry(conn, sid, fence, data["kind"], data["data"], now=data["created_at"])
+        entry = move_text(data["data"], moves)
+        written = append_entry(conn, sid, fence, data["kind"], entry, now=data["created_at"])
         if written is None:
             raise StaleEpoch(f"session {sid}: epoch {fence} is stale")
     elif record.kind == "event":
-        append_event(conn, sid, data["type"], data["data"], now=data["ts"])
+        append_event(conn, sid, data["type"], move_text(data["data"], moves), now=data["ts"])
     elif record.kind == "usage":
         usage = Usage(
             input=data["input"],
@@ -89,7 +128,7 @@ def apply_record(
             conn, sid, data["agent_path"], data["model"], usage, data["cost_usd"], now=data["ts"]
         )
     elif record.kind == "session":
-        _apply_session(conn, sid, epoch, data)
+        _apply_session(conn, sid, epoch, {**data, **_said(data, moves)})
     elif record.kind == "child":
         upsert_session_image(conn, move_row_paths(data, moves))
     elif record.kind == "team":

@@ -26,6 +26,13 @@ acknowledged again, so it starts no further tool batch; and after `SnapshotFaile
 executor must end the session on that node and resume it from the user's store under a new
 epoch (the failed step reads as interrupted there).
 
+A teammate of a team the session leads on the node gets a gate of its own
+(`ToolGate.for_member`, set by `gate_tools` through the team's `on_host`): its entries are
+held and released on their own, in the root's journal; it shares the tree's snapshot
+callback and its lock (a snapshot and its release are journaled together, so snapshots
+arrive in the order taken, each on the one before). The callback may ship several worktrees
+(the session's and its children's own: `Shipment`).
+
 `ToolGate` only writes the node store and polls it (every `poll_s`) for the acknowledgement
 `covey.executors.replica.acknowledge` writes; it works the same when the supervisor's pump
 runs in another thread, process or machine.
@@ -34,7 +41,8 @@ runs in another thread, process or machine.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from covey.agent.tool_runner import ToolRunner
@@ -43,53 +51,93 @@ from covey.messages import ToolResultBlock, ToolUseBlock
 from covey.sessions.host import SessionHost
 from covey.store import Store
 from covey.store.replica import drop_held, get_cursor, hold, last_journal_id, release
+from covey.teams.runtime import live_runtime
 
 __all__ = ["GatedToolRunner", "ToolGate", "gate_tools"]
 
 POLL_S = 0.02
 
 
+Shipment = Snapshot | Sequence[Snapshot] | None
+"""What a snapshot callback returns: nothing changed, one snapshot (of the session's
+worktree), or several (each worktree of the tree that changed: a snapshot with a `branch`
+attribute is of a child's own worktree, shipped to that branch)."""
+
+
 class ToolGate:
+    """The gate of one session of a replicated tree: the root (`root` None) or a teammate
+    (`session_id`) of the tree rooted at `root`, whose records go to the root's journal.
+    The gates of a tree share one `lock` and one snapshot callback: a snapshot and the
+    release of its batch are journaled together, so snapshots reach the supervisor in the
+    order they were taken (each on the one before)."""
+
     def __init__(
         self,
         node_store: Store,
         session_id: str,
-        snapshot: Callable[[], Snapshot | None],
+        snapshot: Callable[[], Shipment],
         *,
+        root: str | None = None,
+        lock: threading.Lock | None = None,
         poll_s: float = POLL_S,
     ) -> None:
         self.node_store = node_store
         self.session_id = session_id
+        self.root = root or session_id
         self.snapshot = snapshot
+        self.lock = lock or threading.Lock()
         self.poll_s = poll_s
+
+    def for_member(self, session_id: str) -> ToolGate:
+        """The gate of another session of this tree (a teammate): the same journal,
+        snapshot callback and lock."""
+        return ToolGate(
+            self.node_store,
+            session_id,
+            self.snapshot,
+            root=self.root,
+            lock=self.lock,
+            poll_s=self.poll_s,
+        )
 
     async def before_tools(self) -> None:
         """Hold the batch's entries; wait until all before them is applied."""
         with self.node_store.write() as conn:
             hold(conn, self.session_id)
-            target = last_journal_id(conn, self.session_id)
+            target = last_journal_id(conn, self.root)
         while self.acknowledged() < target:
             await asyncio.sleep(self.poll_s)
 
     async def after_tools(self, *, changed: bool = True) -> None:
         """Ship the worktree (unless the batch could not change it: `changed` False), then
         let the batch's entries go after it."""
-        snap = await asyncio.to_thread(self.snapshot) if changed else None
-        data: dict[str, Any] = {}
-        bundle = None
-        if snap is not None:
-            data, bundle = {"sha": snap.sha, "parent": snap.parent}, snap.bundle
+        if changed:
+            await asyncio.to_thread(self._ship)
+        else:
+            self._release(None)
+
+    def _ship(self) -> None:
+        with self.lock:
+            self._release(self.snapshot())
+
+    def _release(self, shipped: Shipment) -> None:
+        records = []
+        for snap in _snapshots(shipped):
+            data: dict[str, Any] = {"sid": self.session_id, "sha": snap.sha, "parent": snap.parent}
+            if branch := getattr(snap, "branch", ""):
+                data["branch"] = branch
+            records.append((data, snap.bundle))
         with self.node_store.write() as conn:
-            release(conn, self.session_id, data, bundle)
+            release(conn, self.root, records, member=self.session_id)
 
     def abandon(self) -> None:
         """The batch did not finish: its entries never leave the node."""
         with self.node_store.write() as conn:
-            drop_held(conn, self.session_id)
+            drop_held(conn, self.root, member=self.session_id)
 
     def acknowledged(self) -> int:
         with self.node_store.read() as conn:
-            got = get_cursor(conn, self.session_id)
+            got = get_cursor(conn, self.root)
         return got[1] if got is not None else 0
 
 
@@ -119,5 +167,17 @@ class GatedToolRunner(ToolRunner):
 
 
 def gate_tools(host: SessionHost, gate: ToolGate) -> None:
-    """Put `gate` around the tool batches of `host`'s main agent."""
+    """Put `gate` around the tool batches of `host`'s main agent; and, when `host` leads a
+    team here, a gate of the same tree around each teammate's (`gate.for_member`)."""
     host.agent.runner = GatedToolRunner(host.agent.runner, gate)
+    team = live_runtime(host.session_id)
+    if team is not None:
+        team.on_host = lambda teammate: gate_tools(teammate, gate.for_member(teammate.session_id))
+
+
+def _snapshots(shipped: Shipment) -> list[Snapshot]:
+    if shipped is None:
+        return []
+    if isinstance(shipped, (list, tuple)):
+        return list(shipped)
+    return [shipped]  # type: ignore[list-item]

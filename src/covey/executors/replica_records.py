@@ -64,6 +64,8 @@ class SnapshotRecord:
     sha: str
     parent: str
     bundle: bytes
+    branch: str = ""
+    """The branch of a child's own worktree (`isolation: worktree`); "" for the session's."""
 
 
 @dataclass(frozen=True)

@@ -32,9 +32,10 @@ the last snapshot received (HEAD there, so the next snapshot has it as its only 
 
 Costs, for many sessions from one base: the supervisor bundles each base commit once and keeps
 the bundle in `<git common dir>/covey/bundles/<sha>.bundle` (the newest `KEEP_BUNDLES`); a
-node unbundles each base once into a bare repository `<cache_dir>/<sha>.git` and makes every
-session's worktree from it with `git worktree add` (so a second unpack of a base on a node
-is one checkout; its objects are shared). A snapshot's bundle is thin: only the objects its
+node unbundles each base once into a repository `<cache_dir>/<sha>.git` (a main checkout with
+nothing checked out, its git directory in `.git`) and makes every session's worktree from it
+with `git worktree add` (so a second unpack of a base on a node is one checkout; its objects
+are shared). A snapshot's bundle is thin: only the objects its
 parent lacks, so a 3-file edit ships about 1 KiB however big the repository is
 (`bench/cluster_ship.py`). An executor should `ray.put` one pack per base, not one per session.
 
@@ -227,7 +228,7 @@ def unpack_workspace(
     if resume is not None and resume.sha != pack.base:
         _unbundle(base_repo, resume.bundle, resume.sha, scratch=base_repo)
         start = resume.sha
-    with _flock(base_repo / "covey-worktree-add.lock"):  # `worktree add`s must not overlap
+    with _flock(base_repo / ".git" / "covey-worktree-add.lock"):  # no overlapping `worktree add`s
         existing = [w for w in registered(base_repo) if w.path == dest]
         if existing and existing[0].branch == branch and dest.is_dir():
             return dest
@@ -244,7 +245,9 @@ def unpack_workspace(
 
 
 def _base_repository(cache: Path, pack: WorkspacePack) -> Path:
-    """The bare repository holding `pack.base` on this node, made from its bundle once."""
+    """The repository holding `pack.base` on this node, made from its bundle once: a main
+    checkout with nothing checked out (HEAD at the base), so that a session's subagents and
+    teammates can make worktrees of their own from it (`open_worktree`), as from yours."""
     cache.mkdir(parents=True, exist_ok=True)
     final = cache / f"{pack.base}.git"
     with _flock(cache / f"{pack.base}.lock"):
@@ -252,9 +255,10 @@ def _base_repository(cache: Path, pack: WorkspacePack) -> Path:
             return final
         tmp = cache / f"{pack.base}.git.{uuid.uuid4().hex}.tmp"
         try:
-            git("init", "-q", "--bare", str(tmp), cwd=cache)
+            git("init", "-q", str(tmp), cwd=cache)
             _unbundle(tmp, pack.bundle, pack.base, scratch=tmp)
             git("update-ref", _BASE_REF, pack.base, cwd=tmp)
+            git("update-ref", "--no-deref", "HEAD", pack.base, cwd=tmp)
             os.rename(tmp, final)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -223,6 +224,13 @@ def mark_interrupted(store: Store, session_id: str, reason: str) -> bool:
         return take_over_state(conn, session_id, "interrupted", reason, force=True)
 
 
+def _on_node(conn: sqlite3.Connection, row: SessionRow) -> bool:
+    """Whether the session is a child of a tree running on a Ray node (its root's `node`)."""
+    while row.parent_id is not None and (parent := get_session(conn, row.parent_id)):
+        row = parent
+    return bool(row.meta.node) and row.meta.node != "local"
+
+
 def request_stop(store: Store, session_id: str) -> str:
     """Stop a session: a `stop` command for its live host (a foreground `covey` on this
     machine gets SIGINT, as if Ctrl+C was pressed in its terminal), or, with no live host,
@@ -236,8 +244,11 @@ def request_stop(store: Store, session_id: str) -> str:
         expired = row.lease_expires_at is None or row.lease_expires_at < time.time()
         if row.host_id is not None and holder_alive(row.host_id) and not expired:
             pid = local_pid(row.host_id)
-            # a terminal's `covey`: as Ctrl+C; a teammate: a command (its lead runs on)
-            if row.kind not in ("background", "teammate") and pid is not None:
+            # a terminal's `covey`: as Ctrl+C; a teammate, or a child of a session on a Ray
+            # node (whose worker may share this hostname): a command its host acts on
+            if row.kind in ("background", "teammate") or _on_node(conn, row):
+                pid = None
+            if pid is not None:
                 os.kill(pid, signal.SIGINT)
             else:
                 enqueue_command(conn, session_id, "stop")

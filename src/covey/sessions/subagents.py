@@ -10,6 +10,7 @@ changed there; otherwise its path and branch go back to the parent.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from covey.agent.loop import Approver, Observer, RequestGuard
 from covey.agent.subagents import SubagentLimits, SubagentRuntime
 from covey.agent.subagents_records import AgentPaths, ChildRecord, SubagentNotice
 from covey.config import LoadedSettings, WorktreeSettings
+from covey.errors import ToolError
 from covey.git.repo import git_result
 from covey.git.snapshots import is_dirty
 from covey.git.worktrees import (
@@ -48,7 +50,11 @@ from covey.store.sessions import (
 )
 from covey.tools.permissions import PermissionPolicy
 
-__all__ = ["StoreRecorder", "subagent_runtime"]
+__all__ = ["RUNNING", "StoreRecorder", "subagent_runtime"]
+
+RUNNING: dict[str, Callable[[], None]] = {}
+"""Subagent id → what stops its run, for the subagents running in this process (a Ray node
+acts on `covey stop SUBAGENT_ID` with it: `covey.executors.replica_node`)."""
 
 
 @dataclass
@@ -63,14 +69,30 @@ class _StoreChild:
     hooks: WorktreeHooks | None = None
     observers: list[Observer] = field(default_factory=list)
 
+    stopped_by_user: bool = False
+
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
+        """The child's run; `RUNNING[agent_id]()` stops it (a ToolError for its parent)."""
         async with self.lease.heartbeat():
             set_state(self.store, self.agent_id, self.epoch, "working")
-            yield
+            try:
+                async with asyncio.timeout(None) as stop:
+                    loop = asyncio.get_running_loop()
+                    RUNNING[self.agent_id] = lambda: stop.reschedule(loop.time())
+                    yield
+            except TimeoutError:
+                if not stop.expired():
+                    raise
+                self.stopped_by_user = True
+                raise ToolError(f"subagent {self.agent_id} was stopped by the user") from None
+            finally:
+                RUNNING.pop(self.agent_id, None)
 
     def finish(self, state: str, reason: str | None) -> dict[str, Any]:
         final: SessionState = state if state in ("completed", "failed") else "stopped"  # type: ignore[assignment]
+        if self.stopped_by_user:
+            reason = "stopped by user"
         try:
             set_state(self.store, self.agent_id, self.epoch, final, reason)
         finally:

@@ -8,7 +8,8 @@ supervisor to apply to the user's store (`covey.executors.replica`).
   `tool_run_end`, `command` a forwarded command finished, `snapshot` the worktree after a
   tool batch, with its git bundle in `bundle`; `data["sid"]` names the session of the tree
   it is about). Ids only grow (AUTOINCREMENT). The tree: `covey.store.replica_tree`.
-- `replica_holds`: the sessions inside a tool batch. Their own transcript entries are journaled
+- `replica_holds`: the sessions inside a tool batch (a root, or a teammate of its tree: each
+  member of a tree holds and releases its own). Their own transcript entries are journaled
   `held`: invisible to `journal_rows` until `release` re-journals them after the batch's
   snapshot record (new, larger ids), or `drop_held` forgets them.
 - `replica_cursors`: per session, the last journal id applied and the epoch it was applied
@@ -23,6 +24,7 @@ user's store journals nothing.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -163,19 +165,25 @@ def hold(conn: sqlite3.Connection, session_id: str) -> None:
 
 
 def release(
-    conn: sqlite3.Connection, session_id: str, snapshot: dict[str, Any], bundle: bytes | None
-) -> int:
-    """End the hold: journal the snapshot record, then the held entries again after it, in
-    their order; the snapshot record's id."""
+    conn: sqlite3.Connection,
+    session_id: str,
+    snapshots: Sequence[tuple[dict[str, Any], bytes | None]],
+    *,
+    member: str | None = None,
+) -> None:
+    """End the hold of `member` (a session of `session_id`'s tree; the root itself when
+    None): journal the snapshot records (data, bundle), then its held entries again after
+    them, in their order. Other members' held entries stay held."""
     require_transaction(conn, "release")
-    conn.execute("DELETE FROM replica_holds WHERE session_id = ?", (session_id,))
-    cursor = conn.execute(
+    member = member or session_id
+    conn.execute("DELETE FROM replica_holds WHERE session_id = ?", (member,))
+    conn.executemany(
         "INSERT INTO replica_journal (session_id, kind, data, bundle) VALUES (?, 'snapshot', ?, ?)",
-        (session_id, dump_json(snapshot), bundle),
+        [(session_id, dump_json(data), bundle) for data, bundle in snapshots],
     )
     held = conn.execute(
-        "SELECT id, kind, data FROM replica_journal WHERE session_id = ? AND held = 1 ORDER BY id",
-        (session_id,),
+        f"SELECT id, kind, data FROM replica_journal WHERE {_HELD_BY} ORDER BY id",
+        (session_id, member),
     ).fetchall()
     for id, kind, data in held:
         conn.execute(
@@ -183,16 +191,19 @@ def release(
             (session_id, kind, data),
         )
         conn.execute("DELETE FROM replica_journal WHERE id = ?", (id,))
-    return int(cursor.lastrowid or 0)
 
 
-def drop_held(conn: sqlite3.Connection, session_id: str) -> int:
-    """End the hold without a snapshot: the held entries never leave the node; how many."""
-    conn.execute("DELETE FROM replica_holds WHERE session_id = ?", (session_id,))
-    cursor = conn.execute(
-        "DELETE FROM replica_journal WHERE session_id = ? AND held = 1", (session_id,)
-    )
+def drop_held(conn: sqlite3.Connection, session_id: str, *, member: str | None = None) -> int:
+    """End the hold of `member` (the root when None) without a snapshot: its held entries
+    never leave the node; how many."""
+    member = member or session_id
+    conn.execute("DELETE FROM replica_holds WHERE session_id = ?", (member,))
+    cursor = conn.execute(f"DELETE FROM replica_journal WHERE {_HELD_BY}", (session_id, member))
     return cursor.rowcount
+
+
+_HELD_BY = "session_id = ? AND held = 1 AND json_extract(data, '$.sid') = ?"
+"""The held journal rows of one root (first parameter) written by one member (second)."""
 
 
 def get_cursor(conn: sqlite3.Connection, session_id: str) -> tuple[int, int] | None:

@@ -26,6 +26,7 @@ __all__ = [
     "MAIL_KEY",
     "TEAM_TABLES",
     "apply_team_row",
+    "forget_sessions",
     "install_tree",
     "root_expr",
     "team_rows",
@@ -206,3 +207,12 @@ def upsert_session_image(conn: sqlite3.Connection, image: dict[str, Any]) -> Non
         f" ON CONFLICT (id) DO UPDATE SET {sets}",
         values,
     )
+
+
+def forget_sessions(conn: sqlite3.Connection, ids: set[str]) -> None:
+    """The node store's copy of these sessions and of the teams they lead."""
+    marks = ", ".join("?" * len(ids))
+    conn.execute(f"DELETE FROM teams WHERE lead_session_id IN ({marks})", [*ids])
+    for table in ("transcript", "usage", "tool_runs", "events"):
+        conn.execute(f"DELETE FROM {table} WHERE session_id IN ({marks})", [*ids])
+    conn.execute(f"DELETE FROM sessions WHERE id IN ({marks})", [*ids])

@@ -9,7 +9,7 @@ import asyncio
 import dataclasses
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from covey.errors import ToolError, UserError
@@ -40,6 +40,7 @@ from covey.tools import CORE_TOOL_NAMES
 
 if TYPE_CHECKING:
     from covey.agent.subagents import AgentInput
+    from covey.sessions.host import SessionHost
     from covey.sessions.plan import SessionPlan
     from covey.tools.base import ToolContext
 
@@ -81,6 +82,8 @@ class TeamRuntime:
         self._started = False
         self._lock: asyncio.Lock | None = None
         self._agent_spec: tuple[ToolSpec, ToolSpec] | None = None
+        self.on_host: Callable[[SessionHost], None] | None = None
+        """Called with each teammate's host once opened (a Ray node gates its tools)."""
         _LIVE[lead_session_id] = self
 
     @property
@@ -250,6 +253,8 @@ class TeamRuntime:
         host = None
         try:
             host = SessionHost.open(self.store, plan)
+            if self.on_host is not None:
+                self.on_host(host)
             if wait_first:
                 self.busy.discard(name)
                 async with host.lease.heartbeat():
