@@ -65,7 +65,11 @@ class LoopbackNode:
         return session_pids(self.session)
 
     def raylet_pid(self) -> int | None:
-        return next((p for p in self.pids() if _comm(p) == "raylet"), None)
+        return self.pid_of("raylet")
+
+    def pid_of(self, program: str) -> int | None:
+        """The pid of this node's `program` (`raylet`, `gcs_server` on the head), if running."""
+        return next((p for p in self.pids() if _comm(p) == program), None)
 
 
 @dataclass
