@@ -12,8 +12,6 @@ from pathlib import Path
 import pytest
 
 from bgtools import (
-    DEADLINE_S,
-    agents,
     background,
     git_out,
     kill_supervisor,
@@ -24,13 +22,10 @@ from bgtools import (
 )
 from clitools import covey
 from covey.executors.ray_loopback import LoopbackCluster, start_loopback_cluster
-from raytools import use_cluster
+from raytools import held_until, row_of, use_cluster, wait_until
 
 FINAL = ("completed", "failed", "stopped")
-
-
-def _row(repo: Path, sid: str) -> dict[str, object]:
-    return next(r for r in agents(repo) if r["id"] == sid)
+_BYPASS = ("--permission-mode", "bypassPermissions")
 
 
 def _files(repo: Path, branch: str) -> str:
@@ -47,15 +42,6 @@ def _alive_nodes(repo: Path) -> set[str]:
     return {n["node"] for n in shown.json()["nodes"] if n["alive"]}
 
 
-def _wait(what: str, check: object) -> None:
-    deadline = time.monotonic() + DEADLINE_S
-    while time.monotonic() < deadline:
-        if check():  # type: ignore[operator]
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_a_lost_node_s_session_finishes_elsewhere_without_running_its_tool_again(
     supervisor: Path,  # noqa: F811
     covey_home: Path,
@@ -65,10 +51,12 @@ def test_a_lost_node_s_session_finishes_elsewhere_without_running_its_tool_again
 ) -> None:
     repo = supervisor
     use_cluster(covey_home, ray_cluster, monkeypatch, maxSessionsPerNode=1)
-    # the two standing nodes are busy for a while, so the session lands on a third one
-    blocker = write_script(tmp_path / "b.yaml", [{"text": "blocked", "delay_s": 12}])
-    blockers = [background(repo, "wait", "--model", blocker) for _ in range(2)]
-    _wait("both nodes busy", lambda: all(_row(repo, b)["node"] != "local" for b in blockers))
+    # the two standing nodes are busy until `release`, so the session lands on a third one
+    release = tmp_path / "release"
+    blocker = write_script(tmp_path / "b.yaml", [held_until(release), {"text": "released"}])
+    blockers = [background(repo, "wait", "--model", blocker, *_BYPASS) for _ in range(2)]
+    wait_until("both nodes busy", lambda: all(row_of(repo, b)["node"] != "local" for b in blockers))
+    busy = {row_of(repo, b)["node"] for b in blockers}
     extra = ray_cluster.add_node(tmp_path / "extra")
     marker = tmp_path / "ran"
     model = write_script(
@@ -87,16 +75,18 @@ def test_a_lost_node_s_session_finishes_elsewhere_without_running_its_tool_again
             {"text": "finished after the move"},
         ],
     )
-    sid = background(repo, "work", "--model", model, "--permission-mode", "bypassPermissions")
-    _wait("the tool to run", marker.exists)
-    first_node = _row(repo, sid)["node"]
+    sid = background(repo, "work", "--model", model, *_BYPASS)
+    wait_until("the tool to run", marker.exists)
+    first_node = row_of(repo, sid)["node"]
+    assert len(busy) == 2 and first_node not in (*busy, "local")  # on the extra node
     try:
         ray_cluster.kill_raylet(extra.index)
+        release.touch()  # the blockers end: room for the session on a standing node
         row = wait_for_state(repo, sid, FINAL)
     finally:
         ray_cluster.stop_node(extra.index)
     # later tests must not be placed on it while Ray still counts it alive
-    _wait("Ray to see the node dead", lambda: first_node not in _alive_nodes(repo))
+    wait_until("Ray to see the node dead", lambda: first_node not in _alive_nodes(repo))
     assert row["state"] == "completed", row
     assert row["node"] not in (first_node, "local")
     assert marker.read_text() == "ran\n"  # run once, never again
@@ -109,7 +99,8 @@ def test_a_lost_node_s_session_finishes_elsewhere_without_running_its_tool_again
         if block.get("type") == "tool_result"
     ]
     assert len(results) == 2 and "It was not re-run" in str(results[1]["content"])
-    assert [_row(repo, b)["state"] for b in blockers] == ["completed", "completed"]
+    blocked = [wait_for_state(repo, b, FINAL)["state"] for b in blockers]
+    assert blocked == ["completed", "completed"]
 
 
 def test_after_a_supervisor_kill_the_next_one_catches_up_with_the_node(
@@ -136,8 +127,8 @@ def test_after_a_supervisor_kill_the_next_one_catches_up_with_the_node(
         ],
     )
     sid = background(repo, "work", "--model", model)
-    _wait("a.txt on the branch", lambda: "a.txt" in _files(repo, f"worktree-bg-{sid}"))
-    node = _row(repo, sid)["node"]
+    wait_until("a.txt on the branch", lambda: "a.txt" in _files(repo, f"worktree-bg-{sid}"))
+    node = row_of(repo, sid)["node"]
     kill_supervisor(repo)
     time.sleep(5)  # the node went on alone meanwhile
     assert covey("daemon", "start", cwd=repo).code == 0
@@ -174,13 +165,13 @@ def test_with_the_cluster_gone_sessions_are_interrupted_and_respawn_runs_them_he
                 {"text": "finished here"},
             ],
         )
-        sid = background(repo, "work", "--model", model, "--permission-mode", "bypassPermissions")
-        _wait("the tool to run", marker.exists)
+        sid = background(repo, "work", "--model", model, *_BYPASS)
+        wait_until("the tool to run", marker.exists)
         kill_supervisor(repo)
     # the whole cluster is gone; the next supervisor cannot reach it
     assert covey("daemon", "start", cwd=repo).code == 0
-    _wait("the reason", lambda: _row(repo, sid)["reason"])
-    row = _row(repo, sid)
+    wait_until("the reason", lambda: row_of(repo, sid)["reason"])
+    row = row_of(repo, sid)
     assert row["state"] == "interrupted" and row["node"] == "local"
     assert f"no Ray cluster answers at {cluster.address}" in str(row["reason"])
     assert f"covey respawn {sid} runs it again" in str(row["reason"])
