@@ -1,9 +1,13 @@
 """Failures on the Ray cluster: a node lost mid-session (its raylet killed with SIGKILL) →
 the session finishes on another node, the tool call in flight answered as interrupted and
-never run again, nothing acknowledged lost, the row's `node` changed."""
+never run again, nothing acknowledged lost, the row's `node` changed. A supervisor killed:
+the next one catches up. The cluster gone: sessions interrupted, `covey respawn` runs them
+here; `covey cluster status` against a head frozen (SIGSTOP) or killed is one line, exit 2."""
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
 import subprocess
 import time
@@ -40,6 +44,32 @@ def _alive_nodes(repo: Path) -> set[str]:
     shown = covey("cluster", "status", "--json", cwd=repo)
     assert shown.code == 0, shown.err
     return {n["node"] for n in shown.json()["nodes"] if n["alive"]}
+
+
+def _frozen_head_is_one_line(
+    repo: Path, cluster: LoopbackCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`covey cluster status` while the head's GCS is frozen (SIGSTOP: its port accepts,
+    nobody answers; Ray's client would retry for minutes): one line, exit 2, in bounded time."""
+    monkeypatch.setenv("COVEY_RAY_TIMEOUT_S", "3")
+    gcs = cluster.nodes[0].pid_of("gcs_server")
+    assert gcs is not None
+    os.kill(gcs, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        frozen = covey("cluster", "status", "--json", cwd=repo)
+        took = time.monotonic() - started
+    finally:
+        os.kill(gcs, signal.SIGCONT)
+    monkeypatch.delenv("COVEY_RAY_TIMEOUT_S")
+    address = cluster.address
+    assert frozen.code == 2 and frozen.out == ""
+    assert frozen.err.strip() == (
+        f"covey: error: background.ray.address: the Ray cluster at {address} accepted the "
+        "connection but did not answer within 3 s (its head stopped or overloaded?); check "
+        f"it with `ray status --address {address}`, or set COVEY_RAY_TIMEOUT_S to wait longer"
+    )
+    assert took < 3 + 20  # Python's and Ray's import, then the bound
 
 
 def test_a_lost_node_s_session_finishes_elsewhere_without_running_its_tool_again(
@@ -168,7 +198,13 @@ def test_with_the_cluster_gone_sessions_are_interrupted_and_respawn_runs_them_he
         sid = background(repo, "work", "--model", model, *_BYPASS)
         wait_until("the tool to run", marker.exists)
         kill_supervisor(repo)
-    # the whole cluster is gone; the next supervisor cannot reach it
+        _frozen_head_is_one_line(repo, cluster, monkeypatch)
+    # the whole cluster is gone (SIGKILL); the next supervisor cannot reach it
+    gone = covey("cluster", "status", cwd=repo)
+    assert gone.code == 2 and gone.out == "" and len(gone.err.strip().splitlines()) == 1
+    assert gone.err.startswith(
+        f"covey: error: background.ray.address: no Ray cluster answers at {cluster.address} "
+    )
     assert covey("daemon", "start", cwd=repo).code == 0
     wait_until("the reason", lambda: row_of(repo, sid)["reason"])
     row = row_of(repo, sid)
