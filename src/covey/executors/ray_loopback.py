@@ -193,6 +193,7 @@ def _start_node(
         *ports,
     ]
     log = directory / f"node-{index}.log"
+    log.unlink(missing_ok=True)  # a previous run's "ready" line must not count for this one
     pid = spawn_detached(argv, cwd=directory, env=env, log_path=log)
     return LoopbackNode(index, pid, os.getsid(pid), log, resource)
 
