@@ -57,11 +57,12 @@ _HEAD_ONLY = ("--include-dashboard=false", "--disable-usage-stats")
 FAST_FAILURE_DETECTION: dict[str, int] = {
     "health_check_initial_delay_ms": 1000,
     "health_check_period_ms": 1000,
-    "health_check_timeout_ms": 3000,  # a busy 2-core machine: never a live node found dead
+    "health_check_timeout_ms": 5000,  # a busy 2-core machine: never a live node found dead
     "health_check_failure_threshold": 3,
 }
 """Ray's node health checks for a loopback cluster: a killed raylet refuses at once, so a
-lost node is found dead after ~3 failed checks a second apart."""
+lost node is found dead after ~3 failed checks a second apart; a live one that is merely slow
+would have to miss three 5 s answers in a row (Ray's defaults: 3 s apart, 10 s, 5 times)."""
 
 
 @dataclass
