@@ -179,6 +179,9 @@ def test_with_the_cluster_gone_sessions_are_interrupted_and_respawn_runs_them_he
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     repo = supervisor
+    # a directory an earlier cluster used: its log's "ready" line is not this head's
+    (tmp_path / "gone").mkdir()
+    (tmp_path / "gone" / "node-0.log").write_text("This command will now block forever\n")
     with start_loopback_cluster(tmp_path / "gone", nodes=1) as cluster:
         use_cluster(covey_home, cluster, monkeypatch)
         marker = tmp_path / "ran"
