@@ -1,7 +1,7 @@
 """Background sessions on a real 2-node Ray cluster on loopback, end to end.
 
     .venv/bin/python bench/cluster.py [--sessions 200] [--turns 10] [--delay 1.0] [--nodes 2]
-                                      [--writes]
+                                      [--writes] [--count-git]
 
 Starts a loopback cluster (`covey.executors.ray_loopback`), queues `--sessions` background
 sessions in a fresh `$COVEY_HOME` (as `covey --bg` does, in this process, so 200 dispatches
@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -104,7 +105,25 @@ def states(home: Path) -> dict[str, int]:
     return dict(rows)
 
 
+def count_git(root: Path) -> Path:
+    """A `git` first on PATH (for the cluster and the supervisor, which inherit it) that logs
+    each run before it runs the real one; the log. The processes git starts itself
+    (`pack-objects` under `bundle create`, `index-pack`…) are not counted."""
+    real = shutil.which("git")
+    assert real is not None
+    shim_dir = root / "git-shim"
+    shim_dir.mkdir()
+    log = root / "git.log"
+    log.touch()
+    shim = shim_dir / "git"
+    shim.write_text(f'#!/bin/sh\necho "$*" >> {log}\nexec {real} "$@"\n')
+    shim.chmod(0o755)
+    os.environ["PATH"] = f"{shim_dir}:{os.environ['PATH']}"
+    return log
+
+
 def run(args: argparse.Namespace, root: Path) -> list[tuple[str, str]]:
+    git_log = count_git(root) if args.count_git else None
     t0 = time.perf_counter()
     cluster = start_loopback_cluster(root / "cluster", nodes=args.nodes)
     started_s = time.perf_counter() - t0
@@ -126,6 +145,7 @@ def run(args: argparse.Namespace, root: Path) -> list[tuple[str, str]]:
         repo = make_repo(root)
         model = script(root / "script.json", args.turns, args.delay, args.writes)
         per_dispatch = queue(repo, model, args.sessions)
+        logged = len(git_log.read_text().splitlines()) if git_log else 0
         t1 = time.perf_counter()
         subprocess.run([sys.executable, "-m", "covey", "daemon", "start"], cwd=repo, check=True)
         pid = json.loads(
@@ -148,6 +168,7 @@ def run(args: argparse.Namespace, root: Path) -> list[tuple[str, str]]:
                 break
             time.sleep(POLL_S)
         wall = time.perf_counter() - t1
+        gits = len(git_log.read_text().splitlines()) - logged if git_log else 0
         subprocess.run([sys.executable, "-m", "covey", "daemon", "stop"], cwd=repo, check=False)
     finally:
         cluster.stop()
@@ -167,6 +188,11 @@ def run(args: argparse.Namespace, root: Path) -> list[tuple[str, str]]:
         ("host actors' PSS at peak", f"{peak_hosts / mib:.0f} MiB"),
         ("cluster memory per session", f"{(peak_total - idle_total) / n / mib:.2f} MiB"),
         ("supervisor PSS at peak", f"{peak_sup / mib:.0f} MiB"),
+        *(
+            [("git processes (logged), supervisor start → all ended", f"{gits:,}")]
+            if git_log
+            else []
+        ),
     ]
 
 
@@ -178,6 +204,9 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=2)
     parser.add_argument("--writes", action="store_true", help="each tool call a Write, not a Glob")
     parser.add_argument("--timeout", type=float, default=1800.0)
+    parser.add_argument(
+        "--count-git", action="store_true", help="count git processes (a logging git on PATH)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="covey-bench-cluster.") as tmp:
         rows = run(args, Path(tmp))

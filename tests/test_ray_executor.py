@@ -20,14 +20,16 @@ from clitools import covey
 from covey.executors.ray_loopback import LoopbackCluster
 from covey.models.script import Script
 from covey.testing.fakeserver import FakeServer
-from raytools import use_cluster
+from raytools import held_until, row_of, use_cluster, wait_until
 
 
-def _writer(path: Path, name: str) -> str:
+def _writer(path: Path, name: str, release: Path) -> str:
+    """Writes `name`, then holds its node until `release` exists."""
     return write_script(
         path,
         [
             {"tool_calls": [{"name": "Write", "input": {"file_path": name, "content": "hi\n"}}]},
+            held_until(release),
             {"text": f"Wrote {name}."},
         ],
     )
@@ -42,11 +44,22 @@ def test_sessions_spread_over_both_nodes_and_come_back_as_branches(
     repo = supervisor
     use_cluster(covey_home, ray_cluster, maxSessionsPerNode=1)
     os.environ.update(ray_cluster.env)  # the shell that runs covey has the cluster's token
+    release = tmp_path / "release"
     try:
         sids = [
-            background(repo, f"write {name}", "--model", _writer(tmp_path / f"{name}.yaml", name))
+            background(
+                repo,
+                f"write {name}",
+                "--model",
+                _writer(tmp_path / f"{name}.yaml", name, release),
+                "--permission-mode",
+                "bypassPermissions",
+            )
             for name in ("a.txt", "b.txt")
         ]
+        # both run at once (a session done before the next is placed frees its node)
+        wait_until("both placed", lambda: all(row_of(repo, s)["node"] != "local" for s in sids))
+        release.touch()
         rows = [wait_for_state(repo, sid, ("completed", "failed", "stopped")) for sid in sids]
         shown = covey("cluster", "status", "--json", cwd=repo)
         text = covey("cluster", "status", cwd=repo)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from typing import Any
 
 import click
@@ -52,10 +54,15 @@ def status(as_json: bool) -> None:
     from covey.executors.ray_address import check_cluster
 
     check_cluster(settings.ray)  # before Ray is imported: one line if it is not there
-    from covey.executors.ray_status import cluster_status
+    from covey.executors.ray_status import ClusterNotAnswering, cluster_status
 
-    with Store.open() as store:
-        shown = cluster_status(store, settings)
+    try:
+        with Store.open() as store:
+            shown = cluster_status(store, settings)
+    except ClusterNotAnswering as e:
+        click.echo(f"covey: error: {e}", err=True)
+        sys.stderr.flush()
+        os._exit(e.exit_code)  # a thread of Ray's still waits on the cluster: never join it
     if as_json:
         click.echo(json.dumps(shown))
     else:

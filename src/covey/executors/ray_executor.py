@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import ray
-from ray.exceptions import GetTimeoutError, RayActorError
+from ray.exceptions import ActorUnschedulableError, GetTimeoutError, RayActorError
 
 from covey.config import BackgroundSettings, load_settings
 from covey.errors import UserError
@@ -74,6 +74,9 @@ CALL_TIMEOUT_S = 30.0
 """How long a call to a host actor may take before the node counts as gone."""
 KEEP_PACKS = 8
 """Base packs kept in Ray's object store (the newest put)."""
+NODE_LOST = (RayActorError, ActorUnschedulableError, GetTimeoutError, TimeoutError)
+"""What a call to a lost node's host raises: its worker gone, its restart refused (the node
+found dead: the actor is pinned to it), or no answer in time; which one depends on timing."""
 ROOM_POLL_S = 0.5
 """How often a session whose node was lost looks for a node with room."""
 RESUME_PROMPT = (
@@ -203,7 +206,7 @@ class RayExecutor:
             repo, wt = Path(meta.repo or row.cwd), Path(meta.worktree or row.cwd)
             where = (repo, meta.branch or "", wt)
             await self._pump_or_stop(sid, row.epoch, actor, where, stopped)
-        except (RayActorError, GetTimeoutError, TimeoutError):
+        except NODE_LOST:
             return False  # lost meanwhile: started again elsewhere
         finally:
             keeper.cancel()
@@ -229,7 +232,7 @@ class RayExecutor:
                 start = actor.start.remote(job, pack)
                 await self._pump_or_stop(sid, epoch, actor, (repo, branch, wt), stopped, start)
                 return
-            except (RayActorError, GetTimeoutError, TimeoutError) as e:
+            except NODE_LOST as e:
                 log.warning("session %s lost its node %s: %s", sid, node[:12], e)
                 self.placed.pop(sid, None)
                 nxt = await self._wait_for_room(sid, avoid=node)

@@ -17,11 +17,16 @@ What Ray needs here (measured, see shared/design/distributed.md §3.3): the head
 bytes; removed by `stop`); usage stats off; no dashboard UI; every port picked free on
 127.0.0.2 (so clusters of several people coexist), none in Ray's worker ports 10002–19999;
 a custom resource `covey-node-<i>` per node; a small object store.
+
+`system_config` goes to the head's `ray start --system-config` (Ray's internal settings, for
+the whole cluster): the tests pass `FAST_FAILURE_DETECTION`, so a node killed is found dead
+in a few seconds rather than Ray's ~15 (its health checks, tuned for real networks).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import shutil
@@ -36,6 +41,7 @@ from pathlib import Path
 from covey.proc import spawn_detached
 
 __all__ = [
+    "FAST_FAILURE_DETECTION",
     "LOOPBACK_IP",
     "LoopbackCluster",
     "LoopbackNode",
@@ -48,6 +54,15 @@ START_TIMEOUT_S = 90.0
 _READY = "This command will now block forever"
 _OBJECT_STORE_BYTES = 80 * 1024 * 1024
 _HEAD_ONLY = ("--include-dashboard=false", "--disable-usage-stats")
+FAST_FAILURE_DETECTION: dict[str, int] = {
+    "health_check_initial_delay_ms": 1000,
+    "health_check_period_ms": 1000,
+    "health_check_timeout_ms": 5000,  # a busy 2-core machine: never a live node found dead
+    "health_check_failure_threshold": 3,
+}
+"""Ray's node health checks for a loopback cluster: a killed raylet refuses at once, so a
+lost node is found dead after ~3 failed checks a second apart; a live one that is merely slow
+would have to miss three 5 s answers in a row (Ray's defaults: 3 s apart, 10 s, 5 times)."""
 
 
 @dataclass
@@ -65,7 +80,11 @@ class LoopbackNode:
         return session_pids(self.session)
 
     def raylet_pid(self) -> int | None:
-        return next((p for p in self.pids() if _comm(p) == "raylet"), None)
+        return self.pid_of("raylet")
+
+    def pid_of(self, program: str) -> int | None:
+        """The pid of this node's `program` (`raylet`, `gcs_server` on the head), if running."""
+        return next((p for p in self.pids() if _comm(p) == program), None)
 
 
 @dataclass
@@ -109,7 +128,11 @@ class LoopbackCluster:
 
 
 def start_loopback_cluster(
-    directory: Path, *, nodes: int = 2, cpus_per_node: int = 1
+    directory: Path,
+    *,
+    nodes: int = 2,
+    cpus_per_node: int = 1,
+    system_config: dict[str, int] | None = None,
 ) -> LoopbackCluster:
     """Start a head and `nodes - 1` workers under `directory` (made if missing); each node's
     output goes to `directory/node-<i>.log`. On any failure what was started is stopped."""
@@ -129,6 +152,8 @@ def start_loopback_cluster(
             role = [f"--address={cluster.address}"]
             if not index:
                 role = ["--head", f"--port={port}", *_HEAD_ONLY, f"--dashboard-port={_free_port()}"]
+                if system_config:
+                    role.append(f"--system-config={json.dumps(system_config)}")
             node = _start_node(directory, index, role, env, cpus_per_node)
             cluster.nodes.append(node)
             if not index:
@@ -169,6 +194,7 @@ def _start_node(
         *ports,
     ]
     log = directory / f"node-{index}.log"
+    log.unlink(missing_ok=True)  # a previous run's "ready" line must not count for this one
     pid = spawn_detached(argv, cwd=directory, env=env, log_path=log)
     return LoopbackNode(index, pid, os.getsid(pid), log, resource)
 

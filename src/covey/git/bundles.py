@@ -26,7 +26,7 @@ On a node::
 A snapshot's first parent is `parent` (the previous snapshot shipped, or the base); when the
 agent committed on its own (its HEAD is not in `parent`'s history), that HEAD is the second
 parent, so its commits and messages reach the user too. The worktree's index, HEAD and files
-are never touched: the tree comes from a temporary index (`snapshots.working_tree`). To resume
+are never touched: the tree comes from an index of covey's own (`covey.git.shipping`). To resume
 a session on another node, ship `pack_progress` with its base pack: the worktree starts at
 the last snapshot received (HEAD there, so the next snapshot has it as its only parent).
 
@@ -65,10 +65,10 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from covey.errors import GitError
+from covey.git import shipping
 from covey.git.include import matching_ignored_files
 from covey.git.layout import common_dir, registered
 from covey.git.repo import git, git_result
-from covey.git.snapshots import commit_tree, working_tree
 
 __all__ = [
     "KEEP_BUNDLES",
@@ -170,10 +170,7 @@ def pack_progress(repo: Path, base: str, branch: str) -> ShippedSnapshot:
     tip = tip.strip()
     if tip == base:  # nothing done yet (git refuses an empty bundle)
         return ShippedSnapshot(tip, base, b"")
-    with tempfile.TemporaryDirectory(prefix="covey-ship.") as tmp:
-        path = Path(tmp) / "progress.bundle"
-        _bundle(repo, path, tip, exclude=base)
-        return ShippedSnapshot(tip, base, path.read_bytes())
+    return ShippedSnapshot(tip, base, shipping.thin_bundle(repo, tip, base))
 
 
 def receive_snapshot(repo: Path, branch: str, snap: ShippedSnapshot) -> None:
@@ -283,24 +280,27 @@ def drop_workspace(dest: Path) -> None:
     branch = git_result("symbolic-ref", "-q", "--short", "HEAD", cwd=dest).stdout.strip()
     with _flock(common / "covey-worktree-add.lock"):
         git("worktree", "remove", "--force", "--force", str(dest), cwd=common)
+    shipping.forget(dest)
     if branch:
         git_result("branch", "-D", "--", branch, cwd=common)
 
 
 def snapshot_for_shipping(worktree: Path, parent: str, message: str) -> ShippedSnapshot | None:
     """Commit the worktree's whole state (untracked, non-ignored files too) on `parent` and
-    bundle what `parent` lacks; None when nothing changed since `parent`."""
+    bundle what `parent` lacks; None when nothing changed since `parent`. Four or five git
+    processes (`covey.git.shipping` keeps an index, the identity and what it knows of the
+    history per worktree from step to step)."""
     head, parent_tree = _heads(worktree, parent)
-    tree = working_tree(worktree)
-    agent_commits = not git_result("merge-base", "--is-ancestor", head, parent, cwd=worktree).ok
+    tree = shipping.snapshot_tree(worktree)
+    agent_commits = not shipping.in_history(worktree, head, parent)
     if not agent_commits and tree == parent_tree:
         return None
     parents = [parent, head] if agent_commits else [parent]
-    sha = commit_tree(worktree, tree, parents, message)
-    with tempfile.TemporaryDirectory(prefix="covey-ship.") as tmp:
-        path = Path(tmp) / "snapshot.bundle"
-        _bundle(worktree, path, sha, exclude=parent)
-        return ShippedSnapshot(sha, parent, path.read_bytes())
+    args = [a for p in parents for a in ("-p", p)]
+    env = shipping.committer_env(worktree)
+    sha = git("commit-tree", tree, *args, "-m", message, cwd=worktree, env=env).strip()
+    shipping.remember(worktree, head, sha)
+    return ShippedSnapshot(sha, parent, shipping.thin_bundle(worktree, sha, parent))
 
 
 def _heads(worktree: Path, parent: str) -> tuple[str, str]:
@@ -313,14 +313,13 @@ def _heads(worktree: Path, parent: str) -> tuple[str, str]:
 # --- git bundle ----------------------------------------------------------------------------
 
 
-def _bundle(cwd: Path, path: Path, sha: str, *, exclude: str | None = None) -> None:
-    """Write a bundle of `sha` (minus what `exclude` has) to `path`. `git bundle create`
-    takes refs, not commits: `sha` gets a ref of its own for the while."""
+def _bundle(cwd: Path, path: Path, sha: str) -> None:
+    """Write a bundle of `sha` and its whole history to `path`. `git bundle create` takes
+    refs, not commits: `sha` gets a ref of its own for the while."""
     ref = f"{_SHIP_REF}{uuid.uuid4().hex}"
     git("update-ref", ref, sha, cwd=cwd)
     try:
-        revs = [ref, f"^{exclude}"] if exclude else [ref]
-        git("bundle", "create", "-q", str(path), *revs, cwd=cwd, timeout_s=_PACK_TIMEOUT_S)
+        git("bundle", "create", "-q", str(path), ref, cwd=cwd, timeout_s=_PACK_TIMEOUT_S)
     finally:
         git_result("update-ref", "-d", ref, cwd=cwd)
 
