@@ -224,11 +224,11 @@ def mark_interrupted(store: Store, session_id: str, reason: str) -> bool:
         return take_over_state(conn, session_id, "interrupted", reason, force=True)
 
 
-def _on_node(conn: sqlite3.Connection, row: SessionRow) -> bool:
-    """Whether the session is a child of a tree running on a Ray node (its root's `node`)."""
+def _root(conn: sqlite3.Connection, row: SessionRow) -> SessionRow:
+    """The top of the session's tree (itself when it has no parent)."""
     while row.parent_id is not None and (parent := get_session(conn, row.parent_id)):
         row = parent
-    return bool(row.meta.node) and row.meta.node != "local"
+    return row
 
 
 def request_stop(store: Store, session_id: str) -> str:
@@ -244,9 +244,10 @@ def request_stop(store: Store, session_id: str) -> str:
         expired = row.lease_expires_at is None or row.lease_expires_at < time.time()
         if row.host_id is not None and holder_alive(row.host_id) and not expired:
             pid = local_pid(row.host_id)
-            # a terminal's `covey`: as Ctrl+C; a teammate, or a child of a session on a Ray
-            # node (whose worker may share this hostname): a command its host acts on
-            if row.kind in ("background", "teammate") or _on_node(conn, row):
+            # a terminal's `covey`: as Ctrl+C; a teammate, or a child of a background session
+            # (the supervisor's, or a Ray node's, whose worker may share this hostname): a
+            # command its host acts on, never a signal to the process hosting the whole tree
+            if row.kind in ("background", "teammate") or _root(conn, row).kind == "background":
                 pid = None
             if pid is not None:
                 os.kill(pid, signal.SIGINT)

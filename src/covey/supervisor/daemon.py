@@ -52,6 +52,7 @@ from covey.sessions.lease import SUPERVISOR_ROLE, holder_alive, new_host_id
 from covey.sessions.pending import Pending, with_meta
 from covey.sessions.plan import plan_session
 from covey.sessions.state import set_state
+from covey.sessions.subagents import RUNNING
 from covey.store import Store
 from covey.store.commands import CommandRow, claim_command, finish_command, pending_commands
 from covey.store.sessions import SessionRow, get_session, list_sessions, release_lease
@@ -175,7 +176,10 @@ class Supervisor:
 
     def _handle(self, tg: asyncio.TaskGroup, command: CommandRow, sid: str) -> None:
         if command.type == "stop":
-            if sid in self.tasks and self._claim(command):
+            if sid in RUNNING and self._claim(command):  # a subagent of a hosted session
+                RUNNING[sid]()  # it ends `stopped`, its parent's Agent call says so
+                self._finish(command, "done", {"stopped": True})
+            elif sid in self.tasks and self._claim(command):
                 self.stopped_by_user.add(sid)
                 self._cancel(sid, self.tasks[sid], "stop")
                 self._finish(command, "done", {"stopped": True})
