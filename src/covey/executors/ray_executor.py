@@ -31,7 +31,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ from covey.executors.ray_host import ensure_host, existing_host, host_environmen
 from covey.executors.ray_node import NodeJob
 from covey.executors.ray_pump import PUMP_S, follow_branch, pump_session
 from covey.executors.replica import export_session
+from covey.executors.replica_ask import apply_reply_effects, leave_waiting, waits_for_reply
 from covey.git.bundles import pack_progress, pack_workspace
 from covey.git.repo import git
 from covey.git.worktrees import open_worktree
@@ -54,6 +55,7 @@ from covey.sessions.lease import LEASE_TTL_S
 from covey.sessions.pending import with_meta
 from covey.sessions.state import set_state
 from covey.store import Store
+from covey.store.session_meta import Grant
 from covey.store.sessions import (
     SessionRow,
     acquire_lease,
@@ -131,10 +133,12 @@ class RayExecutor:
         stopped: Callable[[], bool],
         *,
         may_run_here: bool = False,
+        grants: Sequence[Grant] = (),
+        budget_raise: tuple[str, float] | None = None,
     ) -> bool:
         """Run one session on the cluster until its turn ends (or it is stopped). With the
         cluster unreachable: False when `may_run_here` (a respawn or a reply: the caller runs
-        it locally), else the session is `interrupted`, saying why."""
+        it locally), else `interrupted`, saying why. `grants`, `budget_raise`: a reply's."""
         sid = row.id
         if (problem := await asyncio.to_thread(self.unreachable)) is not None:
             if may_run_here:
@@ -150,12 +154,17 @@ class RayExecutor:
             await asyncio.to_thread(self.connect)
             if not fresh and await self._catch_up(row, stopped):
                 return True
+            if prompt is None and waits_for_reply(row):  # adopted; node lost (`replica_ask`)
+                await asyncio.to_thread(leave_waiting, self.store, sid, row.epoch)
+                return True
             node = self.place(sid)
             if node is None:
                 return True  # every node is full: it stays queued, the next poll tries again
             epoch = await asyncio.to_thread(self._take, sid, fresh)
             if epoch is None:
                 return True
+            effects = (self.store, sid, epoch, grants, budget_raise)
+            await asyncio.to_thread(apply_reply_effects, *effects)
             keeper = asyncio.create_task(self._keep_lease(sid), name=f"lease-{sid}")
             try:
                 await self._drive(sid, node, epoch, prompt, stopped)
@@ -231,6 +240,8 @@ class RayExecutor:
             except (RayActorError, GetTimeoutError, TimeoutError) as e:
                 log.warning("session %s lost its node %s: %s", sid, node[:12], e)
                 self.placed.pop(sid, None)
+                if await asyncio.to_thread(self._left_waiting, sid):
+                    return
                 nxt = await self._wait_for_room(sid, avoid=node)
                 if nxt is None:
                     why = self.unreachable() or f"Ray node {node[:12]} lost, no other node live"
@@ -240,6 +251,14 @@ class RayExecutor:
                 if got is None:
                     return
                 node, epoch, prompt = nxt, got, RESUME_PROMPT
+
+    def _left_waiting(self, sid: str) -> bool:
+        """Lost with its node while waiting on a question: taken over (a new epoch fences
+        the node) and left waiting here (`replica_ask.leave_waiting`)."""
+        with self.store.read() as conn:
+            waits = waits_for_reply(get_session(conn, sid))
+        epoch = self._take(sid, False) if waits else None
+        return epoch is not None and leave_waiting(self.store, sid, epoch)
 
     async def _wait_for_room(self, sid: str, avoid: str) -> str | None:
         """A live node other than `avoid` with room, once there is one; None when the

@@ -40,6 +40,7 @@ from covey.executors.replica import (
     insert_commands,
     seed_node_store,
 )
+from covey.executors.replica_ask import NodeAsker
 from covey.executors.replica_node import ToolGate, gate_tools
 from covey.git.bundles import ShippedSnapshot, WorkspacePack, snapshot_for_shipping
 from covey.git.bundles import unpack_workspace as unpack
@@ -146,7 +147,10 @@ class NodeSessions:
         if (var := BASE_URL_VARS.get(row.meta.provider or "")) and job.base_url:
             environ[var] = job.base_url
         plan = plan_session(stored_options(row, environ), previous=row)
-        return SessionHost.open(self.store, plan, host_id=self.host_id, claimed_epoch=job.epoch)
+        asker = NodeAsker(self.store)  # its questions go home, `covey reply` comes back
+        return SessionHost.open(
+            self.store, plan, asker=asker, host_id=self.host_id, claimed_epoch=job.epoch
+        )
 
     def _snapshot(self, hosted: _Hosted) -> ShippedSnapshot | None:
         sid = hosted.job.export.row.id

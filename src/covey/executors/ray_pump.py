@@ -30,8 +30,8 @@ from covey.executors.replica import (
     applied_cursor,
     apply,
     claim_forwarded,
-    tree_commands,
 )
+from covey.executors.replica_ask import forwardable_commands
 from covey.git.bundles import ShippedSnapshot, receive_snapshot
 from covey.git.repo import git
 from covey.store import Store
@@ -109,9 +109,9 @@ async def _pump(
 
 
 async def _forward(store: Store, sid: str, actor: Any, after: int, call: Call, claimer: str) -> int:
-    """Send the pending commands of `sid`'s children with id > `after` to the node; the next
-    `after`."""
-    pending = await asyncio.to_thread(tree_commands, store, sid, after, children_only=True)
+    """Send the pending commands of `sid`'s children with id > `after` to the node, and the
+    root's reply that answers its question (`replica_ask`); the next `after`."""
+    pending = await asyncio.to_thread(forwardable_commands, store, sid, after)
     if not pending:
         return after
     await call(actor.forward.remote(pending))
