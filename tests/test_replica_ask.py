@@ -8,6 +8,7 @@ remote calls do, minus the network)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import inspect
 import subprocess
@@ -22,7 +23,7 @@ import yaml
 
 from covey.executors.ray_node import NodeJob, NodeSessions
 from covey.executors.ray_pump import pump_session
-from covey.executors.replica import export_session
+from covey.executors.replica import claim_forwarded, export_session
 from covey.executors.replica_ask import (
     apply_reply_effects,
     forwardable_commands,
@@ -33,7 +34,13 @@ from covey.sessions.control import reply
 from covey.store import Store
 from covey.store.commands import CommandRow, enqueue_command, get_command, requeue_claimed
 from covey.store.session_meta import Pending, SessionMeta
-from covey.store.sessions import SessionRow, acquire_lease, get_session, insert_session
+from covey.store.sessions import (
+    SessionRow,
+    acquire_lease,
+    get_session,
+    insert_session,
+    release_lease,
+)
 from covey.store.transcript import read_entries
 from covey.supervisor.asking import resume_prompt
 
@@ -110,7 +117,9 @@ def new_row(s: Setup, mode: str = "default") -> int:
 
 
 def take(s: Setup) -> int:
+    """A new epoch held by the supervisor (as `RayExecutor._take`)."""
     with s.user.write() as conn:
+        release_lease(conn, SID, SUPERVISOR, row(s).epoch)
         epoch = acquire_lease(conn, SID, SUPERVISOR, 30.0, time.time(), force=True)
     assert epoch is not None
     return epoch
@@ -177,7 +186,7 @@ async def test_a_permission_prompt_on_the_node_waits_at_home_and_yes_runs_the_ca
 ) -> None:
     s, marker = setup, setup.tmp / "ran"
     script(s, [bash(marker), {"text": "Ran it."}])
-    node, pump = await start(s, s.tmp / "node", new_row(s), "run it")
+    _, pump = await start(s, s.tmp / "node", new_row(s), "run it")
     pending = await waiting(s)
     assert pending.kind == "permission" and f"Bash(echo ran >> {marker}" in pending.text
     assert row(s).reason and row(s).reason.startswith("permission: Allow Bash")
@@ -194,7 +203,7 @@ async def test_a_permission_prompt_on_the_node_waits_at_home_and_yes_runs_the_ca
 async def test_a_no_denies_the_call_and_the_session_goes_on(setup: Setup) -> None:
     s, marker = setup, setup.tmp / "ran"
     script(s, [bash(marker), {"text": "Understood."}])
-    node, pump = await start(s, s.tmp / "node", new_row(s), "run it")
+    _, pump = await start(s, s.tmp / "node", new_row(s), "run it")
     await waiting(s)
     reply(s.user, SID, "no, do not")
     await asyncio.wait_for(pump, 30)
@@ -208,9 +217,13 @@ async def test_a_question_on_the_node_gets_the_reply_as_its_answer(setup: Setup)
     ask = {"name": "AskUserQuestion", "input": {"question": "Which colour?"}}
     ask["input"]["options"] = ["red", "blue"]
     script(s, [{"tool_calls": [ask]}, {"text": "Painted."}])
-    node, pump = await start(s, s.tmp / "node", new_row(s), "paint it")
+    _, pump = await start(s, s.tmp / "node", new_row(s), "paint it")
     pending = await waiting(s)
-    assert (pending.kind, pending.text, pending.options) == ("question", "Which colour?", ["red", "blue"])
+    assert (pending.kind, pending.text, pending.options) == (
+        "question",
+        "Which colour?",
+        ["red", "blue"],
+    )
     reply(s.user, SID, "2")
     await asyncio.wait_for(pump, 30)
     assert row(s).state == "completed"
@@ -226,7 +239,7 @@ async def test_a_subagent_s_permission_prompt_is_its_root_s_question(setup: Setu
         [{"tool_calls": [spawn]}, {"text": "The helper ran it."}],
         **{"general-purpose": [bash(marker), {"text": "ran"}]},
     )
-    node, pump = await start(s, s.tmp / "node", new_row(s), "delegate")
+    _, pump = await start(s, s.tmp / "node", new_row(s), "delegate")
     pending = await waiting(s)
     assert pending.kind == "permission" and "Bash(echo ran" in pending.text
     reply(s.user, SID, "yes")
@@ -257,3 +270,83 @@ async def test_a_reply_sent_while_it_works_is_its_next_prompt_not_the_answer(
         conn.execute("UPDATE commands SET status = 'claimed' WHERE id = ?", (answer,))
     assert forwardable_commands(s.user, SID, 0) == []
     assert {command(s, c).status for c in (early, later)} == {"pending"}
+
+
+def node_command(node: NodeSessions, command_id: int) -> CommandRow | None:
+    with node.store.read() as conn:
+        return get_command(conn, command_id)
+
+
+async def forward_as(s: Setup, node: NodeSessions, claimer: str) -> list[CommandRow]:
+    """What a supervisor's pump does with a reply that answers the question (`_forward`)."""
+    sent = forwardable_commands(s.user, SID, 0)
+    node.forward(sent)
+    claim_forwarded(s.user, sent, claimer)
+    return sent
+
+
+async def stop_pump(pump: Any) -> None:
+    pump.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await pump
+
+
+@in_loop
+async def test_a_reply_a_dead_supervisor_forwarded_is_forwarded_again_and_used_once(
+    setup: Setup,
+) -> None:
+    """The node took the reply, but the supervisor died before applying what came back:
+    the next supervisor requeues it (its claimer is dead), forwards it again (the node has
+    that id already), and applies the answer: one run of the call, the reply `done`."""
+    s, marker = setup, setup.tmp / "ran"
+    script(s, [bash(marker), {"text": "Ran it."}])
+    node, pump = await start(s, s.tmp / "node", new_row(s), "run it")
+    await waiting(s)
+    await stop_pump(pump)  # kill -9 of the supervisor
+    _, cid = reply(s.user, SID, "yes")
+    assert [c.id for c in await forward_as(s, node, "dead:1:x:supervisor")] == [cid]
+    await until(
+        "the node took it", lambda: getattr(node_command(node, cid), "status", "") == "done"
+    )
+    assert not marker.exists()  # the call waits until the answer is home
+    with s.user.write() as conn:
+        assert requeue_claimed(conn, "dead:1:x:supervisor") == 1
+    where = (s.repo, BRANCH, s.worktree)
+    epoch = row(s).epoch
+    await pump_session(s.user, SID, epoch, InProcess(node), where, call, "next:2:y:supervisor")
+    assert row(s).state == "completed", row(s)
+    assert marker.read_text() == "ran\n"
+    assert command(s, cid).status == "done" and command(s, cid).result == {"delivered": True}
+
+
+@in_loop
+async def test_a_node_lost_while_waiting_leaves_the_question_home_and_the_reply_goes_on(
+    setup: Setup,
+) -> None:
+    """The reply reached the node, the node was lost before its answer came home: the
+    session stays waiting at home (the executor's `leave_waiting`), the reply pending
+    again; it continues the session elsewhere as a reply to a stored question does (the
+    allowed call granted once, so it runs there, unasked, once)."""
+    s, marker = setup, setup.tmp / "ran"
+    script(s, [bash(marker), bash(marker), {"text": "Ran it elsewhere."}])
+    node, pump = await start(s, s.tmp / "node1", new_row(s), "run it")
+    pending = await waiting(s)
+    await stop_pump(pump)
+    _, cid = reply(s.user, SID, "yes")
+    await forward_as(s, node, SUPERVISOR)
+    await until(
+        "the node took it", lambda: getattr(node_command(node, cid), "status", "") == "done"
+    )
+    await node.drop(SID)  # the node is lost
+    assert leave_waiting(s.user, SID, take(s))
+    assert (row(s).state, row(s).meta.pending, row(s).meta.node) == ("needs_input", pending, None)
+    assert command(s, cid).status == "pending"
+    # what the supervisor does with that reply (`_continue`): continue it with the answer
+    prompt, grants = resume_prompt(pending, "yes")
+    epoch = take(s)
+    apply_reply_effects(s.user, SID, epoch, grants)
+    _, pump2 = await start(s, s.tmp / "node2", epoch, prompt)
+    await asyncio.wait_for(pump2, 30)
+    assert row(s).state == "completed", row(s)
+    assert marker.read_text() == "ran\n"
+    assert row(s).meta.grants == ()  # used up
