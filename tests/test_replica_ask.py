@@ -25,9 +25,9 @@ from covey.executors.ray_node import NodeJob, NodeSessions
 from covey.executors.ray_pump import pump_session
 from covey.executors.replica import claim_forwarded, export_session
 from covey.executors.replica_ask import (
-    apply_reply_effects,
     forwardable_commands,
     leave_waiting,
+    store_reply,
 )
 from covey.git.bundles import pack_workspace
 from covey.sessions.control import reply
@@ -344,7 +344,7 @@ async def test_a_node_lost_while_waiting_leaves_the_question_home_and_the_reply_
     # what the supervisor does with that reply (`_continue`): continue it with the answer
     prompt, grants = resume_prompt(pending, "yes")
     epoch = take(s)
-    apply_reply_effects(s.user, SID, epoch, grants)
+    store_reply(s.user, SID, epoch, grants)
     _, pump2 = await start(s, s.tmp / "node2", epoch, prompt)
     await asyncio.wait_for(pump2, 30)
     assert row(s).state == "completed", row(s)

@@ -45,7 +45,7 @@ from covey.executors.ray_host import ensure_host, existing_host, host_environmen
 from covey.executors.ray_node import NodeJob
 from covey.executors.ray_pump import PUMP_S, follow_branch, pump_session
 from covey.executors.replica import export_session
-from covey.executors.replica_ask import apply_reply_effects, leave_waiting, waits_for_reply
+from covey.executors.replica_ask import leave_waiting, store_reply, waits_for_reply
 from covey.git.bundles import pack_progress, pack_workspace
 from covey.git.repo import git
 from covey.git.worktrees import open_worktree
@@ -146,7 +146,8 @@ class RayExecutor:
                 if row.meta.worktree and Path(row.meta.worktree).is_dir():
                     await asyncio.to_thread(follow_branch, Path(row.meta.worktree))
                 return False
-            if await asyncio.to_thread(self._take, sid, fresh) is not None:
+            waits = prompt is None and await asyncio.to_thread(self._left_waiting, sid)
+            if not waits and await asyncio.to_thread(self._take, sid, fresh) is not None:
                 self._interrupt(sid, f"{problem}; covey respawn {sid} runs it again")
             self.epochs.pop(sid, None)
             return True
@@ -154,17 +155,15 @@ class RayExecutor:
             await asyncio.to_thread(self.connect)
             if not fresh and await self._catch_up(row, stopped):
                 return True
-            if prompt is None and waits_for_reply(row):  # adopted; node lost (`replica_ask`)
-                await asyncio.to_thread(leave_waiting, self.store, sid, row.epoch)
-                return True
+            if prompt is None and await asyncio.to_thread(self._left_waiting, sid):
+                return True  # adopted while it waits on a question, its node gone
             node = self.place(sid)
             if node is None:
                 return True  # every node is full: it stays queued, the next poll tries again
             epoch = await asyncio.to_thread(self._take, sid, fresh)
             if epoch is None:
                 return True
-            effects = (self.store, sid, epoch, grants, budget_raise)
-            await asyncio.to_thread(apply_reply_effects, *effects)
+            await asyncio.to_thread(store_reply, self.store, sid, epoch, grants, budget_raise)
             keeper = asyncio.create_task(self._keep_lease(sid), name=f"lease-{sid}")
             try:
                 await self._drive(sid, node, epoch, prompt, stopped)
@@ -253,8 +252,8 @@ class RayExecutor:
                 node, epoch, prompt = nxt, got, RESUME_PROMPT
 
     def _left_waiting(self, sid: str) -> bool:
-        """Lost with its node while waiting on a question: taken over (a new epoch fences
-        the node) and left waiting here (`replica_ask.leave_waiting`)."""
+        """Waiting on a question with its node gone (or no cluster): taken over (a new epoch
+        fences the node) and left waiting here (`replica_ask.leave_waiting`)."""
         with self.store.read() as conn:
             waits = waits_for_reply(get_session(conn, sid))
         epoch = self._take(sid, False) if waits else None

@@ -50,10 +50,10 @@ from covey.supervisor.asking import Replies, SessionAsker, add_grants
 __all__ = [
     "ASKING_KINDS",
     "NodeAsker",
-    "apply_reply_effects",
     "forwardable_commands",
     "leave_waiting",
     "requeue_answers",
+    "store_reply",
     "waits_for_reply",
 ]
 
@@ -173,7 +173,7 @@ def leave_waiting(store: Store, session_id: str, epoch: int) -> bool:
     return True
 
 
-def apply_reply_effects(
+def store_reply(
     store: Store,
     session_id: str,
     epoch: int,
