@@ -338,7 +338,7 @@ async def test_a_node_lost_while_waiting_leaves_the_question_home_and_the_reply_
         "the node took it", lambda: getattr(node_command(node, cid), "status", "") == "done"
     )
     await node.drop(SID)  # the node is lost
-    assert leave_waiting(s.user, SID, take(s))
+    assert leave_waiting(s.user, SID, lambda: take(s))
     assert (row(s).state, row(s).meta.pending, row(s).meta.node) == ("needs_input", pending, None)
     assert command(s, cid).status == "pending"
     # what the supervisor does with that reply (`_continue`): continue it with the answer

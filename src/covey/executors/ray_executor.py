@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -45,7 +46,7 @@ from covey.executors.ray_host import ensure_host, existing_host, host_environmen
 from covey.executors.ray_node import NodeJob
 from covey.executors.ray_pump import PUMP_S, follow_branch, pump_session
 from covey.executors.replica import export_session
-from covey.executors.replica_ask import leave_waiting, store_reply, waits_for_reply
+from covey.executors.replica_ask import leave_waiting, store_reply
 from covey.git.bundles import pack_progress, pack_workspace
 from covey.git.repo import git
 from covey.git.worktrees import open_worktree
@@ -103,17 +104,19 @@ class RayExecutor:
         self.epochs: dict[str, int] = {}
         """Session id → the epoch this supervisor holds it at (renewed by `_keep_lease`)."""
         self._connected = False
+        self._connecting = threading.Lock()
 
     def connect(self) -> None:
-        if self._connected:
-            return
-        ray.init(
-            address=resolve_address(self.settings),
-            namespace=self.namespace,
-            log_to_driver=False,
-            logging_level=logging.WARNING,
-        )
-        self._connected = True
+        with self._connecting:  # sessions start in worker threads: one `ray.init` of them all
+            if self._connected:
+                return
+            ray.init(
+                address=resolve_address(self.settings),
+                namespace=self.namespace,
+                log_to_driver=False,
+                logging_level=logging.WARNING,
+            )
+            self._connected = True
 
     def alive_nodes(self) -> list[str]:
         return sorted(n["NodeID"] for n in ray.nodes() if n["Alive"])  # type: ignore[no-untyped-call]
@@ -251,13 +254,8 @@ class RayExecutor:
                     return
                 node, epoch, prompt = nxt, got, RESUME_PROMPT
 
-    def _left_waiting(self, sid: str) -> bool:
-        """Waiting on a question with its node gone (or no cluster): taken over (a new epoch
-        fences the node) and left waiting here (`replica_ask.leave_waiting`)."""
-        with self.store.read() as conn:
-            waits = waits_for_reply(get_session(conn, sid))
-        epoch = self._take(sid, False) if waits else None
-        return epoch is not None and leave_waiting(self.store, sid, epoch)
+    def _left_waiting(self, sid: str) -> bool:  # `replica_ask.leave_waiting`
+        return leave_waiting(self.store, sid, lambda: self._take(sid, False))
 
     async def _wait_for_room(self, sid: str, avoid: str) -> str | None:
         """A live node other than `avoid` with room, once there is one; None when the

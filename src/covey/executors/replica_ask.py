@@ -33,7 +33,7 @@ again (`requeue_orphaned_commands`) and forwarded again (the node ignores an id 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from covey.errors import LeaseLost
 from covey.executors.replica import tree_commands
@@ -160,10 +160,16 @@ def requeue_answers(store: Store, session_id: str) -> int:
         return cursor.rowcount
 
 
-def leave_waiting(store: Store, session_id: str, epoch: int) -> bool:
-    """A session that waits on a question and whose node is gone stays waiting at home, on
-    no node (`meta.node` cleared), its forwarded reply pending again; False (nothing done)
-    when the row does not wait on a question at `epoch`."""
+def leave_waiting(store: Store, session_id: str, take: Callable[[], int | None]) -> bool:
+    """A session that waits on a question and whose node is gone (or the cluster) stays
+    waiting at home: taken over (`take`: the lease at a new epoch, which fences the node
+    out), on no node (`meta.node` cleared), its forwarded reply pending again. False
+    (nothing done) when it does not wait on a question."""
+    with store.read() as conn:
+        if not waits_for_reply(get_session(conn, session_id)):
+            return False
+    if (epoch := take()) is None:
+        return False
     with store.write() as conn:
         row = get_session(conn, session_id)
         if row is None or row.epoch != epoch or not waits_for_reply(row):
