@@ -71,7 +71,7 @@ def _asks(repo: Path, sid: str, waiting_for: str) -> dict[str, Any]:
     return row
 
 
-def test_a_permission_prompt_on_a_node_is_answered_by_covey_reply(
+def test_a_permission_prompt_on_a_node_is_answered_by_covey_reply_always(
     supervisor: Path,  # noqa: F811
     covey_home: Path,
     ray_cluster: LoopbackCluster,
@@ -81,17 +81,20 @@ def test_a_permission_prompt_on_a_node_is_answered_by_covey_reply(
     repo = supervisor
     use_cluster(covey_home, ray_cluster, monkeypatch)
     marker = tmp_path / "ran"
-    model = write_script(tmp_path / "s.yaml", [_bash(marker), {"text": "Ran it."}])
-    sid = background(repo, "run it", "--model", model, "--permission-mode", "default")
+    turns = [_bash(marker), _bash(marker), {"text": "Ran it twice."}]
+    sid = background(
+        repo, "run it", "--model", write_script(tmp_path / "s.yaml", turns),
+        "--permission-mode", "default",
+    )  # fmt: skip
     row = _asks(repo, sid, "permission prompt")
     assert f"Bash(echo ran >> {marker}" in row["question"]
     assert not marker.exists()
-    replied = covey("reply", sid, "1", cwd=repo)  # a number picks an option: "yes"
+    replied = covey("reply", sid, "always", cwd=repo)  # the same call later runs unasked
     assert replied.code == 0 and replied.out.strip() == f"replied · {sid}", replied.err
     row = wait_for_state(repo, sid, FINISHED)
     assert row["state"] == "completed" and row["waiting_for"] is None, row
     assert row["node"] != "local"
-    assert marker.read_text() == "ran\n"
+    assert marker.read_text() == "ran\nran\n"
 
 
 def test_a_question_on_a_node_gets_the_reply_and_its_work_comes_back(

@@ -200,6 +200,27 @@ async def test_a_permission_prompt_on_the_node_waits_at_home_and_yes_runs_the_ca
 
 
 @in_loop
+async def test_always_runs_the_call_and_the_same_call_later_unasked_on_the_node(
+    setup: Setup,
+) -> None:
+    s, marker = setup, setup.tmp / "ran"
+    other = setup.tmp / "other"
+    script(s, [bash(marker), bash(marker), bash(other), {"text": "Ran them."}])
+    _, pump = await start(s, s.tmp / "node", new_row(s), "run it")
+    first = await waiting(s)
+    reply(s.user, SID, "always")
+    await until("the next question", lambda: row(s).meta.pending not in (None, first))
+    # the same call ran twice, asked once; a different call asks again
+    assert marker.read_text() == "ran\nran\n"
+    assert f"Bash(echo ran >> {other}" in (row(s).meta.pending or first).text
+    (grant,) = row(s).meta.grants  # it came home with the session
+    assert grant.always and grant.input == {"command": f"echo ran >> {marker}"}
+    reply(s.user, SID, "yes")
+    await asyncio.wait_for(pump, 30)
+    assert row(s).state == "completed" and other.read_text() == "ran\n"
+
+
+@in_loop
 async def test_a_no_denies_the_call_and_the_session_goes_on(setup: Setup) -> None:
     s, marker = setup, setup.tmp / "ran"
     script(s, [bash(marker), {"text": "Understood."}])
@@ -350,3 +371,13 @@ async def test_a_node_lost_while_waiting_leaves_the_question_home_and_the_reply_
     assert row(s).state == "completed", row(s)
     assert marker.read_text() == "ran\n"
     assert row(s).meta.grants == ()  # used up
+
+
+def test_always_after_a_restart_is_a_standing_grant() -> None:
+    """A reply of "always" to a question stored while no host ran the session: the grant
+    the next run gets stays (the same call later runs unasked too)."""
+    pending = Pending.permission("Bash", {"command": "make"}, "ask")
+    prompt, grants = resume_prompt(pending, "always")
+    assert "allowed Bash(make)" in prompt
+    assert [g.always for g in grants] == [True]
+    assert [g.always for g in resume_prompt(pending, "yes")[1]] == [False]

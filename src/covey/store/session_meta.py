@@ -52,12 +52,14 @@ class Pending(BaseModel):
 
 
 class Grant(BaseModel):
-    """A tool call the person allowed after its host went away: it runs once, unasked."""
+    """A tool call the person allowed after its host went away: it runs once, unasked; or
+    (`always`, a reply of "always") whenever the session makes it again."""
 
     model_config = ConfigDict(frozen=True)
 
     tool: str
     input: dict[str, Any] = Field(default_factory=dict)
+    always: bool = False
 
 
 class StoredOptions(BaseModel):
