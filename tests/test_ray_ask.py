@@ -143,6 +143,7 @@ def test_a_reply_after_a_supervisor_kill_reaches_the_node_that_waits(
     assert marker.read_text() == "ran\n"
 
 
+@pytest.mark.timeout(300)  # the blockers, a third node, Ray noticing its loss: ~2 min
 def test_a_node_lost_while_its_session_waits_keeps_the_question_and_the_reply_goes_on(
     supervisor: Path,  # noqa: F811
     covey_home: Path,
@@ -152,10 +153,12 @@ def test_a_node_lost_while_its_session_waits_keeps_the_question_and_the_reply_go
 ) -> None:
     repo = supervisor
     use_cluster(covey_home, ray_cluster, monkeypatch, maxSessionsPerNode=1)
-    # the two standing nodes are busy for a while, so the session lands on a third one
-    blocker = write_script(tmp_path / "b.yaml", [{"text": "blocked", "delay_s": 12}])
+    # the two standing nodes are busy long enough (adding a node takes ~20 s under load),
+    # so the session lands on a third one
+    blocker = write_script(tmp_path / "b.yaml", [{"text": "blocked", "delay_s": 45}])
     blockers = [background(repo, "wait", "--model", blocker) for _ in range(2)]
     _wait("both nodes busy", lambda: all(_row(repo, b)["node"] != "local" for b in blockers))
+    standing = _alive_nodes(repo)
     extra = ray_cluster.add_node(tmp_path / "extra")
     marker = tmp_path / "ran"
     turns = [_bash(marker), _bash(marker), {"text": "Ran it elsewhere."}]
@@ -163,6 +166,7 @@ def test_a_node_lost_while_its_session_waits_keeps_the_question_and_the_reply_go
     sid = background(repo, "run it", "--model", model, "--permission-mode", "default")
     try:
         first = _asks(repo, sid, "permission prompt")
+        assert first["node"] not in standing, "placed on a standing node: the blockers ended"
         ray_cluster.kill_raylet(extra.index)
         _wait("the session waiting on no node", lambda: _row(repo, sid)["node"] == "local")
     finally:
@@ -176,4 +180,5 @@ def test_a_node_lost_while_its_session_waits_keeps_the_question_and_the_reply_go
     assert row["state"] == "completed", row
     assert row["node"] not in (first["node"], "local")
     assert marker.read_text() == "ran\n"  # allowed once, run once, never asked again
-    assert [_row(repo, b)["state"] for b in blockers] == ["completed", "completed"]
+    for b in blockers:
+        assert wait_for_state(repo, b, FINISHED)["state"] == "completed"
