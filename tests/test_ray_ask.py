@@ -26,6 +26,8 @@ from bgtools import (
 )
 from clitools import covey
 from covey.executors.ray_loopback import LoopbackCluster
+from covey.models.script import Script
+from covey.testing.fakeserver import FakeServer
 from raytools import use_cluster
 
 FINISHED = ("completed", "failed", "stopped")
@@ -118,6 +120,38 @@ def test_a_question_on_a_node_gets_the_reply_and_its_work_comes_back(
     assert row["state"] == "completed", row
     assert "The user answered: blue please" in _results(sid)
     assert git_out(repo, "show", f"{row['branch']}:colour.txt") == "blue\n"
+
+
+def test_a_reply_raising_the_budget_continues_a_node_session_with_the_raise(
+    supervisor: Path,  # noqa: F811
+    covey_home: Path,
+    ray_cluster: LoopbackCluster,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """$0.0975 a request: a $1 budget stops the session on its node after ten; "raise to 5"
+    is stored with the session before it goes to a node again, so it holds there."""
+    repo = supervisor
+    use_cluster(covey_home, ray_cluster, monkeypatch)
+    usage = {"input": 30_000, "output": 500}
+    glob = {"tool_calls": [{"name": "Glob", "input": {"pattern": "*"}}], "usage": usage}
+    script = Script.model_validate({"turns": [glob] * 13 + [{"text": "Done.", "usage": usage}]})
+    with FakeServer(script) as server:
+        env = {"ANTHROPIC_API_KEY": "test-key", "ANTHROPIC_BASE_URL": server.url}
+        model = "anthropic:claude-sonnet-4-5"
+        run = covey(
+            "--bg", "list the files", "--model", model, "--max-budget-usd", "1",
+            cwd=repo, env=env,
+        )  # fmt: skip
+        assert run.code == 0, run.err
+        sid = run.out.split(" · ")[1]
+        row = _asks(repo, sid, "budget")
+        assert "session budget of $1.00 reached" in row["question"]
+        assert len(server.requests) == 10
+        assert covey("reply", sid, "raise to 5", cwd=repo).code == 0
+        row = wait_for_state(repo, sid, FINISHED)
+        assert row["state"] == "completed", row
+        assert len(server.requests) == 14
+    assert row["node"] != "local"
 
 
 def test_a_reply_after_a_supervisor_kill_reaches_the_node_that_waits(
