@@ -39,9 +39,9 @@ from covey.errors import LeaseLost
 from covey.executors.replica import tree_commands
 from covey.sessions.budget import raise_budget
 from covey.sessions.pending import Pending, set_waiting, with_meta
+from covey.sessions.state import write_state
 from covey.store import Store
 from covey.store.commands import CommandRow, claim_commands, finish_command, get_command
-from covey.store.events import append_event
 from covey.store.replica import get_cursor, last_journal_id
 from covey.store.session_meta import Grant, SessionMeta
 from covey.store.sessions import SessionRow, get_session, update_session
@@ -93,11 +93,9 @@ class NodeAsker(SessionAsker):
             finish_command(conn, got[0].id, "done", {"delivered": True})
             row = get_session(conn, self.session_id)
             meta = with_meta(row.meta if row else SessionMeta(), pending=None)
-            # as `set_state` writes it: the row and its `state` event, fenced by the epoch
             sid, epoch = self.session_id, self.epoch
-            if not update_session(conn, sid, epoch, state="working", reason=None, meta=meta):
+            if not write_state(conn, sid, epoch, "working", None, meta=meta):
                 raise LeaseLost(f"session {sid} is now held by another host (epoch > {epoch})")
-            append_event(conn, sid, "state", {"state": "working", "reason": None})
         return str(got[0].data.get("text", ""))
 
     async def _applied(self) -> None:
