@@ -9,7 +9,8 @@ checked out once, when the pump ends (`follow_branch`), not at every snapshot. E
 the pending commands of the session's tree (`covey stop TEAMMATE`, a subagent's stop) go
 to the node (`replica.tree_commands`, the actor's `forward`), claimed here so no local
 host acts on them; their outcome comes back through the journal. The root's own commands
-are the supervisor's (`covey stop` of the root cancels it through the actor). Returns when
+are the supervisor's (`covey stop` of the root cancels it through the actor), but for a
+reply that answers the question the root waits on at its node (`replica_ask`). Returns when
 the node's run of it is over and everything it wrote is applied, or when the session's
 epoch is no longer `epoch` (a successor holds it).
 """

@@ -9,8 +9,9 @@ it waits for a `reply` command in the node store. A reply is put there by the su
 (`forwardable_commands`, in `ray_pump`); the node claims it and, in ONE transaction, finishes
 it and sets the row back to `working` (both journaled home), then waits until the supervisor
 has applied that before the answer is used: a permitted call runs only once the user's store
-knows the question was answered. Grants work as locally: a call allowed once is remembered
-in `meta.grants` only for a session continued after its host went away.
+knows the question was answered. Grants work as locally (`meta.grants`, in the row, so they
+travel with it): a reply of "always" allows the same call for the rest of the session, on
+this node and on any it resumes on; a call allowed after the host went away runs once.
 
 On the user's side (`forwardable_commands`): the root's `reply` is sent to the node only when
 it answers the stored question, as the local `Replies.accepts` decides: the row waits on a
