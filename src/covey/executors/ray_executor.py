@@ -160,9 +160,9 @@ class RayExecutor:
                 return True
             if prompt is None and await asyncio.to_thread(self._left_waiting, sid):
                 return True  # adopted while it waits on a question, its node gone
-            node = self.place(sid)
-            if node is None:
+            if (node := self.place(sid)) is None:
                 return True  # every node is full: it stays queued, the next poll tries again
+            self.placed[sid] = node  # at once: a session placed meanwhile counts it
             epoch = await asyncio.to_thread(self._take, sid, fresh)
             if epoch is None:
                 return True
