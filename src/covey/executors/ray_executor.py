@@ -160,8 +160,9 @@ class RayExecutor:
                 return True
             if prompt is None and await asyncio.to_thread(self._left_waiting, sid):
                 return True  # adopted while it waits on a question, its node gone
-            if (node := self.place(sid)) is None:
-                return True  # every node is full: it stays queued, the next poll tries again
+            node = self.place(sid) if fresh else await self._wait_for_room(sid, avoid="")
+            if node is None:  # all full: a queued one stays queued, the next poll tries again
+                return True
             self.placed[sid] = node  # at once: a session placed meanwhile counts it
             epoch = await asyncio.to_thread(self._take, sid, fresh)
             if epoch is None:
