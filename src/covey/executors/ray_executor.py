@@ -30,8 +30,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,7 @@ from covey.executors.ray_node import NodeJob
 from covey.executors.ray_pump import PUMP_S, follow_branch, pump_session
 from covey.executors.ray_worktrees import child_worktrees
 from covey.executors.replica import export_session
+from covey.executors.replica_ask import leave_waiting, store_reply
 from covey.git.bundles import pack_progress, pack_workspace
 from covey.git.repo import git
 from covey.git.worktrees import open_worktree
@@ -55,6 +57,7 @@ from covey.sessions.lease import LEASE_TTL_S
 from covey.sessions.pending import with_meta
 from covey.sessions.state import set_state
 from covey.store import Store
+from covey.store.session_meta import Grant
 from covey.store.sessions import (
     SessionRow,
     acquire_lease,
@@ -105,17 +108,19 @@ class RayExecutor:
         self.epochs: dict[str, int] = {}
         """Session id → the epoch this supervisor holds it at (renewed by `_keep_lease`)."""
         self._connected = False
+        self._connecting = threading.Lock()
 
     def connect(self) -> None:
-        if self._connected:
-            return
-        ray.init(
-            address=resolve_address(self.settings),
-            namespace=self.namespace,
-            log_to_driver=False,
-            logging_level=logging.WARNING,
-        )
-        self._connected = True
+        with self._connecting:  # sessions start in worker threads: one `ray.init` of them all
+            if self._connected:
+                return
+            ray.init(
+                address=resolve_address(self.settings),
+                namespace=self.namespace,
+                log_to_driver=False,
+                logging_level=logging.WARNING,
+            )
+            self._connected = True
 
     def alive_nodes(self) -> list[str]:
         return sorted(n["NodeID"] for n in ray.nodes() if n["Alive"])  # type: ignore[no-untyped-call]
@@ -135,10 +140,12 @@ class RayExecutor:
         stopped: Callable[[], bool],
         *,
         may_run_here: bool = False,
+        grants: Sequence[Grant] = (),
+        budget_raise: tuple[str, float] | None = None,
     ) -> bool:
         """Run one session on the cluster until its turn ends (or it is stopped). With the
         cluster unreachable: False when `may_run_here` (a respawn or a reply: the caller runs
-        it locally), else the session is `interrupted`, saying why."""
+        it locally), else `interrupted`, saying why. `grants`, `budget_raise`: a reply's."""
         sid = row.id
         if (problem := await asyncio.to_thread(self.unreachable)) is not None:
             if may_run_here:
@@ -146,7 +153,8 @@ class RayExecutor:
                 if row.meta.worktree and Path(row.meta.worktree).is_dir():
                     await asyncio.to_thread(follow_branch, Path(row.meta.worktree))
                 return False
-            if await asyncio.to_thread(self._take, sid, fresh) is not None:
+            waits = prompt is None and await asyncio.to_thread(self._left_waiting, sid)
+            if not waits and await asyncio.to_thread(self._take, sid, fresh) is not None:
                 self._interrupt(sid, f"{problem}; covey respawn {sid} runs it again")
             self.epochs.pop(sid, None)
             return True
@@ -154,12 +162,16 @@ class RayExecutor:
             await asyncio.to_thread(self.connect)
             if not fresh and await self._catch_up(row, stopped):
                 return True
-            node = self.place(sid)
-            if node is None:
-                return True  # every node is full: it stays queued, the next poll tries again
+            if prompt is None and await asyncio.to_thread(self._left_waiting, sid):
+                return True  # adopted while it waits on a question, its node gone
+            node = self.place(sid) if fresh else await self._wait_for_room(sid, avoid="")
+            if node is None:  # all full: a queued one stays queued, the next poll tries again
+                return True
+            self.placed[sid] = node  # at once: a session placed meanwhile counts it
             epoch = await asyncio.to_thread(self._take, sid, fresh)
             if epoch is None:
                 return True
+            await asyncio.to_thread(store_reply, self.store, sid, epoch, grants, budget_raise)
             keeper = asyncio.create_task(self._keep_lease(sid), name=f"lease-{sid}")
             try:
                 await self._drive(sid, node, epoch, prompt, stopped)
@@ -235,6 +247,8 @@ class RayExecutor:
             except NODE_LOST as e:
                 log.warning("session %s lost its node %s: %s", sid, node[:12], e)
                 self.placed.pop(sid, None)
+                if await asyncio.to_thread(self._left_waiting, sid):
+                    return
                 nxt = await self._wait_for_room(sid, avoid=node)
                 if nxt is None:
                     why = self.unreachable() or f"Ray node {node[:12]} lost, no other node live"
@@ -244,6 +258,9 @@ class RayExecutor:
                 if got is None:
                     return
                 node, epoch, prompt = nxt, got, RESUME_PROMPT
+
+    def _left_waiting(self, sid: str) -> bool:  # `replica_ask.leave_waiting`
+        return leave_waiting(self.store, sid, lambda: self._take(sid, False))
 
     async def _wait_for_room(self, sid: str, avoid: str) -> str | None:
         """A live node other than `avoid` with room, once there is one; None when the

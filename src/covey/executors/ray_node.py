@@ -42,6 +42,7 @@ from covey.executors.replica import (
     insert_commands,
     seed_node_store,
 )
+from covey.executors.replica_ask import NodeAsker
 from covey.executors.replica_node import ToolGate, gate_tools
 from covey.executors.replica_stops import stop_subagents
 from covey.git.bundles import ShippedSnapshot, WorkspacePack
@@ -162,7 +163,10 @@ class NodeSessions:
         if (var := BASE_URL_VARS.get(row.meta.provider or "")) and job.base_url:
             environ[var] = job.base_url
         plan = plan_session(stored_options(row, environ), previous=row)
-        return SessionHost.open(self.store, plan, host_id=self.host_id, claimed_epoch=job.epoch)
+        asker = NodeAsker(self.store)  # its questions go home, `covey reply` comes back
+        return SessionHost.open(
+            self.store, plan, asker=asker, host_id=self.host_id, claimed_epoch=job.epoch
+        )
 
     def collect(self, sid: str, after: Cursor) -> Batch:
         return collect(self.store, sid, after)

@@ -10,7 +10,8 @@ ends (`SnapshotReceiver.finish`), not at every snapshot. Every `FORWARD_S`:
 the pending commands of the session's tree (`covey stop TEAMMATE`, a subagent's stop) go
 to the node (`replica.tree_commands`, the actor's `forward`), claimed here so no local
 host acts on them; their outcome comes back through the journal. The root's own commands
-are the supervisor's (`covey stop` of the root cancels it through the actor). Returns when
+are the supervisor's (`covey stop` of the root cancels it through the actor), but for a
+reply that answers the question the root waits on at its node (`replica_ask`). Returns when
 the node's run of it is over and everything it wrote is applied, or when the session's
 epoch is no longer `epoch` (a successor holds it).
 """
@@ -32,8 +33,8 @@ from covey.executors.replica import (
     applied_cursor,
     apply,
     claim_forwarded,
-    tree_commands,
 )
+from covey.executors.replica_ask import forwardable_commands
 from covey.git.repo import git
 from covey.store import Store
 from covey.store.sessions import get_session
@@ -106,9 +107,9 @@ async def _pump(
 
 
 async def _forward(store: Store, sid: str, actor: Any, after: int, call: Call, claimer: str) -> int:
-    """Send the pending commands of `sid`'s children with id > `after` to the node; the next
-    `after`."""
-    pending = await asyncio.to_thread(tree_commands, store, sid, after, children_only=True)
+    """Send the pending commands of `sid`'s children with id > `after` to the node, and the
+    root's reply that answers its question (`replica_ask`); the next `after`."""
+    pending = await asyncio.to_thread(forwardable_commands, store, sid, after)
     if not pending:
         return after
     await call(actor.forward.remote(pending))

@@ -13,14 +13,32 @@ from covey.store import Store
 from covey.store.session_meta import Pending, SessionMeta, call_text, with_meta
 from covey.store.sessions import get_session
 
-__all__ = ["YES", "Pending", "call_text", "is_yes", "set_waiting", "with_meta"]
+__all__ = [
+    "ALWAYS",
+    "YES",
+    "Pending",
+    "call_text",
+    "is_always",
+    "is_yes",
+    "set_waiting",
+    "with_meta",
+]
 
 YES = frozenset({"y", "yes", "allow", "ok", "approve", "approved", "go", "sure"})
 """Answers that allow a tool call; anything else denies it."""
 
 
+ALWAYS = frozenset({"always", "always allow", "allow always", "yes always", "yes, always"})
+"""Answers that allow a tool call and the same call (tool and input) for the rest of the
+session (a background session's; `covey.supervisor.asking`)."""
+
+
 def is_yes(text: str) -> bool:
     return text.strip().lower().rstrip(".!") in YES
+
+
+def is_always(text: str) -> bool:
+    return text.strip().lower().rstrip(".!") in ALWAYS
 
 
 def set_waiting(store: Store, session_id: str, epoch: int, pending: Pending | None) -> None:

@@ -30,6 +30,7 @@ __all__ = [
     "replay_state",
     "set_state",
     "take_over_state",
+    "write_state",
 ]
 
 LIVE_STATES = ("queued", "working", "needs_input", "idle")
@@ -50,6 +51,22 @@ def set_state(
     with store.write() as conn:
         if not _write(conn, session_id, epoch, state, reason, fields):
             raise LeaseLost(f"session {session_id} is now held by another host (epoch > {epoch})")
+
+
+def write_state(
+    conn: sqlite3.Connection,
+    session_id: str,
+    epoch: int,
+    state: SessionState,
+    reason: str | None = None,
+    **fields: Any,
+) -> bool:
+    """`set_state` inside the caller's write transaction, with writes that must commit with
+    it (a node's answered question: `covey.executors.replica_ask`). False: a stale epoch,
+    nothing written."""
+    if state not in STATES:
+        raise ValueError(f"unknown session state {state!r}")
+    return _write(conn, session_id, epoch, state, reason, fields)
 
 
 def take_over_state(

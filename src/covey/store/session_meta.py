@@ -64,10 +64,12 @@ class Pending(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
 
 
 class Grant(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """A tool call the person allowed after its host went away: it runs once, unasked."""
+    """A tool call the person allowed after its host went away: it runs once, unasked; or
+    (`always`, a reply of "always") whenever the session makes it again."""
 
     tool: str
     input: dict[str, Any] = {}
+    always: bool = False
 
 
 class StoredOptions(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

@@ -17,7 +17,14 @@ from collections.abc import Sequence
 
 from covey.messages import ToolUseBlock
 from covey.sessions.hooks_bridge import CommandHooks
-from covey.sessions.pending import Pending, call_text, is_yes, set_waiting, with_meta
+from covey.sessions.pending import (
+    Pending,
+    call_text,
+    is_always,
+    is_yes,
+    set_waiting,
+    with_meta,
+)
 from covey.store import Store
 from covey.store.session_meta import Grant, SessionMeta
 from covey.store.sessions import get_session, update_session
@@ -82,7 +89,12 @@ class SessionAsker:
         if await asyncio.to_thread(self._take_grant, call):
             return True
         pending = Pending.permission(call.name, call.input, decision.reason)
-        return is_yes(await self._ask(pending))
+        answer = await self._ask(pending)
+        if is_always(answer):  # this call, and the same call again later, unasked
+            grant = Grant(tool=call.name, input=call.input, always=True)
+            await asyncio.to_thread(add_grants, self.store, self.session_id, self.epoch, [grant])
+            return True
+        return is_yes(answer)
 
     async def _ask(self, pending: Pending) -> str:
         self.replies.expect(self.session_id)
@@ -100,9 +112,12 @@ class SessionAsker:
         return row.meta if row is not None else SessionMeta()
 
     def _take_grant(self, call: ToolUseBlock) -> bool:
-        """Use up a grant the person gave for exactly this call (after a restart)."""
+        """Use up a grant the person gave for exactly this call (after a restart), or find
+        one they gave for always."""
         meta = self._meta()
         grants = list(meta.grants)
+        if Grant(tool=call.name, input=call.input, always=True) in grants:
+            return True
         wanted = Grant(tool=call.name, input=call.input)
         if wanted not in grants:
             return False
@@ -127,8 +142,11 @@ def resume_prompt(pending: Pending, reply: str) -> tuple[str, list[Grant]]:
     reply = pending.choose(reply)
     if pending.kind == "permission":
         call = call_text(str(pending.tool), dict(pending.tool_input or {}))
-        if is_yes(reply):
-            grant = Grant(tool=str(pending.tool), input=dict(pending.tool_input or {}))
+        if is_yes(reply) or is_always(reply):
+            always = is_always(reply)
+            grant = Grant(
+                tool=str(pending.tool), input=dict(pending.tool_input or {}), always=always
+            )
             return (
                 f"The user allowed {call}. The session restarted before it ran, so it did not "
                 "run: make that call again now, then continue the task.",

@@ -137,6 +137,8 @@ class Supervisor:
         host needed); the others resume now, or with `background.autoResume` off, show
         `interrupted` until someone replies or respawns them."""
         if row.state == "needs_input" and row.meta.pending is not None:
+            if self.ray is not None and row.meta.node:  # it may wait on its node: catch up
+                self._start(tg, row, Start(fresh=False, adopted=True))
             return
         try:
             auto = load_settings(Path(row.cwd)).settings.background.autoResume
@@ -284,7 +286,16 @@ class Supervisor:
         here (`covey.executors.ray_executor`)."""
         stopped = lambda: row.id in self.stopped_by_user  # noqa: E731
         here = not (start.fresh or start.adopted)
-        if not await self.ray.host(row, start.fresh, start.prompt, stopped, may_run_here=here):
+        ran = await self.ray.host(
+            row,
+            start.fresh,
+            start.prompt,
+            stopped,
+            may_run_here=here,
+            grants=start.grants,  # what a reply gave: stored before the node has it
+            budget_raise=start.budget_raise,
+        )
+        if not ran:
             await self._host(row, start)
 
     async def _host(self, row: SessionRow, start: Start) -> None:
