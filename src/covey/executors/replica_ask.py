@@ -36,9 +36,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 
+from covey.budget.spend_limits import raise_budget
 from covey.errors import LeaseLost
 from covey.executors.replica import tree_commands
-from covey.sessions.budget import raise_budget
 from covey.sessions.pending import Pending, set_waiting, with_meta
 from covey.sessions.state import write_state
 from covey.store import Store
