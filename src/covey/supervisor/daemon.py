@@ -36,7 +36,7 @@ from typing import Any, Literal
 from covey.agent import RunResult
 from covey.budget.spend_limits import BUDGET_CONTINUE_PROMPT, budget_raise, raise_budget
 from covey.config import load_settings, user_settings
-from covey.errors import BudgetExceeded, CredentialsError, RunError
+from covey.errors import BudgetExceeded, CredentialsError
 from covey.git.pool import refill_pool
 from covey.sessions.background import (
     RESUMABLE_STATES,
@@ -49,16 +49,22 @@ from covey.sessions.background import (
 )
 from covey.sessions.host import CancelCause, SessionHost
 from covey.sessions.lease import SUPERVISOR_ROLE, holder_alive, new_host_id
-from covey.sessions.pending import Pending, with_meta
+from covey.sessions.pending import Pending
 from covey.sessions.plan import plan_session
 from covey.sessions.state import set_state
 from covey.sessions.subagents import RUNNING
 from covey.store import Store
 from covey.store.commands import CommandRow, claim_command, finish_command, pending_commands
-from covey.store.sessions import SessionRow, get_session, list_sessions, release_lease
+from covey.store.sessions import SessionRow, get_session, list_sessions
 from covey.store.transcript import read_entries
 from covey.supervisor.asking import Replies, SessionAsker, add_grants, resume_prompt
-from covey.supervisor.start import CONTINUE_PROMPT, Start, commit_session, session_environ
+from covey.supervisor.start import (
+    CONTINUE_PROMPT,
+    Start,
+    commit_session,
+    fail_unprepared,
+    session_environ,
+)
 
 __all__ = ["CONTINUE_PROMPT", "Start", "Supervisor", "session_environ"]
 
@@ -313,11 +319,11 @@ class Supervisor:
         except CredentialsError as e:
             log.warning("session %s waits for credentials: %s", row.id, e)
             pending = Pending(kind="credentials", text=str(e))
-            self._fail_unprepared(row.id, str(e), pending=pending)
+            fail_unprepared(self.store, self.host_id, row.id, str(e), pending=pending)
             return
         except Exception as e:
             log.exception("session %s could not start", row.id)
-            self._fail_unprepared(row.id, str(e))
+            fail_unprepared(self.store, self.host_id, row.id, str(e))
             return
         if host is None:
             return
@@ -360,24 +366,6 @@ class Supervisor:
                     self.store, host.session_id, host.lease.epoch, "stopped", "stopped by user"
                 )
         host.close()
-
-    def _fail_unprepared(
-        self, session_id: str, reason: str, pending: Pending | None = None
-    ) -> None:
-        """A session that could not be opened: `failed`, or `needs_input` with what it
-        waits for (credentials); a lease this supervisor took for it is let go."""
-        with self.store.read() as conn:
-            row = get_session(conn, session_id)
-        if row is None or row.host_id not in (None, self.host_id):
-            return
-        with contextlib.suppress(RunError):
-            if pending is None:
-                set_state(self.store, session_id, row.epoch, "failed", reason[:300])
-            else:
-                meta = with_meta(row.meta, pending=pending)
-                set_state(self.store, session_id, row.epoch, "needs_input", reason[:300], meta=meta)
-        with self.store.write() as conn:
-            release_lease(conn, session_id, self.host_id, row.epoch)
 
     def _first_prompt(self, host: SessionHost, row: SessionRow, start: Start) -> str:
         if start.prompt:

@@ -1,18 +1,24 @@
 """How a hosted background session begins and ends in the supervisor (`daemon`): the `Start`
-it is given, the prompt that continues an adopted one, where its credentials come from, and
-the commit of its worktree when it completes."""
+it is given, the prompt that continues an adopted one, where its credentials come from, the
+commit of its worktree when it completes, and the state of one that could not be opened."""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
+from covey.errors import RunError
 from covey.git.repo import commit_all, git
 from covey.models.registry import BASE_URL_VARS
 from covey.sessions.background import supervisor_environ
 from covey.sessions.host import SessionHost
+from covey.sessions.pending import Pending, with_meta
+from covey.sessions.state import set_state
+from covey.store import Store
 from covey.store.session_meta import Grant, SessionMeta
+from covey.store.sessions import get_session, release_lease
 
-__all__ = ["CONTINUE_PROMPT", "Start", "commit_session", "session_environ"]
+__all__ = ["CONTINUE_PROMPT", "Start", "commit_session", "fail_unprepared", "session_environ"]
 
 CONTINUE_PROMPT = (
     "The background host restarted while you were working. Continue the task where you "
@@ -55,3 +61,22 @@ def session_environ(meta: SessionMeta) -> dict[str, str]:
     if var and meta.base_url:
         environ[var] = meta.base_url
     return environ
+
+
+def fail_unprepared(
+    store: Store, host_id: str, session_id: str, reason: str, pending: Pending | None = None
+) -> None:
+    """A session that could not be opened: `failed`, or `needs_input` with what it waits for
+    (credentials); a lease the supervisor `host_id` took for it is let go."""
+    with store.read() as conn:
+        row = get_session(conn, session_id)
+    if row is None or row.host_id not in (None, host_id):
+        return
+    with contextlib.suppress(RunError):
+        if pending is None:
+            set_state(store, session_id, row.epoch, "failed", reason[:300])
+        else:
+            meta = with_meta(row.meta, pending=pending)
+            set_state(store, session_id, row.epoch, "needs_input", reason[:300], meta=meta)
+    with store.write() as conn:
+        release_lease(conn, session_id, host_id, row.epoch)
