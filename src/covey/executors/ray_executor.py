@@ -44,6 +44,7 @@ from covey.errors import UserError
 from covey.executors.ray_address import check_cluster, resolve_address
 from covey.executors.ray_host import ensure_host, existing_host, host_environment, user_namespace
 from covey.executors.ray_node import NodeJob
+from covey.executors.ray_placement import choose_node, node_loads
 from covey.executors.ray_pump import PUMP_S, follow_branch, pump_session
 from covey.executors.ray_worktrees import child_worktrees
 from covey.executors.replica import export_session
@@ -69,7 +70,7 @@ from covey.store.sessions import (
 )
 from covey.store.transcript import read_entries
 
-__all__ = ["PUMP_S", "RayExecutor", "choose_node"]
+__all__ = ["PUMP_S", "RayExecutor"]
 
 log = logging.getLogger("covey.executors.ray")
 
@@ -86,13 +87,6 @@ RESUME_PROMPT = (
     "The node running you was lost; you continue on another one. Continue the task where you "
     "left off; check the state of anything that was interrupted before relying on it."
 )
-
-
-def choose_node(loads: dict[str, int], limit: int) -> str | None:
-    """The least-loaded node with room (`loads`: node id → sessions placed there; ties go to
-    the lowest id), or None when every node holds `limit` sessions."""
-    room = sorted((n, node) for node, n in loads.items() if n < limit)
-    return room[0][1] if room else None
 
 
 class RayExecutor:
@@ -126,11 +120,8 @@ class RayExecutor:
         return sorted(n["NodeID"] for n in ray.nodes() if n["Alive"])  # type: ignore[no-untyped-call]
 
     def place(self, sid: str, avoid: str | None = None) -> str | None:
-        loads = {n: 0 for n in self.alive_nodes() if n != avoid}
-        for other, node in self.placed.items():
-            if other != sid and node in loads:
-                loads[node] += 1
-        return choose_node(loads, self.settings.maxSessionsPerNode)
+        alive = [n for n in self.alive_nodes() if n != avoid]
+        return choose_node(node_loads(alive, self.placed, sid), self.settings.maxSessionsPerNode)
 
     async def host(
         self,
@@ -148,16 +139,7 @@ class RayExecutor:
         it locally), else `interrupted`, saying why. `grants`, `budget_raise`: a reply's."""
         sid = row.id
         if (problem := await asyncio.to_thread(self.unreachable)) is not None:
-            if may_run_here:
-                log.warning("session %s runs here: %s", sid, problem)
-                if row.meta.worktree and Path(row.meta.worktree).is_dir():
-                    await asyncio.to_thread(follow_branch, Path(row.meta.worktree))
-                return False
-            waits = prompt is None and await asyncio.to_thread(self._left_waiting, sid)
-            if not waits and await asyncio.to_thread(self._take, sid, fresh) is not None:
-                self._interrupt(sid, f"{problem}; covey respawn {sid} runs it again")
-            self.epochs.pop(sid, None)
-            return True
+            return await self._without_cluster(row, fresh, prompt, problem, may_run_here)
         try:
             await asyncio.to_thread(self.connect)
             if not fresh and await self._catch_up(row, stopped):
@@ -187,6 +169,22 @@ class RayExecutor:
         finally:
             self.placed.pop(sid, None)
             self.epochs.pop(sid, None)
+        return True
+
+    async def _without_cluster(
+        self, row: SessionRow, fresh: bool, prompt: str | None, problem: str, may_run_here: bool
+    ) -> bool:
+        """`host` with the cluster unreachable (see there); one waiting on a question waits on."""
+        sid = row.id
+        if may_run_here:
+            log.warning("session %s runs here: %s", sid, problem)
+            if row.meta.worktree and Path(row.meta.worktree).is_dir():
+                await asyncio.to_thread(follow_branch, Path(row.meta.worktree))
+            return False
+        waits = prompt is None and await asyncio.to_thread(self._left_waiting, sid)
+        if not waits and await asyncio.to_thread(self._take, sid, fresh) is not None:
+            self._interrupt(sid, f"{problem}; covey respawn {sid} runs it again")
+        self.epochs.pop(sid, None)
         return True
 
     def unreachable(self) -> str | None:
