@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -41,10 +40,10 @@ from ray.exceptions import ActorUnschedulableError, GetTimeoutError, RayActorErr
 
 from covey.config import BackgroundSettings, load_settings
 from covey.errors import UserError
-from covey.executors.ray_address import check_cluster, resolve_address
+from covey.executors.ray_address import check_cluster
 from covey.executors.ray_host import ensure_host, existing_host, host_environment, user_namespace
 from covey.executors.ray_node import NodeJob
-from covey.executors.ray_placement import choose_node, node_loads
+from covey.executors.ray_placement import RayDriver, choose_node, node_loads
 from covey.executors.ray_pump import PUMP_S, follow_branch, pump_session
 from covey.executors.ray_worktrees import child_worktrees
 from covey.executors.replica import export_session
@@ -101,26 +100,11 @@ class RayExecutor:
         """(repository, base commit) → its `WorkspacePack` in Ray's object store."""
         self.epochs: dict[str, int] = {}
         """Session id → the epoch this supervisor holds it at (renewed by `_keep_lease`)."""
-        self._connected = False
-        self._connecting = threading.Lock()
+        self.driver = RayDriver(self.settings, self.namespace)
 
-    def connect(self) -> None:
-        with self._connecting:  # sessions start in worker threads: one `ray.init` of them all
-            if self._connected:
-                return
-            ray.init(
-                address=resolve_address(self.settings),
-                namespace=self.namespace,
-                log_to_driver=False,
-                logging_level=logging.WARNING,
-            )
-            self._connected = True
-
-    def alive_nodes(self) -> list[str]:
-        return sorted(n["NodeID"] for n in ray.nodes() if n["Alive"])  # type: ignore[no-untyped-call]
-
-    def place(self, sid: str, avoid: str | None = None) -> str | None:
-        alive = [n for n in self.alive_nodes() if n != avoid]
+    def place(self, sid: str, alive: list[str], avoid: str | None = None) -> str | None:
+        """The node for `sid` among `alive` (on the loop: counted at once by the caller)."""
+        alive = [n for n in alive if n != avoid]
         return choose_node(node_loads(alive, self.placed, sid), self.settings.maxSessionsPerNode)
 
     async def host(
@@ -141,12 +125,13 @@ class RayExecutor:
         if (problem := await asyncio.to_thread(self.unreachable)) is not None:
             return await self._without_cluster(row, fresh, prompt, problem, may_run_here)
         try:
-            await asyncio.to_thread(self.connect)
+            await asyncio.to_thread(self.driver.connect)
             if not fresh and await self._catch_up(row, stopped):
                 return True
             if prompt is None and await asyncio.to_thread(self._left_waiting, sid):
                 return True  # adopted while it waits on a question, its node gone
-            node = self.place(sid) if fresh else await self._wait_for_room(sid, avoid="")
+            alive = await asyncio.to_thread(self.driver.alive_nodes) if fresh else []
+            node = self.place(sid, alive) if fresh else await self._wait_for_room(sid, avoid="")
             if node is None:  # all full: a queued one stays queued, the next poll tries again
                 return True
             self.placed[sid] = node  # at once: a session placed meanwhile counts it
@@ -165,7 +150,11 @@ class RayExecutor:
             self._stopped_here(sid)  # stopped before the node had it
         except Exception as e:
             log.exception("session %s on the cluster failed", sid)
-            self._interrupt(sid, f"ray executor: {e}"[:300])
+            if fresh and sid not in self.epochs:  # failed before it was taken: say why all the same
+                await asyncio.to_thread(self._take, sid, fresh)
+            self._interrupt(
+                sid, f"ray executor: {e}"[:240] + f"; covey respawn {sid} runs it again"
+            )
         finally:
             self.placed.pop(sid, None)
             self.epochs.pop(sid, None)
@@ -200,7 +189,7 @@ class RayExecutor:
         its lease at the same epoch and pump what the node kept. False when the node no
         longer runs it at that epoch (then it is started again)."""
         sid, node = row.id, row.meta.node
-        if not node or node not in await asyncio.to_thread(self.alive_nodes):
+        if not node or node not in await asyncio.to_thread(self.driver.alive_nodes):
             return False
         actor = await asyncio.to_thread(existing_host, node, self.namespace)
         if actor is None or await self._call(actor.epoch.remote(sid)) != row.epoch:
@@ -267,12 +256,12 @@ class RayExecutor:
             if await asyncio.to_thread(self.unreachable) is not None:
                 return None
             try:
-                alive = await asyncio.to_thread(self.alive_nodes)
+                alive = await asyncio.to_thread(self.driver.alive_nodes)
             except Exception:
                 return None
             if not [n for n in alive if n != avoid]:
                 return None
-            if (node := self.place(sid, avoid=avoid)) is not None:
+            if (node := self.place(sid, alive, avoid=avoid)) is not None:
                 return node
             await asyncio.sleep(ROOM_POLL_S)
 
