@@ -129,3 +129,40 @@ def user_texts(sid: str) -> list[str]:
         if entry.get("role") == "user" and isinstance(entry.get("content"), list):
             texts += [b["text"] for b in entry["content"] if b.get("type") == "text"]
     return texts
+
+
+LONG_SUBAGENT_SCRIPT: dict[str, Any] = {
+    "turns": [
+        {
+            "tool_calls": [
+                {
+                    "name": "Agent",
+                    "input": {
+                        "description": "long job",
+                        "prompt": "Work for a long time.",
+                        "subagent_type": "general-purpose",
+                    },
+                }
+            ]
+        },
+        {"text": "ROOT-FINAL after the helper stopped"},
+    ],
+    "agents": {"general-purpose": {"turns": [{"text": "never reached", "delay_s": 60}]}},
+}
+"""A session that starts a subagent working for a minute, then ends once the subagent is
+back (stopped, for the tests of `covey stop SUBAGENT_ID`)."""
+
+
+def child_working(parent: str, kind: str = "teammate") -> str:
+    """The id of the parent's child of `kind`, once the store shows it working."""
+    from covey.store import Store
+    from covey.store.sessions import list_sessions
+
+    deadline = time.monotonic() + DEADLINE_S
+    while time.monotonic() < deadline:
+        with Store.open() as store, store.read() as conn:
+            rows = [r for r in list_sessions(conn, kinds=[kind]) if r.parent_id == parent]
+        if rows and rows[0].state == "working":
+            return rows[0].id
+        time.sleep(0.2)
+    raise AssertionError(f"no working {kind} of {parent} within {DEADLINE_S} s")

@@ -36,19 +36,25 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackCl
         cluster.stop()
 
 
+TEAMS_ON = {"env": {"COVEY_EXPERIMENTAL_AGENT_TEAMS": "1"}}
+"""Settings that turn agent teams on (for `use_cluster(..., settings=TEAMS_ON)`)."""
+
+
 def use_cluster(
     home: Path,
     cluster: LoopbackCluster,
     monkeypatch: pytest.MonkeyPatch | None = None,
+    settings: dict[str, Any] | None = None,
     **ray: object,
 ) -> None:
-    """`$COVEY_HOME/settings.json`: background sessions run on `cluster`; with `monkeypatch`,
-    the test's environment has the cluster's too (as a user's shell would)."""
+    """`$COVEY_HOME/settings.json`: background sessions run on `cluster` (and `settings`
+    besides); with `monkeypatch`, the test's environment has the cluster's too (as a user's
+    shell would)."""
     if monkeypatch is not None:
         for name, value in cluster.env.items():
             monkeypatch.setenv(name, value)
-    settings = {"background": {"executor": "ray", "ray": {"address": cluster.address, **ray}}}
-    (home / "settings.json").write_text(json.dumps(settings))
+    background = {"executor": "ray", "ray": {"address": cluster.address, **ray}}
+    (home / "settings.json").write_text(json.dumps({**(settings or {}), "background": background}))
 
 
 def held_until(release: Path) -> dict[str, object]:

@@ -5,23 +5,23 @@ forwards the tree's commands) and stops that child only; the lead goes on."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 
 from bgtools import (
-    DEADLINE_S,
+    LONG_SUBAGENT_SCRIPT,
     background,
+    child_working,
     supervisor,  # noqa: F401  (fixture)
     wait_for_state,
 )
 from clitools import covey
 from covey.executors.ray_loopback import LoopbackCluster
 from covey.store import Store
-from covey.store.sessions import get_session, list_sessions
-from raytools import use_cluster
+from covey.store.sessions import get_session
+from raytools import TEAMS_ON, use_cluster
 from teamtools import spawn
 
 SCRIPT = {
@@ -43,17 +43,11 @@ def test_covey_stop_of_a_teammate_on_a_node_stops_it_and_the_lead_finishes(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     repo = supervisor
-    for name, value in ray_cluster.env.items():
-        monkeypatch.setenv(name, value)
-    settings = {
-        "env": {"COVEY_EXPERIMENTAL_AGENT_TEAMS": "1"},
-        "background": {"executor": "ray", "ray": {"address": ray_cluster.address}},
-    }
-    (covey_home / "settings.json").write_text(json.dumps(settings))
+    use_cluster(covey_home, ray_cluster, monkeypatch, settings=TEAMS_ON)
     script = tmp_path / "team.yaml"
     script.write_text(yaml.safe_dump(SCRIPT))
     sid = background(repo, "lead a team", "--model", f"scripted:{script}")
-    alice = _child_working(sid)
+    alice = child_working(sid)
     assert covey("stop", alice, cwd=repo).code == 0
     row = wait_for_state(repo, sid, ("completed", "failed", "stopped", "interrupted"))
     assert row["state"] == "completed", row
@@ -68,38 +62,6 @@ def test_covey_stop_of_a_teammate_on_a_node_stops_it_and_the_lead_finishes(
     assert command[0] == "done" and json.loads(command[1]) == {"stopped": True}
 
 
-def _child_working(parent: str, kind: str = "teammate") -> str:
-    """The id of the parent's child of `kind`, once the user's store shows it working."""
-    deadline = time.monotonic() + DEADLINE_S
-    while time.monotonic() < deadline:
-        with Store.open() as store, store.read() as conn:
-            rows = [r for r in list_sessions(conn, kinds=[kind]) if r.parent_id == parent]
-        if rows and rows[0].state == "working":
-            return rows[0].id
-        time.sleep(0.2)
-    raise AssertionError(f"no working {kind} of {parent} within {DEADLINE_S} s")
-
-
-SUBAGENT_SCRIPT = {
-    "turns": [
-        {
-            "tool_calls": [
-                {
-                    "name": "Agent",
-                    "input": {
-                        "description": "long job",
-                        "prompt": "Work for a long time.",
-                        "subagent_type": "general-purpose",
-                    },
-                }
-            ]
-        },
-        {"text": "ROOT-FINAL after the helper stopped"},
-    ],
-    "agents": {"general-purpose": {"turns": [{"text": "never reached", "delay_s": 60}]}},
-}
-
-
 def test_covey_stop_of_a_subagent_on_a_node_stops_it_and_its_parent_finishes(
     supervisor: Path,  # noqa: F811
     covey_home: Path,
@@ -110,9 +72,9 @@ def test_covey_stop_of_a_subagent_on_a_node_stops_it_and_its_parent_finishes(
     repo = supervisor
     use_cluster(covey_home, ray_cluster, monkeypatch)
     script = tmp_path / "sub.yaml"
-    script.write_text(yaml.safe_dump(SUBAGENT_SCRIPT))
+    script.write_text(yaml.safe_dump(LONG_SUBAGENT_SCRIPT))
     sid = background(repo, "use a helper", "--model", f"scripted:{script}")
-    helper = _child_working(sid, "subagent")
+    helper = child_working(sid, "subagent")
     assert covey("stop", helper, cwd=repo).code == 0
     row = wait_for_state(repo, sid, ("completed", "failed", "stopped", "interrupted"))
     assert row["state"] == "completed", row

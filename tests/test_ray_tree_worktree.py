@@ -4,7 +4,6 @@ run gives them), with their local worktrees, so `covey diff` and `covey merge` w
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from covey.executors.ray_loopback import LoopbackCluster
 from covey.git.repo import git
 from covey.store import Store
 from covey.store.sessions import list_sessions
+from raytools import TEAMS_ON, use_cluster
 from teamtools import spawn
 
 
@@ -73,13 +73,7 @@ def test_childrens_own_worktrees_come_back_as_their_branches(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     repo = supervisor
-    for name, value in ray_cluster.env.items():
-        monkeypatch.setenv(name, value)
-    settings = {
-        "env": {"COVEY_EXPERIMENTAL_AGENT_TEAMS": "1"},
-        "background": {"executor": "ray", "ray": {"address": ray_cluster.address}},
-    }
-    (covey_home / "settings.json").write_text(json.dumps(settings))
+    use_cluster(covey_home, ray_cluster, monkeypatch, settings=TEAMS_ON)
     script = tmp_path / "team.yaml"
     script.write_text(yaml.safe_dump(SCRIPT))
     sid = background(repo, "lead a team", "--model", f"scripted:{script}")

@@ -13,6 +13,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from bgtools import LONG_SUBAGENT_SCRIPT
 from covey.executors.replica_stops import stop_subagents
 from covey.sessions.background import request_stop
 from covey.store import Store
@@ -23,25 +24,6 @@ from covey.store.transcript import read_entries
 from replicatools import new_session, pumping, run_on_node, seed
 
 SID = "replica1"
-
-SCRIPT = {
-    "turns": [
-        {
-            "tool_calls": [
-                {
-                    "name": "Agent",
-                    "input": {
-                        "description": "long job",
-                        "prompt": "Work for a long time.",
-                        "subagent_type": "general-purpose",
-                    },
-                }
-            ]
-        },
-        {"text": "ROOT-FINAL after the helper stopped"},
-    ],
-    "agents": {"general-purpose": {"turns": [{"text": "never reached", "delay_s": 60}]}},
-}
 
 
 def _subagent(store: Store) -> SessionRow | None:
@@ -54,7 +36,7 @@ def test_a_stop_of_a_subagent_on_the_node_stops_it_and_its_parent_goes_on(
     git_repo: Path, tmp_path: Path
 ) -> None:
     script = tmp_path / "script.json"
-    script.write_text(json.dumps(SCRIPT))
+    script.write_text(json.dumps(LONG_SUBAGENT_SCRIPT))
     node_path = tmp_path / "node.db"
     with Store.open(tmp_path / "user.db") as user, Store.open(node_path) as node:
         epoch = new_session(user, git_repo, f"scripted:{script}", SID)

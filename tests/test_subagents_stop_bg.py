@@ -10,11 +10,17 @@ from pathlib import Path
 
 import yaml
 
-from bgtools import background, daemon_status, supervisor, wait_for_state  # noqa: F401
+from bgtools import (  # noqa: F401  (fixture)
+    LONG_SUBAGENT_SCRIPT,
+    background,
+    child_working,
+    daemon_status,
+    supervisor,
+    wait_for_state,
+)
 from clitools import covey
 from covey.store import Store
 from covey.store.sessions import get_session
-from test_ray_tree import SUBAGENT_SCRIPT, _child_working
 
 FINISHED = ("completed", "failed", "stopped", "interrupted")
 
@@ -25,11 +31,11 @@ def test_covey_stop_of_a_background_sessions_subagent_stops_it_alone(
 ) -> None:
     repo = supervisor
     script = tmp_path / "sub.yaml"
-    script.write_text(yaml.safe_dump(SUBAGENT_SCRIPT))
+    script.write_text(yaml.safe_dump(LONG_SUBAGENT_SCRIPT))
     bystander_script = tmp_path / "slow.yaml"
     bystander_script.write_text(json.dumps({"turns": [{"delay_s": 3, "text": "done"}]}))
     sid = background(repo, "use a helper", "--model", f"scripted:{script}")
-    helper = _child_working(sid, "subagent")
+    helper = child_working(sid, "subagent")
     bystander = background(repo, "a slow job", "--model", f"scripted:{bystander_script}")
     wait_for_state(repo, bystander, ("working",))
     pid = daemon_status(repo)["pid"]
