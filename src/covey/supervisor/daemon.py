@@ -5,8 +5,7 @@ Every `POLL_S` it reads the store, once, for (a) queued background sessions, whi
 session's task (state `stopped`); `reply` answers a session waiting on a question or a
 permission (see `asking`), or continues a session nobody hosts with the reply as its next
 prompt (a reply to a session mid-turn waits until the turn ends); `respawn` continues a
-session nobody hosts. Session preparation (settings, checkout) runs in a worker thread, so
-the loop never waits for git.
+session nobody hosts. Preparation (settings, checkout) runs in a worker thread.
 
 On start, and every `ORPHAN_SCAN_S` while it runs, it adopts the background sessions whose
 host died while they were live (a host that was a supervisor is known dead once this one holds
@@ -37,6 +36,7 @@ from covey.agent import RunResult
 from covey.budget.spend_limits import BUDGET_CONTINUE_PROMPT, budget_raise, raise_budget
 from covey.config import load_settings, user_settings
 from covey.errors import BudgetExceeded, CredentialsError
+from covey.executors.replica_ask import waits_for_reply
 from covey.git.pool import refill_pool
 from covey.sessions.background import (
     RESUMABLE_STATES,
@@ -139,11 +139,11 @@ class Supervisor:
                 self._adopt(tg, row)
 
     def _adopt(self, tg: asyncio.TaskGroup, row: SessionRow) -> None:
-        """A session left live by a dead host: a stored question waits for its reply (no
-        host needed); the others resume now, or with `background.autoResume` off, show
-        `interrupted` until someone replies or respawns them."""
+        """A session left live by a dead host: one waiting on a stored question waits on (one
+        a node asked is caught up with), the others resume now (`interrupted` with
+        `background.autoResume` off) until someone replies or respawns them."""
         if row.state == "needs_input" and row.meta.pending is not None:
-            if self.ray is not None and row.meta.node:  # it may wait on its node: catch up
+            if self.ray is not None and row.meta.node and waits_for_reply(row):
                 self._start(tg, row, Start(fresh=False, adopted=True))
             return
         try:
