@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from covey.budget.spend_limits import (
     request_cost,
 )
 from covey.config import BudgetSettings
-from covey.errors import BudgetExceeded
+from covey.errors import BudgetExceeded, StoreBusy
 from covey.messages import Message, Usage, dump_message
 from covey.models.base import ModelRequest
 from covey.models.script import Script
@@ -182,3 +183,30 @@ def test_a_warning_comes_once_per_budget_even_for_the_next_host(
         record_usage(conn, other, "main", "claude-sonnet-4-5", Usage(input=1), 80.0)
     asyncio.run(two_requests(SessionBudget(store, sid, limits, warn=warn)))
     assert heard[1:] == [BudgetWarning("daily", 88.5, 100.0)]
+
+
+def test_a_check_whose_transaction_failed_reserves_nothing(store: Store, tmp_path: Path) -> None:
+    """The store stayed locked past the retry time at the check (another process holding
+    it): StoreBusy, and the request's estimate is not left counted for the session's later
+    requests. (A failure after the estimate was taken, inside the transaction: a full disk,
+    an I/O error, is undone the same way, `_check`; not simulated here.)"""
+    sid, _ = seed_session(store, tmp_path, name=None, state="working", kind="print")
+    request = _request("hello")
+    one = request_cost(SONNET.name, InputTokens()(request), request.max_tokens)
+    with Store.open(store.path, retry_for_s=0.2) as impatient:
+        budget = SessionBudget(impatient, sid, BudgetLimits(session_usd=one * 1.5))
+        other = sqlite3.connect(store.path)
+        other.execute("BEGIN IMMEDIATE")  # another writer holds the store
+
+        async def run() -> None:
+            with pytest.raises(StoreBusy):
+                async with budget(request, SONNET):
+                    pass
+            other.rollback()
+            async with budget(request, SONNET):  # room for one request: nothing in flight
+                pass
+
+        try:
+            asyncio.run(run())
+        finally:
+            other.close()

@@ -238,6 +238,16 @@ class SessionBudget:
         when none, the request's estimate is reserved (in the same transaction)."""
         now = time.time()
         day = datetime.fromtimestamp(now).date().isoformat()
+        before = len(self._in_flight)
+        try:
+            return self._check_in_one_transaction(estimate, now, day)
+        except BaseException:  # not committed (busy, disk full): the estimate reserves nothing
+            del self._in_flight[before:]
+            raise
+
+    def _check_in_one_transaction(
+        self, estimate: float, now: float, day: str
+    ) -> tuple[list[BudgetWarning], BudgetExceeded | None]:
         with self.store.write() as conn:
             limits, spent, held = self._spent(conn, now)
             exceeded = next(
