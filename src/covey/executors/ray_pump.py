@@ -114,4 +114,4 @@ async def _forward(store: Store, sid: str, actor: Any, after: int, call: Call, c
         return after
     await call(actor.forward.remote(pending))
     await asyncio.to_thread(claim_forwarded, store, pending, claimer)
-    return max(c.id for c in pending)
+    return max(after, *(c.id for c in pending))

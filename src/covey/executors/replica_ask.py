@@ -124,9 +124,10 @@ def _asking(pending: Pending | None) -> bool:
 def forwardable_commands(store: Store, session_id: str, after: int) -> list[CommandRow]:
     """What the supervisor sends to the node of `session_id`: the pending commands of its
     children (`replica.tree_commands`) and the root's reply that answers its stored
-    question, if one was sent; oldest first."""
+    question, if one was sent and is still pending (its id may be below `after`: it was sent
+    before the question came home, and a child's command forwarded meanwhile); oldest first."""
     found = tree_commands(store, session_id, after, children_only=True)
-    if (answer := _answer(store, session_id)) is not None and answer.id > after:
+    if (answer := _answer(store, session_id)) is not None:
         found.append(answer)
     return sorted(found, key=lambda c: c.id)
 
