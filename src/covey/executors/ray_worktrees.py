@@ -42,7 +42,7 @@ from covey.executors.replica_records import SnapshotRecord
 from covey.git.bundles import ShippedSnapshot, pack_progress, receive_snapshot
 from covey.git.bundles import snapshot_for_shipping as ship
 from covey.git.layout import read_meta, worktree_path
-from covey.git.names import BRANCH_PREFIX
+from covey.git.names import BRANCH_PREFIX, validate_name
 from covey.git.repo import git, git_result
 from covey.git.worktrees import open_worktree
 from covey.store import Store
@@ -191,6 +191,10 @@ class SnapshotReceiver:
 
     def __call__(self, record: SnapshotRecord) -> None:
         branch = record.branch or self.branch
+        if branch != self.branch:  # a child's: only a worktree's branch, never `main` or such
+            if not branch.startswith(BRANCH_PREFIX):
+                raise UserError(f"a node's snapshot names branch {branch!r}, not a worktree's")
+            validate_name(branch.removeprefix(BRANCH_PREFIX))
         if branch != self.branch and not _tip(self.repo, branch):
             git("update-ref", f"refs/heads/{branch}", record.parent, "", cwd=self.repo)
         snap = ShippedSnapshot(record.sha, record.parent, record.bundle)
