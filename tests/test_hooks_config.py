@@ -12,6 +12,7 @@ from covey.hooks import (
     CommandHook,
     HooksConfig,
     MatcherGroup,
+    callback_hooks,
     matcher_matches,
     merge_hooks,
     validate_hooks,
@@ -235,3 +236,20 @@ def test_merge_concatenates_and_drops_identical_handlers() -> None:
     ]
     assert merged.groups("Stop") == (MatcherGroup(hooks=(CommandHook(command="./s.sh"),)),)
     assert merge_hooks([]) == HooksConfig()
+
+
+@pytest.mark.parametrize("timeout", [0, -5, True, "30", None])
+def test_an_sdk_callbacks_timeout_that_is_not_positive_seconds_is_the_default(
+    timeout: object,
+) -> None:
+    raw = {"PreToolUse": [{"matcher": "Bash", "hookCallbackIds": ["hook_0"], "timeout": timeout}]}
+    config, _ = callback_hooks(raw)
+    (group,) = config.events["PreToolUse"]
+    assert [h.timeout for h in group.hooks] == [None]
+
+
+def test_an_sdk_callbacks_positive_timeout_is_kept() -> None:
+    raw = {"PreToolUse": [{"matcher": "Bash", "hookCallbackIds": ["hook_0"], "timeout": 30}]}
+    config, _ = callback_hooks(raw)
+    (group,) = config.events["PreToolUse"]
+    assert [h.timeout for h in group.hooks] == [30.0]

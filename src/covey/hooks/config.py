@@ -161,12 +161,20 @@ def callback_hooks(raw: object) -> tuple[HooksConfig, list[str]]:
             ids = m.get("hookCallbackIds") if isinstance(m, dict) else None
             if not isinstance(ids, list):
                 continue
-            timeout = m.get("timeout") if isinstance(m.get("timeout"), int | float) else None
+            timeout = _positive_seconds(m.get("timeout"))
             handlers = tuple(CallbackHook(callback_id=str(i), timeout=timeout) for i in ids)
             groups.append(MatcherGroup(matcher=str(m.get("matcher") or ""), hooks=handlers))
         if groups:
             events[event] = tuple(groups)
     return HooksConfig(events=events), warnings
+
+
+def _positive_seconds(value: object) -> float | None:
+    """An SDK matcher's `timeout` when it is a positive number of seconds; else None (the
+    runner's default): 0, a negative number or `true` would time out at once."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    return None
 
 
 def merge_hooks(configs: Iterable[HooksConfig]) -> HooksConfig:
