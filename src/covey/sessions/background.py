@@ -225,9 +225,14 @@ def mark_interrupted(store: Store, session_id: str, reason: str) -> bool:
 
 
 def _root(conn: sqlite3.Connection, row: SessionRow) -> SessionRow:
-    """The top of the session's tree (itself when it has no parent)."""
-    while row.parent_id is not None and (parent := get_session(conn, row.parent_id)):
+    """The top of the session's tree (itself when it has no parent; a parent loop, which
+    only a damaged store holds, ends where it comes back)."""
+    seen = {row.id}
+    while row.parent_id is not None and row.parent_id not in seen:
+        if (parent := get_session(conn, row.parent_id)) is None:
+            break
         row = parent
+        seen.add(row.id)
     return row
 
 
