@@ -112,3 +112,21 @@ async def _a_dead_processs_rows_do_not_hold_the_first_burst_back() -> None:
         limiter.settle(ticket, Outcome(status=200))
         with store.read() as conn:
             assert db.queue_of(conn, endpoint) == []
+
+
+def test_a_request_that_got_no_response_does_not_end_first_contact() -> None:
+    asyncio.run(_a_request_that_got_no_response_does_not_end_first_contact())
+
+
+async def _a_request_that_got_no_response_does_not_end_first_contact() -> None:
+    with Store.open() as store:
+        endpoint = "http://unreached#k"
+        limiter = _limiter(store)
+        ticket = await _burst(limiter, endpoint, 1)
+        limiter.settle(ticket[0], Outcome(status=None))  # a connection failure: no headers
+        with store.read() as conn:
+            assert not db.answered_before(conn, endpoint)
+        ticket = await _burst(limiter, endpoint, 1)
+        limiter.settle(ticket[0], Outcome(status=200))
+        with store.read() as conn:
+            assert db.answered_before(conn, endpoint)

@@ -136,7 +136,8 @@ class SharedRateLimiter:
         now = self.clock()
         with self.store.write() as conn:
             db.remove(conn, ticket.id)
-            db.mark_answered(conn, ticket.endpoint, now)
+            if outcome.status is not None:  # no response (a connection failure) taught nothing
+                db.mark_answered(conn, ticket.endpoint, now)
             stored = {b.kind: _bucket(b) for b in db.read_buckets(conn, ticket.endpoint)}
             for kind, reset in ticket.resets:
                 if kind in stored:
