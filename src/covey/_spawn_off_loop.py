@@ -51,9 +51,29 @@ async def spawn(
     `process_exited`). Raises OSError when it cannot start."""
     loop = asyncio.get_running_loop()
     popen = await loop.run_in_executor(_executor(), _popen, argv, options)
-    child = ChildTransport(loop, popen, collector)
-    await child.connect(stdin)
+    child: ChildTransport | None = None
+    try:
+        child = ChildTransport(loop, popen, collector)
+        await child.connect(stdin)
+    except BaseException:
+        _abandon(popen, child)
+        raise
     return child
+
+
+def _abandon(popen: subprocess.Popen[bytes], child: ChildTransport | None) -> None:
+    """A child started but not watched (its pidfd or a pipe could not be set up, e.g. no file
+    descriptor left): its group killed and reaped, its pipes and pidfd closed, so nothing it
+    started runs on unsupervised."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(popen.pid, signal.SIGKILL)  # its own group: `start_new_session`
+    if child is not None:
+        child.close()
+        child._forget_pidfd()
+    popen.wait()
+    for pipe in (popen.stdin, popen.stdout, popen.stderr):
+        if pipe is not None:
+            pipe.close()
 
 
 def _popen(argv: list[str], options: dict[str, Any]) -> subprocess.Popen[bytes]:
