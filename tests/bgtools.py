@@ -166,3 +166,16 @@ def child_working(parent: str, kind: str = "teammate") -> str:
             return rows[0].id
         time.sleep(0.2)
     raise AssertionError(f"no working {kind} of {parent} within {DEADLINE_S} s")
+
+
+def stop_commands(session_id: str) -> list[tuple[str, Any]]:
+    """The `stop` commands sent to the session: (status, result) each, oldest first."""
+    from covey.store import Store
+
+    with Store.open() as store, store.read() as conn:
+        rows = conn.execute(
+            "SELECT status, result FROM commands WHERE type = 'stop' AND session_id = ?"
+            " ORDER BY id",
+            (session_id,),
+        ).fetchall()
+    return [(status, json.loads(result) if result else None) for status, result in rows]

@@ -4,7 +4,6 @@ forwards the tree's commands) and stops that child only; the lead goes on."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ from bgtools import (
     LONG_SUBAGENT_SCRIPT,
     background,
     child_working,
+    stop_commands,
     supervisor,  # noqa: F401  (fixture)
     wait_for_state,
 )
@@ -55,11 +55,7 @@ def test_covey_stop_of_a_teammate_on_a_node_stops_it_and_the_lead_finishes(
     with Store.open() as store, store.read() as conn:
         teammate = get_session(conn, alice)
         assert teammate is not None and teammate.state == "stopped", teammate
-        (command,) = conn.execute(
-            "SELECT status, result FROM commands WHERE type = 'stop' AND session_id = ?",
-            (alice,),
-        ).fetchall()
-    assert command[0] == "done" and json.loads(command[1]) == {"stopped": True}
+    assert stop_commands(alice) == [("done", {"stopped": True})]
 
 
 def test_covey_stop_of_a_subagent_on_a_node_stops_it_and_its_parent_finishes(
@@ -81,8 +77,4 @@ def test_covey_stop_of_a_subagent_on_a_node_stops_it_and_its_parent_finishes(
     with Store.open() as store, store.read() as conn:
         child = get_session(conn, helper)
         assert child is not None and (child.state, child.reason) == ("stopped", "stopped by user")
-        (command,) = conn.execute(
-            "SELECT status, result FROM commands WHERE type = 'stop' AND session_id = ?",
-            (helper,),
-        ).fetchall()
-    assert command[0] == "done" and json.loads(command[1]) == {"stopped": True}
+    assert stop_commands(helper) == [("done", {"stopped": True})]

@@ -15,6 +15,7 @@ from bgtools import (  # noqa: F401  (fixture)
     background,
     child_working,
     daemon_status,
+    stop_commands,
     supervisor,
     wait_for_state,
 )
@@ -47,8 +48,4 @@ def test_covey_stop_of_a_background_sessions_subagent_stops_it_alone(
     with Store.open() as store, store.read() as conn:
         child = get_session(conn, helper)
         assert child is not None and (child.state, child.reason) == ("stopped", "stopped by user")
-        (command,) = conn.execute(
-            "SELECT status, result FROM commands WHERE type = 'stop' AND session_id = ?",
-            (helper,),
-        ).fetchall()
-    assert command[0] == "done" and json.loads(command[1]) == {"stopped": True}
+    assert stop_commands(helper) == [("done", {"stopped": True})]
