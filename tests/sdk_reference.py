@@ -32,6 +32,7 @@ from covey.models._http import (
     unless_tool_began,
 )
 from covey.models._openai_reply import OpenAIReply
+from covey.models._proxied import failure as httpx_failure
 from covey.models.base import ModelRequest, ModelResponse, TextSink
 from covey.models.retry import Retryable, retrying
 
@@ -87,7 +88,7 @@ class SdkAnthropicModel(covey_anthropic.AnthropicModel):
                 endpoint, e.status_code, message, kind=e.type, headers=e.response.headers
             ) from e
         except (anthropic.APIConnectionError, httpx2.HTTPError) as e:
-            raise unless_tool_began(endpoint, connection_failure(e), reply.tool_began) from e
+            raise unless_tool_began(endpoint, dropped_by(e), reply.tool_began) from e
         except anthropic.APIError as e:
             raise ModelError(f"anthropic: {one_line(e.message)}") from e
         except ValueError as e:
@@ -152,7 +153,7 @@ class SdkOpenAIModel(covey_openai.OpenAIModel):
             ) from e
         except (openai.APIConnectionError, httpx2.HTTPError) as e:
             if reply.finish_reason is None:
-                dropped = connection_failure(e)
+                dropped = dropped_by(e)
                 raise unless_tool_began(endpoint, dropped, reply.tool_began) from e
         except openai.APIError as e:  # an error object inside a stream that began with 200
             message, kind = _error_text(e)
@@ -172,3 +173,11 @@ def _error_text(error: openai.APIError) -> tuple[str, str | None]:
     if isinstance(body, Mapping) and isinstance(body.get("message"), str):
         message = body["message"]
     return message, error.code or error.type
+
+
+def dropped_by(exc: Exception) -> Retryable:
+    """covey's verdict on an SDK's connection failure (its cause is httpx's exception)."""
+    cause = exc if isinstance(exc, httpx2.HTTPError) else exc.__cause__
+    if not isinstance(cause, httpx2.HTTPError):
+        return Retryable(f"connection error ({one_line(exc, 120)})")
+    return connection_failure(httpx_failure(cause))

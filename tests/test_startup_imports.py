@@ -114,8 +114,10 @@ def test_the_command_line_builds_models_without_pydantic_plugins(git_repo: Path)
 
     assert "from ._loader import get_plugins" in inspect.getsource(schema_validator)
     script = Script.model_validate({"turns": [{"text": "hi"}]})
+    no_proxy = {v: "" for v in ("http_proxy", "https_proxy", "all_proxy")}
+    no_proxy |= {v.upper(): "" for v in no_proxy}
     with FakeServer(script) as srv:
-        env = {"ANTHROPIC_API_KEY": "test-key", "ANTHROPIC_BASE_URL": srv.url}
+        env = {"ANTHROPIC_API_KEY": "test-key", "ANTHROPIC_BASE_URL": srv.url, **no_proxy}
         args = ("-p", "say hi", "--model", "anthropic:claude-sonnet-4-5")
         modules = imported_modules(*args, cwd=git_repo, env=env)
     assert {"pydantic", "covey.messages"} <= modules
@@ -144,18 +146,24 @@ def test_a_bad_settings_file_stops_a_dispatch_in_one_line(git_repo: Path) -> Non
 
 
 def test_print_loads_covey_s_client_and_no_provider_sdk(git_repo: Path) -> None:
-    """`covey -p` through the real adapter (fake server): covey's own client, no SDK."""
+    """`covey -p` through the real adapter (fake server): covey's own client, no SDK, and no
+    httpx when no proxy is set."""
     script = Script.model_validate({"turns": [{"text": "hi"}]})
+    no_proxy = {v: "" for v in ("http_proxy", "https_proxy", "all_proxy")}
+    no_proxy |= {v.upper(): "" for v in no_proxy}
     with FakeServer(script) as srv:
-        env = {"ANTHROPIC_API_KEY": "test-key", "ANTHROPIC_BASE_URL": srv.url}
+        env = {"ANTHROPIC_API_KEY": "test-key", "ANTHROPIC_BASE_URL": srv.url, **no_proxy}
         args = ("-p", "say hi", "--model", "anthropic:claude-sonnet-4-5")
         modules = imported_modules(*args, cwd=git_repo, env=env)
-        env = {"OPENAI_BASE_URL": srv.url + "/v1"}
+        env = {"OPENAI_BASE_URL": srv.url + "/v1", **no_proxy}
         args = ("-p", "say hi", "--model", "openai:gpt-test")
         modules_openai = imported_modules(*args, cwd=git_repo, env=env)
     for loaded in (modules, modules_openai):
         assert "covey.models._client" in loaded
         assert {"anthropic", "openai"} & loaded == set()
+        # plain HTTP, no proxy: covey's HTTP/1.1 client, not httpx (~0.1 s to import)
+        assert "covey.models._http11" in loaded
+        assert "httpx2" not in loaded
 
 
 def test_core_tool_names_are_the_names_of_core_tools() -> None:

@@ -1,5 +1,6 @@
-"""covey's own HTTP client for the two provider APIs: one streaming POST over `httpx2`, its
-server-sent events, and an error response read whole. The adapters (`models/anthropic.py`,
+"""covey's own HTTP client for the two provider APIs: one streaming POST (over `_http11`, or
+`httpx2` when a proxy is set: `_proxied`), its server-sent events, and an error response read
+whole. The adapters (`models/anthropic.py`,
 `models/openai.py`) build the body and read the events; nothing here knows either format
 beyond the error body's shape.
 
@@ -21,16 +22,17 @@ import contextlib
 import json
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import Any
-
-import httpx2
+from typing import Any, Protocol
+from urllib.parse import SplitResult
 
 from covey import __version__
+from covey.models._http11 import HTTP11Client
 
 __all__ = [
     "ANTHROPIC_VERSION",
     "Fields",
     "ServerEvent",
+    "StreamResponse",
     "anthropic_error",
     "error_of",
     "json_headers",
@@ -57,19 +59,40 @@ def json_headers(credential: str) -> dict[str, str]:
 
 @contextlib.asynccontextmanager
 async def open_stream(
-    http: httpx2.AsyncClient, url: httpx2.URL | str, body: bytes, headers: Mapping[str, str]
-) -> AsyncIterator[httpx2.Response]:
+    http: Any, url: SplitResult, body: bytes, headers: Mapping[str, str]
+) -> AsyncIterator[StreamResponse]:
     """POST `body` (JSON) and yield the response as soon as its headers are in, whatever
-    its status; it is closed on the way out."""
-    request = http.build_request("POST", url, content=body, headers=headers)
-    response = await http.send(request, stream=True)
-    try:
-        yield response
-    finally:
-        await response.aclose()
+    its status; it is closed on the way out. `http`: the loop's `HTTP11Client` (see
+    `_pool.loop_http`), or an `httpx2.AsyncClient` (proxies, tests); failures are
+    `_http11.HTTPFailure`s either way."""
+    if isinstance(http, HTTP11Client):
+        async with http.post(url, body, headers) as response:
+            yield response
+        return
+    from covey.models._proxied import open_httpx_stream
+
+    async with open_httpx_stream(http, url, body, headers) as proxied:
+        yield proxied
 
 
-async def error_of(response: httpx2.Response, provider: str) -> tuple[str, str | None]:
+class StreamResponse(Protocol):
+    """What the adapters read of a response (`_http11.Response`, `_proxied.HttpxResponse`)."""
+
+    status_code: int
+    headers: Mapping[str, str]
+
+    @property
+    def is_error(self) -> bool: ...
+
+    def aiter_bytes(self) -> AsyncIterator[bytes]: ...
+
+    async def aread(self) -> bytes: ...
+
+    @property
+    def text(self) -> str: ...
+
+
+async def error_of(response: StreamResponse, provider: str) -> tuple[str, str | None]:
     """The message and kind (error type or code) of an error response, read whole, worded
     as the provider's SDK words it (the contract tests hold covey to that)."""
     await response.aread()
@@ -130,7 +153,7 @@ class ServerEvent:
         return json.loads(self.data)
 
 
-async def sse_events(response: httpx2.Response) -> AsyncIterator[ServerEvent]:
+async def sse_events(response: StreamResponse) -> AsyncIterator[ServerEvent]:
     """The events of an SSE body (https://html.spec.whatwg.org/#event-stream-interpretation):
     lines end in CR, LF or CRLF; a blank line dispatches; `:` lines are comments; `id` and
     `retry` are not used. Lines are decoded as UTF-8 strictly (a UnicodeDecodeError, a

@@ -22,9 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-import httpx2
-
 from covey.errors import ContextOverflowError, CredentialsError, ModelError
+from covey.models._http11 import ConnectionDropped, HTTPFailure, Timeout
 from covey.models.retry import Retryable, parse_retry_after, should_retry_header
 
 __all__ = [
@@ -111,6 +110,8 @@ def is_loopback(url: str) -> bool:
 @functools.cache
 def ssl_context() -> ssl.SSLContext:
     """One TLS context per process: building one costs ~40 ms, a client using it ~0.2 ms."""
+    import httpx2  # its default context: certifi's CAs, SSL_CERT_FILE / SSL_CERT_DIR
+
     return httpx2.create_ssl_context()
 
 
@@ -179,15 +180,14 @@ def stream_error_failure(endpoint: Endpoint, kind: str | None, message: str) -> 
     return Retryable(f"{words} in the stream" + (f": {text}" if text else ""))
 
 
-def connection_failure(exc: BaseException) -> Retryable:
+def connection_failure(exc: HTTPFailure) -> Retryable:
     """A connection that failed, timed out or was cut: worth another try."""
-    cause = exc if isinstance(exc, httpx2.HTTPError) else (exc.__cause__ or exc)
-    if isinstance(cause, httpx2.TimeoutException):
+    if isinstance(exc, Timeout):
         return Retryable("timed out")
-    if isinstance(cause, httpx2.RemoteProtocolError | httpx2.ReadError):
+    if isinstance(exc, ConnectionDropped):
         return Retryable("connection dropped")
-    detail = one_line(cause, 120)
-    return Retryable(f"connection error ({type(cause).__name__}{': ' + detail if detail else ''})")
+    detail = one_line(exc, 120)
+    return Retryable(f"connection error ({detail or type(exc).__name__})")
 
 
 class MalformedStream(ValueError):

@@ -1,13 +1,15 @@
 """The HTTP clients (connection pools) the adapters send through: a few per event loop, made
 on first use, shared by every model of that loop, closed when the loop shuts down.
 
-A client per request cost a TCP connection (and its set-up in the event loop) per turn. One
-client for the whole loop cost more: httpx's pool looks at every one of its connections each
-time a request starts or ends, and probes each idle one's socket, so with a hundred sessions
-in step the supervisor spent 3.1 ms of CPU a request against 2.2 ms with a client per request.
-So each model instance (a session's, a subagent's, a teammate's) keeps to one of `POOLS`
-clients, round robin: its next request finds its kept-alive connection, and a client holds a
-few connections, not hundreds.
+A client is covey's `_http11.HTTP11Client`, or an `httpx2.AsyncClient` when the environment
+names a proxy (`_proxied`). A client per request cost a TCP connection (and its set-up in the
+event loop) per turn. One httpx client for the whole loop cost more: httpx's pool looks at
+every one of its connections each time a request starts or ends, so with a hundred sessions
+in step the supervisor spent 3.1 ms of CPU a request against 2.2 ms with a client per
+request. So each model instance (a session's, a subagent's, a teammate's) keeps to one of
+`POOLS` clients, round robin: its next request finds its kept-alive connection, and a client
+holds a few connections, not hundreds (`HTTP11Client` keeps idle ones in a list per origin,
+so it would not mind either way).
 
 A client's connections belong to the loop that opened them, so each loop has its own clients;
 `asyncio.run` (every covey entry point, Textual's too) closes a loop's async generators before
@@ -21,32 +23,39 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 from collections.abc import AsyncGenerator
+from typing import Any
 
-import httpx2
+from covey.models._http11 import HTTP11Client
 
-from covey.models._http import ssl_context
+__all__ = ["POOLS", "PROXY_VARIABLES", "loop_http", "new_http", "pool_number", "proxied"]
 
-__all__ = ["LIMITS", "POOLS", "TIMEOUT", "loop_http", "new_http", "pool_number"]
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy")
+"""Any of them set (any case): requests go through `httpx2`, which applies them and
+`NO_PROXY` (`_proxied`)."""
 
-TIMEOUT = httpx2.Timeout(600.0, connect=5.0)
-"""The SDKs' defaults: 10 minutes to read (a long stream is many reads), 5 s to connect."""
-LIMITS = httpx2.Limits(max_connections=None, max_keepalive_connections=None)
-"""No cap: streams at once must not wait for each other (httpx's default is 100, 20 kept
-alive); an idle connection is closed after httpx's 5 s."""
 POOLS = 32
 """Clients per event loop; a model instance keeps to one."""
 
 _numbers = itertools.count()
-_LOOP_CLIENTS: dict[asyncio.AbstractEventLoop, dict[int, httpx2.AsyncClient]] = {}
+_LOOP_CLIENTS: dict[asyncio.AbstractEventLoop, dict[int, Any]] = {}
 _CLOSERS: dict[asyncio.AbstractEventLoop, AsyncGenerator[None]] = {}
 
 
-def new_http() -> httpx2.AsyncClient:
-    """A new client; the TLS context, the costly part, is shared by all of them."""
-    return httpx2.AsyncClient(
-        verify=ssl_context(), timeout=TIMEOUT, follow_redirects=True, limits=LIMITS
-    )
+def new_http() -> Any:
+    """A new client: covey's own, or httpx's when a proxy is set (the TLS context, the
+    costly part, is made once per process and shared)."""
+    if not proxied():
+        return HTTP11Client()
+    from covey.models._proxied import new_httpx
+
+    return new_httpx()
+
+
+def proxied() -> bool:
+    """Whether the environment names a proxy."""
+    return any(os.environ.get(v) or os.environ.get(v.upper()) for v in PROXY_VARIABLES)
 
 
 def pool_number() -> int:
@@ -54,7 +63,7 @@ def pool_number() -> int:
     return next(_numbers) % POOLS
 
 
-async def loop_http(pool: int = 0) -> httpx2.AsyncClient:
+async def loop_http(pool: int = 0) -> Any:
     """Client number `pool` of the running event loop, made on first use."""
     loop = asyncio.get_running_loop()
     clients = _LOOP_CLIENTS.get(loop)
@@ -69,7 +78,7 @@ async def loop_http(pool: int = 0) -> httpx2.AsyncClient:
 
 
 async def _closed_at_shutdown(
-    loop: asyncio.AbstractEventLoop, clients: dict[int, httpx2.AsyncClient]
+    loop: asyncio.AbstractEventLoop, clients: dict[int, Any]
 ) -> AsyncGenerator[None]:
     try:
         yield

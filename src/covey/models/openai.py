@@ -22,8 +22,7 @@ import functools
 import json
 from collections.abc import Mapping
 from typing import Any
-
-import httpx2
+from urllib.parse import SplitResult, urlsplit
 
 from covey.errors import CredentialsError
 from covey.messages import INVALID_ARGUMENTS_KEY, Message
@@ -45,6 +44,7 @@ from covey.models._http import (
     stream_error_failure,
     unless_tool_began,
 )
+from covey.models._http11 import HTTPFailure
 from covey.models._openai_reply import OpenAIReply, parse_arguments
 from covey.models._pool import loop_http, pool_number
 from covey.models.base import ModelRequest, ModelResponse, TextSink
@@ -162,13 +162,13 @@ class OpenAIModel:
         )
 
     @functools.cached_property
-    def _url(self) -> httpx2.URL:
-        """Parsed once (httpx parses a string URL on every request, ~0.1 ms)."""
-        return httpx2.URL(f"{self._endpoint.base_url}/chat/completions")
+    def _url(self) -> SplitResult:
+        """Parsed once, not on every request."""
+        return urlsplit(f"{self._endpoint.base_url}/chat/completions")
 
     async def _attempt(
         self,
-        http: httpx2.AsyncClient,
+        http: Any,
         body: bytes,
         headers: dict[str, str],
         on_text: TextSink | None,
@@ -197,7 +197,7 @@ class OpenAIModel:
                         failure = stream_error_failure(endpoint, kind, message)
                         raise unless_tool_began(endpoint, failure, reply.tool_began)
                     reply.feed(wrap(data))
-        except httpx2.HTTPError as e:
+        except HTTPFailure as e:
             if reply.finish_reason is None:
                 dropped = connection_failure(e)
                 raise unless_tool_began(endpoint, dropped, reply.tool_began) from e
