@@ -40,6 +40,7 @@ from typing import TypeVar
 from covey.errors import StoreBusy, StoreWriteFailed, UserError
 from covey.home import private_file, private_home
 from covey.store._check import check_store_file, error_code, newer_schema, open_failure
+from covey.store._checkpointer import Checkpointer
 from covey.store._tx import begin_read, retry_busy, rollback
 from covey.store.migrations import MIGRATIONS, SCHEMA_VERSION
 
@@ -127,6 +128,7 @@ class Store:
         self._version_conn: sqlite3.Connection | None = None
         self._busy_retries = 0
         self._closed = False
+        self._checkpointer: Checkpointer | None = None
 
     @classmethod
     def open(
@@ -236,8 +238,20 @@ class Store:
             n = len(self._conns) + (self._version_conn is not None)
             return StoreStatistics(connections=n, busy_retries=self._busy_retries)
 
+    def checkpoint_in_background(self) -> None:
+        """Checkpoint the WAL on a thread of this store's own from now on, not inside the
+        commits of the threads that write (`_checkpointer`); `close()` stops it."""
+        with self._lock:
+            self._check_usable()
+            if self._checkpointer is not None:
+                return
+            self._checkpointer = Checkpointer(lambda: self._connect(register=False))
+        self._checkpointer.start()
+
     def close(self) -> None:
         """Close every connection of every thread. Call it once no thread uses the store."""
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         with self._lock:
             self._closed = True
             conns, self._conns = self._conns, []

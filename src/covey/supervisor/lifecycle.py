@@ -70,6 +70,7 @@ def main() -> None:
         return  # another supervisor runs: nothing to do
     log.info("supervisor %d started", os.getpid())
     store = Store.open()
+    store.checkpoint_in_background()  # not inside the event loop's commits
     watch_children_with_pidfds()
     try:
         # the session host loads after the lock and the store: `covey --bg` waits for the
