@@ -2,7 +2,7 @@
 through the scripted model, by conversation length.
 
     .venv/bin/python bench/adapter.py [--requests 100] [--history 0,20,100,200]
-        [--providers scripted,anthropic,openai] [--profile out.prof]
+        [--providers scripted,anthropic,openai] [--clients h11,httpx] [--profile out.prof]
 
 For each provider and history length H, one event loop sends `--requests` identical requests:
 a ~7 KB system prompt, 10 tool definitions, then H past turns (an assistant text + a `Read`
@@ -14,6 +14,11 @@ process's CPU time (user + system, `time.process_time`) per request: the median 
 requests, and the mean. CPU time, unlike wall time, barely moves with the machine's load (the
 other engineers' runs), so it is the figure to compare across runs; what the adapter adds to
 the supervisor per turn is (anthropic − scripted).
+
+`--clients`: which HTTP client the real adapters send through, each a row of its own: `h11`,
+covey's own (`covey.models._http11`, what runs unless a proxy is set), and `httpx`, the
+`httpx2` client that a proxy in the environment selects (`covey.models._proxied`), here
+chosen by swapping `covey.models._pool.new_http` (no proxy is involved).
 
 `--profile FILE` writes a cProfile (timed by CPU time, not the wall clock) of every request
 of the last configuration run (use one provider and one history length), for `python -m
@@ -34,8 +39,10 @@ from typing import Any
 
 import yaml
 
+import covey.models._pool as pool
 from benchtools import start_fake_provider
 from covey.messages import Message, TextBlock, ToolResultBlock, ToolUseBlock
+from covey.models._proxied import new_httpx
 from covey.models.anthropic import AnthropicModel
 from covey.models.base import Model, ModelRequest, ToolSpec
 from covey.models.openai import OpenAIModel
@@ -97,15 +104,25 @@ async def measure(model: Model, request: ModelRequest, count: int, profile: Any)
     return cpu
 
 
+def runs(providers: list[str], clients: list[str]) -> list[tuple[str, str]]:
+    """(provider, client) pairs: the scripted model sends nothing, so it runs once."""
+    return [(p, c) for p in providers for c in (clients if p != "scripted" else clients[:1])]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=100)
     parser.add_argument("--history", default="0,20,100,200", help="past turns, comma-separated")
     parser.add_argument("--providers", default="scripted,anthropic,openai")
+    parser.add_argument("--clients", default="h11,httpx", help="h11 (covey's own), httpx")
     parser.add_argument("--profile", type=Path, help="write a cProfile of the last run here")
     args = parser.parse_args()
     histories = [int(h) for h in args.history.split(",")]
     providers = args.providers.split(",")
+    clients = args.clients.split(",")
+    if not set(clients) <= {"h11", "httpx"}:
+        parser.error(f"--clients: h11, httpx or both (got {args.clients!r})")
+    own_client = pool.new_http
     with tempfile.TemporaryDirectory(prefix="covey-bench-adapter-") as name:
         tmp = Path(name)
         script = tmp / "script.yaml"
@@ -115,11 +132,13 @@ def main() -> None:
             rows = []
             for history in histories:
                 request = ModelRequest(system=SYSTEM, messages=conversation(history), tools=TOOLS)
-                for provider in providers:
+                for provider, client in runs(providers, clients):
+                    pool.new_http = new_httpx if client == "httpx" else own_client
                     profile = cProfile.Profile(time.process_time) if args.profile else None
                     model = build(provider, url, script)
                     cpu = asyncio.run(measure(model, request, args.requests, profile))
-                    rows.append((history, provider, statistics.median(cpu), statistics.mean(cpu)))
+                    label = provider if provider == "scripted" else f"{provider}, {client}"
+                    rows.append((history, label, statistics.median(cpu), statistics.mean(cpu)))
                     if profile is not None:
                         profile.dump_stats(args.profile)
         finally:

@@ -3,7 +3,7 @@ requests, over asyncio's transports, framed by `h11` (the HTTP/1.1 state machine
 underneath; covey parses no HTTP itself).
 
 Why not `httpx2` on the hot path: a streamed request through httpx's client, transport,
-connection pool and anyio layers cost ~1.5 ms of CPU against ~0.3 ms here (`bench/http11.py`),
+connection pool and anyio layers cost ~1.5 ms of CPU against ~0.3 ms here (`bench/adapter.py`),
 and a supervisor hosting a hundred sessions makes a hundred requests every second on one event
 loop. `httpx2` stays for what this client does not do, proxies (`HTTP(S)_PROXY`, `ALL_PROXY`
 in the environment: `covey.models._pool.new_http` then picks it), and it is imported only then.
