@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -420,3 +421,25 @@ def test_cli_bad_agents_json(tmp_path: Path, user_home: Path) -> None:
     run = covey("subagents", "list", "--agents", "{oops", cwd=tmp_path)
     assert run.code == 2
     assert "--agents: not valid JSON" in run.err and "Traceback" not in run.err
+
+
+def test_each_load_gets_built_ins_of_its_own(tmp_path: Path) -> None:
+    """A session may change its definitions' lists: never the next session's, nor
+    `BUILT_INS` (every mutable field is copied, whichever fields the dataclass grows)."""
+    first = load_definitions(tmp_path, home=tmp_path / "home")
+    built_ins = {b.name: b for b in definitions_module.BUILT_INS}
+    for report in first.reports:
+        if report.scope != "built-in" or report.definition is None:
+            continue
+        original = built_ins[report.name or ""]
+        for f in dataclasses.fields(report.definition):
+            value = getattr(report.definition, f.name)
+            if isinstance(value, list | dict | set):
+                assert value is not getattr(original, f.name), f"{report.name}.{f.name} shared"
+        report.definition.disallowed_tools.append("Bash")
+    again = load_definitions(tmp_path, home=tmp_path / "home")
+    assert all(
+        "Bash" not in (r.definition.disallowed_tools if r.definition else [])
+        for r in again.reports
+        if r.scope == "built-in"
+    )

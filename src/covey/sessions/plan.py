@@ -221,7 +221,8 @@ def plan_session(options: SessionOptions, previous: SessionRow | None = None) ->
     loaded = load_settings(
         cwd, overrides=options.settings_overrides, sources=options.setting_sources
     )
-    definitions = load_definitions(cwd, cli_json=options.agents_json)
+    aliases = loaded.settings.modelAliases  # (read once: not again by load_definitions)
+    definitions = load_definitions(cwd, cli_json=options.agents_json, model_aliases=aliases)
     defn = _main_definition(definitions, options.agent or (previous.agent if previous else None))
     settings = loaded.settings
     env = effective_env(settings, os.environ if options.environ is None else options.environ)
