@@ -38,13 +38,14 @@ def turn(n: int) -> list[Message]:
 def expected(provider: str, request: ModelRequest) -> dict[str, Any]:
     if provider == "anthropic":
         return anthropic.build_request(request, "m", 100) | {"stream": True}
-    return openai.build_request(request, "m") | {"stream": True, "max_tokens": 100}
+    extra = {"stream": True, "max_tokens": 100, "stream_options": {"include_usage": True}}
+    return openai.build_request(request, "m") | extra
 
 
 def sent(provider: str, request: ModelRequest, encoded: EncodedMessages) -> Any:
     if provider == "anthropic":
         return json.loads(anthropic.encode_request(request, "m", 100, encoded))
-    fields = openai._settings(request, "m") | {"stream": True, "max_tokens": 100}
+    fields = openai.request_fields(request, "m", {"max_tokens": 100}, encoded)
     return json.loads(openai.encode_request(request, fields, encoded))
 
 

@@ -33,11 +33,13 @@ def dumps(value: Any) -> bytes:
     return _ENCODER.encode(value).encode()
 
 
-def request_json(fields: dict[str, Any], messages: Iterable[bytes]) -> bytes:
+def request_json(fields: dict[str, Any] | bytes, messages: Iterable[bytes]) -> bytes:
     """`{"messages": [...], **fields}` from the messages' encoded entries, made by one join:
     concatenating the joined messages with the rest copied the ~0.5 MB of a long
-    conversation again, into fresh pages (0.6 ms, against 0.015 ms for the join)."""
-    tail = b"]," + dumps(fields)[1:] if fields else b"]}"
+    conversation again, into fresh pages (0.6 ms, against 0.015 ms for the join). `fields`
+    may come encoded already (`EncodedMessages.fields`)."""
+    encoded = fields if isinstance(fields, bytes) else dumps(fields) if fields else b"{}"
+    tail = b"]," + encoded[1:] if encoded != b"{}" else b"]}"
     parts = list(messages) or [b""]
     parts[0] = b'{"messages":[' + parts[0]
     parts[-1] += tail
@@ -70,6 +72,7 @@ class EncodedMessages:
         self._generations: deque[dict[_Key, _Entry]] = deque(maxlen=self.GENERATIONS)
         self._encoded = 0
         self._reused = 0
+        self._fields: tuple[_Key, tuple[object, ...], bytes] | None = None
 
     def fragments(self, messages: Sequence[Message]) -> list[bytes]:
         """Each message's entries as JSON (empty fragments left out), in order."""
@@ -91,6 +94,18 @@ class EncodedMessages:
                 out.append(found[1])
         self._generations.append(used)
         return out
+
+    def fields(
+        self, key: tuple[object, ...], held: Sequence[object], build: Callable[[], dict[str, Any]]
+    ) -> bytes:
+        """`dumps(build())`, the request's fields beside the messages, reused while `key` is
+        equal and `held` are the same objects (by identity, and kept so that no id is
+        reused): the system prompt and the tool definitions (~10 KB, their specs made once
+        per tool class and never changed) are encoded once, not at every request."""
+        full_key = (*key, *map(id, held))
+        if self._fields is None or self._fields[0] != full_key:
+            self._fields = (full_key, tuple(held), dumps(build()))
+        return self._fields[2]
 
     def _held(self, key: _Key) -> _Entry | None:
         for generation in reversed(self._generations):

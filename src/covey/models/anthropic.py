@@ -235,7 +235,11 @@ def encode_request(
         last = _entry(messages[-1])
         last["content"][-1]["cache_control"] = _EPHEMERAL
         fragments.append(dumps(last))
-    fields = {"model": model_id, "max_tokens": max_tokens, **_settings(request), "stream": True}
+    fields = encoded.fields(
+        (model_id, max_tokens, request.allow_tool_calls),
+        (request.system, *request.tools),
+        lambda: {"model": model_id, "max_tokens": max_tokens, **_settings(request), "stream": True},
+    )
     return request_json(fields, fragments)
 
 

@@ -59,6 +59,7 @@ __all__ = [
     "build_request",
     "encode_request",
     "parse_arguments",
+    "request_fields",
     "to_openai_messages",
 ]
 
@@ -146,11 +147,10 @@ class OpenAIModel:
     async def complete(
         self, request: ModelRequest, on_text: TextSink | None = None
     ) -> ModelResponse:
-        fields = _settings(request, self._model_id) | {
-            "stream": True,
-            self._tokens_param: min(request.max_tokens, self._max_tokens),
-            "stream_options": {"include_usage": True},
-        }
+        max_tokens = min(request.max_tokens, self._max_tokens)
+        fields = request_fields(
+            request, self._model_id, {self._tokens_param: max_tokens}, self._encoded
+        )
         body = encode_request(request, fields, self._encoded)
         headers = json_headers(self._api_key) | agent_headers(self._endpoint, request.agent_name)
         http = await loop_http(self._pool)
@@ -221,13 +221,28 @@ def build_request(request: ModelRequest, model_id: str) -> dict[str, Any]:
 
 
 def encode_request(
-    request: ModelRequest, fields: dict[str, Any], encoded: EncodedMessages
+    request: ModelRequest, fields: dict[str, Any] | bytes, encoded: EncodedMessages
 ) -> bytes:
     """The body as the JSON sent: the messages of `build_request`, then `fields` (the model,
     tools, stream…); each message's JSON comes from `encoded` when an earlier request
     encoded it."""
     system = [dumps(_system(request.system))] if request.system else []
     return request_json(fields, system + encoded.fragments(wire_messages(request.messages)))
+
+
+def request_fields(
+    request: ModelRequest, model_id: str, limit: dict[str, int], encoded: EncodedMessages
+) -> bytes:
+    """The streamed body's fields beside the messages, as JSON (`limit`: the output cap under
+    the parameter name this endpoint takes); kept by `encoded` while the tools stay the same."""
+    return encoded.fields(
+        (model_id, *limit.items(), request.allow_tool_calls),
+        request.tools,
+        lambda: (
+            _settings(request, model_id)
+            | {"stream": True, **limit, "stream_options": {"include_usage": True}}
+        ),
+    )
 
 
 def _settings(request: ModelRequest, model_id: str) -> dict[str, Any]:
