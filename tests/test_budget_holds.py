@@ -1,10 +1,12 @@
-"""A session's budget reservation in its own column: no write of the row's meta can lose it."""
+"""A session's budget reservation in its own column: no write of the row's meta can lose it,
+and taking a session's lease clears what the previous host left (it has nothing in flight)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -20,7 +22,7 @@ from covey.store import Store
 from covey.store.budget_holds import held_by, set_reserved
 from covey.store.migrations import MIGRATIONS
 from covey.store.session_meta import Pending, with_meta
-from covey.store.sessions import get_session
+from covey.store.sessions import acquire_lease, adopt_lease, get_session
 from tui_seed import seed_session, store
 
 __all__ = ["store"]  # the fixture, used by name
@@ -67,6 +69,31 @@ def _reserve(store: Store, sid: str, usd: float) -> None:
 def _held(store: Store, sid: str) -> float:
     with store.read() as conn:
         return held_by(conn, sid)
+
+
+def test_taking_a_lease_clears_the_reservation_its_last_host_left(
+    store: Store, tmp_path: Path
+) -> None:
+    """Acquired after the holder let go, forced from a live holder, adopted at the same epoch:
+    the new host has nothing in flight. Renewing one's own live lease keeps it."""
+    sid, _ = seed_session(store, tmp_path, name=None, state="working", kind="print", held=False)
+    now = time.time()
+    _reserve(store, sid, ONE)
+    with store.write() as conn:
+        epoch = acquire_lease(conn, sid, "host-a", 60.0, now)
+    assert epoch is not None and _held(store, sid) == 0.0
+    _reserve(store, sid, ONE)
+    with store.write() as conn:  # host-a again, its lease live: its own requests in flight
+        assert acquire_lease(conn, sid, "host-a", 60.0, now) == epoch
+    assert _held(store, sid) == ONE
+    with store.write() as conn:
+        assert acquire_lease(conn, sid, "host-b", 60.0, now) is None  # host-a's is live
+        epoch = acquire_lease(conn, sid, "host-b", 60.0, now, force=True)
+    assert epoch is not None and _held(store, sid) == 0.0
+    _reserve(store, sid, ONE)
+    with store.write() as conn:
+        assert adopt_lease(conn, sid, "host-c", epoch, 60.0, now)
+    assert _held(store, sid) == 0.0
 
 
 def test_a_store_migrated_to_the_column_keeps_a_reservation_left_in_meta(

@@ -5,8 +5,9 @@ migration `m0008_budget_reserved`) what its requests sent and not yet in the usa
 cost, so that a budget check in any process counts them (`covey.budget.spend_limits`). Only
 the SQL here reads and writes that column: a host's read-then-write of the row's `meta` cannot
 overwrite a reservation published in between. A reservation counts only while its session's
-lease is live: a host that let go, or died, holds nothing. Call these inside `store.write()`,
-the check and the reservation in one transaction.
+lease is live (a host that let go, or died, holds nothing), and taking a lease clears it
+(`store.sessions.acquire_lease`, `adopt_lease`: the new host has nothing in flight). Call these
+inside `store.write()`, the check and the reservation in one transaction.
 """
 
 from __future__ import annotations
