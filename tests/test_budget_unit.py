@@ -26,8 +26,8 @@ from covey.models.script import Script
 from covey.models.scripted import ScriptedModel
 from covey.models.tokens import estimate_tokens
 from covey.store import Store
-from covey.store.budget_holds import set_reserved
-from covey.store.sessions import get_session, release_lease
+from covey.store.budget_holds import held_by, set_reserved
+from covey.store.sessions import release_lease
 from covey.store.usage import record_usage
 from tui_seed import seed_session, store
 
@@ -105,8 +105,7 @@ def test_a_reservation_counts_for_other_sessions_while_its_host_holds_the_lease(
     async def run() -> None:
         async with lead_budget(request, SONNET):
             with store.read() as conn:  # published in the lead's own row
-                lead_row = get_session(conn, lead)
-            assert lead_row is not None and lead_row.meta.budget_reserved_usd == one
+                assert held_by(conn, lead) == one
             with pytest.raises(BudgetExceeded) as stopped:  # the tree's session budget
                 async with mate_budget(request, SONNET):
                     pass

@@ -24,6 +24,7 @@ __all__ = [
     "m0003_tool_runs",
     "m0004_teams",
     "m0005_rate_limits",
+    "m0008_budget_reserved",
 ]
 
 Migration = Callable[[sqlite3.Connection], None]
@@ -291,6 +292,24 @@ def m0007_replica(conn: sqlite3.Connection) -> None:
     )
 
 
+def m0008_budget_reserved(conn: sqlite3.Connection) -> None:
+    """A session's budget reservation gets a column of its own (`covey.store.budget_holds`),
+    out of `meta`, where a host's read-then-write of the meta could overwrite it. A
+    reservation an earlier version left in the meta moves over (counted while its lease is
+    live, as before)."""
+    _run(
+        conn,
+        [
+            "ALTER TABLE sessions ADD COLUMN budget_reserved_usd REAL NOT NULL DEFAULT 0",
+            """UPDATE sessions SET
+                budget_reserved_usd = MAX(json_extract(meta, '$.budget_reserved_usd'), 0),
+                meta = json_remove(meta, '$.budget_reserved_usd')
+            WHERE CASE WHEN json_valid(meta) THEN json_type(meta, '$.budget_reserved_usd') END
+                IN ('integer', 'real')""",
+        ],
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     m0001_initial,
     m0002_session_deleted_at,
@@ -298,6 +317,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     m0004_teams,
     m0005_rate_limits,
     m0007_replica,  # m0006 is h-ray's (merged before this one)
+    m0008_budget_reserved,
 )
 """Every migration, oldest first; append only."""
 

@@ -115,9 +115,6 @@ class SessionMeta(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     budget_raises: dict[str, float] = {}
     """Limits the person raised by reply (`covey reply ID "raise to 5"`), by budget
     (`session`, `daily`); each counts when above the configured limit."""
-    budget_reserved_usd: float | None = None
-    """What the session's requests in flight may cost, reserved under a spend limit and
-    counted by every process's budget check while its lease is live (`store.budget_holds`)."""
     extras: dict[str, Any] = msgspec.field(default_factory=dict, name=_EXTRAS)
     """The keys this version does not know, kept as they were."""
 

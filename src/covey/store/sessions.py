@@ -270,13 +270,17 @@ def acquire_lease(
     with, or None when another host holds a live lease (or the session does not exist).
 
     It succeeds when the lease is free (never taken or released), expired, already ours, or
-    with `force`. Renewing our own live lease keeps the epoch; every other acquisition
-    increments it, which fences out whoever wrote before. Must run inside `store.write()`."""
+    with `force`. Renewing our own live lease keeps the epoch (and the budget reservation);
+    every other acquisition increments it, which fences out whoever wrote before, and clears
+    the reservation a previous host left (`store.budget_holds`: a new host has nothing in
+    flight). Must run inside `store.write()`."""
     require_transaction(conn, "acquire_lease")
     cursor = conn.execute(
         """UPDATE sessions SET
              epoch = CASE WHEN host_id = :host AND lease_expires_at > :now
                           THEN epoch ELSE epoch + 1 END,
+             budget_reserved_usd = CASE WHEN host_id = :host AND lease_expires_at > :now
+                                        THEN budget_reserved_usd ELSE 0 END,
              host_id = :host,
              lease_expires_at = :expires
            WHERE id = :id AND (:force OR host_id IS NULL OR host_id = :host
@@ -306,9 +310,11 @@ def adopt_lease(
 ) -> bool:
     """Take the lease for `host_id` at the same epoch, only while it is still `epoch`: a new
     supervisor carrying on what a Ray node still runs at that epoch (its writes stay valid).
-    False when the epoch moved on."""
+    The budget reservation the previous host left is cleared (`store.budget_holds`). False
+    when the epoch moved on."""
     cursor = conn.execute(
-        "UPDATE sessions SET host_id = ?, lease_expires_at = ? WHERE id = ? AND epoch = ?",
+        "UPDATE sessions SET host_id = ?, lease_expires_at = ?, budget_reserved_usd = 0 "
+        "WHERE id = ? AND epoch = ?",
         (host_id, now + ttl_s, session_id, epoch),
     )
     return cursor.rowcount == 1
