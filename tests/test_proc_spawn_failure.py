@@ -16,7 +16,9 @@ import pytest
 from covey import _spawn_off_loop
 from covey.proc import ProcessStartError, run_process
 
-TOKEN = "30.4217"  # a `sleep` argument no other process has
+TOKEN = f"30.{os.getpid()}4217"
+"""A `sleep` argument no other process has (this pytest's pid in it: a test run beside this
+one, on the same machine, has its own)."""
 
 
 def _left() -> list[int]:
