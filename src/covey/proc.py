@@ -5,7 +5,8 @@ after the main process exits, whatever is left of the group gets SIGTERM, a shor
 SIGKILL, so no command leaves orphans behind. Output is captured while it arrives and capped:
 the head and the tail are kept, the middle is replaced by a note saying how much was elided.
 
-`run_process` is the async form (tools, hooks); `run` the blocking form for quick commands (git).
+`run_process` is the async form (tools, hooks); `run` the blocking form for quick commands (git),
+`run_bytes` the same for a command whose output is binary.
 
 A child inherits this process's environment, less covey's provider credentials when the
 caller lays `without_credentials()` over it (tools, hooks and git do, see `CREDENTIAL_VARS`).
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CREDENTIAL_VARS",
+    "BytesResult",
     "CommandFailed",
     "ProcessResult",
     "ProcessStartError",
@@ -41,6 +43,7 @@ __all__ = [
     "group_alive",
     "kill_tagged_group",
     "run",
+    "run_bytes",
     "run_process",
     "spawn_detached",
     "watch_children_with_pidfds",
@@ -314,6 +317,48 @@ def run(
     Output is buffered whole before `output_limit` is applied; use `run_process` for commands
     that may print a lot.
     """
+    raw = run_bytes(cmd, cwd=cwd, timeout_s=timeout_s, env=env, stdin=stdin)
+    result = ProcessResult(
+        argv=raw.argv,
+        pid=raw.pid,
+        exit_code=raw.exit_code,
+        stdout=elide(raw.stdout, output_limit),
+        stderr=elide(raw.stderr, output_limit),
+        timed_out=raw.timed_out,
+        duration_s=raw.duration_s,
+    )
+    if check and not result.ok:
+        raise CommandFailed(result)
+    return result
+
+
+@dataclass(frozen=True)
+class BytesResult:
+    """What `run_bytes` returns: `ProcessResult`'s fields, the output left as bytes, whole."""
+
+    argv: tuple[str, ...]
+    pid: int
+    exit_code: int
+    stdout: bytes
+    stderr: bytes
+    timed_out: bool
+    duration_s: float
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and not self.timed_out
+
+
+def run_bytes(
+    cmd: Command,
+    *,
+    cwd: Path | str,
+    timeout_s: float | None = 60.0,
+    env: Env | None = None,
+    stdin: bytes | None = None,
+) -> BytesResult:
+    """Blocking form for a command whose output is binary (a pack, an archive): `run`, with
+    stdout and stderr kept as bytes, whole. The same process group, timeout and kills."""
     argv = _argv(cmd)
     started = time.monotonic()
     try:
@@ -336,18 +381,15 @@ def run(
             raise
         else:
             _end_group_sync(popen)
-    result = ProcessResult(
+    return BytesResult(
         argv=tuple(argv),
         pid=popen.pid,
         exit_code=popen.returncode,
-        stdout=elide(out, output_limit),
-        stderr=elide(err, output_limit),
+        stdout=out or b"",
+        stderr=err or b"",
         timed_out=timed_out,
         duration_s=time.monotonic() - started,
     )
-    if check and not result.ok:
-        raise CommandFailed(result)
-    return result
 
 
 def _end_group_sync(popen: subprocess.Popen[bytes]) -> None:
