@@ -39,6 +39,7 @@ from covey.hooks import HookCallback
 from covey.messages import Message, ToolUseBlock, Usage
 from covey.models.base import Model
 from covey.models.retry import RetryNotice
+from covey.sessions.background import tree_root
 from covey.sessions.control import request_pool_refill
 from covey.sessions.hooks_bridge import CommandHooks, WorktreeCommandHooks, hook_runner
 from covey.sessions.lease import HostLease
@@ -47,6 +48,7 @@ from covey.sessions.persist import Persister
 from covey.sessions.plan import SessionPlan
 from covey.sessions.resume import load_conversation
 from covey.sessions.state import set_state
+from covey.sessions.subagent_stops import acting_on_subagent_stops
 from covey.sessions.subagents import subagent_runtime
 from covey.sessions.tool_runs import StoreToolRuns, end_leftover_runs
 from covey.store import Store
@@ -132,6 +134,7 @@ class SessionHost:
         hooks: CommandHooks,
         worktree: Worktree | None,
         spend: Spend,
+        stops_subagents: bool = False,
     ) -> None:
         self.store = store
         self.plan = plan
@@ -143,6 +146,8 @@ class SessionHost:
         self.spend = spend
         self.resumed = plan.previous is not None and plan.previous.state != "queued"
         self.cancel_cause: CancelCause | None = None
+        self.stops_subagents = stops_subagents
+        """A foreground tree: `covey stop SUBAGENT_ID` is acted on here (`subagent_stops`)."""
 
     @property
     def cwd(self) -> Path:
@@ -188,6 +193,7 @@ class SessionHost:
         worktree, plan = _open_worktree(store, plan, wake_supervisor)
         with store.write() as conn:
             row = _session_row(conn, plan, model.name, worktree)
+            foreground = tree_root(conn, row).kind != "background"
         lease = HostLease(store, row.id, host_id)
         try:
             epoch = lease.adopt(claimed_epoch) if claimed_epoch is not None else lease.acquire()
@@ -215,7 +221,8 @@ class SessionHost:
         agent = _agent(
             store, plan, row.id, epoch, model, resolve, messages, hooks, asker, observers
         )
-        return cls(store, plan, row, lease, agent, hooks, worktree, Spend(store, row.id, since))
+        spend = Spend(store, row.id, since)
+        return cls(store, plan, row, lease, agent, hooks, worktree, spend, foreground)
 
     async def run_turn(
         self,
@@ -229,8 +236,13 @@ class SessionHost:
         returns is the session's summary (the supervisor commits the worktree there)."""
         epoch = self.lease.epoch
         self.cancel_cause = None
+        stops = (
+            acting_on_subagent_stops(self.store)
+            if self.stops_subagents
+            else contextlib.nullcontext()
+        )
         try:
-            async with self.lease.heartbeat():
+            async with self.lease.heartbeat(), stops:
                 # on the loop, at once: a queue of other sessions' work in the thread pool
                 # must not hold this turn back (and line every session's turns up behind it)
                 self._set_working(epoch)
