@@ -129,3 +129,14 @@ def test_a_shipped_bundle_is_one_git_verifies(git_repo: Path, tmp_path: Path) ->
     assert f"{snap.sha} refs/covey/ship/snapshot" in _git(
         git_repo, "bundle", "list-heads", str(path)
     )
+
+
+def test_git_bytes_returns_binary_output_and_names_a_failure(git_repo: Path) -> None:
+    from covey.errors import GitError
+    from covey.git.repo import git_bytes
+
+    blob = bytes(range(256))
+    sha = git_bytes("hash-object", "-w", "--stdin", cwd=git_repo, stdin=blob).decode().strip()
+    assert git_bytes("cat-file", "blob", sha, cwd=git_repo) == blob
+    with pytest.raises(GitError, match=r"git cat-file blob nope failed in .*: fatal: "):
+        git_bytes("cat-file", "blob", "nope", cwd=git_repo)

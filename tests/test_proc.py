@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from covey.proc import (
     elide,
     group_alive,
     run,
+    run_bytes,
     run_process,
 )
 
@@ -32,6 +34,7 @@ def alive(pid: int) -> bool:
 def test_public_surface() -> None:
     assert covey.proc.__all__ == [
         "CREDENTIAL_VARS",
+        "BytesResult",
         "CommandFailed",
         "ProcessResult",
         "ProcessStartError",
@@ -39,6 +42,7 @@ def test_public_surface() -> None:
         "group_alive",
         "kill_tagged_group",
         "run",
+        "run_bytes",
         "run_process",
         "spawn_detached",
         "watch_children_with_pidfds",
@@ -195,6 +199,73 @@ def test_sync_run_timeout_kills_the_group(tmp_path: Path) -> None:
     assert not alive(int(r.stdout))
     with pytest.raises(CommandFailed, match="timed out"):
         run("sleep 1000", cwd=tmp_path, timeout_s=0.2, check=True)
+
+
+def test_run_bytes_carries_binary_output_whole(tmp_path: Path) -> None:
+    data = bytes(range(256)) * 64
+    r = run_bytes(["cat"], cwd=tmp_path, timeout_s=30, stdin=data)
+    assert r.ok and r.stdout == data and r.stderr == b""
+    failed = run_bytes("printf '\\377' >&2; exit 3", cwd=tmp_path)
+    assert (failed.ok, failed.exit_code, failed.stderr) == (False, 3, b"\xff")
+
+
+def test_run_bytes_timeout_kills_the_whole_group(tmp_path: Path) -> None:
+    r = run_bytes("sleep 1000 & echo $!; wait", cwd=tmp_path, timeout_s=1)
+    assert r.timed_out and not r.ok
+    assert not group_alive(r.pid)
+    assert not alive(int(r.stdout))
+
+
+def test_only_proc_starts_processes() -> None:
+    """ARCHITECTURE: only `proc.py` spawns (with its private `_spawn_off_loop.py`)."""
+    src = Path(covey.proc.__file__).parent
+    found = [
+        f"{path.relative_to(src)}:{line} {what}"
+        for path in sorted(src.rglob("*.py"))
+        if path.relative_to(src).as_posix() not in ("proc.py", "_spawn_off_loop.py")
+        for line, what in _process_starts(ast.parse(path.read_text()))
+    ]
+    assert found == []
+
+
+_SPAWNING_MODULES = {"subprocess", "multiprocessing", "pty"}
+_OS_SPAWNS = {"fork", "forkpty", "posix_spawn", "posix_spawnp", "system", "popen"}
+_OS_SPAWNS |= {f"{verb}{tail}" for verb in ("exec", "spawn") for tail in ("l", "le", "lp", "lpe")}
+_OS_SPAWNS |= {f"{verb}{tail}" for verb in ("exec", "spawn") for tail in ("v", "ve", "vp", "vpe")}
+_ASYNCIO_SPAWNS = {"create_subprocess_exec", "create_subprocess_shell"}
+_ASYNCIO_SPAWNS |= {"subprocess_exec", "subprocess_shell"}
+
+
+def _process_starts(tree: ast.AST) -> list[tuple[int, str]]:
+    """Where a module imports a spawning module or calls something that starts a process."""
+    starts = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = {alias.name.split(".")[0] for alias in node.names} & _SPAWNING_MODULES
+        elif isinstance(node, ast.ImportFrom):
+            module = (node.module or "").split(".")[0]
+            names = {module} & _SPAWNING_MODULES
+            if module == "os":
+                names |= {alias.name for alias in node.names} & _OS_SPAWNS
+        elif isinstance(node, ast.Attribute):
+            on_os = isinstance(node.value, ast.Name) and node.value.id == "os"
+            names = {node.attr} & (_ASYNCIO_SPAWNS | (_OS_SPAWNS if on_os else set()))
+        else:
+            continue
+        starts += [(node.lineno, name) for name in sorted(names)]
+    return starts
+
+
+def test_the_process_start_guard_sees_each_way_in() -> None:
+    code = (
+        "import subprocess\nfrom multiprocessing import Process\nfrom os import fork\n"
+        "os.execvp('x', [])\nawait asyncio.create_subprocess_exec('x')\n"
+        "loop.subprocess_exec(f)\nplan.system\n"
+    )
+    assert sorted(name for _, name in _process_starts(ast.parse(code))) == [
+        "create_subprocess_exec", "execvp", "fork", "multiprocessing", "subprocess",
+        "subprocess_exec",
+    ]  # fmt: skip
 
 
 def test_pidfd_child_watcher_waits_for_children_without_threads(tmp_path: Path) -> None:

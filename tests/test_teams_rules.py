@@ -116,6 +116,40 @@ def test_a_teammate_with_worktree_isolation_works_on_its_own_branch(git_repo: Pa
     assert f"branch: {info['branch']}" in idle and "dave changed the readme" in idle
 
 
+def test_an_ended_teammate_releases_its_files(git_repo: Path) -> None:
+    """alice, owning `src/**`, fails (a 400): bob may then own `src/a.py` and write it. While
+    alice is live the same spawn is refused (`test_owned_files_are_refused_…`)."""
+    script = {
+        "turns": [
+            {"tool_calls": [spawn("alice", "Work in src.", owns=["src/**"])]},
+            {"text": "waiting for alice"},
+            {"tool_calls": [spawn("bob", "Write a.", owns=["src/a.py"])]},
+            {"text": "waiting for bob"},
+            {"text": "LEAD-FINAL"},
+            *SPARE,
+        ],
+        "agents": {
+            "alice": {"turns": [{"faults": [{"status": 400, "message": "alice cannot"}]}]},
+            "bob": {
+                "turns": [
+                    {"tool_calls": [call("Write", file_path="src/a.py", content="a = 1\n")]},
+                    {"text": "bob wrote a"},
+                ]
+            },
+        },
+    }
+    with fake(script) as (srv, env):
+        result = run(git_repo, env)
+    assert result.code == 0, result.err
+    lead = requests_of(srv, None)
+    assert "alice" in texts(lead[2]) and "failed" in texts(lead[2])
+    ((started, error),) = tool_results(lead[3])
+    assert not error, started
+    ((wrote, write_error),) = tool_results(requests_of(srv, "bob")[1])
+    assert not write_error, wrote
+    assert (git_repo / "src" / "a.py").read_text() == "a = 1\n"
+
+
 def test_the_teammate_limit_comes_from_settings(git_repo: Path) -> None:
     settings(git_repo, {"teams": {"maxTeammates": 1}})
     script = {

@@ -2,10 +2,12 @@
 
 Every child starts in a new session (its own process group). On a timeout, a cancellation or
 after the main process exits, whatever is left of the group gets SIGTERM, a short grace, then
-SIGKILL, so no command leaves orphans behind. Output is captured while it arrives and capped:
-the head and the tail are kept, the middle is replaced by a note saying how much was elided.
+SIGKILL, so no command leaves orphans behind (`covey.process_groups`). Output is captured
+while it arrives and capped: the head and the tail are kept, the middle is replaced by a note
+saying how much was elided (`covey.process_output`). Neither helper module starts a process.
 
-`run_process` is the async form (tools, hooks); `run` the blocking form for quick commands (git).
+`run_process` is the async form (tools, hooks); `run` the blocking form for quick commands (git),
+`run_bytes` the same for a command whose output is binary.
 
 A child inherits this process's environment, less covey's provider credentials when the
 caller lays `without_credentials()` over it (tools, hooks and git do, see `CREDENTIAL_VARS`).
@@ -28,12 +30,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from covey.errors import CommandFailed, ProcessStartError
+from covey.process_groups import end_group, end_group_sync, group_alive, kill_tagged_group
+from covey.process_output import Capture, collector_class, elide
 
 if TYPE_CHECKING:
     import asyncio
 
 __all__ = [
     "CREDENTIAL_VARS",
+    "BytesResult",
     "CommandFailed",
     "ProcessResult",
     "ProcessStartError",
@@ -41,14 +46,13 @@ __all__ = [
     "group_alive",
     "kill_tagged_group",
     "run",
+    "run_bytes",
     "run_process",
     "spawn_detached",
     "watch_children_with_pidfds",
     "without_credentials",
 ]
 
-KILL_GRACE_S = 1.0
-"""How long a process group gets between SIGTERM and SIGKILL."""
 DRAIN_GRACE_S = 1.0
 """How long to wait for the pipes to close once the group is gone (a daemon that escaped the
 group with setsid may hold them open forever)."""
@@ -92,76 +96,6 @@ class ProcessResult:
         return self.exit_code == 0 and not self.timed_out
 
 
-def elide(data: bytes | str, limit: int | None) -> str:
-    """`data` as text, or its head and tail around a note when it has over `limit` bytes."""
-    capture = _Capture(limit)
-    capture.feed(data.encode() if isinstance(data, str) else data)
-    return capture.text()
-
-
-class _Capture:
-    """Keeps the first and last `limit // 2` bytes of a stream and counts the rest."""
-
-    def __init__(self, limit: int | None) -> None:
-        self.limit = limit
-        self.head = bytearray()
-        self.tail = bytearray()
-        self.total = 0
-
-    def feed(self, chunk: bytes) -> None:
-        self.total += len(chunk)
-        if self.limit is None:
-            self.head += chunk
-            return
-        room = self.limit - self.limit // 2 - len(self.head)
-        if room > 0:
-            self.head += chunk[:room]
-            chunk = chunk[room:]
-        if chunk:
-            self.tail += chunk
-            excess = len(self.tail) - self.limit // 2
-            if excess > 0:
-                del self.tail[:excess]
-
-    def text(self) -> str:
-        elided = self.total - len(self.head) - len(self.tail)
-        if elided <= 0:
-            return (self.head + self.tail).decode(errors="replace")
-        head, tail = self.head.decode(errors="replace"), self.tail.decode(errors="replace")
-        return f"{head}\n... [{elided:,} bytes elided] ...\n{tail}"
-
-
-@functools.cache
-def _collector_class() -> Any:
-    """The asyncio protocol feeding the captures, made on first use: `asyncio` is imported only
-    by what runs a process asynchronously (a dispatch or a listing runs git, blocking)."""
-    import asyncio
-
-    class _Collector(asyncio.SubprocessProtocol):
-        """Feeds pipe data into the captures as it arrives; signals exit and end of output."""
-
-        def __init__(self, out: _Capture, err: _Capture, merged: bool) -> None:
-            loop = asyncio.get_running_loop()
-            self.exited: asyncio.Future[None] = loop.create_future()
-            self.drained: asyncio.Future[None] = loop.create_future()
-            self._captures = {1: out, 2: err}
-            self._open = {1} if merged else {1, 2}
-
-        def pipe_data_received(self, fd: int, data: bytes) -> None:
-            self._captures[fd].feed(data)
-
-        def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
-            self._open.discard(fd)
-            if not self._open and not self.drained.done():
-                self.drained.set_result(None)
-
-        def process_exited(self) -> None:
-            if not self.exited.done():
-                self.exited.set_result(None)
-
-    return _Collector
-
-
 async def run_process(
     cmd: Command,
     *,
@@ -187,7 +121,7 @@ async def run_process(
         argv = [setpriv, "--pdeathsig", "KILL", "--", *argv]
     import asyncio
 
-    out, err = _Capture(output_limit), _Capture(output_limit)
+    out, err = Capture(output_limit), Capture(output_limit)
     started = time.monotonic()
     transport, proto = await _spawn(argv, cwd, env, stdin, merge_stderr, out, err)
     pid = transport.get_pid()
@@ -202,7 +136,7 @@ async def run_process(
         try:
             done, _ = await asyncio.wait({proto.exited}, timeout=timeout_s)
         finally:
-            await _end_group(pid, proto.exited)
+            await end_group(pid, proto.exited)
         await asyncio.wait({proto.drained}, timeout=DRAIN_GRACE_S)
     finally:
         transport.close()
@@ -224,8 +158,8 @@ async def _spawn(
     env: Env | None,
     stdin: bytes | None,
     merge_stderr: bool,
-    out: _Capture,
-    err: _Capture,
+    out: Capture,
+    err: Capture,
 ) -> tuple[asyncio.SubprocessTransport, Any]:
     """Start the process. Shielded: a cancellation inside asyncio's spawn can hang it for good
     (CPython 3.11) and would kill only the main process, not what it started; so the spawn
@@ -248,8 +182,8 @@ async def _start(
     env: Env | None,
     stdin: bytes | None,
     merge_stderr: bool,
-    out: _Capture,
-    err: _Capture,
+    out: Capture,
+    err: Capture,
 ) -> tuple[Any, Any]:
     """Start the process off the event loop where the kernel allows (`covey._spawn_off_loop`),
     else with asyncio's `subprocess_exec`."""
@@ -257,7 +191,7 @@ async def _start(
 
     from covey import _spawn_off_loop
 
-    proto = _collector_class()(out, err, merge_stderr)
+    proto = collector_class()(out, err, merge_stderr)
     options = _spawn_options(cwd, env, stdin, merge_stderr)
     if _spawn_off_loop.available():
         child = await _spawn_off_loop.spawn(argv, options, proto, stdin is not None)
@@ -274,29 +208,9 @@ async def _end_spawned(
     except OSError:
         return
     try:
-        await _end_group(transport.get_pid(), proto.exited)
+        await end_group(transport.get_pid(), proto.exited)
     finally:
         transport.close()
-
-
-async def _end_group(pgid: int, exited: asyncio.Future[None]) -> None:
-    """TERM the group, wait up to the grace for it (and the main process) to go, then KILL."""
-    import asyncio
-
-    if exited.done() and not group_alive(pgid):
-        return
-    _signal_group(pgid, signal.SIGTERM)
-    try:
-        deadline = time.monotonic() + KILL_GRACE_S
-        while time.monotonic() < deadline:
-            if exited.done() and not group_alive(pgid):
-                return
-            await asyncio.sleep(0.02)
-        _signal_group(pgid, signal.SIGKILL)
-        await exited
-    except BaseException:
-        _signal_group(pgid, signal.SIGKILL)
-        raise
 
 
 def run(
@@ -314,6 +228,48 @@ def run(
     Output is buffered whole before `output_limit` is applied; use `run_process` for commands
     that may print a lot.
     """
+    raw = run_bytes(cmd, cwd=cwd, timeout_s=timeout_s, env=env, stdin=stdin)
+    result = ProcessResult(
+        argv=raw.argv,
+        pid=raw.pid,
+        exit_code=raw.exit_code,
+        stdout=elide(raw.stdout, output_limit),
+        stderr=elide(raw.stderr, output_limit),
+        timed_out=raw.timed_out,
+        duration_s=raw.duration_s,
+    )
+    if check and not result.ok:
+        raise CommandFailed(result)
+    return result
+
+
+@dataclass(frozen=True)
+class BytesResult:
+    """What `run_bytes` returns: `ProcessResult`'s fields, the output left as bytes, whole."""
+
+    argv: tuple[str, ...]
+    pid: int
+    exit_code: int
+    stdout: bytes
+    stderr: bytes
+    timed_out: bool
+    duration_s: float
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and not self.timed_out
+
+
+def run_bytes(
+    cmd: Command,
+    *,
+    cwd: Path | str,
+    timeout_s: float | None = 60.0,
+    env: Env | None = None,
+    stdin: bytes | None = None,
+) -> BytesResult:
+    """Blocking form for a command whose output is binary (a pack, an archive): `run`, with
+    stdout and stderr kept as bytes, whole. The same process group, timeout and kills."""
     argv = _argv(cmd)
     started = time.monotonic()
     try:
@@ -326,102 +282,35 @@ def run(
             out, err = popen.communicate(stdin, timeout=timeout_s)
         except subprocess.TimeoutExpired:
             timed_out = True
-            _end_group_sync(popen)
+            _end(popen)
             try:
                 out, err = popen.communicate(timeout=DRAIN_GRACE_S)
             except subprocess.TimeoutExpired:
                 out, err = b"", b""
         except BaseException:
-            _end_group_sync(popen)
+            _end(popen)
             raise
         else:
-            _end_group_sync(popen)
-    result = ProcessResult(
+            _end(popen)
+    return BytesResult(
         argv=tuple(argv),
         pid=popen.pid,
         exit_code=popen.returncode,
-        stdout=elide(out, output_limit),
-        stderr=elide(err, output_limit),
+        stdout=out or b"",
+        stderr=err or b"",
         timed_out=timed_out,
         duration_s=time.monotonic() - started,
     )
-    if check and not result.ok:
-        raise CommandFailed(result)
-    return result
 
 
-def _end_group_sync(popen: subprocess.Popen[bytes]) -> None:
-    pgid = popen.pid
-    if popen.poll() is not None and not group_alive(pgid):
-        return
-    _signal_group(pgid, signal.SIGTERM)
-    deadline = time.monotonic() + KILL_GRACE_S
-    while time.monotonic() < deadline:
-        if popen.poll() is not None and not group_alive(pgid):
-            return
-        time.sleep(0.02)
-    _signal_group(pgid, signal.SIGKILL)
+def _end(popen: subprocess.Popen[bytes]) -> None:
+    end_group_sync(popen.pid, popen.poll)
     popen.wait()
-
-
-def group_alive(pgid: int) -> bool:
-    """True while a live (not zombie) process is in process group `pgid`."""
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    if not os.path.isdir("/proc"):
-        return True
-    # killpg also succeeds for zombies, which an init that does not reap may keep around.
-    with os.scandir("/proc") as entries:
-        pids = [e.name for e in entries if e.name.isdigit()]
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
-            return True
-    return False
-
-
-def kill_tagged_group(pgid: int, tag: str) -> int:
-    """SIGKILL the processes of group `pgid` whose environment holds `COVEY_TOOL_RUN=tag`
-    (what a tool run left when its host died; the tag guards against a reused group id);
-    how many were signalled."""
-    if not os.path.isdir("/proc"):
-        return 0
-    marker = f"COVEY_TOOL_RUN={tag}".encode()
-    killed = 0
-    with os.scandir("/proc") as entries:
-        pids = [int(e.name) for e in entries if e.name.isdigit()]
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-            if int(fields[2]) != pgid:
-                continue
-            with open(f"/proc/{pid}/environ", "rb") as f:
-                if marker not in f.read().split(b"\0"):
-                    continue
-            os.kill(pid, signal.SIGKILL)
-            killed += 1
-        except (OSError, IndexError, ValueError):
-            continue
-    return killed
 
 
 @functools.cache
 def _setpriv() -> str | None:
     return shutil.which("setpriv")
-
-
-def _signal_group(pgid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
 
 
 def _argv(cmd: Command) -> list[str]:

@@ -28,6 +28,7 @@ __all__ = [
     "find_repo",
     "git",
     "git_argv",
+    "git_bytes",
     "git_result",
     "init_repo",
     "is_transient_worktree_error",
@@ -89,6 +90,19 @@ def git_result(
             return result
         time.sleep(0.02 * (attempt + 1))
     return result
+
+
+def git_bytes(*args: str, cwd: Path, timeout_s: float = 60.0, stdin: bytes | None = None) -> bytes:
+    """Run git and return its stdout as bytes (a pack, a bundle); raise GitError (with git's
+    last words, or that it timed out) when it fails. `stdin` is fed to git."""
+    environ = proc.without_credentials()
+    result = proc.run_bytes(git_argv(*args), cwd=cwd, timeout_s=timeout_s, env=environ, stdin=stdin)
+    if result.timed_out:
+        raise GitError(f"git {' '.join(args)} timed out after {timeout_s:g} s in {cwd}")
+    if not result.ok:
+        said = result.stderr.decode(errors="replace").strip().splitlines()
+        raise GitError(f"git {' '.join(args)} failed in {cwd}: {said[-1] if said else '?'}")
+    return result.stdout
 
 
 def is_transient_worktree_error(message: str) -> bool:

@@ -26,15 +26,11 @@ The bundle: `git bundle create` wants a ref (an `update-ref` before and after it
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 from pathlib import Path
 
-from covey.errors import GitError
-from covey.git.repo import git, git_argv, git_result
+from covey.git.repo import git, git_bytes, git_result
 from covey.git.snapshots import _IDENTITY
-from covey.proc import without_credentials
 
 __all__ = [
     "committer_env",
@@ -122,24 +118,6 @@ def thin_bundle(cwd: Path, sha: str, exclude: str) -> bytes:
     """A bundle of `sha` whose prerequisite is `exclude` (a commit in `sha`'s history): the
     objects `exclude` lacks, as a thin pack."""
     header = f"# v2 git bundle\n-{exclude}\n{sha} {_BUNDLE_REF}\n\n".encode()
-    argv = git_argv("pack-objects", "--stdout", "--thin", "--delta-base-offset", "--revs", "-q")
-    environ = dict(os.environ)
-    for name in without_credentials():
-        environ.pop(name, None)
-    try:
-        done = subprocess.run(
-            argv,
-            cwd=cwd,
-            input=f"{sha}\n^{exclude}\n".encode(),
-            capture_output=True,
-            env=environ,
-            timeout=_PACK_TIMEOUT_S,
-        )
-    except subprocess.TimeoutExpired:
-        raise GitError(f"git pack-objects of {sha[:12]} timed out in {cwd}") from None
-    if done.returncode != 0:
-        said = done.stderr.decode(errors="replace").strip().splitlines()
-        raise GitError(
-            f"git pack-objects of {sha[:12]} failed in {cwd}: {said[-1] if said else '?'}"
-        )
-    return header + done.stdout
+    pack = ("pack-objects", "--stdout", "--thin", "--delta-base-offset", "--revs", "-q")
+    revs = f"{sha}\n^{exclude}\n".encode()
+    return header + git_bytes(*pack, cwd=cwd, timeout_s=_PACK_TIMEOUT_S, stdin=revs)

@@ -56,6 +56,7 @@ __all__ = [
     "stored_options",
     "supervisor_environ",
     "take_orphan",
+    "tree_root",
 ]
 
 BACKGROUND_MODE = "acceptEdits"
@@ -224,7 +225,7 @@ def mark_interrupted(store: Store, session_id: str, reason: str) -> bool:
         return take_over_state(conn, session_id, "interrupted", reason, force=True)
 
 
-def _root(conn: sqlite3.Connection, row: SessionRow) -> SessionRow:
+def tree_root(conn: sqlite3.Connection, row: SessionRow) -> SessionRow:
     """The top of the session's tree (itself when it has no parent; a parent loop, which
     only a damaged store holds, ends where it comes back)."""
     seen = {row.id}
@@ -238,8 +239,9 @@ def _root(conn: sqlite3.Connection, row: SessionRow) -> SessionRow:
 
 def request_stop(store: Store, session_id: str) -> str:
     """Stop a session: a `stop` command for its live host (a foreground `covey` on this
-    machine gets SIGINT, as if Ctrl+C was pressed in its terminal), or, with no live host,
-    stopped here at once under a fresh lease. Returns "requested", "stopped" or "finished"."""
+    machine gets SIGINT, as if Ctrl+C was pressed in its terminal, unless the session is one of
+    its subagents or teammates), or, with no live host, stopped here at once under a fresh
+    lease. Returns "requested", "stopped" or "finished"."""
     with store.write() as conn:
         row = get_session(conn, session_id)
         if row is None:
@@ -249,10 +251,12 @@ def request_stop(store: Store, session_id: str) -> str:
         expired = row.lease_expires_at is None or row.lease_expires_at < time.time()
         if row.host_id is not None and holder_alive(row.host_id) and not expired:
             pid = local_pid(row.host_id)
-            # a terminal's `covey`: as Ctrl+C; a teammate, or a child of a background session
-            # (the supervisor's, or a Ray node's, whose worker may share this hostname): a
-            # command its host acts on, never a signal to the process hosting the whole tree
-            if row.kind in ("background", "teammate") or _root(conn, row).kind == "background":
+            # a terminal's `covey`: as Ctrl+C; a subagent (which its host stops alone, see
+            # `subagent_stops`), a teammate, or a child of a background session (the
+            # supervisor's, or a Ray node's, whose worker may share this hostname): a command
+            # its host acts on, never a signal to the process hosting the whole tree
+            children = ("background", "teammate", "subagent")
+            if row.kind in children or tree_root(conn, row).kind == "background":
                 pid = None
             if pid is not None:
                 os.kill(pid, signal.SIGINT)

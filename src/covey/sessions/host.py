@@ -6,7 +6,9 @@ conversation of the session it continues), takes the session's lease â€” once â€
 worktree while it is hosted. `run_turn(prompt)` runs one prompt to the end of its turn under
 the lease's heartbeat, writing `working` once at its start and the final state at its end
 from one table (`outcome`), whoever hosts: `covey -p`, the session screen, the supervisor.
-`close()` lets go of the worktree lock and the lease.
+`close()` lets go of the worktree lock and the lease. The worktree comes from
+`session_worktree`, the agent's tools and context from `agent_wiring`; the host builds the
+budget and the rate limiter they are given.
 
 Asking a person goes through an `Asker`: the session screen answers inline, the supervisor
 stores the question and waits for a `reply` command.
@@ -18,36 +20,32 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from covey.agent import RunResult
 from covey.agent.loop import Agent, Observer
-from covey.agent.tool_runner import Approval
 from covey.budget.rate_limiter import shared_limiter
 from covey.budget.spend_limits import BudgetLimits, SessionBudget, budget_pending, warn_host
-from covey.config import credential_names
 from covey.errors import BudgetExceeded, LeaseLost, RunError
-from covey.git.worktrees import (
-    Worktree,
-    find_repo,
-    gitignore_hint,
-    lock_worktree,
-    open_worktree,
-    unlock_worktree,
-)
+from covey.git.worktrees import Worktree, lock_worktree, unlock_worktree
 from covey.hooks import HookCallback
-from covey.messages import Message, ToolUseBlock, Usage
-from covey.models.base import Model
+from covey.messages import Message, Usage
 from covey.models.retry import RetryNotice
-from covey.sessions.control import request_pool_refill
-from covey.sessions.hooks_bridge import CommandHooks, WorktreeCommandHooks, hook_runner
+from covey.sessions.agent_wiring import Asker, command_hooks, wire_agent
+from covey.sessions.background import tree_root
+from covey.sessions.hooks_bridge import CommandHooks
 from covey.sessions.lease import HostLease
 from covey.sessions.pending import set_waiting, with_meta
 from covey.sessions.persist import Persister
 from covey.sessions.plan import SessionPlan
 from covey.sessions.resume import load_conversation
+from covey.sessions.session_worktree import (
+    existing_worktree,
+    open_session_worktree,
+    record_worktree,
+)
 from covey.sessions.state import set_state
-from covey.sessions.subagents import subagent_runtime
+from covey.sessions.subagent_stops import acting_on_subagent_stops
 from covey.sessions.tool_runs import StoreToolRuns, end_leftover_runs
 from covey.store import Store
 from covey.store.session_meta import SessionMeta
@@ -57,14 +55,9 @@ from covey.store.sessions import (
     get_session,
     insert_session,
     new_session_id,
-    update_session,
 )
 from covey.store.transcript import read_entries
 from covey.store.usage import last_usage_id, session_usage
-from covey.teams.join import join_team
-from covey.tools import core_tools
-from covey.tools.base import SandboxOptions, Tool, ToolContext
-from covey.tools.permissions import Decision
 
 __all__ = ["Asker", "CancelCause", "SessionHost", "Spend", "outcome"]
 
@@ -99,16 +92,6 @@ def outcome(error: BaseException | None, cause: CancelCause | None = None) -> Fi
     return ("failed", f"{type(error).__name__}: {error}"[:300])
 
 
-class Asker(Protocol):
-    """How a hosted session asks its person (AskUserQuestion, a permission to grant)."""
-
-    def bind(self, session_id: str, epoch: int, hooks: CommandHooks) -> None: ...
-
-    async def ask_user(self, question: str, options: list[str]) -> str: ...
-
-    async def approve(self, call: ToolUseBlock, decision: Decision) -> bool | Approval: ...
-
-
 class Spend:
     """What the session spent while this host ran it, from the usage rows (the one ledger):
     its own model calls and those of its subagents and teammates."""
@@ -132,6 +115,7 @@ class SessionHost:
         hooks: CommandHooks,
         worktree: Worktree | None,
         spend: Spend,
+        stops_subagents: bool = False,
     ) -> None:
         self.store = store
         self.plan = plan
@@ -143,6 +127,8 @@ class SessionHost:
         self.spend = spend
         self.resumed = plan.previous is not None and plan.previous.state != "queued"
         self.cancel_cause: CancelCause | None = None
+        self.stops_subagents = stops_subagents
+        """A foreground tree: `covey stop SUBAGENT_ID` is acted on here (`subagent_stops`)."""
 
     @property
     def cwd(self) -> Path:
@@ -185,15 +171,16 @@ class SessionHost:
         hooks (the stream-json host's)."""
         limiter = shared_limiter(store, plan.settings.rateLimits)
         model = plan.make_model(on_retry, limiter)  # a bad model or key changes nothing
-        worktree, plan = _open_worktree(store, plan, wake_supervisor)
+        worktree, plan = open_session_worktree(store, plan, wake_supervisor)
         with store.write() as conn:
             row = _session_row(conn, plan, model.name, worktree)
+            foreground = tree_root(conn, row).kind != "background"
         lease = HostLease(store, row.id, host_id)
         try:
             epoch = lease.adopt(claimed_epoch) if claimed_epoch is not None else lease.acquire()
             if worktree is not None and plan.previous is not None:
-                _record_worktree(store, row, epoch, worktree)
-            worktree = worktree or _existing_worktree(row)
+                record_worktree(store, row, epoch, worktree)
+            worktree = worktree or existing_worktree(row)
             if worktree is not None:
                 lock_worktree(worktree, f"covey session {row.id}")
             if plan.previous is not None:  # what a dead host's commands left runs no more
@@ -206,16 +193,18 @@ class SessionHost:
         except BaseException:
             lease.release()
             raise
-        hooks = _command_hooks(plan, row.id, hook_callback)
+        hooks = command_hooks(plan, row.id, hook_callback)
         if asker is not None:
             asker.bind(row.id, epoch, hooks)
         if limiter is not None:
             limiter.bind(row.id, epoch)
         resolve = plan.resolver(on_retry, limiter)
-        agent = _agent(
-            store, plan, row.id, epoch, model, resolve, messages, hooks, asker, observers
+        told, budget = _observers_and_budget(store, plan, row.id, epoch, observers, hooks)
+        agent = wire_agent(
+            store, plan, row.id, epoch, model, resolve, messages, hooks, asker, told, budget
         )
-        return cls(store, plan, row, lease, agent, hooks, worktree, Spend(store, row.id, since))
+        spend = Spend(store, row.id, since)
+        return cls(store, plan, row, lease, agent, hooks, worktree, spend, foreground)
 
     async def run_turn(
         self,
@@ -229,8 +218,13 @@ class SessionHost:
         returns is the session's summary (the supervisor commits the worktree there)."""
         epoch = self.lease.epoch
         self.cancel_cause = None
+        stops = (
+            acting_on_subagent_stops(self.store)
+            if self.stops_subagents
+            else contextlib.nullcontext()
+        )
         try:
-            async with self.lease.heartbeat():
+            async with self.lease.heartbeat(), stops:
                 # on the loop, at once: a queue of other sessions' work in the thread pool
                 # must not hold this turn back (and line every session's turns up behind it)
                 self._set_working(epoch)
@@ -291,44 +285,6 @@ class SessionHost:
             self.lease.release()
 
 
-def _open_worktree(
-    store: Store, plan: SessionPlan, wake_supervisor: Callable[[], object] | None
-) -> tuple[Worktree | None, SessionPlan]:
-    """The worktree a new session asks for (`-w`, or a queued background session's
-    `bg-ID`), and the plan moved into it."""
-    previous = plan.previous
-    queued = previous is not None and previous.state == "queued" and previous.kind == "background"
-    if queued:
-        assert previous is not None
-        name: str | None = f"bg-{previous.id}"
-        base, repo = previous.meta.base, previous.meta.repo
-    elif plan.options.worktree is not None and previous is None:
-        name, base, repo = plan.options.worktree or None, None, None
-    else:
-        return None, plan
-    settings = plan.settings.worktree
-    hooks = None
-    if not queued:
-        hooks = WorktreeCommandHooks(
-            hook_runner(
-                plan.hooks,
-                session_id="",
-                cwd=plan.cwd,
-                project_dir=plan.loaded.project_root,
-                mode=plan.policy.mode,
-                settings=plan.settings,
-            )
-        )
-    wt = open_worktree(
-        plan.cwd, name, settings, hooks=hooks, base=base, repo=Path(repo) if repo else None
-    )
-    refill = settings.pool > 0 and request_pool_refill(store, wt.repo_root) is not None
-    if refill and wake_supervisor is not None:
-        wake_supervisor()
-    hint = None if queued else gitignore_hint(wt.repo_root)
-    return wt, plan.moved_to(wt.path, warning=hint)
-
-
 def _session_row(
     conn: Any, plan: SessionPlan, model_name: str, worktree: Worktree | None
 ) -> SessionRow:
@@ -354,38 +310,6 @@ def _session_row(
     return row
 
 
-def _record_worktree(store: Store, row: SessionRow, epoch: int, wt: Worktree) -> None:
-    """A queued background session now works in its worktree (not a state change)."""
-    meta = row.meta.model_copy(update={"worktree": str(wt.path), "branch": wt.branch})
-    with store.write() as conn:
-        update_session(conn, row.id, epoch, cwd=str(wt.path), meta=meta)
-
-
-def _existing_worktree(row: SessionRow) -> Worktree | None:
-    """The worktree a continued session works in, if it still exists."""
-    if not row.meta.worktree or not Path(row.meta.worktree).is_dir():
-        return None
-    path = Path(row.meta.worktree)
-    repo = Path(row.meta.repo) if row.meta.repo else find_repo(path)
-    return Worktree(path.name, path, row.meta.branch or "", "", repo, created=False)
-
-
-def _command_hooks(
-    plan: SessionPlan, session_id: str, callback: HookCallback | None
-) -> CommandHooks:
-    return CommandHooks(
-        hook_runner(
-            plan.hooks,
-            session_id=session_id,
-            cwd=plan.cwd,
-            project_dir=plan.loaded.project_root,
-            mode=plan.policy.mode,
-            settings=plan.settings,
-            callback=callback,
-        )
-    )
-
-
 def _observers_and_budget(
     store: Store,
     plan: SessionPlan,
@@ -407,85 +331,3 @@ def _observers_and_budget(
         warn=warn_host(told, hooks.notify, session_id),
     )
     return told, budget
-
-
-def _agent(
-    store: Store,
-    plan: SessionPlan,
-    session_id: str,
-    epoch: int,
-    model: Model,
-    resolve: Callable[[str], Model],
-    messages: list[Message],
-    hooks: CommandHooks,
-    asker: Asker | None,
-    observers: Sequence[Observer],
-) -> Agent:
-    settings = plan.settings
-    ctx = _tool_context(store, plan, session_id, asker)
-    approver = asker.approve if asker else None
-    told, budget = _observers_and_budget(store, plan, session_id, epoch, observers, hooks)
-    runtime = subagent_runtime(
-        store,
-        plan.loaded,
-        plan.definitions,
-        env=plan.env,
-        resolve=resolve,
-        allowed_tools=plan.options.allowed_tools,
-        disallowed_tools=plan.options.disallowed_tools,
-        hooks=hooks,
-        approver=approver,
-        request_guard=budget,
-    )
-    team = join_team(store, plan, session_id, epoch, hooks)  # None unless teams are on
-    if team is not None:
-        runtime.teammates, ctx.file_owners = team.launcher, team.owners
-    spawner = runtime.agent_tool(model=model, mode=plan.policy.mode)
-    tools: list[Tool[Any]] = [*core_tools(), *([spawner] if spawner else [])]
-    if plan.tool_names is not None:
-        tools = [t for t in tools if t.name in plan.tool_names]
-    tools += team.tools if team is not None else []
-    return Agent(
-        model,
-        tools,
-        plan.system_prompt,
-        ctx,
-        plan.policy,
-        approver=approver,
-        hooks=hooks,
-        max_turns=plan.max_turns,
-        auto_compact_tokens=settings.autoCompactWindow or int(model.context_window * 0.9),
-        agent_name=_agent_name(plan),
-        observers=told,
-        messages=messages,
-        inbox=spawner.inbox if spawner else None,
-        mailbox=team.mailbox if team else None,
-        request_guard=budget,
-    )
-
-
-def _tool_context(
-    store: Store, plan: SessionPlan, session_id: str, asker: Asker | None
-) -> ToolContext:
-    settings = plan.settings
-    return ToolContext(
-        workspace=plan.cwd,
-        extra_dirs=[Path(d).expanduser() for d in settings.permissions.additionalDirectories],
-        session_id=session_id,
-        sandbox=SandboxOptions(
-            enabled=settings.sandbox.enabled,
-            network=settings.sandbox.network,
-            pass_credentials=settings.tools.passCredentials,
-            credential_names=credential_names(settings),
-        ),
-        ask_user=asker.ask_user if asker else None,
-        tool_runs=StoreToolRuns(store, session_id),
-    )
-
-
-def _agent_name(plan: SessionPlan) -> str | None:
-    """What requests are tagged with: a teammate's own name (each has its own route in the
-    fake provider), else the main agent's definition."""
-    if plan.options.kind == "teammate":
-        return plan.options.name
-    return plan.definition.name if plan.definition else None

@@ -1,21 +1,27 @@
 """File ownership in a team: `owns` globs (gitignore style, relative to the repository root,
 read by `pathspec`). A teammate with globs may Write/Edit only inside them; nobody may
-Write/Edit inside another member's globs. Overlapping globs are refused at spawn."""
+Write/Edit inside another member's globs. Overlapping globs are refused at spawn.
+
+Only a live teammate holds its globs: one that ended (completed, failed, stopped) releases
+them, to a new teammate's `owns` and to everyone's writes (`holders`)."""
 
 from __future__ import annotations
 
 import itertools
 import re
+import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
 from pathspec import GitIgnoreSpec
 
 from covey.errors import ToolError
+from covey.sessions.state import TERMINAL_STATES
 from covey.store import Store
-from covey.store.teams import LEAD, list_members
+from covey.store.sessions import get_session
+from covey.store.teams import LEAD, MemberRow, list_members
 
-__all__ = ["TeamFileOwners", "check_globs", "overlap"]
+__all__ = ["TeamFileOwners", "check_globs", "holders", "overlap"]
 
 _WILD = re.compile(r"\*\*|\*|\?|\[[^\]]*\]")
 
@@ -58,6 +64,19 @@ def overlap(mine: Sequence[str], theirs: Sequence[str]) -> tuple[str, str, str] 
     return None
 
 
+def holders(conn: sqlite3.Connection, members: Sequence[MemberRow]) -> list[MemberRow]:
+    """The teammates among `members` that hold their `owns` globs: those with globs whose
+    session has not ended."""
+    held = []
+    for m in members:
+        if m.name == LEAD or not m.owns:
+            continue
+        row = get_session(conn, m.session_id)
+        if row is not None and row.state not in TERMINAL_STATES:
+            held.append(m)
+    return held
+
+
 class TeamFileOwners:
     """`ToolContext.file_owners` of one member: the team's globs, read from the store on each
     check (a teammate started later counts at once)."""
@@ -96,8 +115,9 @@ class TeamFileOwners:
             return None  # outside the repository: no team rule applies
         with self.store.read() as conn:
             members = list_members(conn, self.team_id)
-        for m in members:
-            if m.owns and m.name != self.name and GitIgnoreSpec.from_lines(m.owns).match_file(rel):
+            owners = holders(conn, members)
+        for m in owners:
+            if m.name != self.name and GitIgnoreSpec.from_lines(m.owns).match_file(rel):
                 return (
                     f"{rel} is owned by teammate {m.name} ({', '.join(m.owns)}); "
                     f"ask {m.name} with SendMessage instead"

@@ -32,7 +32,7 @@ from covey.store.teams import (
     undelivered_count,
 )
 from covey.teams.bell import Bell
-from covey.teams.ownership import check_globs, overlap
+from covey.teams.ownership import check_globs, holders, overlap
 from covey.teams.stop import unless_stopped
 from covey.teams.text import idle_body, preamble
 from covey.teams.tools import lean_tool
@@ -193,14 +193,15 @@ class TeamRuntime:
         teammates = [m for m in members if m.name != LEAD]
         with self.store.read() as conn:  # an ended teammate (completed, failed, stopped) is no
             rows = [get_session(conn, m.session_id) for m in teammates]  # longer counted
+            owners = holders(conn, teammates)  # nor holds its globs
         live = sum(1 for r in rows if r is not None and r.state not in TERMINAL_STATES)
         if live >= self.max_teammates:
             raise ToolError(
                 f"the team has {live} live teammates, the most teams.maxTeammates allows; "
                 "give work to an idle teammate with SendMessage instead"
             )
-        for m in teammates:
-            if owns and m.owns and (found := overlap(owns, m.owns)) is not None:
+        for m in owners:
+            if owns and (found := overlap(owns, m.owns)) is not None:
                 mine, theirs, path = found
                 raise ToolError(
                     f"owns {mine!r} overlaps {theirs!r} owned by teammate {m.name} (both "
