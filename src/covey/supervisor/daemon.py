@@ -56,13 +56,14 @@ from covey.sessions.subagents import RUNNING
 from covey.store import Store
 from covey.store.commands import CommandRow, claim_command, finish_command, pending_commands
 from covey.store.sessions import SessionRow, get_session, list_sessions
-from covey.store.transcript import read_entries
 from covey.supervisor.asking import Replies, SessionAsker, add_grants, resume_prompt
 from covey.supervisor.start import (
     CONTINUE_PROMPT,
     Start,
     commit_session,
     fail_unprepared,
+    first_prompt,
+    openers,
     session_environ,
 )
 
@@ -94,6 +95,7 @@ class Supervisor:
         self._idle_since: float | None = None
         self.ray: Any = None
         """The Ray executor (`background.executor: ray`), else None: sessions run here."""
+        self.openers = openers()
 
     async def serve(self) -> None:
         loop = asyncio.get_running_loop()
@@ -130,6 +132,7 @@ class Supervisor:
             log.info("stopping: interrupting %d session(s)", len(self.tasks))
             for sid, task in self.tasks.items():
                 self._cancel(sid, task, "shutdown")
+        self.openers.shutdown()  # every opening was awaited by its task
 
     def _adopt_orphans(self, tg: asyncio.TaskGroup) -> None:
         """Live sessions whose host went away while this supervisor runs (a foreground
@@ -306,9 +309,10 @@ class Supervisor:
 
     async def _host(self, row: SessionRow, start: Start) -> None:
         asker = SessionAsker(self.store, self.replies)
-        # checkouts and settings are blocking work: off the event loop, and not abandoned
-        # half-way when the session is stopped meanwhile
-        opening = asyncio.ensure_future(asyncio.to_thread(self._open, row, start, asker))
+        # checkouts and settings are blocking work: off the event loop (on `openers`), and
+        # not abandoned half-way when the session is stopped meanwhile
+        loop = asyncio.get_running_loop()
+        opening = loop.run_in_executor(self.openers, self._open, row, start, asker)
         try:
             host = await asyncio.shield(opening)
         except asyncio.CancelledError:
@@ -367,16 +371,9 @@ class Supervisor:
                 )
         host.close()
 
-    def _first_prompt(self, host: SessionHost, row: SessionRow, start: Start) -> str:
-        if start.prompt:
-            return start.prompt
-        with self.store.read() as conn:
-            started = bool(read_entries(conn, host.session_id))
-        return CONTINUE_PROMPT if started else (row.meta.prompt or "")
-
     async def _run(self, host: SessionHost, row: SessionRow, start: Start) -> None:
         sid = host.session_id
-        prompt = self._first_prompt(host, row, start)
+        prompt = first_prompt(self.store, host.session_id, row, start)
         if start.grants:
             await asyncio.to_thread(add_grants, self.store, sid, host.lease.epoch, start.grants)
         if start.budget_raise is not None:

@@ -5,6 +5,7 @@ commit of its worktree when it completes, and the state of one that could not be
 from __future__ import annotations
 
 import contextlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from covey.errors import RunError
@@ -16,9 +17,32 @@ from covey.sessions.pending import Pending, with_meta
 from covey.sessions.state import set_state
 from covey.store import Store
 from covey.store.session_meta import Grant, SessionMeta
-from covey.store.sessions import get_session, release_lease
+from covey.store.sessions import SessionRow, get_session, release_lease
+from covey.store.transcript import read_entries
 
-__all__ = ["CONTINUE_PROMPT", "Start", "commit_session", "fail_unprepared", "session_environ"]
+__all__ = [
+    "CONTINUE_PROMPT",
+    "OPENERS",
+    "Start",
+    "commit_session",
+    "fail_unprepared",
+    "first_prompt",
+    "openers",
+    "session_environ",
+]
+
+OPENERS = 2
+"""Threads that open sessions (plan, claim, worktree checkout) for the supervisor. Opening is
+~15 ms of Python a session, under the interpreter's one lock: with asyncio's six default
+threads, a hundred sessions queued at once kept the event loop of the sessions already
+running from the lock (their turns bunched up: 106-138 ms beyond each answer, against
+20-35 ms with two threads; `bench/agents.py --provider fake`)."""
+
+
+def openers() -> ThreadPoolExecutor:
+    """The supervisor's pool for opening sessions (see `OPENERS`)."""
+    return ThreadPoolExecutor(OPENERS, thread_name_prefix="covey-open")
+
 
 CONTINUE_PROMPT = (
     "The background host restarted while you were working. Continue the task where you "
@@ -38,6 +62,16 @@ class Start:
     grants: tuple[Grant, ...] = ()
     budget_raise: tuple[str, float] | None = None
     """A budget the reply raised: (`session` | `daily`, USD), stored before the turn."""
+
+
+def first_prompt(store: Store, session_id: str, row: SessionRow, start: Start) -> str:
+    """What a hosted session's first turn here is asked: the `Start`'s prompt, else its own
+    prompt, or `CONTINUE_PROMPT` when its transcript shows it began elsewhere."""
+    if start.prompt:
+        return start.prompt
+    with store.read() as conn:
+        started = bool(read_entries(conn, session_id))
+    return CONTINUE_PROMPT if started else (row.meta.prompt or "")
 
 
 def commit_session(host: SessionHost, final_text: str) -> str:
