@@ -31,12 +31,15 @@ __all__ = [
     "session_environ",
 ]
 
-OPENERS = 2
+OPENERS = 3
 """Threads that open sessions (plan, claim, worktree checkout) for the supervisor. Opening is
 ~15 ms of Python a session, under the interpreter's one lock: with asyncio's six default
 threads, a hundred sessions queued at once kept the event loop of the sessions already
-running from the lock (their turns bunched up: 106-138 ms beyond each answer, against
-20-35 ms with two threads; `bench/agents.py --provider fake`)."""
+running from the lock (each later turn 68-113 ms beyond its answer, median, through the real
+adapter; 18-44 ms with three threads, 40-54 ms with two), while fewer threads open the
+hundred more slowly (the last claimed after 2.0-2.3 s with three, 1.6-2.1 s with six): the
+whole run took as long either way (`bench/agents.py --provider fake`: 1.23-1.28x with three,
+1.26-1.29x with six), so the running sessions' turns come first."""
 
 
 def openers() -> ThreadPoolExecutor:
